@@ -1,0 +1,1 @@
+"""The ``ufm`` command line: thin typer commands over the :mod:`ufm` library."""

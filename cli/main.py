@@ -1,0 +1,33 @@
+"""Entry point of the ``ufm`` command."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+import ufm
+from cli.check import check
+
+app = typer.Typer(
+    help="Neural-collapse geometry of supervised-contrastive loss with fixed prototypes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ufm {ufm.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="print the version"),
+) -> None:
+    """ufm: simulate, solve and verify the geometry of SCL with fixed prototypes."""
+
+
+app.command()(check)

@@ -1,0 +1,87 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ufm.analysis import (
+    angle_errors_deg,
+    class_means,
+    geometry_summary,
+    gram_distance,
+    group_angles,
+    mean_gram,
+    nc1,
+)
+from ufm.geometry import etf_gram, prototypes_from_gram
+from ufm.imbalance import labels_from_counts, minority_mask, step_counts
+
+
+def random_features(counts, d, seed=0):
+    y = labels_from_counts(counts)
+    gen = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(len(y), d, generator=gen, dtype=torch.float64), dim=-1), y
+
+
+def test_class_means_match_a_loop():
+    h, y = random_features([3, 5, 2], 4)
+    means = class_means(h, y, 3)
+    for c in range(3):
+        torch.testing.assert_close(means[c], h[y == c].mean(0))
+    centered = class_means(h, y, 3, center=True)
+    torch.testing.assert_close(centered, means - h.mean(0))
+    with pytest.raises(ValueError, match=r"classes \[3\] have no samples"):
+        class_means(h, y, 4)
+
+
+def test_collapsed_features_reproduce_the_target():
+    counts = step_counts(5, 6, 3)
+    g = etf_gram(5)
+    w = prototypes_from_gram(g, 8, seed=1)
+    y = labels_from_counts(counts)
+    h = w[y]
+    torch.testing.assert_close(mean_gram(h, y, 5), g)
+    assert gram_distance(mean_gram(h, y, 5), g).item() < 1e-12
+    assert angle_errors_deg(mean_gram(h, y, 5), g).abs().max() < 1e-5
+    assert nc1(h + 1e-9, y, 5).item() < 1e-12
+
+
+def test_gram_distance_is_the_normalized_frobenius_distance():
+    a = np.array([[1.0, 0.2], [0.2, 1.0]])
+    b = np.eye(2)
+    expected = np.linalg.norm(a / np.linalg.norm(a) - b / np.linalg.norm(b))
+    assert gram_distance(torch.tensor(a), torch.tensor(b)).item() == pytest.approx(expected)
+    assert gram_distance(torch.tensor(3 * a), torch.tensor(a)).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_nc1_matches_an_explicit_computation():
+    h, y = random_features([4, 6, 5], 3, seed=2)
+    hn, yn = h.numpy(), y.numpy()
+    mu = np.stack([hn[yn == c].mean(0) for c in range(3)])
+    mu_g = hn.mean(0)
+    sw = sum(np.outer(hn[i] - mu[yn[i]], hn[i] - mu[yn[i]]) for i in range(len(yn))) / len(yn)
+    sb = sum(np.outer(mu[c] - mu_g, mu[c] - mu_g) for c in range(3)) / 3
+    expected = np.trace(sw @ np.linalg.pinv(sb)) / 3
+    assert nc1(h, y, 3).item() == pytest.approx(expected, rel=1e-8)
+
+
+def test_group_angles_of_an_etf_and_nan_for_missing_groups():
+    g = etf_gram(4)
+    angle = math.degrees(math.acos(-1 / 3))
+    out = group_angles(g, torch.tensor([False, False, True, True]))
+    for key in ("majority", "minority", "across"):
+        assert out[key].item() == pytest.approx(angle)
+    out = group_angles(g, torch.zeros(4, dtype=torch.bool))
+    assert math.isnan(out["minority"].item()) and math.isnan(out["across"].item())
+
+
+def test_summary_works_on_stacks():
+    counts = step_counts(4, 5, 5)
+    h0, y = random_features(counts, 6, seed=0)
+    h1, _ = random_features(counts, 6, seed=1)
+    stacked = geometry_summary(torch.stack([h0, h1]), y, etf_gram(4), minority_mask(counts))
+    single = geometry_summary(h1, y, etf_gram(4), minority_mask(counts))
+    for key, value in single.items():
+        assert stacked[key].shape == (2,)
+        assert stacked[key][1].item() == pytest.approx(value.item())

@@ -1,0 +1,219 @@
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ufm.geometry import etf_gram, orthogonal_gram, prototypes_from_gram
+from ufm.losses import ce_fixed_classifier_loss, class_averaging_loss, prop1_loss, scl_loss
+from ufm.reference import concatenated_scl_loss, naive_class_averaging_loss, naive_scl_loss
+
+
+def unit(*shape, seed=0, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(*shape, generator=gen, dtype=dtype), dim=-1)
+
+
+def imbalanced_labels(n, k, seed):
+    """Labels with a big class, singletons and (for n < 2k) missing classes."""
+    gen = torch.Generator().manual_seed(seed)
+    probs = torch.tensor([2.0**-c for c in range(k)])
+    y = torch.multinomial(probs, n, replacement=True, generator=gen)
+    y[-1] = k - 1  # make sure the rarest class appears (often as a singleton)
+    return y
+
+
+GRID = list(itertools.product([2, 7, 12], [2, 5], [3, 9], [0, 1, 7, 50], [0.1, 1.0], [True, False]))
+
+
+@pytest.mark.parametrize("n,k,d,n_w,tau,anchors", GRID)
+def test_scl_matches_naive_reference(n, k, d, n_w, tau, anchors):
+    seed = hash((n, k, d, n_w, tau, anchors)) % 1000
+    y = imbalanced_labels(n, k, seed)
+    h = unit(n, d, seed=seed).requires_grad_()
+    w = unit(k, d, seed=seed + 1).requires_grad_()
+    ours = scl_loss(h, y, w, n_w, tau, anchors)
+    ref = naive_scl_loss(h, y, w, n_w, tau, anchors)
+    assert abs(ours.item() - ref.item()) <= 1e-9 * max(1.0, abs(ref.item()))
+    g_ours = torch.autograd.grad(ours, (h, w), allow_unused=True, materialize_grads=True)
+    g_ref = torch.autograd.grad(ref, (h, w), allow_unused=True, materialize_grads=True)
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9)
+
+
+@pytest.mark.parametrize("n,k,n_w,tau", list(itertools.product([3, 9], [2, 4], [0, 1, 20], [0.2, 1.0])))
+def test_class_averaging_matches_naive_reference(n, k, n_w, tau):
+    y = imbalanced_labels(n, k, n + k)
+    h = unit(n, 5, seed=n).requires_grad_()
+    w = unit(k, 5, seed=k)
+    ours = class_averaging_loss(h, y, w, n_w, tau)
+    ref = naive_class_averaging_loss(h, y, w, n_w, tau)
+    assert abs(ours.item() - ref.item()) <= 1e-9 * max(1.0, abs(ref.item()))
+    (ga,) = torch.autograd.grad(ours, h, materialize_grads=True, allow_unused=True)
+    gb = torch.autograd.grad(ref, h)[0] if ref.requires_grad else torch.zeros_like(h)
+    torch.testing.assert_close(ga, gb, atol=1e-9, rtol=1e-9)
+
+
+def test_concatenated_baseline_matches_naive():
+    y = imbalanced_labels(8, 3, 1)
+    h, w = unit(8, 4, seed=1), unit(3, 4, seed=2)
+    for anchors in (True, False):
+        torch.testing.assert_close(
+            concatenated_scl_loss(h, y, w, 5, 0.3, anchors), naive_scl_loss(h, y, w, 5, 0.3, anchors)
+        )
+
+
+def test_no_tensor_grows_with_n_w():
+    # Memory/cost independent of n_w: the same call works at n_w = 10^9 (the naive version would need 10^10 rows).
+    y = imbalanced_labels(16, 10, 0)
+    h, w = unit(16, 12, seed=0).requires_grad_(), unit(10, 12, seed=1)
+    loss = scl_loss(h, y, w, 10**9, 0.5)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(h.grad).all()
+
+
+def test_stacked_batches_equal_separate_calls():
+    b, n, k, d = 4, 9, 3, 5
+    h = unit(b, n, d, seed=4)
+    y = torch.stack([imbalanced_labels(n, k, s) for s in range(b)])
+    w = unit(k, d, seed=5)
+    n_w = torch.tensor([0.0, 1.0, 10.0, 100.0], dtype=torch.float64)
+    tau = torch.tensor([0.1, 0.5, 1.0, 2.0], dtype=torch.float64)
+    for fn in (scl_loss, class_averaging_loss):
+        stacked = fn(h, y, w, n_w, tau)
+        separate = torch.stack([fn(h[i], y[i], w, n_w[i].item(), tau[i].item()) for i in range(b)])
+        torch.testing.assert_close(stacked, separate, atol=1e-10, rtol=1e-10)
+    # shared labels [n] broadcast over the stack
+    torch.testing.assert_close(
+        scl_loss(h, y[0], w, 3, 0.5), torch.stack([scl_loss(h[i], y[0], w, 3, 0.5) for i in range(b)])
+    )
+
+
+def test_zero_n_w_equals_plain_scl_and_tensor_zero_is_safe():
+    y = imbalanced_labels(10, 4, 2)
+    h = unit(10, 6, seed=2).requires_grad_()
+    w = unit(4, 6, seed=3)
+    plain = scl_loss(h, y, tau=0.3, num_classes=4)
+    torch.testing.assert_close(scl_loss(h, y, w, 0, 0.3), plain)
+    zero = scl_loss(h, y, w, torch.tensor(0.0, dtype=torch.float64), 0.3)
+    torch.testing.assert_close(zero, plain)
+    zero.backward()
+    assert torch.isfinite(h.grad).all()
+
+
+def test_mask_equals_loss_on_the_existing_rows():
+    n, k, d = 10, 3, 4
+    y = imbalanced_labels(n, k, 7)
+    h = unit(n, d, seed=7).requires_grad_()
+    w = unit(k, d, seed=8)
+    mask = torch.tensor([True, False, True, True, False, True, True, True, False, True])
+    for fn in (scl_loss, class_averaging_loss):
+        padded = h.detach().clone()
+        padded[~mask] = 0.0  # padding rows need not be unit-norm
+        padded.requires_grad_()
+        masked = fn(padded, y, w, 4, 0.4, mask=mask)
+        subset = fn(h[mask], y[mask], w, 4, 0.4)
+        torch.testing.assert_close(masked, subset)
+        masked.backward()
+        assert torch.all(padded.grad[~mask] == 0) and torch.isfinite(padded.grad).all()
+
+
+def test_anchors_without_positives_are_skipped_without_nan():
+    h = unit(4, 5, seed=1).requires_grad_()
+    y = torch.arange(4)  # every class a singleton, no prototypes: no anchor has a positive
+    loss = scl_loss(h, y, tau=0.1)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.all(h.grad == 0)
+    # a single existing row in a padded batch, and a one-row batch
+    mask = torch.tensor([True, False, False, False])
+    one = scl_loss(h, torch.zeros(4, dtype=torch.long), tau=0.1, mask=mask)
+    assert one.item() == 0.0
+    single = scl_loss(h[:1], y[:1], tau=0.1)
+    assert single.item() == 0.0
+
+
+def test_permuting_the_batch_and_rotating_everything_leave_the_loss_unchanged():
+    n, k, d = 11, 4, 6
+    y = imbalanced_labels(n, k, 3)
+    h, w = unit(n, d, seed=3), unit(k, d, seed=4)
+    base = scl_loss(h, y, w, 7, 0.3)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(scl_loss(h[perm], y[perm], w, 7, 0.3), base)
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    torch.testing.assert_close(scl_loss(h @ q, y, w @ q, 7, 0.3), base)
+    torch.testing.assert_close(class_averaging_loss(h @ q, y, w @ q, 7, 0.3), class_averaging_loss(h, y, w, 7, 0.3))
+
+
+def test_float32_agrees_with_float64():
+    y = imbalanced_labels(32, 5, 0)
+    h, w = unit(32, 8, seed=0), unit(5, 8, seed=1)
+    a = scl_loss(h, y, w, 100, 0.1)
+    b = scl_loss(h.float(), y, w.float(), 100, 0.1)
+    assert abs(a.item() - b.item()) <= 1e-5 * abs(a.item())
+
+
+def test_balanced_etf_is_a_critical_point_of_scl_on_the_sphere():
+    # Collapsed features on the simplex ETF: the Riemannian gradient (tangent part) vanishes.
+    k, per = 4, 3
+    w = prototypes_from_gram(etf_gram(k), 5)
+    y = torch.arange(k).repeat_interleave(per)
+    h = w[y].clone().requires_grad_()
+    scl_loss(h, y, w, 10, 0.5).backward()
+    tangent = h.grad - (h.grad * h).sum(-1, keepdim=True) * h
+    assert tangent.abs().max() < 1e-12
+
+
+def test_ce_fixed_classifier_matches_torch_cross_entropy():
+    y = imbalanced_labels(12, 4, 5)
+    h, w = unit(12, 6, seed=5), unit(4, 6, seed=6)
+    expected = F.cross_entropy(h @ w.T / 0.2, y, reduction="sum")
+    torch.testing.assert_close(ce_fixed_classifier_loss(h, y, w, 0.2), expected)
+
+
+def test_prop1_loss_hand_computed_case():
+    # k = 2 orthogonal prototypes e1, e2; one sample h = e1 of class 0; tau = 1:
+    # logits (1, 0): log softmax_0 = 1 - log(1 + e); alignment w_0 . h = 1.
+    w = prototypes_from_gram(orthogonal_gram(2), 2)
+    h = w[:1].clone()
+    expected = math.log(1 + math.e) - 2
+    assert prop1_loss(h, torch.tensor([0]), w, 1.0).item() == pytest.approx(expected, abs=1e-12)
+    # tau = 0.5 doubles every inner product
+    expected = math.log(1 + math.exp(2)) - 4
+    assert prop1_loss(h, torch.tensor([0]), w, 0.5).item() == pytest.approx(expected, abs=1e-12)
+
+
+BAD = [
+    (lambda h, y, w: scl_loss(h, y[:-1], w, 1), "do not match"),
+    (lambda h, y, w: scl_loss(h, y + 10, w, 1), "outside [0, 3)"),
+    (lambda h, y, w: scl_loss(h, y - 5, w, 1), ">= 0"),
+    (lambda h, y, w: scl_loss(h, y.double(), w, 1), "integer tensor"),
+    (lambda h, y, w: scl_loss(h * float("nan"), y, w, 1), "non-finite"),
+    (lambda h, y, w: scl_loss(h, y, w, -1), "n_w"),
+    (lambda h, y, w: scl_loss(h, y, w, 1, 0.0), "tau"),
+    (lambda h, y, w: scl_loss(h, y, w, 1, -1.0), "tau"),
+    (lambda h, y, w: scl_loss(h, y, w, torch.tensor([1.0, -2.0])), "n_w"),
+    (lambda h, y, w: scl_loss(2 * h, y, w, 1), "unit-norm"),
+    (lambda h, y, w: scl_loss(h, y, 2 * w, 1), "prototypes rows must be unit-norm"),
+    (lambda h, y, w: scl_loss(h, y, w[:, :2], 1), "dimension"),
+    (lambda h, y, w: scl_loss(h, y, w, 1, mask=torch.ones(8)), "bool"),
+    (lambda h, y, w: scl_loss(h.long(), y, w, 1), "floating-point"),
+    (lambda h, y, w: class_averaging_loss(h, y, w, 1, float("inf")), "finite"),
+    (lambda h, y, w: ce_fixed_classifier_loss(h, y, None), "prototypes"),
+    (lambda h, y, w: prop1_loss(3 * h, y, w), "unit-norm"),
+]
+
+
+@pytest.mark.parametrize("call,message", BAD)
+def test_bad_input_raises_a_clear_value_error(call, message):
+    y = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
+    h, w = unit(8, 4, seed=0), unit(3, 4, seed=1)
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        call(h, y, w)
+
+
+def test_unit_norm_check_can_be_turned_off():
+    y = torch.tensor([0, 0, 1, 1])
+    h = 2 * unit(4, 3, seed=0)
+    loss = scl_loss(h, y, tau=1.0, require_unit_norm=False)
+    assert torch.isclose(loss, naive_scl_loss(h, y, tau=1.0))

@@ -1,0 +1,51 @@
+"""ufm: neural-collapse geometry of supervised-contrastive loss with fixed prototypes.
+
+The science lives in small modules: :mod:`ufm.losses` (SCL with prototypes, class-averaging, CE),
+:mod:`ufm.geometry` (target Grams and prototypes), :mod:`ufm.imbalance` (class-count profiles),
+:mod:`ufm.analysis` (G_M, distances, NC1) and :mod:`ufm.reference` (naive losses for checking).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ufm.analysis import angle_errors_deg, class_means, geometry_summary, gram_distance, group_angles, mean_gram, nc1
+from ufm.geometry import (
+    check_gram,
+    etf_gram,
+    make_gram,
+    minority_weighted_gram,
+    orthogonal_gram,
+    prototypes_from_gram,
+)
+from ufm.imbalance import class_counts, labels_from_counts, long_tail_counts, minority_mask, step_counts
+from ufm.losses import ce_fixed_classifier_loss, class_averaging_loss, prop1_loss, scl_loss
+
+try:
+    __version__ = version("ufm")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "__version__",
+    "angle_errors_deg",
+    "ce_fixed_classifier_loss",
+    "check_gram",
+    "class_averaging_loss",
+    "class_counts",
+    "class_means",
+    "etf_gram",
+    "geometry_summary",
+    "gram_distance",
+    "group_angles",
+    "labels_from_counts",
+    "long_tail_counts",
+    "make_gram",
+    "mean_gram",
+    "minority_mask",
+    "minority_weighted_gram",
+    "nc1",
+    "orthogonal_gram",
+    "prop1_loss",
+    "prototypes_from_gram",
+    "scl_loss",
+    "step_counts",
+]

@@ -1,0 +1,168 @@
+"""Target geometries G_* (k x k Gram matrices of unit prototypes) and prototypes W realizing them.
+
+A valid G_* is symmetric, has unit diagonal, is positive semidefinite and has rank <= d, so that
+k unit vectors in R^d with W W^T = G_* exist.  Tolerances are absolute on entries and relative to
+max(1, largest eigenvalue) on eigenvalues; the default is ``GRAM_TOL = 1e-6``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "GRAM_TOL",
+    "GEOMETRIES",
+    "etf_gram",
+    "orthogonal_gram",
+    "minority_weighted_gram",
+    "check_gram",
+    "gram_rank",
+    "load_gram",
+    "make_gram",
+    "prototypes_from_gram",
+]
+
+GRAM_TOL = 1e-6
+GEOMETRIES = ("etf", "orthogonal", "minority")
+
+
+def etf_gram(k: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Simplex ETF: G = k/(k-1) (I - 1 1^T / k), off-diagonal -1/(k-1), rank k-1.  ``[k, k]``."""
+    if k < 2:
+        raise ValueError(f"a simplex ETF needs k >= 2 classes, got k={k}")
+    eye = torch.eye(k, dtype=dtype)
+    return (eye - torch.full((k, k), 1.0 / k, dtype=dtype)) * (k / (k - 1))
+
+
+def orthogonal_gram(k: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Orthogonal frame: G = I (the SCL geometry with ReLU features, Kini et al. 2023).  ``[k, k]``."""
+    if k < 1:
+        raise ValueError(f"need k >= 1 classes, got k={k}")
+    return torch.eye(k, dtype=dtype)
+
+
+def minority_weighted_gram(counts, gamma: float = 1.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Weighted simplex in which rarer classes get larger angles.
+
+    With weights p_c ∝ n_c^(-gamma) (sum 1), u_c = e_c - p and w_c = u_c / ||u_c||:
+    cos(w_a, w_b) = (||p||^2 - p_a - p_b) / (||u_a|| ||u_b||) for a != b.  This cosine decreases in
+    p_a and p_b, so classes with fewer samples (larger p) are spread further apart.  gamma = 0 or equal
+    counts give the simplex ETF; sum_c p_c w_c ||u_c|| = 0, so the rank is k - 1.  ``[k, k]``.
+    """
+    n = torch.as_tensor(counts, dtype=dtype).flatten()
+    if n.numel() < 2 or bool((n <= 0).any()):
+        raise ValueError(f"counts must hold >= 2 positive class sizes, got {n.tolist()}")
+    if not np.isfinite(gamma) or gamma < 0:
+        raise ValueError(f"gamma must be a finite number >= 0 (0 gives the ETF), got {gamma}")
+    p = n ** (-gamma)
+    p = p / p.sum()
+    u = torch.eye(len(n), dtype=dtype) - p
+    g = u @ u.T
+    scale = g.diagonal().rsqrt()
+    g = g * scale[:, None] * scale[None, :]
+    g.diagonal().fill_(1.0)
+    return g
+
+
+def gram_rank(g: torch.Tensor, tol: float = GRAM_TOL) -> int:
+    """Number of eigenvalues above tol * max(1, largest eigenvalue)."""
+    ev = torch.linalg.eigvalsh(torch.as_tensor(g, dtype=torch.float64))
+    return int((ev > tol * max(1.0, float(ev.max()))).sum())
+
+
+def check_gram(g, d: int | None = None, tol: float = GRAM_TOL) -> torch.Tensor:
+    """Validate a target Gram and return it as a symmetric float64 tensor ``[k, k]``.
+
+    Refused, with the failing condition and its size: not square, non-finite, not symmetric
+    (max |G - G^T| > tol), not unit-diagonal (max |G_cc - 1| > tol), not PSD (smallest eigenvalue
+    < -tol * max(1, largest)), or rank > d.
+    """
+    g = torch.as_tensor(g, dtype=torch.float64)
+    if g.dim() != 2 or g.shape[0] != g.shape[1] or g.shape[0] < 1:
+        raise ValueError(f"a Gram matrix must be square k x k, got shape {tuple(g.shape)}")
+    if not bool(torch.isfinite(g).all()):
+        raise ValueError("the Gram matrix has non-finite entries")
+    asym = float((g - g.T).abs().max())
+    if asym > tol:
+        raise ValueError(f"the Gram matrix is not symmetric: max |G - G^T| = {asym:.3g} > tolerance {tol:g}")
+    g = (g + g.T) / 2
+    diag_err = float((g.diagonal() - 1).abs().max())
+    if diag_err > tol:
+        raise ValueError(
+            f"the Gram matrix must have unit diagonal (unit-norm prototypes): max |G_cc - 1| = {diag_err:.3g} "
+            f"> tolerance {tol:g}; rescale it as D^-1/2 G D^-1/2 with D = diag(G)"
+        )
+    ev = torch.linalg.eigvalsh(g)
+    scale = max(1.0, float(ev.max()))
+    if float(ev.min()) < -tol * scale:
+        raise ValueError(
+            f"the Gram matrix is not positive semidefinite: smallest eigenvalue {float(ev.min()):.3g} "
+            f"< -{tol * scale:.3g} (tolerance {tol:g} x max(1, largest eigenvalue)); no unit vectors have this Gram"
+        )
+    rank = int((ev > tol * scale).sum())
+    if d is not None and rank > d:
+        raise ValueError(
+            f"the Gram matrix has rank {rank} > embedding dimension d={d}: it cannot be realized in R^{d}; "
+            f"use d >= {rank} or a lower-rank geometry"
+        )
+    return g
+
+
+def load_gram(path: str | Path) -> torch.Tensor:
+    """Read a k x k Gram from ``.npy`` or a text file (``.csv``/``.txt``: comma or whitespace separated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Gram file {path} does not exist; pass a .npy, .csv or .txt file holding a k x k matrix")
+    try:
+        if path.suffix == ".npy":
+            arr = np.load(path)
+        else:
+            arr = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=2)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"could not read a numeric k x k matrix from {path}: {err}") from err
+    return check_gram(arr)
+
+
+def make_gram(name: str, k: int, counts=None, gamma: float = 1.0) -> torch.Tensor:
+    """G_* by name: ``etf``, ``orthogonal``, or ``minority`` (needs ``counts``; see :func:`minority_weighted_gram`)."""
+    if name == "etf":
+        return etf_gram(k)
+    if name == "orthogonal":
+        return orthogonal_gram(k)
+    if name == "minority":
+        if counts is None:
+            raise ValueError("the 'minority' geometry needs the class counts")
+        return minority_weighted_gram(counts, gamma)
+    raise ValueError(f"unknown geometry {name!r}; choose one of {', '.join(GEOMETRIES)} or give a Gram file")
+
+
+def prototypes_from_gram(
+    g,
+    d: int,
+    *,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+    tol: float = GRAM_TOL,
+) -> torch.Tensor:
+    """Unit prototypes W ``[k, d]`` with W W^T = G (to round-off), from G = V diag(λ) V^T.
+
+    W = V_r diag(λ_r)^(1/2) padded with zero columns to d (r = rank), rows renormalized.  With
+    ``seed``, W is multiplied by a seeded random rotation of R^d (same Gram, generic coordinates).
+    """
+    if not isinstance(d, int) or d < 1:
+        raise ValueError(f"embedding dimension d must be a positive integer, got {d!r}")
+    g = check_gram(g, d, tol)
+    ev, vecs = torch.linalg.eigh(g)
+    order = torch.argsort(ev, descending=True)[: min(d, len(ev))]
+    w = vecs[:, order] * ev[order].clamp_min(0).sqrt()
+    w = torch.nn.functional.pad(w, (0, d - w.shape[1]))
+    w = w / torch.linalg.vector_norm(w, dim=1, keepdim=True)
+    if seed is not None:
+        gen = torch.Generator().manual_seed(seed)
+        q, r = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
+        w = w @ (q * torch.sign(r.diagonal()))
+    return w.to(dtype=dtype, device=device)

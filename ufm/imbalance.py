@@ -1,0 +1,85 @@
+"""Class-count profiles (balanced, STEP, long-tail) and the labels they give.
+
+STEP (Cao et al. 2019; Kini et al. 2023): the first k - floor(rho k) classes are majorities with
+n samples, the last floor(rho k) are minorities with n // R samples.  Long-tail (exponential,
+Cui et al. 2019): class c in 0..k-1 has floor(n R^(-c/(k-1))) samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["PROFILES", "balanced_counts", "step_counts", "long_tail_counts", "class_counts", "labels_from_counts", "minority_mask"]
+
+PROFILES = ("balanced", "step", "long-tail")
+
+
+def _check(k: int, n: int, ratio: float) -> None:
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"number of classes k must be a positive integer, got {k!r}")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"samples per majority class n must be a positive integer, got {n!r}")
+    if not math.isfinite(ratio) or ratio < 1:
+        raise ValueError(f"imbalance ratio R must be >= 1 (1 is balanced), got {ratio}")
+
+
+def balanced_counts(k: int, n: int) -> torch.Tensor:
+    """``[k]`` counts, all equal to n."""
+    _check(k, n, 1.0)
+    return torch.full((k,), n, dtype=torch.long)
+
+
+def step_counts(k: int, n: int, ratio: float, minority_fraction: float = 0.5) -> torch.Tensor:
+    """``[k]`` STEP counts: majorities n, the last floor(rho k) classes n // R."""
+    _check(k, n, ratio)
+    if not 0 <= minority_fraction <= 1:
+        raise ValueError(f"minority fraction rho must lie in [0, 1], got {minority_fraction}")
+    n_min = int(n // ratio)
+    if n_min < 1:
+        raise ValueError(f"minority classes would have n // R = {n} // {ratio:g} = 0 samples; increase n or lower R")
+    k_min = math.floor(minority_fraction * k + 1e-9)
+    counts = torch.full((k,), n, dtype=torch.long)
+    counts[k - k_min :] = n_min
+    return counts
+
+
+def long_tail_counts(k: int, n: int, ratio: float) -> torch.Tensor:
+    """``[k]`` exponential long-tail counts floor(n R^(-c/(k-1))), c = 0..k-1 (all n when k = 1)."""
+    _check(k, n, ratio)
+    if k == 1:
+        return torch.tensor([n])
+    c = torch.arange(k, dtype=torch.float64)
+    counts = torch.floor(n * ratio ** (-c / (k - 1)) + 1e-9).long()
+    if int(counts.min()) < 1:
+        raise ValueError(f"the rarest class would get {int(counts.min())} samples; increase n or lower R")
+    return counts
+
+
+def class_counts(profile: str, k: int, n: int, ratio: float = 1.0, minority_fraction: float = 0.5) -> torch.Tensor:
+    """Counts by profile name: ``balanced``, ``step`` or ``long-tail``."""
+    if profile == "balanced":
+        return balanced_counts(k, n)
+    if profile == "step":
+        return step_counts(k, n, ratio, minority_fraction)
+    if profile == "long-tail":
+        return long_tail_counts(k, n, ratio)
+    raise ValueError(f"unknown imbalance profile {profile!r}; choose one of {', '.join(PROFILES)}")
+
+
+def labels_from_counts(counts) -> torch.Tensor:
+    """Labels ``[N]`` sorted by class: counts[c] copies of c."""
+    counts = torch.as_tensor(counts, dtype=torch.long)
+    return torch.repeat_interleave(torch.arange(len(counts)), counts)
+
+
+def minority_mask(counts) -> torch.Tensor:
+    """``[k]`` bool: classes with fewer samples than sqrt(max count x min count).
+
+    For STEP this is exactly the minority group; balanced counts have no minority.
+    """
+    n = torch.as_tensor(counts, dtype=torch.float64)
+    if bool((n == n.max()).all()):
+        return torch.zeros(len(n), dtype=torch.bool)
+    return n < torch.sqrt(n.max() * n.min())

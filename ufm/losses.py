@@ -1,0 +1,331 @@
+"""Batch losses over unit-norm embeddings: SCL with fixed prototypes, its class-averaging variant, and CE.
+
+Notation (Kini et al. 2023, "Supervised-contrastive loss learns orthogonal frames and batching
+matters", and the fixed-prototype follow-up): a batch holds n embeddings ``h: [..., n, d]`` with
+labels ``y: [..., n]``; fixed prototypes ``W: [k, d]`` (or ``[..., k, d]``) enter the batch as
+``n_w`` copies each; ``tau`` is the temperature, so a similarity is ``s_il = z_i . z_l / tau``.
+
+SCL, Eq. (1), on the augmented batch A = B ∪ {n_w copies of each w_c}:
+
+    L = sum_{i in anchors} 1/(n_{A,y_i} - 1) sum_{j in A, j != i, y_j = y_i}
+            log sum_{l in A, l != i} exp(s_il - s_ij)
+
+where n_{A,c} = (number of class-c samples in B) + n_w.  Anchors are all of A (``prototype_anchors``,
+each of the n_w identical copies of a prototype is an anchor) or the batch samples only.  An anchor
+with no positive is skipped, as in Eq. (1).
+
+Copies are multiplicities, never rows: every function here costs O(n^2 d + n k d + k^2 d) whatever
+n_w is, and ``n_w`` may be a tensor ``[...]`` (one value per stacked run), as may ``tau``.
+
+All losses are *sums* over anchors, differentiable, on any device and float dtype, with optional
+leading stack dims.  ``mask: [..., n]`` (bool) marks the rows of a padded batch that exist; masked rows
+are neither anchors, positives nor negatives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ufm._checks import Scalar, check_float_tensor, check_labels, check_positive
+
+__all__ = [
+    "scl_loss",
+    "class_averaging_loss",
+    "ce_fixed_classifier_loss",
+    "prop1_loss",
+]
+
+
+@dataclass(frozen=True)
+class _Augmented:
+    """The augmented batch A = B ∪ W with multiplicities instead of copies.
+
+    R = n + k rows (k = 0 without prototypes): the batch rows, then one row per prototype.
+    """
+
+    z: torch.Tensor  # [..., R, d] rows of A
+    zt: torch.Tensor  # z / tau
+    onehot: torch.Tensor  # [..., R, k] class of each row
+    mult: torch.Tensor  # [..., R] multiplicity of each row as a member of A (1 / 0 for padding / n_w)
+    counts: torch.Tensor  # [..., k] class sizes in A: batch counts + n_w
+    n: int  # number of batch rows
+    unit_mult: bool  # every multiplicity is 1 (no padding, no prototype rows)
+    n_w: torch.Tensor  # [...] or []
+    tau: torch.Tensor  # [...] or []
+
+
+def _as_param(value: Scalar, h: torch.Tensor, name: str) -> torch.Tensor:
+    t = torch.as_tensor(value, dtype=h.dtype, device=h.device)
+    lead = h.shape[:-2]
+    try:
+        ok = torch.broadcast_shapes(t.shape, lead) == lead
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{name} of shape {tuple(t.shape)} must be a scalar or broadcast to the stack dims {tuple(lead)} of h"
+        )
+    return t
+
+
+def _validate(
+    h: torch.Tensor,
+    y: torch.Tensor,
+    prototypes: torch.Tensor | None,
+    n_w: Scalar,
+    tau: Scalar,
+    num_classes: int | None,
+    mask: torch.Tensor | None,
+    require_unit_norm: bool,
+) -> None:
+    if mask is not None:
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            raise ValueError("mask must be a bool tensor [..., n] (True where the row exists)")
+        if isinstance(h, torch.Tensor) and mask.shape != h.shape[:-1]:
+            raise ValueError(f"mask of shape {tuple(mask.shape)} must have shape {tuple(h.shape[:-1])}")
+    check_float_tensor(h, "embeddings h", min_dim=2, require_unit_norm=require_unit_norm, valid=mask)
+    check_positive(n_w, "n_w (copies of each prototype)", allow_zero=True)
+    check_positive(tau, "temperature tau", allow_zero=False)
+    if prototypes is not None:
+        if isinstance(prototypes, torch.Tensor) and prototypes.dim() and prototypes.shape[-1] != h.shape[-1]:
+            raise ValueError(
+                f"prototypes have dimension {prototypes.shape[-1]} but embeddings have {h.shape[-1]}; "
+                "build them with prototypes_from_gram(G, d) using the embedding dimension d"
+            )
+        check_float_tensor(prototypes, "prototypes", min_dim=2, require_unit_norm=require_unit_norm)
+        if num_classes is not None and num_classes != prototypes.shape[-2]:
+            raise ValueError(f"num_classes={num_classes} but {prototypes.shape[-2]} prototypes were given")
+    check_labels(y, h.shape[:-1], prototypes.shape[-2] if prototypes is not None else num_classes)
+
+
+def _augment(
+    h: torch.Tensor,
+    y: torch.Tensor,
+    prototypes: torch.Tensor | None,
+    n_w: Scalar,
+    tau: Scalar,
+    num_classes: int | None,
+    mask: torch.Tensor | None,
+) -> _Augmented:
+    if prototypes is not None:
+        k = prototypes.shape[-2]
+    elif num_classes is not None:
+        k = num_classes
+    else:
+        k = int(y.max()) + 1 if y.numel() else 1
+    lead, n = h.shape[:-2], h.shape[-2]
+    nw = _as_param(n_w, h, "n_w")
+    t = _as_param(tau, h, "tau")
+    labels = y.long().expand(*lead, n)
+    mult = mask.to(h.dtype) if mask is not None else h.new_ones(()).expand(*lead, n)
+    z = h
+    # n_w == 0 (a Python number) is plain SCL: leave the prototype rows out altogether.
+    if prototypes is not None and not (isinstance(n_w, (int, float)) and n_w == 0):
+        w = prototypes.to(h.dtype).expand(*lead, *prototypes.shape[-2:])
+        z = torch.cat([h, w], dim=-2)
+        classes = torch.arange(k, device=h.device).expand(*lead, k)
+        labels = torch.cat([labels, classes], dim=-1)
+        mult = torch.cat([mult, nw.unsqueeze(-1).expand(*lead, k)], dim=-1)
+    onehot = F.one_hot(labels, k).to(h.dtype)
+    return _Augmented(
+        z=z,
+        zt=z / t[..., None, None],
+        onehot=onehot,
+        mult=mult,
+        counts=(onehot * mult.unsqueeze(-1)).sum(-2),
+        n=n,
+        unit_mult=mask is None and z is h,
+        n_w=nw,
+        tau=t,
+    )
+
+
+def _logits(a: _Augmented) -> torch.Tensor:
+    """L_rl = s_rl + log(multiplicity of l as a member other than r), ``[..., R, R]``.
+
+    The multiplicity is mult_l, less one on the diagonal: the anchor itself is excluded (-inf for a
+    batch row, log(n_w - 1) for a prototype row whose other n_w - 1 copies remain).
+    """
+    s = a.zt @ a.z.transpose(-1, -2)
+    if not a.unit_mult:
+        s.add_(torch.log(a.mult).unsqueeze(-2))
+    diag = s.diagonal(dim1=-2, dim2=-1)
+    diag[..., : a.n].fill_(float("-inf"))
+    if s.shape[-1] > a.n:
+        self_sim = (a.zt[..., a.n :, :] * a.z[..., a.n :, :]).sum(-1)
+        diag[..., a.n :] = self_sim + torch.log((a.n_w.unsqueeze(-1) - 1).clamp_min(0))
+    return s
+
+
+def _row_shift(logits: torch.Tensor) -> torch.Tensor:
+    """Largest logit of each row, detached, 0 for an empty row: ``[..., R, 1]``."""
+    m = logits.amax(-1, keepdim=True).detach()
+    return torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+
+
+def _positives(a: _Augmented) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row r: (sum over positives of s_rj with multiplicity, number of positives), ``[..., R]``.
+
+    With C_c = sum_l mult_l z_l [y_l = c], the positives of r sum to z_r . (C_{y_r} - z_r) / tau: one copy
+    of r itself is removed.  O(R k d), no R x R mask.
+    """
+    class_sums = (a.onehot * a.mult.unsqueeze(-1)).transpose(-1, -2) @ a.z  # [..., k, d]
+    s_zc = a.zt @ class_sums.transpose(-1, -2)  # [..., R, k]
+    pos = (s_zc * a.onehot).sum(-1) - (a.zt * a.z).sum(-1)
+    cnt = (a.onehot * a.counts.unsqueeze(-2)).sum(-1) - 1
+    return pos, cnt
+
+
+def _anchor_sum(lse: torch.Tensor, pos: torch.Tensor, cnt: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """sum_r weight_r (lse_r - pos_r / cnt_r) over anchors with weight > 0 and at least one positive."""
+    use = (cnt > 0) & (weight > 0)
+    per_anchor = lse - pos / cnt.clamp_min(torch.finfo(lse.dtype).tiny)
+    return (torch.where(use, per_anchor, torch.zeros_like(per_anchor)) * weight).sum(-1)
+
+
+def _anchor_weight(a: _Augmented, prototype_anchors: bool) -> torch.Tensor:
+    """Anchor multiplicity of each row: the batch rows that exist, and n_w per prototype if they are anchors."""
+    if prototype_anchors:
+        return a.mult
+    weight = a.mult.clone()
+    weight[..., a.n :] = 0
+    return weight
+
+
+def scl_loss(
+    h: torch.Tensor,
+    y: torch.Tensor,
+    prototypes: torch.Tensor | None = None,
+    n_w: Scalar = 0,
+    tau: Scalar = 1.0,
+    prototype_anchors: bool = True,
+    *,
+    num_classes: int | None = None,
+    mask: torch.Tensor | None = None,
+    require_unit_norm: bool = True,
+    validate: bool = True,
+) -> torch.Tensor:
+    """Batch SCL with ``n_w`` copies of each fixed prototype (Eq. 1), summed over anchors.
+
+    Args:
+        h: embeddings ``[..., n, d]`` (unit rows unless ``require_unit_norm=False``).
+        y: integer labels ``[n]`` or ``[..., n]``.
+        prototypes: ``W: [k, d]`` or ``[..., k, d]`` unit rows, or None for plain SCL.
+        n_w: copies of each prototype (a multiplicity, may be fractional), scalar or ``[...]``.
+        tau: temperature > 0, scalar or ``[...]``.
+        prototype_anchors: prototype copies are anchors too (True) or only positives/negatives.
+        num_classes: k when no prototypes are given (default: max label + 1).
+        mask: ``[..., n]`` bool, False for padding rows.
+        require_unit_norm: refuse rows whose norm is not 1 (tolerance sqrt(eps) of the dtype).
+        validate: run the input checks (turn off only in hot loops over inputs already checked).
+
+    Returns:
+        ``[...]``: the loss of each stacked batch.
+    """
+    if validate:
+        _validate(h, y, prototypes, n_w, tau, num_classes, mask, require_unit_norm)
+    a = _augment(h, y, prototypes, n_w, tau, num_classes, mask)
+    logits = _logits(a)
+    m = _row_shift(logits)
+    lse = m.squeeze(-1) + torch.log(torch.exp(logits - m).sum(-1).clamp_min(torch.finfo(h.dtype).tiny))
+    pos, cnt = _positives(a)
+    return _anchor_sum(lse, pos, cnt, _anchor_weight(a, prototype_anchors))
+
+
+def class_averaging_loss(
+    h: torch.Tensor,
+    y: torch.Tensor,
+    prototypes: torch.Tensor | None = None,
+    n_w: Scalar = 0,
+    tau: Scalar = 1.0,
+    *,
+    num_classes: int | None = None,
+    mask: torch.Tensor | None = None,
+    require_unit_norm: bool = True,
+    validate: bool = True,
+) -> torch.Tensor:
+    """Class-averaging SCL (balanced contrastive loss, Zhu et al. 2022, Eq. 6), summed over batch anchors.
+
+    For anchor i (a batch sample; prototypes, if any, are only positives/negatives, as in BCL):
+
+        L_i = 1/|P(i)| sum_{j in P(i)} -log [ exp(s_ij) / sum_{c present} 1/|A_c^i| sum_{l in A_c^i} exp(s_il) ]
+
+    where A_c^i is the set of class-c members of the augmented batch other than i (class-c samples
+    plus n_w copies of w_c) and classes with A_c^i empty are left out of the sum.
+    Shapes and arguments as in :func:`scl_loss`; returns ``[...]``.
+    """
+    if validate:
+        _validate(h, y, prototypes, n_w, tau, num_classes, mask, require_unit_norm)
+    a = _augment(h, y, prototypes, n_w, tau, num_classes, mask)
+    logits = _logits(a)
+    m = _row_shift(logits)
+    class_sum = torch.exp(logits - m) @ a.onehot  # [..., R, k], multiplicities included via the logits
+    class_cnt = a.counts.unsqueeze(-2) - a.onehot * a.mult.unsqueeze(-1)  # members other than the anchor
+    tiny = torch.finfo(h.dtype).tiny
+    avg = torch.where(class_cnt > 0, class_sum / class_cnt.clamp_min(tiny), torch.zeros_like(class_sum))
+    lse = m.squeeze(-1) + torch.log(avg.sum(-1).clamp_min(tiny))
+    pos, cnt = _positives(a)
+    return _anchor_sum(lse, pos, cnt, _anchor_weight(a, prototype_anchors=False))
+
+
+def _fixed_logits(
+    h: torch.Tensor,
+    y: torch.Tensor,
+    prototypes: torch.Tensor,
+    tau: Scalar,
+    mask: torch.Tensor | None,
+    require_unit_norm: bool,
+    validate: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(one-hot labels ``[..., n, k]``, zero on masked rows; logits W h / tau ``[..., n, k]``)."""
+    if prototypes is None:
+        raise ValueError("a fixed classifier needs prototypes W [k, d]; build them with prototypes_from_gram")
+    if validate:
+        _validate(h, y, prototypes, 0, tau, None, mask, require_unit_norm)
+    k = prototypes.shape[-2]
+    onehot = F.one_hot(y.long(), k).to(h.dtype).expand(*h.shape[:-1], k)
+    if mask is not None:
+        onehot = onehot * mask.unsqueeze(-1).to(h.dtype)
+    t = _as_param(tau, h, "tau")
+    return onehot, (h / t[..., None, None]) @ prototypes.transpose(-1, -2)
+
+
+def ce_fixed_classifier_loss(
+    h: torch.Tensor,
+    y: torch.Tensor,
+    prototypes: torch.Tensor,
+    tau: Scalar = 1.0,
+    *,
+    mask: torch.Tensor | None = None,
+    require_unit_norm: bool = True,
+    validate: bool = True,
+) -> torch.Tensor:
+    """Cross-entropy with the fixed normalized classifier W: ``-sum_i log softmax_{y_i}(W h_i / tau)``.
+
+    ``h: [..., n, d]``, ``W: [k, d]``; returns ``[...]`` (sum over the batch).
+    """
+    onehot, logits = _fixed_logits(h, y, prototypes, tau, mask, require_unit_norm, validate)
+    return -(torch.log_softmax(logits, dim=-1) * onehot).sum((-2, -1))
+
+
+def prop1_loss(
+    h: torch.Tensor,
+    y: torch.Tensor,
+    prototypes: torch.Tensor,
+    tau: Scalar = 1.0,
+    *,
+    mask: torch.Tensor | None = None,
+    require_unit_norm: bool = True,
+    validate: bool = True,
+) -> torch.Tensor:
+    """The large-n_w limit of SCL with prototypes exactly as published (Proposition 1):
+
+        -sum_i [ log softmax_{y_i}(W h_i / tau) + w_{y_i} . h_i / tau ]
+
+    i.e. CE with the fixed classifier plus an alignment term. ``h: [..., n, d]``; returns ``[...]``.
+    """
+    onehot, logits = _fixed_logits(h, y, prototypes, tau, mask, require_unit_norm, validate)
+    return -((torch.log_softmax(logits, dim=-1) + logits) * onehot).sum((-2, -1))
