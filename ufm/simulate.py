@@ -1,0 +1,376 @@
+"""The unconstrained-features model (UFM): optimize unit embeddings directly under a batch loss.
+
+Each run holds free embeddings H ``[N, d]`` on the unit sphere (non-negative too with ``relu``, the UFM+
+of Kini et al. 2023) and minimizes the batch-set objective sum_{B in epoch} L_B(H_B) with L = SCL with
+fixed prototypes, its class-averaging variant, or CE with the fixed classifier W.
+
+Optimization is Riemannian gradient descent with a normalizing retraction: the Euclidean gradient is
+projected on the tangent space of the sphere (g <- g - (g.h) h), the optimizer (Adam or SGD) takes a
+step, and every row is mapped back, h <- h / ||h|| (h <- max(h, 0) / ||max(h, 0)|| with ``relu``).
+One step per epoch: the whole batch-set of the epoch is one batched loss call ``[S, B, n, d]``.
+
+Many independent runs (the product of the ``n_w``, ``tau`` and ``seeds`` lists) are stacked along a
+leading dim S and optimized as one tensor program; each run draws its initialization and batches from
+its own seeded generator, so a stacked run equals the same run alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ufm.analysis import geometry_summary, mean_gram
+from ufm.batching import SCHEMES, Batches, bound_examples, epoch_batches
+from ufm.geometry import check_gram, load_gram, make_gram, prototypes_from_gram
+from ufm.imbalance import class_counts, labels_from_counts, minority_mask
+from ufm.losses import ce_fixed_classifier_loss, class_averaging_loss, scl_loss
+from ufm.runio import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
+
+__all__ = ["LOSSES", "SimConfig", "Problem", "SimResult", "SimulationDiverged", "build_problem", "simulate"]
+
+LOSSES = ("scl", "class-averaging", "ce")
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("constant", "step", "cosine")
+
+
+class SimulationDiverged(ValueError):
+    """The loss became non-finite; the message names the epoch and the last finite values."""
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """One experiment: a class-count profile, a target geometry, a loss, batching and an optimizer.
+
+    The runs are the product ``n_w x tau x seeds`` (stacked).  Defaults: k = 10 classes, STEP imbalance
+    R = 10 with half the classes minority, ETF prototypes, SCL with n_w = 0 and n_w = 100 side by side.
+    """
+
+    k: int = 10
+    profile: str = "step"
+    n_major: int = 50
+    ratio: float = 10.0
+    minority_fraction: float = 0.5
+    d: int = 32
+    geometry: str = "etf"
+    gamma: float = 1.0
+    gram_file: str | None = None
+    loss: str = "scl"
+    n_w: tuple[float, ...] = (0.0, 100.0)
+    tau: tuple[float, ...] = (0.1,)
+    seeds: tuple[int, ...] = (0,)
+    prototype_anchors: bool = True
+    relu: bool = False
+    batching: str = "shuffle"
+    batch_size: int = 32
+    optimizer: str = "adam"
+    lr: float = 0.1
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    epochs: int = 1000
+    tol: float = 0.0
+    log_every: int = 10
+    dtype: str = "float32"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("n_w", "tau", "seeds"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, tuple(value) if isinstance(value, (list, tuple)) else (value,))
+        choices = {"loss": LOSSES, "batching": SCHEMES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+                   "dtype": ("float32", "float64")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        if not self.n_w or not self.tau or not self.seeds:
+            raise ValueError("n_w, tau and seeds each need at least one value")
+        if any(not math.isfinite(v) or v < 0 for v in self.n_w):
+            raise ValueError(f"n_w values must be finite and >= 0, got {self.n_w}")
+        if any(not math.isfinite(v) or v <= 0 for v in self.tau):
+            raise ValueError(f"temperatures must be finite and > 0, got {self.tau}")
+        for name in ("d", "epochs", "log_every", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"learning rate must be > 0, got {self.lr}")
+        if self.tol < 0:
+            raise ValueError(f"tol must be >= 0 (0 runs every epoch), got {self.tol}")
+
+    @property
+    def runs(self) -> list[dict]:
+        """The stacked runs, in order: one dict (n_w, tau, seed) each."""
+        return [{"n_w": w, "tau": t, "seed": s} for w, t, s in itertools.product(self.n_w, self.tau, self.seeds)]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SimConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown config fields {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The data of an experiment: class counts ``[k]``, labels ``[N]``, G_* ``[k, k]``, W ``[k, d]``."""
+
+    counts: torch.Tensor
+    labels: torch.Tensor
+    g_star: torch.Tensor
+    prototypes: torch.Tensor
+    minority: torch.Tensor
+
+
+def build_problem(cfg: SimConfig) -> Problem:
+    """Counts from the profile, G_* from the geometry (or file), W realizing G_* in R^d (seeded rotation)."""
+    counts = class_counts(cfg.profile, cfg.k, cfg.n_major, cfg.ratio, cfg.minority_fraction)
+    if cfg.gram_file:
+        g = load_gram(cfg.gram_file)
+        if len(g) != cfg.k:
+            raise ValueError(f"the Gram in {cfg.gram_file} is {len(g)} x {len(g)} but k={cfg.k}; set k to match")
+    else:
+        g = make_gram(cfg.geometry, cfg.k, counts, cfg.gamma)
+    g = check_gram(g, cfg.d)
+    lonely = torch.nonzero(counts < 2).flatten().tolist()
+    if lonely and cfg.loss != "ce" and min(cfg.n_w) == 0:
+        raise ValueError(
+            f"classes {lonely} have a single sample: with n_w = 0 they never have a positive pair under SCL; "
+            "use at least 2 samples per class (raise n_major or lower the ratio) or n_w > 0"
+        )
+    # With ReLU features the prototypes must be reachable: take them non-negative when G_* allows it.
+    w = prototypes_from_gram(g, cfg.d, seed=None if cfg.relu else 0)
+    return Problem(counts, labels_from_counts(counts), g, w, minority_mask(counts))
+
+
+@dataclass
+class SimResult:
+    """What a simulation produced; :meth:`save` / :meth:`load` a run folder."""
+
+    config: SimConfig
+    counts: np.ndarray  # [k]
+    labels: np.ndarray  # [N]
+    g_star: np.ndarray  # [k, k]
+    prototypes: np.ndarray  # [k, d]
+    embeddings: np.ndarray  # [S, N, d]
+    history: list[dict]  # one entry per logged epoch, per-run lists
+    epochs_run: int
+    elapsed_s: float
+    device: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def g_m(self) -> np.ndarray:
+        """``[S, k, k]`` G_M of the final embeddings."""
+        h = torch.from_numpy(self.embeddings)
+        return mean_gram(h, torch.from_numpy(self.labels), len(self.counts)).numpy()
+
+    def summary(self) -> dict:
+        """Final metrics for each run, plus the run's settings."""
+        last = self.history[-1]
+        runs = []
+        for i, run in enumerate(self.config.runs):
+            row = dict(run)
+            row.update({key: values[i] for key, values in last.items() if key != "epoch"})
+            runs.append(row)
+        return {
+            "epochs_run": self.epochs_run,
+            "elapsed_s": self.elapsed_s,
+            "device": self.device,
+            "counts": self.counts.tolist(),
+            "warnings": self.warnings,
+            "runs": runs,
+        }
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "config.json", self.config.to_dict())
+        write_npz(
+            folder / "arrays.npz",
+            counts=self.counts,
+            labels=self.labels,
+            g_star=self.g_star,
+            prototypes=self.prototypes,
+            embeddings=self.embeddings,
+            g_m=self.g_m,
+        )
+        write_jsonl(folder / "metrics.jsonl", self.history)
+        write_json(folder / "summary.json", self.summary())
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "SimResult":
+        folder = Path(folder)
+        if not (folder / "summary.json").is_file():
+            raise FileNotFoundError(f"{folder} is not a simulation run folder (no summary.json); run `ufm simulate --out {folder}`")
+        arrays = read_npz(folder / "arrays.npz")
+        summary = read_json(folder / "summary.json")
+        return cls(
+            config=SimConfig.from_dict(read_json(folder / "config.json")),
+            counts=arrays["counts"],
+            labels=arrays["labels"],
+            g_star=arrays["g_star"],
+            prototypes=arrays["prototypes"],
+            embeddings=arrays["embeddings"],
+            history=read_jsonl(folder / "metrics.jsonl"),
+            epochs_run=summary["epochs_run"],
+            elapsed_s=summary["elapsed_s"],
+            device=summary["device"],
+            warnings=summary["warnings"],
+        )
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for but CUDA is not available here; use --device cpu or auto")
+    return device
+
+
+def _stacked_batches(cfg: SimConfig, labels: torch.Tensor, gens: list[torch.Generator], bound: list) -> Batches:
+    """``index, mask: [S, B, n]``: each run's batch-set for this epoch from its own generator."""
+    per_run = [
+        epoch_batches(labels, cfg.batch_size, cfg.batching, g, len(bound[0]) if bound[0] is not None else None, b)
+        for g, b in zip(gens, bound)
+    ]
+    return Batches(torch.stack([b.index for b in per_run]), torch.stack([b.mask for b in per_run]))
+
+
+def _loss_fn(cfg: SimConfig) -> Callable[..., torch.Tensor]:
+    def fn(h, y, w, n_w, tau, mask, validate):
+        if cfg.loss == "scl":
+            return scl_loss(h, y, w, n_w, tau, cfg.prototype_anchors, mask=mask, validate=validate)
+        if cfg.loss == "class-averaging":
+            return class_averaging_loss(h, y, w, n_w, tau, mask=mask, validate=validate)
+        return ce_fixed_classifier_loss(h, y, w, tau, mask=mask, validate=validate)
+
+    return fn
+
+
+def _scheduler(cfg: SimConfig, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    if cfg.schedule == "step":  # x0.1 at 1/3 and 2/3 of the epochs
+        return torch.optim.lr_scheduler.MultiStepLR(opt, [cfg.epochs // 3, 2 * cfg.epochs // 3], 0.1)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+def _retract(h: torch.Tensor, relu: bool) -> torch.Tensor:
+    if relu:
+        h = h.clamp_min(0)
+    return F.normalize(h, dim=-1)
+
+
+def simulate(
+    cfg: SimConfig,
+    progress: Callable[[int, int, dict], None] | None = None,
+) -> SimResult:
+    """Run the stacked UFM optimization of ``cfg``; ``progress(epoch, epochs, metrics)`` after each log."""
+    problem = build_problem(cfg)
+    device = resolve_device(cfg.device)
+    dtype = getattr(torch, cfg.dtype)
+    notes: list[str] = []
+    if cfg.relu and bool((problem.g_star < -1e-9).any()):
+        msg = (
+            f"G_* ({cfg.geometry}) has negative cosines, which ReLU (non-negative) features cannot reach; "
+            "the distance to G_* cannot go to zero (use --geometry orthogonal with --relu)"
+        )
+        warnings.warn(msg, stacklevel=2)
+        notes.append(msg)
+
+    runs = cfg.runs
+    labels = problem.labels
+    n_samples, k = len(labels), cfg.k
+    gens = [torch.Generator().manual_seed(run["seed"]) for run in runs]
+    init = torch.stack([torch.randn(n_samples, cfg.d, generator=g, dtype=torch.float64) for g in gens])
+    h = _retract(init.abs() if cfg.relu else init, cfg.relu).to(device=device, dtype=dtype)
+    bound = [bound_examples(labels, k, g) if cfg.batching == "binding" else None for g in gens]
+
+    n_w = torch.tensor([r["n_w"] for r in runs], dtype=dtype, device=device)[:, None]
+    tau = torch.tensor([r["tau"] for r in runs], dtype=dtype, device=device)[:, None]
+    w = problem.prototypes.to(device=device, dtype=dtype)
+    y_dev = labels.to(device)
+    g_star = problem.g_star.to(device=device, dtype=dtype)
+    minority = problem.minority.to(device)
+    loss_fn = _loss_fn(cfg)
+    run_index = torch.arange(len(runs), device=device)[:, None, None]
+
+    h.requires_grad_(True)
+    if cfg.optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam([h], lr=cfg.lr)
+    else:
+        opt = torch.optim.SGD([h], lr=cfg.lr, momentum=cfg.momentum)
+    sched = _scheduler(cfg, opt)
+
+    history: list[dict] = []
+    last_finite: torch.Tensor | None = None
+    previous = None
+    start = time.perf_counter()
+    epoch = 0
+    for epoch in range(1, cfg.epochs + 1):
+        batches = _stacked_batches(cfg, labels, gens, bound).to(device)
+        hb = h[run_index, batches.index]  # [S, B, n, d]
+        mask = None if not batches.ragged else batches.mask
+        per_batch = loss_fn(hb, y_dev[batches.index], w, n_w, tau, mask, validate=epoch == 1)
+        loss = per_batch.sum(-1)  # [S]
+        if not bool(torch.isfinite(loss).all()):
+            bad = torch.nonzero(~torch.isfinite(loss)).flatten().tolist()
+            raise SimulationDiverged(
+                f"the loss became non-finite at epoch {epoch} for runs {[runs[i] for i in bad]}; last finite losses "
+                f"{None if last_finite is None else last_finite.tolist()}. Lower the learning rate (--lr) or raise tau"
+            )
+        last_finite = loss.detach()
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        with torch.no_grad():
+            h.grad -= (h.grad * h).sum(-1, keepdim=True) * h  # Riemannian gradient on the sphere
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            h.copy_(_retract(h, cfg.relu))
+
+        change = None if previous is None else (loss.detach() - previous).abs() / previous.abs().clamp_min(1e-30)
+        previous = loss.detach()
+        converged = change is not None and cfg.tol > 0 and bool((change <= cfg.tol).all())
+        if epoch % cfg.log_every == 0 or epoch == cfg.epochs or epoch == 1 or converged:
+            with torch.no_grad():
+                metrics = geometry_summary(h.detach(), y_dev, g_star, minority)
+            entry = {"epoch": epoch, "loss": loss.detach().tolist()}
+            entry.update({key: value.tolist() for key, value in metrics.items()})
+            history.append(entry)
+            if progress is not None:
+                progress(epoch, cfg.epochs, entry)
+        if converged:
+            break
+    elapsed = time.perf_counter() - start
+
+    return SimResult(
+        config=cfg,
+        counts=problem.counts.numpy(),
+        labels=labels.numpy(),
+        g_star=problem.g_star.numpy(),
+        prototypes=problem.prototypes.numpy(),
+        embeddings=h.detach().to("cpu", torch.float64).numpy(),
+        history=history,
+        epochs_run=epoch,
+        elapsed_s=elapsed,
+        device=str(device),
+        warnings=notes,
+    )
