@@ -8,6 +8,7 @@ import typer
 
 import ufm
 from cli.check import check
+from cli.simulate import figures_command, simulate_command, sweep_command
 
 app = typer.Typer(
     help="Neural-collapse geometry of supervised-contrastive loss with fixed prototypes.",
@@ -30,4 +31,7 @@ def main(
     """ufm: simulate, solve and verify the geometry of SCL with fixed prototypes."""
 
 
+app.command("simulate")(simulate_command)
+app.command("sweep")(sweep_command)
+app.command("figures")(figures_command)
 app.command()(check)

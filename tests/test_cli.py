@@ -32,3 +32,52 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path):
     assert result.exit_code == 2 and "does not exist" in result.output
     result = runner.invoke(app, ["check", "--tau", "0"])
     assert result.exit_code == 2 and "tau" in result.output
+
+
+def test_simulate_writes_a_run_folder_and_json(tmp_path):
+    out = tmp_path / "run"
+    args = ["simulate", "--k", "4", "--n-major", "8", "--ratio", "4", "--d", "6", "--batch-size", "8", "--epochs", "30",
+            "--n-w", "0", "--n-w", "20", "--tau", "0.5", "--dtype", "float64", "--no-prototype-anchors", "--out", str(out),
+            "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert [r["n_w"] for r in summary["runs"]] == [0.0, 20.0]
+    assert summary["epochs_run"] == 30 and summary["run_folder"] == str(out)
+    for name in ("config.json", "summary.json", "arrays.npz", "metrics.jsonl", "gram_heatmaps.png"):
+        assert (out / name).is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["prototype_anchors"] is False and config["tau"] == [0.5]
+
+
+def test_simulate_table_and_bad_options(tmp_path):
+    result = runner.invoke(app, ["simulate", "--k", "4", "--n-major", "8", "--ratio", "4", "--d", "6", "--batch-size", "8",
+                                 "--epochs", "10", "--relu", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "distance" in result.stdout and "negative cosines" in result.output
+    for bad, message in ((["--loss", "mse"], "loss='mse'"), (["--batch-size", "3"], "smaller than the number of classes"),
+                         (["--tau", "-1"], "temperatures"), (["--gram-file", "/no/such.npy"], "does not exist")):
+        result = runner.invoke(app, ["simulate", "--epochs", "2", *bad, "--out", str(tmp_path / "bad")])
+        assert result.exit_code == 2, (bad, result.output)
+        assert message in result.output and "Traceback" not in result.output
+
+
+def test_sweep_writes_table_and_plot(tmp_path):
+    out = tmp_path / "sweep"
+    result = runner.invoke(app, ["sweep", "--k", "4", "--n-major", "8", "--d", "6", "--batch-size", "8", "--epochs", "10",
+                                 "--ratio", "1", "--ratio", "4", "--n-w", "0", "--n-w", "10", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert [(r["ratio"], r["n_w"]) for r in rows] == [(1.0, 0.0), (1.0, 10.0), (4.0, 0.0), (4.0, 10.0)]
+    for name in ("table.csv", "table.json", "config.json", "distance_vs_nw.png"):
+        assert (out / name).is_file()
+
+
+def test_figures_quick_and_list(tmp_path):
+    result = runner.invoke(app, ["figures", "--list"])
+    assert result.exit_code == 0 and "ufm-fig1-heatmaps" in result.output
+    result = runner.invoke(app, ["figures", "--quick", "--name", "ufm-fig1-heatmaps", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "ufm_fig1_heatmaps.png").stat().st_size > 1000
+    result = runner.invoke(app, ["figures", "--name", "nope", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown figures" in result.output

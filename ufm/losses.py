@@ -46,9 +46,11 @@ class _Augmented:
     R = n + k rows (k = 0 without prototypes): the batch rows, then one row per prototype.
     """
 
-    z: torch.Tensor  # [..., R, d] rows of A
-    zt: torch.Tensor  # z / tau
-    onehot: torch.Tensor  # [..., R, k] class of each row
+    z: torch.Tensor  # [..., R, d] rows of A: the batch h, then the prototypes
+    h: torch.Tensor  # [..., n, d] the batch rows alone
+    mask: torch.Tensor | None  # [..., n] bool, or None when every batch row exists
+    labels: torch.Tensor  # [..., R] class of each row (long)
+    k: int  # number of classes
     mult: torch.Tensor  # [..., R] multiplicity of each row as a member of A (1 / 0 for padding / n_w)
     counts: torch.Tensor  # [..., k] class sizes in A: batch counts + n_w
     n: int  # number of batch rows
@@ -129,13 +131,14 @@ def _augment(
         classes = torch.arange(k, device=h.device).expand(*lead, k)
         labels = torch.cat([labels, classes], dim=-1)
         mult = torch.cat([mult, nw.unsqueeze(-1).expand(*lead, k)], dim=-1)
-    onehot = F.one_hot(labels, k).to(h.dtype)
     return _Augmented(
         z=z,
-        zt=z / t[..., None, None],
-        onehot=onehot,
+        h=h,
+        mask=mask,
+        labels=labels,
+        k=k,
         mult=mult,
-        counts=(onehot * mult.unsqueeze(-1)).sum(-2),
+        counts=mult.new_zeros(*lead, k).scatter_add(-1, labels, mult.expand(*lead, labels.shape[-1])),
         n=n,
         unit_mult=mask is None and z is h,
         n_w=nw,
@@ -143,21 +146,50 @@ def _augment(
     )
 
 
-def _logits(a: _Augmented) -> torch.Tensor:
-    """L_rl = s_rl + log(multiplicity of l as a member other than r), ``[..., R, R]``.
+class _Logits(torch.autograd.Function):
+    """The augmented batch's logits from its rows z ``[..., R, d]`` in one matmul, with a Gram backward.
+
+    Forward: s = z z^T / tau; L = s + log w_col (column multiplicities), then the diagonal: -inf for the
+    first n (batch) rows, s_rr + log(n_w - 1) for the prototype rows.  Also returns s_rr ``[..., R]``.
+    Backward: dz = ((G + G^T) / tau) z with the batch rows' diagonal of G zeroed: one matmul, not two,
+    and no copies of R x R gradients for in-place edits.
+    """
+
+    @staticmethod
+    def forward(ctx, z, inv_tau, col_logw, n, proto_diag_logw):  # noqa: D102 (see class docstring)
+        s = (z @ z.transpose(-1, -2)).mul_(inv_tau)
+        self_sim = s.diagonal(dim1=-2, dim2=-1).clone()
+        if col_logw is not None:
+            s.add_(col_logw.unsqueeze(-2))
+        diag = s.diagonal(dim1=-2, dim2=-1)
+        diag[..., :n] = float("-inf")
+        if s.shape[-1] > n:
+            diag[..., n:] = self_sim[..., n:] + proto_diag_logw
+        ctx.save_for_backward(z, inv_tau)
+        ctx.n = n
+        return s, self_sim
+
+    @staticmethod
+    def backward(ctx, grad, grad_self):  # noqa: D102
+        z, inv_tau = ctx.saved_tensors
+        g = grad + grad.transpose(-1, -2)
+        diag = g.diagonal(dim1=-2, dim2=-1)
+        diag[..., : ctx.n] = 0
+        if grad_self is not None:
+            diag += 2 * grad_self
+        return g.mul_(inv_tau) @ z, None, None, None, None
+
+
+def _logits(a: _Augmented) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(L [..., R, R], s_rr [..., R])`` with L_rl = s_rl + log(multiplicity of l as a member other than r).
 
     The multiplicity is mult_l, less one on the diagonal: the anchor itself is excluded (-inf for a
-    batch row, log(n_w - 1) for a prototype row whose other n_w - 1 copies remain).
+    batch row, log(n_w - 1) for a prototype row whose other n_w - 1 copies remain).  s_rr = z_r.z_r / tau
+    is returned for the positives.
     """
-    s = a.zt @ a.z.transpose(-1, -2)
-    if not a.unit_mult:
-        s.add_(torch.log(a.mult).unsqueeze(-2))
-    diag = s.diagonal(dim1=-2, dim2=-1)
-    diag[..., : a.n].fill_(float("-inf"))
-    if s.shape[-1] > a.n:
-        self_sim = (a.zt[..., a.n :, :] * a.z[..., a.n :, :]).sum(-1)
-        diag[..., a.n :] = self_sim + torch.log((a.n_w.unsqueeze(-1) - 1).clamp_min(0))
-    return s
+    col_logw = None if a.unit_mult else torch.log(a.mult)
+    proto_diag = torch.log((a.n_w.unsqueeze(-1) - 1).clamp_min(0))
+    return _Logits.apply(a.z, 1 / a.tau[..., None, None], col_logw, a.n, proto_diag)
 
 
 def _row_shift(logits: torch.Tensor) -> torch.Tensor:
@@ -166,16 +198,25 @@ def _row_shift(logits: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(m), m, torch.zeros_like(m))
 
 
-def _positives(a: _Augmented) -> tuple[torch.Tensor, torch.Tensor]:
+def _positives(a: _Augmented, self_sim: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For each row r: (sum over positives of s_rj with multiplicity, number of positives), ``[..., R]``.
 
-    With C_c = sum_l mult_l z_l [y_l = c], the positives of r sum to z_r . (C_{y_r} - z_r) / tau: one copy
-    of r itself is removed.  O(R k d), no R x R mask.
+    With C_c = sum_l mult_l z_l [y_l = c] (the batch's class sums plus n_w w_c), the positives of r sum
+    to z_r . C_{y_r} / tau - s_rr: one copy of r itself is removed.  An index-add and an index-select
+    over the flattened stack: O(R d), no R x R mask, no one-hot matmul.
     """
-    class_sums = (a.onehot * a.mult.unsqueeze(-1)).transpose(-1, -2) @ a.z  # [..., k, d]
-    s_zc = a.zt @ class_sums.transpose(-1, -2)  # [..., R, k]
-    pos = (s_zc * a.onehot).sum(-1) - (a.zt * a.z).sum(-1)
-    cnt = (a.onehot * a.counts.unsqueeze(-2)).sum(-1) - 1
+    lead, (n_rows, d), k = a.z.shape[:-2], a.z.shape[-2:], a.k
+    stack = a.z.numel() // (n_rows * d)
+    offsets = k * torch.arange(stack, device=a.z.device).unsqueeze(-1)  # [M, 1]
+    slot = (a.labels.reshape(stack, n_rows) + offsets).flatten()  # row -> (stack item, class)
+    src = a.h if a.mask is None else a.h * a.mask.unsqueeze(-1)
+    sums = a.z.new_zeros(stack * k, d).index_add(0, slot.view(stack, n_rows)[:, : a.n].flatten(), src.reshape(-1, d))
+    sums = sums.view(*lead, k, d)
+    if n_rows > a.n:  # the n_w copies of each prototype
+        sums = sums + a.n_w[..., None, None] * a.z[..., a.n :, :]
+    own = sums.reshape(stack * k, d).index_select(0, slot).view(*lead, n_rows, d)  # C_{y_r}
+    pos = (a.z * own).sum(-1) / a.tau.unsqueeze(-1) - self_sim
+    cnt = a.counts.gather(-1, a.labels) - 1
     return pos, cnt
 
 
@@ -228,10 +269,10 @@ def scl_loss(
     if validate:
         _validate(h, y, prototypes, n_w, tau, num_classes, mask, require_unit_norm)
     a = _augment(h, y, prototypes, n_w, tau, num_classes, mask)
-    logits = _logits(a)
+    logits, self_sim = _logits(a)
     m = _row_shift(logits)
     lse = m.squeeze(-1) + torch.log(torch.exp(logits - m).sum(-1).clamp_min(torch.finfo(h.dtype).tiny))
-    pos, cnt = _positives(a)
+    pos, cnt = _positives(a, self_sim)
     return _anchor_sum(lse, pos, cnt, _anchor_weight(a, prototype_anchors))
 
 
@@ -260,14 +301,15 @@ def class_averaging_loss(
     if validate:
         _validate(h, y, prototypes, n_w, tau, num_classes, mask, require_unit_norm)
     a = _augment(h, y, prototypes, n_w, tau, num_classes, mask)
-    logits = _logits(a)
+    logits, self_sim = _logits(a)
     m = _row_shift(logits)
-    class_sum = torch.exp(logits - m) @ a.onehot  # [..., R, k], multiplicities included via the logits
-    class_cnt = a.counts.unsqueeze(-2) - a.onehot * a.mult.unsqueeze(-1)  # members other than the anchor
+    onehot = F.one_hot(a.labels, a.k).to(h.dtype)  # [..., R, k]
+    class_sum = torch.exp(logits - m) @ onehot  # [..., R, k], multiplicities included via the logits
+    class_cnt = a.counts.unsqueeze(-2) - onehot * a.mult.unsqueeze(-1)  # members other than the anchor
     tiny = torch.finfo(h.dtype).tiny
     avg = torch.where(class_cnt > 0, class_sum / class_cnt.clamp_min(tiny), torch.zeros_like(class_sum))
     lse = m.squeeze(-1) + torch.log(avg.sum(-1).clamp_min(tiny))
-    pos, cnt = _positives(a)
+    pos, cnt = _positives(a, self_sim)
     return _anchor_sum(lse, pos, cnt, _anchor_weight(a, prototype_anchors=False))
 
 

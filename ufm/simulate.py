@@ -35,11 +35,16 @@ from ufm.imbalance import class_counts, labels_from_counts, minority_mask
 from ufm.losses import ce_fixed_classifier_loss, class_averaging_loss, scl_loss
 from ufm.runio import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
 
-__all__ = ["LOSSES", "SimConfig", "Problem", "SimResult", "SimulationDiverged", "build_problem", "simulate"]
+__all__ = ["LOSSES", "SimConfig", "Problem", "SimResult", "SimulationDiverged", "batchset_loss", "build_problem", "simulate"]
 
 LOSSES = ("scl", "class-averaging", "ce")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
+
+
+def _opt(default, help: str):
+    """A config field with its command-line help (the CLI builds its options from these)."""
+    return field(default=default, metadata={"help": help})
 
 
 class SimulationDiverged(ValueError):
@@ -54,32 +59,32 @@ class SimConfig:
     R = 10 with half the classes minority, ETF prototypes, SCL with n_w = 0 and n_w = 100 side by side.
     """
 
-    k: int = 10
-    profile: str = "step"
-    n_major: int = 50
-    ratio: float = 10.0
-    minority_fraction: float = 0.5
-    d: int = 32
-    geometry: str = "etf"
-    gamma: float = 1.0
-    gram_file: str | None = None
-    loss: str = "scl"
-    n_w: tuple[float, ...] = (0.0, 100.0)
-    tau: tuple[float, ...] = (0.1,)
-    seeds: tuple[int, ...] = (0,)
-    prototype_anchors: bool = True
-    relu: bool = False
-    batching: str = "shuffle"
-    batch_size: int = 32
-    optimizer: str = "adam"
-    lr: float = 0.1
-    momentum: float = 0.9
-    schedule: str = "cosine"
-    epochs: int = 1000
-    tol: float = 0.0
-    log_every: int = 10
-    dtype: str = "float32"
-    device: str = "auto"
+    k: int = _opt(10, "number of classes")
+    profile: str = _opt("step", "class counts: balanced, step or long-tail")
+    n_major: int = _opt(50, "samples in each majority class")
+    ratio: float = _opt(10.0, "imbalance ratio R (majority / minority count)")
+    minority_fraction: float = _opt(0.5, "fraction rho of minority classes (step profile)")
+    d: int = _opt(32, "embedding dimension")
+    geometry: str = _opt("etf", "target G_*: etf, orthogonal or minority (rarer classes get larger angles)")
+    gamma: float = _opt(1.0, "strength of the minority geometry (0 = ETF)")
+    gram_file: str | None = _opt(None, "a k x k G_* (.npy/.csv/.txt) instead of --geometry")
+    loss: str = _opt("scl", "scl, class-averaging (BCL-style) or ce (fixed classifier W)")
+    n_w: tuple[float, ...] = _opt((0.0, 100.0), "copies of each prototype; repeat the option to stack runs")
+    tau: tuple[float, ...] = _opt((0.1,), "temperature; repeat to stack runs")
+    seeds: tuple[int, ...] = _opt((0,), "random seed; repeat to stack runs")
+    prototype_anchors: bool = _opt(True, "prototype copies are anchors too (else only positives/negatives)")
+    relu: bool = _opt(False, "non-negative features (UFM+, Kini et al. 2023)")
+    batching: str = _opt("shuffle", "full, shuffle (random reshuffling), balanced or binding")
+    batch_size: int = _opt(32, "batch size n (binding adds the k bound examples)")
+    optimizer: str = _opt("adam", "adam or sgd")
+    lr: float = _opt(0.1, "learning rate")
+    momentum: float = _opt(0.9, "SGD momentum")
+    schedule: str = _opt("cosine", "learning-rate schedule: constant, step (x0.1 at 1/3, 2/3) or cosine")
+    epochs: int = _opt(4000, "maximum number of epochs (one step per epoch)")
+    tol: float = _opt(0.0, "stop when every run's relative loss change is below this (0: run all epochs)")
+    log_every: int = _opt(10, "record metrics every this many epochs")
+    dtype: str = _opt("float32", "float32 or float64")
+    device: str = _opt("auto", "auto (CUDA when present), cpu or cuda")
 
     def __post_init__(self) -> None:
         for name in ("n_w", "tau", "seeds"):
@@ -253,15 +258,36 @@ def _stacked_batches(cfg: SimConfig, labels: torch.Tensor, gens: list[torch.Gene
     return Batches(torch.stack([b.index for b in per_run]), torch.stack([b.mask for b in per_run]))
 
 
-def _loss_fn(cfg: SimConfig) -> Callable[..., torch.Tensor]:
-    def fn(h, y, w, n_w, tau, mask, validate):
-        if cfg.loss == "scl":
-            return scl_loss(h, y, w, n_w, tau, cfg.prototype_anchors, mask=mask, validate=validate)
-        if cfg.loss == "class-averaging":
-            return class_averaging_loss(h, y, w, n_w, tau, mask=mask, validate=validate)
-        return ce_fixed_classifier_loss(h, y, w, tau, mask=mask, validate=validate)
+def batchset_loss(
+    h: torch.Tensor,
+    labels: torch.Tensor,
+    batches: Batches,
+    prototypes: torch.Tensor,
+    n_w: torch.Tensor,
+    tau: torch.Tensor,
+    loss: str = "scl",
+    prototype_anchors: bool = True,
+    validate: bool = False,
+) -> torch.Tensor:
+    """sum_{B in batch-set} L_B(H_B) for every stacked run, in one batched call: ``[S]``.
 
-    return fn
+    ``h: [S, N, d]``, ``labels: [N]``, ``batches.index/mask: [S, B, n]``, ``n_w, tau: [S]``.
+    """
+    runs, num, d = h.shape
+    flat = (batches.index + num * torch.arange(runs, device=h.device)[:, None, None]).flatten()
+    hb = h.reshape(runs * num, d).index_select(0, flat).view(*batches.index.shape, d)  # [S, B, n, d]
+    y = labels[batches.index]
+    mask = batches.mask if batches.ragged else None
+    n_w, tau = n_w[:, None], tau[:, None]
+    if loss == "scl":
+        per_batch = scl_loss(hb, y, prototypes, n_w, tau, prototype_anchors, mask=mask, validate=validate)
+    elif loss == "class-averaging":
+        per_batch = class_averaging_loss(hb, y, prototypes, n_w, tau, mask=mask, validate=validate)
+    elif loss == "ce":
+        per_batch = ce_fixed_classifier_loss(hb, y, prototypes, tau, mask=mask, validate=validate)
+    else:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    return per_batch.sum(-1)
 
 
 def _scheduler(cfg: SimConfig, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
@@ -303,14 +329,12 @@ def simulate(
     h = _retract(init.abs() if cfg.relu else init, cfg.relu).to(device=device, dtype=dtype)
     bound = [bound_examples(labels, k, g) if cfg.batching == "binding" else None for g in gens]
 
-    n_w = torch.tensor([r["n_w"] for r in runs], dtype=dtype, device=device)[:, None]
-    tau = torch.tensor([r["tau"] for r in runs], dtype=dtype, device=device)[:, None]
+    n_w = torch.tensor([r["n_w"] for r in runs], dtype=dtype, device=device)
+    tau = torch.tensor([r["tau"] for r in runs], dtype=dtype, device=device)
     w = problem.prototypes.to(device=device, dtype=dtype)
     y_dev = labels.to(device)
     g_star = problem.g_star.to(device=device, dtype=dtype)
     minority = problem.minority.to(device)
-    loss_fn = _loss_fn(cfg)
-    run_index = torch.arange(len(runs), device=device)[:, None, None]
 
     h.requires_grad_(True)
     if cfg.optimizer == "adam":
@@ -326,10 +350,7 @@ def simulate(
     epoch = 0
     for epoch in range(1, cfg.epochs + 1):
         batches = _stacked_batches(cfg, labels, gens, bound).to(device)
-        hb = h[run_index, batches.index]  # [S, B, n, d]
-        mask = None if not batches.ragged else batches.mask
-        per_batch = loss_fn(hb, y_dev[batches.index], w, n_w, tau, mask, validate=epoch == 1)
-        loss = per_batch.sum(-1)  # [S]
+        loss = batchset_loss(h, y_dev, batches, w, n_w, tau, cfg.loss, cfg.prototype_anchors, validate=epoch == 1)
         if not bool(torch.isfinite(loss).all()):
             bad = torch.nonzero(~torch.isfinite(loss)).flatten().tolist()
             raise SimulationDiverged(

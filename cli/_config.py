@@ -1,0 +1,72 @@
+"""Build typer options from a config dataclass, so every config field is a command-line option.
+
+Defaults and help come from the dataclass (``field(metadata={"help": ...})``): one source of truth.
+Tuple fields become repeatable options (``--n-w 0 --n-w 100``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from typing import Any, Callable, List, Optional
+
+import typer
+
+
+def _annotation(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is tuple:
+        return List[args[0]]
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
+        inner = [a for a in args if a is not type(None)][0]
+        return Optional[inner]
+    return tp
+
+
+def config_parameters(cls: type, skip: tuple[str, ...] = ()) -> list[inspect.Parameter]:
+    """One keyword parameter with a typer Option per dataclass field (except ``skip``)."""
+    hints = typing.get_type_hints(cls)
+    params = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default
+        flag = "--" + f.name.replace("_", "-")
+        if hints[f.name] is bool:
+            flag = f"{flag}/--no-{flag[2:]}"
+        option = typer.Option(
+            list(default) if isinstance(default, tuple) else default,
+            flag,
+            help=f.metadata.get("help", ""),
+            rich_help_panel="Experiment",
+        )
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                        annotation=_annotation(hints[f.name])))
+    return params
+
+
+def with_config_options(cls: type, skip: tuple[str, ...] = ()) -> Callable:
+    """Decorator: the command receives ``config=cls(...)`` built from the generated options."""
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
+
+    def decorate(fn: Callable) -> Callable:
+        sig = inspect.signature(fn)
+        hints = typing.get_type_hints(fn)  # resolve string annotations in fn's own module
+        own = [p.replace(annotation=hints[p.name]) for p in sig.parameters.values() if p.name != "config"]
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in names}
+            values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+            return fn(config=cls(**values), **kwargs)
+
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + config_parameters(cls, skip)
+        wrapper.__signature__ = sig.replace(parameters=params, return_annotation=None)
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        del wrapper.__wrapped__
+        return wrapper
+
+    return decorate

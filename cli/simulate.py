@@ -1,0 +1,148 @@
+"""``ufm simulate``, ``ufm sweep`` and ``ufm figures``: the UFM simulator from the command line."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli._common import console, err_console, print_json, user_errors
+from cli._config import with_config_options
+from ufm.figures import FIGURES, render
+from ufm.plots import gram_heatmaps, lines_vs_x, save_figure
+from ufm.simulate import SimConfig, SimResult, simulate
+from ufm.sweep import distance_series, save_sweep, sweep
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=True,
+    )
+
+
+def _fmt(x: Optional[float], spec: str = ".4f") -> str:
+    return "-" if x is None or x != x else format(x, spec)
+
+
+def _run_with_progress(cfg: SimConfig, quiet: bool, label: str = "simulate") -> SimResult:
+    with _progress(quiet) as bar:
+        task = bar.add_task(label, total=cfg.epochs, status="")
+
+        def update(epoch: int, total: int, metrics: dict) -> None:
+            best = min(metrics["distance"])
+            bar.update(task, completed=epoch, status=f"min distance to G_* {best:.4f}")
+
+        with warnings.catch_warnings():  # the summary carries the warnings; they are printed once, below
+            warnings.simplefilter("ignore", UserWarning)
+            return simulate(cfg, progress=update)
+
+
+def _default_out(prefix: str) -> Path:
+    return Path("runs") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+@user_errors
+@with_config_options(SimConfig)
+def simulate_command(
+    config: SimConfig,
+    out: Optional[Path] = typer.Option(None, help="run folder (default runs/simulate-<time>)"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
+) -> None:
+    """Optimize unconstrained features under SCL with fixed prototypes; compare G_M with G_*.
+
+    Defaults: k = 10, STEP imbalance R = 10 (half the classes minority), ETF prototypes, n_w = 0 and
+    n_w = 100 stacked side by side. Writes config.json, summary.json, arrays.npz, metrics.jsonl and
+    G_M-vs-G_* heatmaps (gram_heatmaps.png) into the run folder.
+    """
+    result = _run_with_progress(config, as_json)
+    folder = result.save(out or _default_out("simulate"))
+    summary = result.summary()
+    runs = summary["runs"]
+    titles = ["target G_*"] + [f"n_w={r['n_w']:g}, tau={r['tau']:g}, seed {r['seed']}" for r in runs]
+    save_figure(gram_heatmaps([result.g_star, *result.g_m], titles, f"G_M of each run, {config.loss}"),
+                folder / "gram_heatmaps.png")
+    summary["run_folder"] = str(folder)
+    if as_json:
+        print_json(summary)
+        return
+    table = Table(title=f"{config.loss}, {config.profile} counts {summary['counts']}, {config.batching} batches of "
+                        f"{config.batch_size}, {summary['epochs_run']} epochs in {summary['elapsed_s']:.1f} s ({summary['device']})")
+    for col in ("n_w", "tau", "seed", "distance to G_*", "NC1", "angle majority", "angle minority", "angle across"):
+        table.add_column(col, justify="right")
+    for r in runs:
+        table.add_row(f"{r['n_w']:g}", f"{r['tau']:g}", str(r["seed"]), _fmt(r["distance"]), _fmt(r["nc1"], ".2e"),
+                      _fmt(r["angle_majority"], ".1f"), _fmt(r["angle_minority"], ".1f"), _fmt(r["angle_across"], ".1f"))
+    console.print(table)
+    for note in summary["warnings"]:
+        err_console.print(f"[yellow]warning:[/yellow] {note}")
+    console.print(f"run folder: {folder}")
+
+
+@user_errors
+@with_config_options(SimConfig, skip=("ratio",))
+def sweep_command(
+    config: SimConfig,
+    ratio: List[float] = typer.Option([1.0, 10.0, 100.0], help="imbalance ratios R to sweep (repeat the option)"),
+    out: Optional[Path] = typer.Option(None, help="sweep folder (default runs/sweep-<time>)"),
+    as_json: bool = typer.Option(False, "--json", help="print the table as JSON on stdout"),
+) -> None:
+    """Grid of simulations: every R in --ratio, with the n_w / tau / seed lists stacked inside each.
+
+    Writes table.csv, table.json and distance_vs_nw.png (distance to G_* against n_w, one line per R).
+    """
+    grid = {"ratio": tuple(ratio)}
+    with _progress(as_json) as bar:
+        task = bar.add_task("sweep", total=len(ratio) * config.epochs, status="")
+        done = {"runs": 0}
+
+        def update(epoch: int, total: int, metrics: dict) -> None:
+            if epoch == total or epoch == config.epochs:
+                done["runs"] += 1
+            bar.update(task, completed=done["runs"] * config.epochs + (epoch % config.epochs),
+                       status=f"R = {ratio[min(done['runs'], len(ratio) - 1)]:g}")
+
+        rows = sweep(config, grid, progress=update)
+    folder = save_sweep(out or _default_out("sweep"), config, grid, rows)
+    save_figure(lines_vs_x(distance_series(rows, "ratio"), "n_w", "distance of G_M to G_*",
+                           f"{config.loss}, {config.profile} imbalance, tau {config.tau}"), folder / "distance_vs_nw.png")
+    if as_json:
+        print_json({"run_folder": str(folder), "rows": rows})
+        return
+    table = Table(title=f"sweep over R = {', '.join(f'{r:g}' for r in ratio)}")
+    for col in ("R", "n_w", "tau", "seed", "distance to G_*", "angle majority", "angle minority"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(f"{r['ratio']:g}", f"{r['n_w']:g}", f"{r['tau']:g}", str(r["seed"]), _fmt(r["distance"]),
+                      _fmt(r["angle_majority"], ".1f"), _fmt(r["angle_minority"], ".1f"))
+    console.print(table)
+    console.print(f"sweep folder: {folder}")
+
+
+@user_errors
+def figures_command(
+    name: Optional[List[str]] = typer.Option(None, "--name", help=f"figures to render (default all): {', '.join(FIGURES)}"),
+    out: Path = typer.Option(Path("figures"), help="folder for the PNGs"),
+    quick: bool = typer.Option(False, help="tiny experiments (a smoke test, not the real figures)"),
+    list_only: bool = typer.Option(False, "--list", help="list the registered figures and exit"),
+) -> None:
+    """Regenerate every registered figure from code (fixed seeds) into figures/."""
+    if list_only:
+        for fig in FIGURES.values():
+            console.print(f"[bold]{fig.name}[/bold]: {fig.description}")
+        return
+    with console.status("rendering figures"):
+        paths = render(name, out, quick)
+    for path in paths:
+        console.print(f"wrote {path}")
