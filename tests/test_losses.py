@@ -217,3 +217,26 @@ def test_unit_norm_check_can_be_turned_off():
     h = 2 * unit(4, 3, seed=0)
     loss = scl_loss(h, y, tau=1.0, require_unit_norm=False)
     assert torch.isclose(loss, naive_scl_loss(h, y, tau=1.0))
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_both_ways_of_summing_positives_match_the_reference(monkeypatch, masked):
+    import ufm.losses
+
+    monkeypatch.setattr(ufm.losses, "masked_positives", lambda rows, d: masked)
+    y = imbalanced_labels(9, 4, 11)
+    h = unit(2, 9, 5, seed=11)
+    h[1, 3] = 0.0  # a padding row
+    h = h.requires_grad_()
+    w = unit(4, 5, seed=12).requires_grad_()
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    mask[1, 3] = False
+    for fn, ref in ((scl_loss, naive_scl_loss), (class_averaging_loss, naive_class_averaging_loss)):
+        ours = fn(h, y, w, 6, 0.3, mask=mask)
+        keep = mask[1]
+        expected = torch.stack([ref(h[0], y, w, 6, 0.3), ref(h[1][keep], y[keep], w, 6, 0.3)])
+        torch.testing.assert_close(ours, expected, atol=1e-10, rtol=1e-10)
+        g_ours = torch.autograd.grad(ours.sum(), (h, w))
+        g_ref = torch.autograd.grad(expected.sum(), (h, w))
+        for a, b in zip(g_ours, g_ref):
+            torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)

@@ -147,64 +147,86 @@ def _augment(
 
 
 class _Logits(torch.autograd.Function):
-    """The augmented batch's logits from its rows z ``[..., R, d]`` in one matmul, with a Gram backward.
+    """Logits and positive sums of the augmented batch from its rows z ``[..., R, d]``, in one matmul.
 
-    Forward: s = z z^T / tau; L = s + log w_col (column multiplicities), then the diagonal: -inf for the
-    first n (batch) rows, s_rr + log(n_w - 1) for the prototype rows.  Also returns s_rr ``[..., R]``.
-    Backward: dz = ((G + G^T) / tau) z with the batch rows' diagonal of G zeroed: one matmul, not two,
-    and no copies of R x R gradients for in-place edits.
+    Forward, with s = z z^T / tau:
+      L = s + log w_col (column multiplicities), diagonal -inf for the first n (batch) rows and
+      s_rr + log(n_w - 1) for the prototype rows;
+      P_r = sum_l [y_l = y_r] mult_l s_rl - s_rr, the positives of row r with their multiplicities
+      (with ``masked_positives=False`` only the -s_rr part: the caller adds the rest from class sums).
+    Backward: dz = ((G + G^T) / tau) z for the combined gradient G on s: one matmul, not two, no copies
+    of R x R gradients for in-place edits, and the positive mask is rebuilt from the labels.
     """
 
     @staticmethod
-    def forward(ctx, z, inv_tau, col_logw, n, proto_diag_logw):  # noqa: D102 (see class docstring)
+    def forward(ctx, z, inv_tau, labels, mult, n, proto_diag_logw, masked_positives):  # noqa: D102
         s = (z @ z.transpose(-1, -2)).mul_(inv_tau)
-        self_sim = s.diagonal(dim1=-2, dim2=-1).clone()
-        if col_logw is not None:
-            s.add_(col_logw.unsqueeze(-2))
         diag = s.diagonal(dim1=-2, dim2=-1)
+        if masked_positives:
+            pos = (s * _positive_weight(labels, mult)).sum(-1) - diag
+        else:
+            pos = -diag
+        self_sim = diag[..., n:].clone()
+        if mult is not None:
+            s.add_(torch.log(mult).unsqueeze(-2))
         diag[..., :n] = float("-inf")
         if s.shape[-1] > n:
-            diag[..., n:] = self_sim[..., n:] + proto_diag_logw
-        ctx.save_for_backward(z, inv_tau)
+            diag[..., n:] = self_sim + proto_diag_logw
+        ctx.save_for_backward(z, inv_tau, labels, mult)
         ctx.n = n
-        return s, self_sim
+        ctx.masked_positives = masked_positives
+        return s, pos
 
     @staticmethod
-    def backward(ctx, grad, grad_self):  # noqa: D102
-        z, inv_tau = ctx.saved_tensors
-        g = grad + grad.transpose(-1, -2)
+    def backward(ctx, grad, grad_pos):  # noqa: D102
+        z, inv_tau, labels, mult = ctx.saved_tensors
+        n = ctx.n
+        g = torch.zeros_like(z[..., :1]).expand(*z.shape[:-1], z.shape[-2]) if grad is None else grad
+        if grad_pos is not None and ctx.masked_positives:
+            g = g + grad_pos.unsqueeze(-1) * _positive_weight(labels, mult)
+        else:
+            g = g.clone()
         diag = g.diagonal(dim1=-2, dim2=-1)
-        diag[..., : ctx.n] = 0
-        if grad_self is not None:
-            diag += 2 * grad_self
-        return g.mul_(inv_tau) @ z, None, None, None, None
+        if grad is not None:
+            diag[..., :n] -= grad.diagonal(dim1=-2, dim2=-1)[..., :n]  # the -inf entries are constants
+        if grad_pos is not None:
+            diag -= grad_pos
+        g = g + g.transpose(-1, -2)
+        return g.mul_(inv_tau) @ z, None, None, None, None, None, None
+
+
+def _positive_weight(labels: torch.Tensor, mult: torch.Tensor | None) -> torch.Tensor:
+    """[y_l = y_r] mult_l, ``[..., R, R]`` (bool when every multiplicity is 1)."""
+    same = labels.unsqueeze(-1) == labels.unsqueeze(-2)
+    return same if mult is None else same * mult.unsqueeze(-2)
 
 
 def _logits(a: _Augmented) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(L [..., R, R], s_rr [..., R])`` with L_rl = s_rl + log(multiplicity of l as a member other than r).
+    """``(L [..., R, R], P [..., R])``: L_rl = s_rl + log(multiplicity of l as a member other than r), and
+    P_r the sum of s_rl over the positives of r, with multiplicities.
 
     The multiplicity is mult_l, less one on the diagonal: the anchor itself is excluded (-inf for a
-    batch row, log(n_w - 1) for a prototype row whose other n_w - 1 copies remain).  s_rr = z_r.z_r / tau
-    is returned for the positives.
+    batch row, log(n_w - 1) for a prototype row whose other n_w - 1 copies remain).
     """
-    col_logw = None if a.unit_mult else torch.log(a.mult)
+    mult = None if a.unit_mult else a.mult.expand(a.labels.shape).contiguous()
     proto_diag = torch.log((a.n_w.unsqueeze(-1) - 1).clamp_min(0))
-    return _Logits.apply(a.z, 1 / a.tau[..., None, None], col_logw, a.n, proto_diag)
+    rows, d = a.z.shape[-2:]
+    masked = masked_positives(rows, d)
+    logits, pos = _Logits.apply(a.z, 1 / a.tau[..., None, None], a.labels.contiguous(), mult, a.n, proto_diag, masked)
+    if not masked:
+        pos = pos + (a.z * _own_class_sums(a)).sum(-1) / a.tau.unsqueeze(-1)
+    return logits, pos
 
 
-def _row_shift(logits: torch.Tensor) -> torch.Tensor:
-    """Largest logit of each row, detached, 0 for an empty row: ``[..., R, 1]``."""
-    m = logits.amax(-1, keepdim=True).detach()
-    return torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+def masked_positives(rows: int, d: int) -> bool:
+    """How to sum the positives: a masked row-sum of the R x R similarities (O(R^2)) when R <= d, else
+    class sums by index-add (O(R d)).  Both are exact; this picks the cheaper one (benchmarks/bench_ufm.py)."""
+    return rows <= d
 
 
-def _positives(a: _Augmented, self_sim: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each row r: (sum over positives of s_rj with multiplicity, number of positives), ``[..., R]``.
-
-    With C_c = sum_l mult_l z_l [y_l = c] (the batch's class sums plus n_w w_c), the positives of r sum
-    to z_r . C_{y_r} / tau - s_rr: one copy of r itself is removed.  An index-add and an index-select
-    over the flattened stack: O(R d), no R x R mask, no one-hot matmul.
-    """
+def _own_class_sums(a: _Augmented) -> torch.Tensor:
+    """C_{y_r} for every row r, ``[..., R, d]``, with C_c = sum_l mult_l z_l [y_l = c] (batch class sums
+    plus n_w w_c): an index-add and an index-select over the flattened stack, no one-hot matmul."""
     lead, (n_rows, d), k = a.z.shape[:-2], a.z.shape[-2:], a.k
     stack = a.z.numel() // (n_rows * d)
     offsets = k * torch.arange(stack, device=a.z.device).unsqueeze(-1)  # [M, 1]
@@ -214,10 +236,18 @@ def _positives(a: _Augmented, self_sim: torch.Tensor) -> tuple[torch.Tensor, tor
     sums = sums.view(*lead, k, d)
     if n_rows > a.n:  # the n_w copies of each prototype
         sums = sums + a.n_w[..., None, None] * a.z[..., a.n :, :]
-    own = sums.reshape(stack * k, d).index_select(0, slot).view(*lead, n_rows, d)  # C_{y_r}
-    pos = (a.z * own).sum(-1) / a.tau.unsqueeze(-1) - self_sim
-    cnt = a.counts.gather(-1, a.labels) - 1
-    return pos, cnt
+    return sums.reshape(stack * k, d).index_select(0, slot).view(*lead, n_rows, d)
+
+
+def _row_shift(logits: torch.Tensor) -> torch.Tensor:
+    """Largest logit of each row, detached, 0 for an empty row: ``[..., R, 1]``."""
+    m = logits.amax(-1, keepdim=True).detach()
+    return torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+
+
+def _positive_counts(a: _Augmented) -> torch.Tensor:
+    """Number of positives of each row with multiplicities, |A_{y_r}| - 1, ``[..., R]``."""
+    return a.counts.gather(-1, a.labels) - 1
 
 
 def _anchor_sum(lse: torch.Tensor, pos: torch.Tensor, cnt: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -269,10 +299,10 @@ def scl_loss(
     if validate:
         _validate(h, y, prototypes, n_w, tau, num_classes, mask, require_unit_norm)
     a = _augment(h, y, prototypes, n_w, tau, num_classes, mask)
-    logits, self_sim = _logits(a)
+    logits, pos = _logits(a)
     m = _row_shift(logits)
     lse = m.squeeze(-1) + torch.log(torch.exp(logits - m).sum(-1).clamp_min(torch.finfo(h.dtype).tiny))
-    pos, cnt = _positives(a, self_sim)
+    cnt = _positive_counts(a)
     return _anchor_sum(lse, pos, cnt, _anchor_weight(a, prototype_anchors))
 
 
@@ -301,7 +331,7 @@ def class_averaging_loss(
     if validate:
         _validate(h, y, prototypes, n_w, tau, num_classes, mask, require_unit_norm)
     a = _augment(h, y, prototypes, n_w, tau, num_classes, mask)
-    logits, self_sim = _logits(a)
+    logits, pos = _logits(a)
     m = _row_shift(logits)
     onehot = F.one_hot(a.labels, a.k).to(h.dtype)  # [..., R, k]
     class_sum = torch.exp(logits - m) @ onehot  # [..., R, k], multiplicities included via the logits
@@ -309,7 +339,7 @@ def class_averaging_loss(
     tiny = torch.finfo(h.dtype).tiny
     avg = torch.where(class_cnt > 0, class_sum / class_cnt.clamp_min(tiny), torch.zeros_like(class_sum))
     lse = m.squeeze(-1) + torch.log(avg.sum(-1).clamp_min(tiny))
-    pos, cnt = _positives(a, self_sim)
+    cnt = _positive_counts(a)
     return _anchor_sum(lse, pos, cnt, _anchor_weight(a, prototype_anchors=False))
 
 
