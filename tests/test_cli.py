@@ -81,3 +81,18 @@ def test_figures_quick_and_list(tmp_path):
     assert (tmp_path / "ufm_fig1_heatmaps.png").stat().st_size > 1000
     result = runner.invoke(app, ["figures", "--name", "nope", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "unknown figures" in result.output
+
+
+def test_solve_prints_json_and_writes_folder(tmp_path):
+    out = tmp_path / "solve"
+    result = runner.invoke(app, ["solve", "--counts", "6x2,2x2", "--tau", "0.5", "--n-w", "5", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["status"] == "optimal" and data["counts"] == [6, 6, 2, 2]
+    assert len(data["gram"]) == 4 and (out / "gram.png").is_file() and (out / "solution.json").is_file()
+    result = runner.invoke(app, ["solve", "--k", "4", "--n-major", "6", "--ratio", "3", "--tau", "0.5", "--out", str(out)])
+    assert result.exit_code == 0 and "optimal class-mean Gram" in result.stdout
+    result = runner.invoke(app, ["solve", "--counts", "5x3,1x2", "--out", str(out)])
+    assert result.exit_code == 2 and "never have two samples" in result.output
+    result = runner.invoke(app, ["solve", "--counts", "5y3", "--out", str(out)])
+    assert result.exit_code == 2 and "cannot read class counts" in result.output

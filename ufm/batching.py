@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["SCHEMES", "Batches", "bound_examples", "epoch_batches", "batch_compositions"]
+from ufm.imbalance import labels_from_counts
+
+__all__ = ["SCHEMES", "Batches", "bound_examples", "epoch_batches", "batch_compositions", "epoch_compositions"]
 
 SCHEMES = ("full", "shuffle", "balanced", "binding")
 
@@ -143,3 +145,13 @@ def batch_compositions(labels: torch.Tensor, batches: Batches, num_classes: int)
     y = labels.to(batches.index.device)[batches.index]
     onehot = torch.nn.functional.one_hot(y, num_classes) * batches.mask.unsqueeze(-1)
     return onehot.sum(1)
+
+
+def epoch_compositions(counts, batch_size: int, scheme: str, seed: int = 0) -> torch.Tensor:
+    """``[B, k]`` class counts of the batches of one seeded epoch for the class ``counts``: the batch-set
+    that the convex solver optimizes for (``full`` gives the single row ``counts``)."""
+    counts = torch.as_tensor(counts, dtype=torch.long)
+    labels = labels_from_counts(counts)
+    k = len(counts)
+    batches = epoch_batches(labels, batch_size, scheme, torch.Generator().manual_seed(seed), k)
+    return batch_compositions(labels, batches, k)

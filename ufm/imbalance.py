@@ -11,7 +11,16 @@ import math
 
 import torch
 
-__all__ = ["PROFILES", "balanced_counts", "step_counts", "long_tail_counts", "class_counts", "labels_from_counts", "minority_mask"]
+__all__ = [
+    "PROFILES",
+    "balanced_counts",
+    "step_counts",
+    "long_tail_counts",
+    "class_counts",
+    "labels_from_counts",
+    "minority_mask",
+    "parse_counts",
+]
 
 PROFILES = ("balanced", "step", "long-tail")
 
@@ -83,3 +92,22 @@ def minority_mask(counts) -> torch.Tensor:
     if bool((n == n.max()).all()):
         return torch.zeros(len(n), dtype=torch.bool)
     return n < torch.sqrt(n.max() * n.min())
+
+
+def parse_counts(spec: str) -> torch.Tensor:
+    """Class counts from text: ``"5000x5,500x5"`` (count x number of classes) or ``"50,50,5"``."""
+    counts: list[int] = []
+    for part in spec.replace(" ", "").split(","):
+        if not part:
+            continue
+        count, _, times = part.partition("x")
+        try:
+            value, repeat = int(count), int(times) if times else 1
+        except ValueError:
+            raise ValueError(f"cannot read class counts {spec!r}: write e.g. 5000x5,500x5 or 50,50,5") from None
+        if value < 1 or repeat < 1:
+            raise ValueError(f"class counts and repeats must be >= 1 in {spec!r}")
+        counts += [value] * repeat
+    if len(counts) < 2:
+        raise ValueError(f"need at least 2 classes, got {spec!r}")
+    return torch.tensor(counts)

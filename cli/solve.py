@@ -1,0 +1,72 @@
+"""``ufm solve``: the certified optimal collapsed geometry for given class counts, batching and prototypes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich import box
+from rich.table import Table
+
+from cli._common import console, print_json, user_errors
+from ufm.batching import epoch_compositions
+from ufm.geometry import load_gram, make_gram
+from ufm.imbalance import class_counts, parse_counts
+from ufm.plots import gram_heatmaps, save_figure
+from ufm.runio import write_json
+from ufm.solver import SOLVERS, solve_collapsed
+
+
+@user_errors
+def solve_command(
+    counts: Optional[str] = typer.Option(None, help="class counts, e.g. 5000x5,500x5 (overrides --profile)"),
+    k: int = typer.Option(10, help="number of classes (with --profile)"),
+    profile: str = typer.Option("step", help="balanced, step or long-tail (when --counts is not given)"),
+    n_major: int = typer.Option(50, help="samples in each majority class"),
+    ratio: float = typer.Option(10.0, help="imbalance ratio R"),
+    minority_fraction: float = typer.Option(0.5, help="fraction of minority classes (step)"),
+    tau: float = typer.Option(0.1, help="temperature"),
+    n_w: float = typer.Option(0.0, "--n-w", help="copies of each prototype per batch"),
+    geometry: str = typer.Option("etf", help="prototype Gram G_*: etf, orthogonal or minority"),
+    gamma: float = typer.Option(1.0, help="strength of the minority geometry"),
+    gram_file: Optional[Path] = typer.Option(None, help="a k x k G_* file instead of --geometry"),
+    prototype_anchors: bool = typer.Option(True, "--prototype-anchors/--no-prototype-anchors",
+                                           help="prototype copies are anchors too"),
+    batching: str = typer.Option("full", help="full, or the batch-set of one seeded epoch: shuffle, balanced, binding"),
+    batch_size: int = typer.Option(32, help="batch size for --batching other than full"),
+    seed: int = typer.Option(0, help="seed of the epoch whose batch-set is solved"),
+    solver: str = typer.Option("CLARABEL", help=f"conic solver: {', '.join(SOLVERS)}"),
+    out: Optional[Path] = typer.Option(None, help="folder for solution.json and gram.png (default runs/solve-<time>)"),
+    as_json: bool = typer.Option(False, "--json", help="print the solution as JSON"),
+) -> None:
+    """Globally optimal class-mean Gram of batch SCL (with prototypes) for collapsed features (cvxpy)."""
+    n = parse_counts(counts) if counts else class_counts(profile, k, n_major, ratio, minority_fraction)
+    comp = n.unsqueeze(0) if batching == "full" else epoch_compositions(n, batch_size, batching, seed)
+    g_star = None
+    if n_w > 0:
+        g_star = load_gram(gram_file) if gram_file else make_gram(geometry, len(n), n, gamma)
+    result = solve_collapsed(comp.numpy(), tau, g_star, n_w, prototype_anchors, solver)
+    folder = out or Path("runs") / f"solve-{time.strftime('%Y%m%d-%H%M%S')}"
+    summary = {"counts": n.tolist(), "batches": len(comp), "tau": tau, "n_w": n_w, **result.summary()}
+    write_json(folder / "solution.json", summary)
+    grams = [result.gram] if g_star is None else [result.gram, g_star.numpy()]
+    titles = ["optimal G_M"] if g_star is None else ["optimal G_M", "prototype Gram G_*"]
+    save_figure(gram_heatmaps(grams, titles, f"counts {n.tolist()}, tau {tau:g}, n_w {n_w:g}"), folder / "gram.png")
+    if as_json:
+        print_json({**summary, "run_folder": str(folder)})
+        return
+    table = Table(title=f"optimal class-mean Gram ({result.solver}: {result.status}, objective {result.objective:.8g})",
+                  box=box.SIMPLE, padding=(0, 1), pad_edge=False)
+    table.add_column("class", justify="right", no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    for c in range(len(n)):
+        table.add_column(str(c), justify="right", no_wrap=True)
+    for a in range(len(n)):
+        table.add_row(str(a), str(int(n[a])), *(f"{v:+.3f}" for v in result.gram[a]))
+    console.print(f"class counts n = {n.tolist()}, {len(comp)} batch(es), tau {tau:g}, n_w {n_w:g}")
+    console.print(table)
+    res = result.residuals
+    console.print(f"min eigenvalue {res['min_eigenvalue']:.1e}, max |diag - 1| {res['max_diag_error']:.1e}, "
+                  f"{res['iterations']} iterations, {result.solve_s:.2f} s; folder {folder}")

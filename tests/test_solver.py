@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from ufm.batching import epoch_compositions
+from ufm.geometry import etf_gram, orthogonal_gram
+from ufm.imbalance import step_counts
+from ufm.simulate import SimConfig, build_problem, simulate
+from ufm.solver import collapsed_objective, solve_collapsed
+
+
+def test_balanced_full_batch_gives_the_simplex_etf():
+    for k, tau in ((4, 0.5), (6, 0.1)):
+        result = solve_collapsed([[5] * k], tau=tau)
+        assert result.status == "optimal"
+        off = result.gram[~np.eye(k, dtype=bool)]
+        np.testing.assert_allclose(off, -1 / (k - 1), atol=1e-4)
+
+
+def test_objective_matches_an_independent_evaluation_and_the_etf_is_optimal_when_balanced():
+    comp = [[4, 4, 4]]
+    result = solve_collapsed(comp, tau=0.3)
+    assert result.objective == pytest.approx(collapsed_objective(result.gram, None, comp, 0.3), rel=1e-9)
+    assert result.objective <= collapsed_objective(etf_gram(3).numpy(), None, comp, 0.3) + 1e-6
+    # any other feasible geometry is worse
+    assert result.objective < collapsed_objective(orthogonal_gram(3).numpy(), None, comp, 0.3)
+
+
+@pytest.mark.parametrize(
+    "counts,n_w,tau,anchors,batching",
+    [
+        ([20, 20, 2, 2], 10, 0.5, True, "full"),
+        ([20, 20, 2, 2], 10, 0.5, False, "full"),
+        ([12, 12, 12, 3, 3], 5, 0.2, True, "binding"),
+        ([9, 9, 3], 2, 0.3, True, "shuffle"),
+    ],
+)
+def test_two_solvers_agree_on_every_entry(counts, n_w, tau, anchors, batching):
+    comp = [counts] if batching == "full" else epoch_compositions(counts, 8, batching).numpy()
+    g = etf_gram(len(counts)).numpy()
+    a = solve_collapsed(comp, tau, g, n_w, anchors, solver="CLARABEL")
+    b = solve_collapsed(comp, tau, g, n_w, anchors, solver="SCS")
+    np.testing.assert_allclose(a.gram, b.gram, atol=1e-3)
+    np.testing.assert_allclose(a.cross, b.cross, atol=1e-3)
+    assert a.objective == pytest.approx(b.objective, rel=1e-6)
+    for r in (a, b):
+        assert r.residuals["min_eigenvalue"] > -1e-6 and r.residuals["max_diag_error"] < 1e-6
+        assert r.objective == pytest.approx(collapsed_objective(r.gram, r.cross, comp, tau, g, n_w, anchors), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "n_w,tau,anchors", [(10, 0.5, True), (3, 0.2, True), (10, 0.5, False)]
+)
+def test_simulator_reaches_the_certified_optimum(n_w, tau, anchors):
+    cfg = SimConfig(k=4, n_major=12, ratio=6, d=8, n_w=(n_w,), tau=(tau,), prototype_anchors=anchors,
+                    batching="full", epochs=2000, lr=0.05, log_every=500, dtype="float64", device="cpu")
+    sim = simulate(cfg)
+    problem = build_problem(cfg)
+    result = solve_collapsed([problem.counts.tolist()], tau, problem.g_star.numpy(), n_w, anchors)
+    loss = sim.history[-1]["loss"][0]
+    assert abs(loss - result.objective) <= 1e-3 * abs(result.objective)
+    assert loss >= result.objective - 1e-6 * abs(result.objective)  # the solver's value is a lower bound
+    np.testing.assert_allclose(sim.g_m[0], result.gram, atol=1e-3)
+
+
+def test_imbalance_without_prototypes_is_not_the_etf_but_prototypes_pull_it_back():
+    counts = step_counts(4, 20, 10).tolist()
+    plain = solve_collapsed([counts], 0.5)
+    assert np.abs(plain.gram - etf_gram(4).numpy()).max() > 0.05
+    with_w = solve_collapsed([counts], 0.5, etf_gram(4).numpy(), 1000)
+    assert np.abs(with_w.gram - etf_gram(4).numpy()).max() < np.abs(plain.gram - etf_gram(4).numpy()).max() / 10
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(compositions=[[5, 1, 1]]), r"classes \[1, 2\] never have two samples"),
+        (dict(compositions=[[5, 0, 3]]), r"classes \[1\] appear in no batch"),
+        (dict(compositions=[[5, 5]], tau=0.0), "tau must be > 0"),
+        (dict(compositions=[[5, 5]], n_w=-1.0), "n_w must be >= 0"),
+        (dict(compositions=[[5, 5]], n_w=2.0), "need their Gram"),
+        (dict(compositions=[[5, 5, 5]], n_w=2.0, g_star=etf_gram(4).numpy()), "k = 3"),
+        (dict(compositions=[[5, 5]], solver="MOSEK"), "not supported"),
+        (dict(compositions=[5]), "k >= 2"),
+    ],
+)
+def test_bad_problems_are_explained(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        solve_collapsed(**kwargs)
+
+
+def test_single_sample_classes_are_fine_with_prototypes():
+    result = solve_collapsed([[6, 6, 1]], 0.5, etf_gram(3).numpy(), 5)
+    assert result.status in ("optimal", "optimal_inaccurate")
