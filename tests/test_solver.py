@@ -91,3 +91,46 @@ def test_bad_problems_are_explained(kwargs, message):
 def test_single_sample_classes_are_fine_with_prototypes():
     result = solve_collapsed([[6, 6, 1]], 0.5, etf_gram(3).numpy(), 5)
     assert result.status in ("optimal", "optimal_inaccurate")
+
+
+@pytest.mark.parametrize(
+    "k,n_w,tau,anchors,geometry",
+    [(6, 0, 0.5, True, "etf"), (6, 10, 0.5, True, "etf"), (8, 5, 0.2, False, "etf"), (6, 10, 0.3, True, "minority")],
+)
+def test_symmetry_reduction_equals_the_unreduced_solve(k, n_w, tau, anchors, geometry):
+    from ufm.geometry import minority_weighted_gram
+    from ufm.solver import solve_grouped
+
+    counts = step_counts(k, 20, 10).numpy()
+    g = etf_gram(k).numpy() if geometry == "etf" else minority_weighted_gram(counts, 1.0).numpy()
+    full = solve_collapsed(counts[None], tau, g, n_w, anchors)
+    reduced = solve_grouped(counts, tau, g, n_w, anchors)
+    assert reduced.residuals["groups"] == [k // 2, k // 2]
+    assert reduced.objective == pytest.approx(full.objective, rel=1e-8)
+    np.testing.assert_allclose(reduced.gram, full.gram, atol=5e-4)
+    if n_w:
+        np.testing.assert_allclose(reduced.cross, full.cross, atol=5e-4)
+    assert reduced.objective == pytest.approx(
+        collapsed_objective(reduced.gram, reduced.cross, counts[None], tau, g if n_w else None, n_w, anchors), rel=1e-8
+    )
+
+
+def test_symmetry_reduction_scales_to_a_thousand_classes():
+    from ufm.solver import solve_grouped
+
+    counts = step_counts(1000, 500, 10).numpy()
+    result = solve_grouped(counts, 0.1, etf_gram(1000).numpy(), 100)
+    assert result.status == "optimal" and result.residuals["min_eigenvalue"] > -1e-7
+    # block constant: one value within the majority, one within the minority, one across
+    assert np.ptp(result.gram[:500, :500][~np.eye(500, dtype=bool)]) == 0
+    assert np.ptp(result.gram[:500, 500:]) == 0
+
+
+def test_symmetry_reduction_refuses_a_target_without_the_symmetry():
+    from ufm.solver import solve_grouped
+
+    counts = np.array([10, 10, 10, 2])  # groups {0, 1, 2} and {3}
+    g = np.eye(4)
+    g[0, 1] = g[1, 0] = 0.3  # pairs inside the first group no longer all alike
+    with pytest.raises(ValueError, match="not constant on the blocks"):
+        solve_grouped(counts, 0.5, g, 5)

@@ -34,7 +34,7 @@ import numpy as np
 
 from ufm.geometry import check_gram
 
-__all__ = ["SOLVERS", "SolveResult", "collapsed_objective", "solve_collapsed"]
+__all__ = ["SOLVERS", "SolveResult", "class_groups", "collapsed_objective", "solve_collapsed", "solve_grouped"]
 
 SOLVERS = ("CLARABEL", "SCS")
 _TOL = {
@@ -250,3 +250,164 @@ def solve_collapsed(
     }
     objective = float(problem.value) * total_weight
     return SolveResult(gram, cross, objective, problem.status, solver, solve_s, compile_s, residuals)
+
+
+def class_groups(counts) -> list[np.ndarray]:
+    """Classes with equal counts, as index arrays in order of first appearance."""
+    counts = np.asarray(counts)
+    groups: dict[int, list[int]] = {}
+    for c, n in enumerate(counts.tolist()):
+        groups.setdefault(n, []).append(c)
+    return [np.array(v) for v in groups.values()]
+
+
+def _block_values(g: np.ndarray, groups: list[np.ndarray], tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+    """(within-group off-diagonal value per group, group x group block values) of a block-constant matrix;
+    ValueError when ``g`` is not constant on the blocks."""
+    n_groups = len(groups)
+    within = np.zeros(n_groups)
+    block = np.zeros((n_groups, n_groups))
+    for i, gi in enumerate(groups):
+        for j, gj in enumerate(groups):
+            sub = g[np.ix_(gi, gj)]
+            values = sub[~np.eye(len(gi), dtype=bool)] if i == j else sub.ravel()
+            if values.size == 0:
+                continue
+            if np.ptp(values) > tol:
+                raise ValueError(
+                    "G_* is not constant on the blocks of equal-count classes, so the symmetry reduction does not "
+                    "apply; use solve_collapsed"
+                )
+            block[i, j] = values.mean()
+            if i == j:
+                within[i] = values.mean()
+    return within, block
+
+
+def solve_grouped(
+    counts,
+    tau: float = 0.1,
+    g_star=None,
+    n_w: float = 0.0,
+    prototype_anchors: bool = True,
+    solver: str = "CLARABEL",
+) -> SolveResult:
+    """:func:`solve_collapsed` for one full batch, reduced by symmetry: classes with equal counts form
+    groups, and when G_* is constant on the group blocks an optimal (M, X) is too (average any optimum
+    over the permutations within groups: the problem is convex and invariant).  The unknowns are then a
+    few numbers per group pair, and J >= 0 splits into one 2 x 2 condition per group (vectors summing
+    to zero inside a group) and one 2G x 2G condition (group-constant vectors).  Returns the expanded
+    k x k solution."""
+    counts = np.asarray(counts).astype(np.int64).ravel()
+    comp = _check_compositions(counts[None], n_w)
+    if not (np.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be > 0, got {tau}")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver {solver!r} is not supported; choose one of {', '.join(SOLVERS)}")
+    k = len(counts)
+    with_w = n_w > 0
+    if with_w and g_star is None:
+        raise ValueError("prototypes (n_w > 0) need their Gram g_star")
+    g_full = check_gram(g_star).numpy() if with_w else np.eye(k)
+    if g_full.shape != (k, k):
+        raise ValueError(f"g_star is {g_full.shape[0]} x {g_full.shape[0]} but there are k = {k} classes")
+    groups = class_groups(comp[0])
+    size = np.array([len(gr) for gr in groups], dtype=float)
+    n_of = np.array([comp[0, gr[0]] for gr in groups], dtype=float)
+    n_groups = len(groups)
+    e_within, g_block = _block_values(g_full, groups)
+    root = np.sqrt(size)
+
+    start = time.perf_counter()
+    cm = cp.Variable((n_groups, n_groups), symmetric=True)  # diag: within-group cosine, off: across groups
+    q_m = cp.diag(1 - cp.diag(cm)) + cp.multiply(np.outer(root, root), cm)
+    constraints = [q_m >> 0] if not with_w else []
+    for i in range(n_groups):
+        if size[i] >= 2 and not with_w:
+            constraints.append(1 - cm[i, i] >= 0)
+    xm = xd = None
+    if with_w:
+        xm = cp.Variable((n_groups, n_groups))  # diag: mu_a . w_c within a group (a != c), off: across
+        xd = cp.Variable(n_groups)  # mu_a . w_a
+        q_x = cp.diag(xd - cp.diag(xm)) + cp.multiply(np.outer(root, root), xm)
+        q_g = np.diag(1 - e_within) + np.outer(root, root) * (g_block - np.diag(np.diag(g_block)) + np.diag(e_within))
+        lam, vecs = np.linalg.eigh(q_g)
+        keep = lam > 1e-9 * max(lam.max(), 1.0)
+        factor = np.sqrt(lam[keep])[:, None] * vecs[:, keep].T
+        y = cp.Variable((n_groups, int(keep.sum())))
+        constraints += [q_x == y @ factor, cp.bmat([[q_m, y], [y.T, np.eye(int(keep.sum()))]]) >> 0]
+        for i in range(n_groups):
+            if size[i] >= 2:
+                gap = 1 - e_within[i]
+                pair = cp.bmat([[cp.reshape(1 - cm[i, i], (1, 1), order="C"), cp.reshape(xd[i] - xm[i, i], (1, 1), order="C")],
+                                [cp.reshape(xd[i] - xm[i, i], (1, 1), order="C"), np.array([[gap]])]])
+                constraints.append(pair >> 0)
+
+    rows, weights, linear = [], [], 0
+    for i in range(n_groups):
+        n_i, s_i = n_of[i], size[i]
+        entries = []
+        if n_i >= 2:
+            entries.append((np.log(n_i - 1), 1.0))
+        for j in range(n_groups):
+            mult = (s_i - 1) * n_i if j == i else size[j] * n_of[j]
+            if mult > 0:
+                entries.append((np.log(mult), cm[i, j]))
+            if with_w:
+                mult_w = (s_i - 1) * n_w if j == i else size[j] * n_w
+                if mult_w > 0:
+                    entries.append((np.log(mult_w), xm[i, j]))
+        if with_w:
+            entries.append((np.log(n_w), xd[i]))
+        n_pos = n_i - 1 + n_w
+        if n_pos > 0:
+            rows.append(entries)
+            weights.append(s_i * n_i)
+            linear = linear + s_i * n_i * ((n_i - 1) + n_w * (xd[i] if with_w else 0)) / (tau * n_pos)
+        if with_w and prototype_anchors and n_i + n_w - 1 > 0:
+            entries = [(np.log(n_i), xd[i])]
+            if n_w > 1:
+                entries.append((np.log(n_w - 1), 1.0))
+            for j in range(n_groups):
+                mult = (s_i - 1) * n_i if j == i else size[j] * n_of[j]
+                if mult > 0:
+                    entries.append((np.log(mult), xm[j, i]))  # mu_c . w_a, c in group j
+                mult_w = (s_i - 1) * n_w if j == i else size[j] * n_w
+                if mult_w > 0:
+                    entries.append((np.log(mult_w), e_within[i] if j == i else g_block[i, j]))
+            rows.append(entries)
+            weights.append(s_i * n_w)
+            linear = linear + s_i * n_w * (n_i * xd[i] + (n_w - 1)) / (tau * (n_i + n_w - 1))
+    total = float(sum(weights))
+    lse = [cp.log_sum_exp(cp.hstack([lw + v / tau for lw, v in entries])) for entries in rows]
+    objective = cp.sum(cp.hstack([w / total * t for w, t in zip(weights, lse)])) - linear / total
+    problem = cp.Problem(cp.Minimize(objective), constraints)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            problem.solve(solver=solver, **_TOL[solver])
+    except cp.error.SolverError as err:
+        raise ValueError(f"the {solver} solver failed on this problem: {err}") from err
+    solve_s = time.perf_counter() - start
+    if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+        raise ValueError(f"{solver} did not find an optimum: status {problem.status}")
+
+    def expand(within: np.ndarray, block: np.ndarray, diag: np.ndarray) -> np.ndarray:
+        out = np.zeros((k, k))
+        for i, gi in enumerate(groups):
+            for j, gj in enumerate(groups):
+                out[np.ix_(gi, gj)] = block[i, j] if i != j else within[i]
+            out[gi, gi] = diag[i]
+        return out
+
+    cmv = np.asarray(cm.value)
+    gram = expand(np.diag(cmv), cmv, np.ones(n_groups))
+    cross = expand(np.diag(xm.value), np.asarray(xm.value), np.asarray(xd.value)) if with_w else None
+    joint = np.block([[gram, cross], [cross.T, g_full]]) if with_w else gram
+    residuals = {
+        "min_eigenvalue": float(np.linalg.eigvalsh((joint + joint.T) / 2).min()) if k <= 2000 else None,
+        "max_diag_error": 0.0,
+        "iterations": problem.solver_stats.num_iters,
+        "groups": [len(gr) for gr in groups],
+    }
+    return SolveResult(gram, cross, float(problem.value) * total, problem.status, solver, solve_s, 0.0, residuals)
