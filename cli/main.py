@@ -9,7 +9,7 @@ import typer
 import ufm
 from cli.check import check
 from cli.simulate import figures_command, simulate_command, sweep_command
-from cli.solve import solve_command
+from cli.solve import agree_command, solve_command
 
 app = typer.Typer(
     help="Neural-collapse geometry of supervised-contrastive loss with fixed prototypes.",
@@ -35,5 +35,6 @@ def main(
 app.command("simulate")(simulate_command)
 app.command("sweep")(sweep_command)
 app.command("solve")(solve_command)
+app.command("agree")(agree_command)
 app.command("figures")(figures_command)
 app.command()(check)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -11,12 +12,15 @@ from rich import box
 from rich.table import Table
 
 from cli._common import console, print_json, user_errors
+from cli._config import with_config_options
+from ufm.agreement import solver_vs_simulator
 from ufm.batching import epoch_compositions
 from ufm.geometry import load_gram, make_gram
 from ufm.imbalance import class_counts, parse_counts
 from ufm.plots import gram_heatmaps, save_figure
 from ufm.runio import write_json
-from ufm.solver import SOLVERS, solve_collapsed
+from ufm.simulate import SimConfig
+from ufm.solver import SOLVERS, solve
 
 
 @user_errors
@@ -38,6 +42,8 @@ def solve_command(
     batch_size: int = typer.Option(32, help="batch size for --batching other than full"),
     seed: int = typer.Option(0, help="seed of the epoch whose batch-set is solved"),
     solver: str = typer.Option("CLARABEL", help=f"conic solver: {', '.join(SOLVERS)}"),
+    reduce: bool = typer.Option(True, "--reduce/--no-reduce",
+                                help="solve the symmetry-reduced problem when classes with equal counts allow it"),
     out: Optional[Path] = typer.Option(None, help="folder for solution.json and gram.png (default runs/solve-<time>)"),
     as_json: bool = typer.Option(False, "--json", help="print the solution as JSON"),
 ) -> None:
@@ -47,7 +53,7 @@ def solve_command(
     g_star = None
     if n_w > 0:
         g_star = load_gram(gram_file) if gram_file else make_gram(geometry, len(n), n, gamma)
-    result = solve_collapsed(comp.numpy(), tau, g_star, n_w, prototype_anchors, solver)
+    result = solve(comp.numpy(), tau, g_star, n_w, prototype_anchors, solver, reduce)
     folder = out or Path("runs") / f"solve-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = {"counts": n.tolist(), "batches": len(comp), "tau": tau, "n_w": n_w, **result.summary()}
     write_json(folder / "solution.json", summary)
@@ -70,3 +76,25 @@ def solve_command(
     res = result.residuals
     console.print(f"min eigenvalue {res['min_eigenvalue']:.1e}, max |diag - 1| {res['max_diag_error']:.1e}, "
                   f"{res['iterations']} iterations, {result.solve_s:.2f} s; folder {folder}")
+
+
+@user_errors
+@with_config_options(SimConfig, skip=("batching", "batch_size"))
+def agree_command(
+    config: SimConfig,
+    as_json: bool = typer.Option(False, "--json", help="print the rows as JSON"),
+) -> None:
+    """Run the simulator (full batch) and the convex solver on the same problem: objective gap and Gram distance."""
+    rows = solver_vs_simulator(replace(config, batching="full"))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="simulator (full batch) vs certified collapsed optimum", box=box.SIMPLE)
+    for col in ("n_w", "tau", "seed", "simulator loss", "solver optimum", "relative gap", "max |G_M diff|",
+                "distance sim", "distance solver"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(f"{r['n_w']:g}", f"{r['tau']:g}", str(r["seed"]), f"{r['simulator_loss']:.8g}",
+                      f"{r['solver_objective']:.8g}", f"{r['relative_gap']:+.1e}", f"{r['gram_max_difference']:.1e}",
+                      f"{r['distance_simulator']:.4f}", f"{r['distance_solver']:.4f}")
+    console.print(table)

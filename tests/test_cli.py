@@ -96,3 +96,11 @@ def test_solve_prints_json_and_writes_folder(tmp_path):
     assert result.exit_code == 2 and "never have two samples" in result.output
     result = runner.invoke(app, ["solve", "--counts", "5y3", "--out", str(out)])
     assert result.exit_code == 2 and "cannot read class counts" in result.output
+
+
+def test_agree_command(tmp_path):
+    result = runner.invoke(app, ["agree", "--k", "3", "--n-major", "6", "--ratio", "2", "--d", "4", "--n-w", "5",
+                                 "--tau", "0.5", "--epochs", "800", "--lr", "0.05", "--dtype", "float64", "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert abs(row["relative_gap"]) < 1e-3

@@ -134,3 +134,22 @@ def test_symmetry_reduction_refuses_a_target_without_the_symmetry():
     g[0, 1] = g[1, 0] = 0.3  # pairs inside the first group no longer all alike
     with pytest.raises(ValueError, match="not constant on the blocks"):
         solve_grouped(counts, 0.5, g, 5)
+
+
+def test_agreement_rows_and_the_solve_dispatcher():
+    from ufm.agreement import solver_vs_simulator
+    from ufm.solver import solve
+
+    cfg = SimConfig(k=4, n_major=12, ratio=6, d=8, n_w=(0.0, 10.0), tau=(0.5,), batching="full", epochs=1500,
+                    lr=0.05, log_every=500, dtype="float64", device="cpu")
+    rows = solver_vs_simulator(cfg)
+    assert [r["n_w"] for r in rows] == [0.0, 10.0]
+    for r in rows:
+        assert abs(r["relative_gap"]) < 1e-3 and r["gram_max_difference"] < 1e-3
+        assert r["distance_simulator"] == pytest.approx(r["distance_solver"], abs=1e-3)
+    with pytest.raises(ValueError, match="batching='full'"):
+        solver_vs_simulator(SimConfig(k=4, n_major=12, ratio=6, d=8, epochs=2, batch_size=8))
+    counts = [[12, 12, 2, 2]]
+    reduced = solve(counts, 0.5, etf_gram(4).numpy(), 10)
+    assert "groups" in reduced.residuals
+    assert "groups" not in solve(counts, 0.5, etf_gram(4).numpy(), 10, reduce=False).residuals

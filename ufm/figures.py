@@ -64,12 +64,33 @@ def ufm_distance_vs_nw(out: Path, quick: bool = False) -> Path:
     return save_figure(fig, out / "ufm_distance_vs_nw.png")
 
 
+def solver_vs_simulator_figure(out: Path, quick: bool = False) -> Path:
+    """Distance of G_M to G_* against n_w: the convex solver's certified optimum and the simulator (full batch)."""
+    from ufm.agreement import solver_vs_simulator
+
+    n_ws = (0.0, 10.0) if quick else (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)
+    cfg = SimConfig(**{**FIG1.to_dict(), "batching": "full", "n_w": n_ws, "epochs": 20 if quick else 3000,
+                       "lr": 0.05, "log_every": 500, "dtype": "float64"})
+    rows = solver_vs_simulator(cfg)
+    x = [r["n_w"] for r in rows]
+    fig = lines_vs_x(
+        {"convex solver (certified, collapsed)": (x, [r["distance_solver"] for r in rows]),
+         "UFM simulator": (x, [r["distance_simulator"] for r in rows])},
+        xlabel="n_w (copies of each prototype per batch)",
+        ylabel="|| G_M/||G_M|| - G_*/||G_*|| ||_F",
+        title="full batch, k = 10, STEP R = 10 (majority 50), tau = 0.1, ETF prototypes",
+    )
+    return save_figure(fig, out / "solver_vs_simulator.png")
+
+
 FIGURES = {
     f.name: f
     for f in (
         Figure("ufm-fig1-heatmaps", "UFM Figure 1: G_M of SCL, class-averaging + binding, SCL with n_w = 100",
                ufm_fig1_heatmaps),
         Figure("ufm-distance-vs-nw", "UFM: distance to G_* against n_w for R = 1, 10, 100", ufm_distance_vs_nw),
+        Figure("solver-vs-simulator", "distance to G_* against n_w: convex solver vs simulator (full batch)",
+               solver_vs_simulator_figure),
     )
 }
 

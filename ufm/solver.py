@@ -34,7 +34,7 @@ import numpy as np
 
 from ufm.geometry import check_gram
 
-__all__ = ["SOLVERS", "SolveResult", "class_groups", "collapsed_objective", "solve_collapsed", "solve_grouped"]
+__all__ = ["SOLVERS", "SolveResult", "class_groups", "collapsed_objective", "solve", "solve_collapsed", "solve_grouped"]
 
 SOLVERS = ("CLARABEL", "SCS")
 _TOL = {
@@ -261,9 +261,9 @@ def class_groups(counts) -> list[np.ndarray]:
     return [np.array(v) for v in groups.values()]
 
 
-def _block_values(g: np.ndarray, groups: list[np.ndarray], tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
+def _block_values(g: np.ndarray, groups: list[np.ndarray], tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray] | None:
     """(within-group off-diagonal value per group, group x group block values) of a block-constant matrix;
-    ValueError when ``g`` is not constant on the blocks."""
+    None when ``g`` is not constant on the blocks."""
     n_groups = len(groups)
     within = np.zeros(n_groups)
     block = np.zeros((n_groups, n_groups))
@@ -274,10 +274,7 @@ def _block_values(g: np.ndarray, groups: list[np.ndarray], tol: float = 1e-9) ->
             if values.size == 0:
                 continue
             if np.ptp(values) > tol:
-                raise ValueError(
-                    "G_* is not constant on the blocks of equal-count classes, so the symmetry reduction does not "
-                    "apply; use solve_collapsed"
-                )
+                return None
             block[i, j] = values.mean()
             if i == j:
                 within[i] = values.mean()
@@ -315,7 +312,13 @@ def solve_grouped(
     size = np.array([len(gr) for gr in groups], dtype=float)
     n_of = np.array([comp[0, gr[0]] for gr in groups], dtype=float)
     n_groups = len(groups)
-    e_within, g_block = _block_values(g_full, groups)
+    blocks = _block_values(g_full, groups)
+    if blocks is None:
+        raise ValueError(
+            "G_* is not constant on the blocks of equal-count classes, so the symmetry reduction does not apply; "
+            "use solve_collapsed"
+        )
+    e_within, g_block = blocks
     root = np.sqrt(size)
 
     start = time.perf_counter()
@@ -411,3 +414,23 @@ def solve_grouped(
         "groups": [len(gr) for gr in groups],
     }
     return SolveResult(gram, cross, float(problem.value) * total, problem.status, solver, solve_s, 0.0, residuals)
+
+
+def solve(
+    compositions,
+    tau: float = 0.1,
+    g_star=None,
+    n_w: float = 0.0,
+    prototype_anchors: bool = True,
+    solver: str = "CLARABEL",
+    reduce: bool = True,
+) -> SolveResult:
+    """The optimal collapsed geometry: :func:`solve_grouped` when it applies (one full batch, ``reduce``,
+    and G_* constant on the blocks of equal-count classes), else :func:`solve_collapsed`."""
+    comp = np.atleast_2d(np.asarray(compositions))
+    if reduce and comp.shape[0] == 1 and comp.shape[1] >= 2:
+        groups = class_groups(comp[0])
+        target = check_gram(g_star).numpy() if (n_w > 0 and g_star is not None) else np.eye(comp.shape[1])
+        if len(groups) < comp.shape[1] and target.shape == (comp.shape[1],) * 2 and _block_values(target, groups):
+            return solve_grouped(comp[0], tau, g_star, n_w, prototype_anchors, solver)
+    return solve_collapsed(comp, tau, g_star, n_w, prototype_anchors, solver)
