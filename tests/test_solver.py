@@ -153,3 +153,14 @@ def test_agreement_rows_and_the_solve_dispatcher():
     reduced = solve(counts, 0.5, etf_gram(4).numpy(), 10)
     assert "groups" in reduced.residuals
     assert "groups" not in solve(counts, 0.5, etf_gram(4).numpy(), 10, reduce=False).residuals
+
+
+def test_nonnegative_relaxation_gives_the_orthogonal_frame_under_imbalance():
+    # Kini et al. 2023: with ReLU features full-batch SCL learns the orthogonal frame, whatever the imbalance.
+    for counts, tau in (([20, 20, 2, 2], 0.5), ([30, 30, 30, 3, 3], 0.1)):
+        result = solve_collapsed([counts], tau, nonnegative=True)
+        np.testing.assert_allclose(result.gram, np.eye(len(counts)), atol=1e-4)
+    with_w = solve_collapsed([[20, 20, 2, 2]], 0.5, np.eye(4), 10, nonnegative=True)
+    np.testing.assert_allclose(with_w.gram, np.eye(4), atol=1e-4)
+    with pytest.raises(ValueError, match="negative cosines"):
+        solve_collapsed([[20, 20, 2, 2]], 0.5, etf_gram(4).numpy(), 10, nonnegative=True)

@@ -167,10 +167,17 @@ def solve_collapsed(
     prototype_anchors: bool = True,
     solver: str = "CLARABEL",
     verbose: bool = False,
+    nonnegative: bool = False,
 ) -> SolveResult:
     """Globally optimal collapsed geometry for the batch compositions ``[num_batches, k]`` (class counts
     of each batch; one row for full batch), temperature ``tau`` and, with ``n_w > 0``, fixed prototypes
-    of Gram ``g_star``.  Raises ValueError when the solver does not certify an optimum."""
+    of Gram ``g_star``.  Raises ValueError when the solver does not certify an optimum.
+
+    ``nonnegative`` (ReLU features, the UFM+): also M >= 0 and X >= 0 entrywise.  Gram matrices of
+    non-negative vectors form the completely positive cone; PSD and entrywise >= 0 (doubly non-negative)
+    is a relaxation of it, exact for matrices of order <= 4 (Maxfield and Minc 1962) and otherwise a lower
+    bound on the ReLU optimum, tight whenever the returned Gram is itself realizable by non-negative
+    vectors (for instance the orthogonal frame, realized by the standard basis)."""
     if not (np.isfinite(tau) and tau > 0):
         raise ValueError(f"tau must be > 0, got {tau}")
     if not (np.isfinite(n_w) and n_w >= 0):
@@ -204,6 +211,13 @@ def solve_collapsed(
         constraints.append(cp.bmat([[m, y], [y.T, np.eye(int(keep.sum()))]]) >> 0)
     else:
         constraints.append(m >> 0)
+    if nonnegative:
+        if with_w and (g < -1e-9).any():
+            raise ValueError("G_* has negative cosines, which non-negative (ReLU) features cannot reach next to "
+                             "non-negative prototypes; use a non-negative G_* such as the orthogonal frame")
+        constraints.append(m >= 0)
+        if with_w:
+            constraints.append(x >= 0)
 
     sample_rows, proto_rows = _anchor_terms(comp, n_w, prototype_anchors)
     total_weight = sum(r[0] for r in sample_rows) + sum(r[0] for r in proto_rows)
