@@ -164,3 +164,56 @@ def test_nonnegative_relaxation_gives_the_orthogonal_frame_under_imbalance():
     np.testing.assert_allclose(with_w.gram, np.eye(4), atol=1e-4)
     with pytest.raises(ValueError, match="negative cosines"):
         solve_collapsed([[20, 20, 2, 2]], 0.5, etf_gram(4).numpy(), 10, nonnegative=True)
+
+
+@pytest.mark.parametrize("n_w,tau,batching", [(10, 0.5, "full"), (0, 0.5, "full"), (3, 0.2, "full")])
+def test_full_solver_agrees_with_the_collapsed_one_where_collapse_holds(n_w, tau, batching):
+    from ufm.batching import epoch_batches
+    from ufm.imbalance import labels_from_counts
+    from ufm.solver import full_objective, solve_full
+
+    import torch
+
+    counts = [4, 4, 2, 2]
+    labels = labels_from_counts(counts)
+    batches = epoch_batches(labels, 6, batching, torch.Generator().manual_seed(0), 4)
+    index = [row[keep].numpy() for row, keep in zip(batches.index, batches.mask)]
+    comp = epoch_compositions(counts, 6, batching).numpy()
+    g = etf_gram(4).numpy() if n_w else None
+    full = solve_full(labels.numpy(), index, tau, g, n_w)
+    collapsed = solve_collapsed(comp, tau, g, n_w)
+    y = labels.numpy()
+    for a in range(4):
+        assert full.gram[np.ix_(y == a, y == a)].min() > 1 - 1e-4  # the certificate: samples collapse
+    first = [int(np.nonzero(y == a)[0][0]) for a in range(4)]
+    np.testing.assert_allclose(full.gram[np.ix_(first, first)], collapsed.gram, atol=1e-3)
+    assert full.objective == pytest.approx(collapsed.objective, rel=1e-6)
+    assert full.objective == pytest.approx(full_objective(full.gram, full.cross, y, index, tau, g, n_w), rel=1e-8)
+
+
+def test_full_solver_bad_input():
+    from ufm.solver import solve_full
+
+    with pytest.raises(ValueError, match="distinct sample indices"):
+        solve_full([0, 0, 1, 1], [[0, 1, 1]], 0.5)
+    with pytest.raises(ValueError, match="no anchor has a positive"):
+        solve_full([0, 1, 2], [[0, 1, 2]], 0.5)
+
+
+def test_full_solver_shows_when_collapse_is_not_optimal():
+    # One epoch of batch binding (batches of 6 plus the 4 bound examples), n_w = 0: the bound examples sit
+    # in every batch, the others in one, and the certified optimum is not collapsed.
+    from ufm.batching import epoch_batches
+    from ufm.imbalance import labels_from_counts
+    from ufm.solver import solve_full
+
+    import torch
+
+    labels = labels_from_counts([4, 4, 2, 2])
+    batches = epoch_batches(labels, 6, "binding", torch.Generator().manual_seed(0), 4)
+    index = [row[keep].numpy() for row, keep in zip(batches.index, batches.mask)]
+    full = solve_full(labels.numpy(), index, 0.5)
+    collapsed = solve_collapsed(epoch_compositions([4, 4, 2, 2], 6, "binding").numpy(), 0.5)
+    assert full.objective < collapsed.objective * (1 - 1e-3)
+    y = labels.numpy()
+    assert min(full.gram[np.ix_(y == a, y == a)].min() for a in range(4)) < 0.99

@@ -34,7 +34,17 @@ import numpy as np
 
 from ufm.geometry import check_gram
 
-__all__ = ["SOLVERS", "SolveResult", "class_groups", "collapsed_objective", "solve", "solve_collapsed", "solve_grouped"]
+__all__ = [
+    "SOLVERS",
+    "SolveResult",
+    "class_groups",
+    "collapsed_objective",
+    "full_objective",
+    "solve",
+    "solve_collapsed",
+    "solve_full",
+    "solve_grouped",
+]
 
 SOLVERS = ("CLARABEL", "SCS")
 _TOL = {
@@ -93,23 +103,19 @@ def _check_compositions(compositions, n_w: float) -> np.ndarray:
     return comp
 
 
-def _rows(cols: list[list[tuple[int, float]]], width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pad each row's (column, weight) list to ``width`` entries exactly: the first entry is repeated with
-    its weight split among its copies, so sum_j w_j e^{v_j} is unchanged.  Returns (index, log-weight)."""
-    index = np.zeros((len(cols), width), dtype=np.int64)
-    logw = np.zeros((len(cols), width))
-    for r, entries in enumerate(cols):
-        extra = width - len(entries)
-        j0, w0 = entries[0]
-        entries = [(j0, w0 / (extra + 1))] * (extra + 1) + entries[1:]
-        index[r] = [j for j, _ in entries]
-        logw[r] = np.log([w for _, w in entries])
-    return index, logw
+@dataclass(frozen=True)
+class _Row:
+    """One anchor kind of the objective, on a value matrix V (a Gram block, divided by tau when used):
+    weight x [ log sum_{(j, m) in terms} m e^{V[anchor, j] / tau} - sum_{(j, c) in positives} c V[anchor, j] / tau ]."""
+
+    weight: float
+    anchor: int
+    terms: list[tuple[int, float]]
+    positives: list[tuple[int, float]]
 
 
-def _anchor_terms(comp: np.ndarray, n_w: float, prototype_anchors: bool):
-    """The rows of the objective: for each (batch, anchor kind, class) with a positive, its weight, the
-    included logit columns with multiplicities, and the coefficients of the positive part."""
+def _collapsed_rows(comp: np.ndarray, n_w: float, prototype_anchors: bool) -> tuple[list[_Row], list[_Row]]:
+    """Rows on V1 = [M, X] (sample anchors of class a) and V2 = [X^T, G_*] (prototype anchors w_a), both k x 2k."""
     k = comp.shape[1]
     sample_rows, proto_rows = [], []
     for b in range(comp.shape[0]):
@@ -118,16 +124,168 @@ def _anchor_terms(comp: np.ndarray, n_w: float, prototype_anchors: bool):
             cnt[a] -= 1
             n_pos = comp[b, a] - 1 + n_w
             if comp[b, a] >= 1 and n_pos > 0:
-                cols = [(c, cnt[c]) for c in range(k) if cnt[c] > 0]
-                cols += [(k + c, n_w) for c in range(k) if n_w > 0]
-                # positive part: ((C_ba - 1) M_aa + n_w X_aa) / (tau n_pos), M_aa = 1
-                sample_rows.append((comp[b, a], a, cols, (comp[b, a] - 1) / n_pos, n_w / n_pos))
-            if prototype_anchors and n_w > 0 and comp[b, a] + n_w - 1 > 0:
-                n_pos = comp[b, a] + n_w - 1
-                cols = [(c, float(comp[b, c])) for c in range(k) if comp[b, c] > 0]
-                cols += [(k + c, n_w - (c == a)) for c in range(k) if n_w - (c == a) > 0]
-                proto_rows.append((n_w, a, cols, (n_w - 1) / n_pos, comp[b, a] / n_pos))
+                terms = [(c, cnt[c]) for c in range(k) if cnt[c] > 0] + [(k + c, n_w) for c in range(k) if n_w > 0]
+                positives = [(a, (comp[b, a] - 1) / n_pos), (k + a, n_w / n_pos)]
+                sample_rows.append(_Row(float(comp[b, a]), a, terms, positives))
+            n_pos = comp[b, a] + n_w - 1
+            if prototype_anchors and n_w > 0 and n_pos > 0:
+                terms = [(c, float(comp[b, c])) for c in range(k) if comp[b, c] > 0]
+                terms += [(k + c, n_w - (c == a)) for c in range(k) if n_w - (c == a) > 0]
+                positives = [(a, comp[b, a] / n_pos), (k + a, (n_w - 1) / n_pos)]
+                proto_rows.append(_Row(float(n_w), a, terms, positives))
     return sample_rows, proto_rows
+
+
+def _full_rows(
+    labels: np.ndarray, batches: list[np.ndarray], k: int, n_w: float, prototype_anchors: bool
+) -> tuple[list[_Row], list[_Row]]:
+    """Rows on V1 = [G, X] (N x (N + k), every sample its own row) and V2 = [X^T, G_*] (k x (N + k))."""
+    n = len(labels)
+    sample_rows, proto_rows = [], []
+    for batch in batches:
+        for i in batch:
+            same = [j for j in batch if j != i and labels[j] == labels[i]]
+            n_pos = len(same) + n_w
+            if n_pos > 0:
+                terms = [(int(j), 1.0) for j in batch if j != i] + [(n + c, n_w) for c in range(k) if n_w > 0]
+                positives = [(int(j), 1 / n_pos) for j in same] + [(n + int(labels[i]), n_w / n_pos)]
+                sample_rows.append(_Row(1.0, int(i), terms, positives))
+        for a in range(k):
+            members = [int(j) for j in batch if labels[j] == a]
+            n_pos = len(members) + n_w - 1
+            if prototype_anchors and n_w > 0 and n_pos > 0:
+                terms = [(int(j), 1.0) for j in batch] + [(n + c, n_w - (c == a)) for c in range(k) if n_w - (c == a) > 0]
+                positives = [(j, 1 / n_pos) for j in members] + [(n + a, (n_w - 1) / n_pos)]
+                proto_rows.append(_Row(float(n_w), a, terms, positives))
+    return sample_rows, proto_rows
+
+
+def _padded(rows: list[_Row], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's terms padded to ``width`` exactly: the first term is repeated with its multiplicity split
+    among its copies, so sum_j m_j e^{v_j} is unchanged (no exp(-inf)).  Returns (flat index, log-mult)."""
+    index = np.zeros((len(rows), width), dtype=np.int64)
+    logw = np.zeros((len(rows), width))
+    for r, row in enumerate(rows):
+        extra = width - len(row.terms)
+        (j0, m0), rest = row.terms[0], row.terms[1:]
+        entries = [(j0, m0 / (extra + 1))] * (extra + 1) + rest
+        index[r] = [j for j, _ in entries]
+        logw[r] = np.log([m for _, m in entries])
+    return index, logw
+
+
+def _objective(blocks: list[tuple[object, list[_Row]]], tau: float):
+    """sum over rows of weight x (LSE - positives), divided by the total weight; cvxpy expression.
+
+    ``blocks``: (value matrix V, its rows); V is a cvxpy expression (or constant) of shape [rows, width]."""
+    total = sum(r.weight for _, rows in blocks for r in rows)
+    lse_terms, linear = [], 0
+    for values, rows in blocks:
+        if not rows:
+            continue
+        n_cols = values.shape[1]
+        index, logw = _padded(rows, max(len(r.terms) for r in rows))
+        anchors = np.array([r.anchor for r in rows])
+        flat = cp.vec(values / tau, order="C")
+        logits = cp.reshape(flat[(anchors[:, None] * n_cols + index).ravel()], index.shape, order="C") + logw
+        weights = np.array([r.weight for r in rows]) / total
+        lse_terms.append(weights @ cp.log_sum_exp(logits, axis=1))
+        coef = np.zeros(values.shape)
+        for r, w in zip(rows, weights):
+            for j, c in r.positives:
+                coef[r.anchor, j] += w * c
+        linear = linear + cp.sum(cp.multiply(coef, values)) / tau
+    return cp.sum(cp.hstack(lse_terms)) - linear, total
+
+
+def _evaluate(blocks: list[tuple[np.ndarray, list[_Row]]], tau: float) -> float:
+    """The same objective in numpy (not normalized), for checking solutions."""
+    total = 0.0
+    for values, rows in blocks:
+        for r in rows:
+            v = values[r.anchor] / tau
+            cols = np.array([j for j, _ in r.terms])
+            mult = np.array([m for _, m in r.terms])
+            top = v[cols].max()
+            lse = top + np.log((mult * np.exp(v[cols] - top)).sum())
+            total += r.weight * (lse - sum(c * v[j] for j, c in r.positives))
+    return float(total)
+
+
+def _gram_variables(n_rows: int, g: np.ndarray | None, nonnegative: bool):
+    """(Gram variable [n, n] with unit diagonal, cross expression X [n, k] or None, constraints).
+
+    G_* = U diag(lam) U^T is often singular (the ETF has rank k - 1), and then [[G, X], [X^T, G_*]] >= 0
+    has no interior point.  With X = Y diag(lam)^(1/2) U^T the condition is [[G, Y], [Y^T, I_r]] >= 0,
+    which has one (interior-point solvers need it)."""
+    m = cp.Variable((n_rows, n_rows), symmetric=True)
+    constraints = [cp.diag(m) == 1]
+    x = None
+    if g is None:
+        constraints.append(m >> 0)
+    else:
+        lam, vecs = np.linalg.eigh(g)
+        keep = lam > 1e-9 * lam.max()
+        factor = np.sqrt(lam[keep])[:, None] * vecs[:, keep].T  # [r, k]
+        y = cp.Variable((n_rows, int(keep.sum())))
+        x = y @ factor
+        constraints.append(cp.bmat([[m, y], [y.T, np.eye(int(keep.sum()))]]) >> 0)
+    if nonnegative:
+        if g is not None and (g < -1e-9).any():
+            raise ValueError("G_* has negative cosines, which non-negative (ReLU) features cannot reach next to "
+                             "non-negative prototypes; use a non-negative G_* such as the orthogonal frame")
+        constraints.append(m >= 0)
+        if x is not None:
+            constraints.append(x >= 0)
+    return m, x, constraints
+
+
+def _run(objective, constraints, solver: str, verbose: bool) -> tuple[cp.Problem, float, float]:
+    problem = cp.Problem(cp.Minimize(objective), constraints)
+    start = time.perf_counter()
+    try:
+        problem.get_problem_data(solver)
+        compile_s = time.perf_counter() - start
+        with warnings.catch_warnings():  # an inaccurate solve is reported in the result's status
+            warnings.simplefilter("ignore", UserWarning)
+            problem.solve(solver=solver, verbose=verbose, **_TOL[solver])
+    except cp.error.SolverError as err:
+        raise ValueError(f"the {solver} solver failed on this problem: {err}") from err
+    if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+        raise ValueError(f"{solver} did not find an optimum: status {problem.status}; try --solver SCS or a larger tau")
+    return problem, compile_s, time.perf_counter() - start
+
+
+def _check_common(tau: float, n_w: float, solver: str) -> None:
+    if not (np.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be > 0, got {tau}")
+    if not (np.isfinite(n_w) and n_w >= 0):
+        raise ValueError(f"n_w must be >= 0, got {n_w}")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver {solver!r} is not supported; choose one of {', '.join(SOLVERS)}")
+
+
+def _target(g_star, n_w: float, k: int) -> np.ndarray | None:
+    if n_w <= 0:
+        return None
+    if g_star is None:
+        raise ValueError("prototypes (n_w > 0) need their Gram g_star")
+    g = check_gram(g_star).numpy()
+    if g.shape != (k, k):
+        raise ValueError(f"g_star is {g.shape[0]} x {g.shape[0]} but the problem has k = {k} classes")
+    return g
+
+
+def _result(problem, m, x, g, total, solver, compile_s, solve_s) -> SolveResult:
+    gram = (np.asarray(m.value) + np.asarray(m.value).T) / 2
+    cross = None if x is None else np.asarray(x.value)
+    joint = gram if x is None else np.block([[gram, cross], [cross.T, g]])
+    residuals = {
+        "min_eigenvalue": float(np.linalg.eigvalsh((joint + joint.T) / 2).min()),
+        "max_diag_error": float(np.abs(np.diag(gram) - 1).max()),
+        "iterations": problem.solver_stats.num_iters,
+    }
+    return SolveResult(gram, cross, float(problem.value) * total, problem.status, solver, solve_s, compile_s, residuals)
 
 
 def collapsed_objective(
@@ -146,17 +304,8 @@ def collapsed_objective(
     m = np.asarray(gram, dtype=float)
     x = np.zeros((k, k)) if cross is None else np.asarray(cross, dtype=float)
     g = np.eye(k) if g_star is None else np.asarray(g_star, dtype=float)
-    sample_rows, proto_rows = _anchor_terms(comp, n_w, prototype_anchors)
-    total = 0.0
-    for weight, a, cols, c_same, c_proto in sample_rows:
-        values = np.concatenate([m[a], x[a]]) / tau
-        lse = np.log(sum(w * np.exp(values[j] - values.max()) for j, w in cols)) + values.max()
-        total += weight * (lse - (c_same * m[a, a] + c_proto * x[a, a]) / tau)
-    for weight, a, cols, c_self, c_sample in proto_rows:
-        values = np.concatenate([x[:, a], g[a]]) / tau
-        lse = np.log(sum(w * np.exp(values[j] - values.max()) for j, w in cols)) + values.max()
-        total += weight * (lse - (c_self * g[a, a] + c_sample * x[a, a]) / tau)
-    return float(total)
+    sample_rows, proto_rows = _collapsed_rows(comp, n_w, prototype_anchors)
+    return _evaluate([(np.hstack([m, x]), sample_rows), (np.hstack([x.T, g]), proto_rows)], tau)
 
 
 def solve_collapsed(
@@ -178,92 +327,65 @@ def solve_collapsed(
     is a relaxation of it, exact for matrices of order <= 4 (Maxfield and Minc 1962) and otherwise a lower
     bound on the ReLU optimum, tight whenever the returned Gram is itself realizable by non-negative
     vectors (for instance the orthogonal frame, realized by the standard basis)."""
-    if not (np.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be > 0, got {tau}")
-    if not (np.isfinite(n_w) and n_w >= 0):
-        raise ValueError(f"n_w must be >= 0, got {n_w}")
-    if solver not in SOLVERS:
-        raise ValueError(f"solver {solver!r} is not supported; choose one of {', '.join(SOLVERS)}")
+    _check_common(tau, n_w, solver)
     comp = _check_compositions(compositions, n_w)
     k = comp.shape[1]
-    with_w = n_w > 0
-    if with_w:
-        if g_star is None:
-            raise ValueError("prototypes (n_w > 0) need their Gram g_star")
-        g = check_gram(g_star).numpy()
-        if g.shape != (k, k):
-            raise ValueError(f"g_star is {g.shape[0]} x {g.shape[0]} but the compositions have k = {k} classes")
-    else:
-        g = np.eye(k)
+    g = _target(g_star, n_w, k)
+    m, x, constraints = _gram_variables(k, g, nonnegative)
+    sample_rows, proto_rows = _collapsed_rows(comp, n_w, prototype_anchors)
+    v1 = cp.hstack([m, x if x is not None else np.zeros((k, k))])
+    v2 = cp.hstack([x.T, g]) if x is not None else np.zeros((k, 2 * k))
+    objective, total = _objective([(v1, sample_rows), (v2, proto_rows)], tau)
+    problem, compile_s, solve_s = _run(objective, constraints, solver, verbose)
+    return _result(problem, m, x, g, total, solver, compile_s, solve_s)
 
-    start = time.perf_counter()
-    m = cp.Variable((k, k), symmetric=True)
-    constraints = [cp.diag(m) == 1]
-    x = None
-    if with_w:
-        # G_* = U diag(lam) U^T is often singular (the ETF has rank k - 1), and then J >= 0 has no interior
-        # point.  Write X = Y diag(lam)^(1/2) U^T: J >= 0 <=> [[M, Y], [Y^T, I_r]] >= 0, which has one.
-        lam, vecs = np.linalg.eigh(g)
-        keep = lam > 1e-9 * lam.max()
-        factor = np.sqrt(lam[keep])[:, None] * vecs[:, keep].T  # [r, k]
-        y = cp.Variable((k, int(keep.sum())))
-        x = y @ factor
-        constraints.append(cp.bmat([[m, y], [y.T, np.eye(int(keep.sum()))]]) >> 0)
-    else:
-        constraints.append(m >> 0)
-    if nonnegative:
-        if with_w and (g < -1e-9).any():
-            raise ValueError("G_* has negative cosines, which non-negative (ReLU) features cannot reach next to "
-                             "non-negative prototypes; use a non-negative G_* such as the orthogonal frame")
-        constraints.append(m >= 0)
-        if with_w:
-            constraints.append(x >= 0)
 
-    sample_rows, proto_rows = _anchor_terms(comp, n_w, prototype_anchors)
-    total_weight = sum(r[0] for r in sample_rows) + sum(r[0] for r in proto_rows)
-    zeros = np.zeros((k, k))
-    terms = []
-    linear = 0
-    groups = [(sample_rows, cp.hstack([m, x if with_w else zeros]))]
-    if proto_rows:
-        groups.append((proto_rows, cp.hstack([x.T, g])))
-    for rows, values in groups:
-        width = max(len(r[2]) for r in rows)
-        index, logw = _rows([[(r[1] * 2 * k + j, w) for j, w in r[2]] for r in rows], width)
-        flat = cp.vec(values / tau, order="C")
-        logits = cp.reshape(flat[index.ravel()], index.shape, order="C") + logw
-        weights = np.array([r[0] for r in rows], dtype=float) / total_weight
-        terms.append(weights @ cp.log_sum_exp(logits, axis=1))
-        anchor = np.array([r[1] for r in rows])
-        c_first = np.array([r[3] for r in rows])
-        c_cross = np.array([r[4] for r in rows])
-        first = cp.diag(m)[anchor] if rows is sample_rows else np.ones(len(rows))  # M_aa or G*_aa (both 1)
-        diag_x = cp.diag(x)[anchor] if with_w else np.zeros(len(rows))
-        linear = linear + (weights * c_first) @ first / tau + (weights * c_cross) @ diag_x / tau
-    problem = cp.Problem(cp.Minimize(cp.sum(cp.hstack(terms)) - linear), constraints)
-    compile_start = time.perf_counter()
-    try:
-        problem.get_problem_data(solver)
-        compile_s = time.perf_counter() - compile_start
-        with warnings.catch_warnings():  # an inaccurate solve is reported in the result's status
-            warnings.simplefilter("ignore", UserWarning)
-            problem.solve(solver=solver, verbose=verbose, **_TOL[solver])
-    except cp.error.SolverError as err:
-        raise ValueError(f"the {solver} solver failed on this problem: {err}") from err
-    solve_s = time.perf_counter() - start
-    if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-        raise ValueError(f"{solver} did not find an optimum: status {problem.status}; try --solver SCS or a larger tau")
+def full_objective(
+    gram: np.ndarray, cross: np.ndarray | None, labels, batches, tau: float, g_star=None, n_w: float = 0.0,
+    prototype_anchors: bool = True,
+) -> float:
+    """The batch-set loss of N samples with Gram ``gram`` [N, N] and cross-Gram ``cross`` [N, k] (numpy)."""
+    labels = np.asarray(labels)
+    k = int(labels.max()) + 1 if g_star is None else len(np.asarray(g_star))
+    x = np.zeros((len(labels), k)) if cross is None else np.asarray(cross, dtype=float)
+    g = np.eye(k) if g_star is None else np.asarray(g_star, dtype=float)
+    sample_rows, proto_rows = _full_rows(labels, [np.asarray(b) for b in batches], k, n_w, prototype_anchors)
+    return _evaluate([(np.hstack([np.asarray(gram, dtype=float), x]), sample_rows), (np.hstack([x.T, g]), proto_rows)], tau)
 
-    gram = (np.asarray(m.value) + np.asarray(m.value).T) / 2
-    cross = np.asarray(x.value) if with_w else None
-    joint = np.block([[gram, cross], [cross.T, g]]) if with_w else gram
-    residuals = {
-        "min_eigenvalue": float(np.linalg.eigvalsh((joint + joint.T) / 2).min()),
-        "max_diag_error": float(np.abs(np.diag(gram) - 1).max()),
-        "iterations": problem.solver_stats.num_iters,
-    }
-    objective = float(problem.value) * total_weight
-    return SolveResult(gram, cross, objective, problem.status, solver, solve_s, compile_s, residuals)
+
+def solve_full(
+    labels,
+    batches,
+    tau: float = 0.1,
+    g_star=None,
+    n_w: float = 0.0,
+    prototype_anchors: bool = True,
+    solver: str = "CLARABEL",
+    num_classes: int | None = None,
+) -> SolveResult:
+    """Globally optimal Gram of all N samples (no collapse assumed) for a batch-set: ``labels [N]`` and
+    ``batches``, a list of sample-index arrays (e.g. the rows of a :class:`ufm.batching.Batches` with its
+    mask applied).  ``gram`` is N x N, ``cross`` N x k.  The certificate that class collapse is (or is not)
+    optimal for this batch-set.  Practical up to N of about 60."""
+    _check_common(tau, n_w, solver)
+    labels = np.asarray(labels).astype(np.int64)
+    batches = [np.asarray(b).astype(np.int64) for b in batches]
+    n = len(labels)
+    if n < 2 or not batches:
+        raise ValueError("need at least 2 samples and one batch")
+    if any(((b < 0) | (b >= n)).any() or len(set(b.tolist())) != len(b) for b in batches):
+        raise ValueError("each batch must hold distinct sample indices in [0, N)")
+    k = num_classes or (int(labels.max()) + 1 if g_star is None else len(np.asarray(g_star)))
+    g = _target(g_star, n_w, k)
+    m, x, constraints = _gram_variables(n, g, nonnegative=False)
+    sample_rows, proto_rows = _full_rows(labels, batches, k, n_w, prototype_anchors)
+    if not sample_rows and not proto_rows:
+        raise ValueError("no anchor has a positive pair in these batches (and n_w = 0): the loss is empty")
+    v1 = cp.hstack([m, x if x is not None else np.zeros((n, k))])
+    v2 = cp.hstack([x.T, g]) if x is not None else np.zeros((k, n + k))
+    objective, total = _objective([(v1, sample_rows), (v2, proto_rows)], tau)
+    problem, compile_s, solve_s = _run(objective, constraints, solver, False)
+    return _result(problem, m, x, g, total, solver, compile_s, solve_s)
 
 
 def class_groups(counts) -> list[np.ndarray]:
@@ -309,19 +431,12 @@ def solve_grouped(
     few numbers per group pair, and J >= 0 splits into one 2 x 2 condition per group (vectors summing
     to zero inside a group) and one 2G x 2G condition (group-constant vectors).  Returns the expanded
     k x k solution."""
+    _check_common(tau, n_w, solver)
     counts = np.asarray(counts).astype(np.int64).ravel()
     comp = _check_compositions(counts[None], n_w)
-    if not (np.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be > 0, got {tau}")
-    if solver not in SOLVERS:
-        raise ValueError(f"solver {solver!r} is not supported; choose one of {', '.join(SOLVERS)}")
     k = len(counts)
     with_w = n_w > 0
-    if with_w and g_star is None:
-        raise ValueError("prototypes (n_w > 0) need their Gram g_star")
-    g_full = check_gram(g_star).numpy() if with_w else np.eye(k)
-    if g_full.shape != (k, k):
-        raise ValueError(f"g_star is {g_full.shape[0]} x {g_full.shape[0]} but there are k = {k} classes")
+    g_full = _target(g_star, n_w, k) if with_w else np.eye(k)
     groups = class_groups(comp[0])
     size = np.array([len(gr) for gr in groups], dtype=float)
     n_of = np.array([comp[0, gr[0]] for gr in groups], dtype=float)
