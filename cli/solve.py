@@ -7,6 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+import torch
 import typer
 from rich import box
 from rich.table import Table
@@ -14,13 +16,13 @@ from rich.table import Table
 from cli._common import console, print_json, user_errors
 from cli._config import with_config_options
 from ufm.agreement import solver_vs_simulator
-from ufm.batching import epoch_compositions
+from ufm.batching import epoch_batches, epoch_compositions
 from ufm.geometry import load_gram, make_gram
-from ufm.imbalance import class_counts, parse_counts
+from ufm.imbalance import class_counts, labels_from_counts, parse_counts
 from ufm.plots import gram_heatmaps, save_figure
 from ufm.runio import write_json
 from ufm.simulate import SimConfig
-from ufm.solver import SOLVERS, solve
+from ufm.solver import SOLVERS, class_mean_gram, solve, solve_full
 
 
 @user_errors
@@ -44,6 +46,8 @@ def solve_command(
     solver: str = typer.Option("CLARABEL", help=f"conic solver: {', '.join(SOLVERS)}"),
     reduce: bool = typer.Option(True, "--reduce/--no-reduce",
                                 help="solve the symmetry-reduced problem when classes with equal counts allow it"),
+    relu: bool = typer.Option(False, "--relu", help="non-negative features: the doubly non-negative relaxation"),
+    full: bool = typer.Option(False, "--full", help="every sample its own row (no collapse assumed; N up to ~60)"),
     out: Optional[Path] = typer.Option(None, help="folder for solution.json and gram.png (default runs/solve-<time>)"),
     as_json: bool = typer.Option(False, "--json", help="print the solution as JSON"),
 ) -> None:
@@ -53,9 +57,22 @@ def solve_command(
     g_star = None
     if n_w > 0:
         g_star = load_gram(gram_file) if gram_file else make_gram(geometry, len(n), n, gamma)
-    result = solve(comp.numpy(), tau, g_star, n_w, prototype_anchors, solver, reduce)
+    extra = {}
+    if full:
+        if relu:
+            raise ValueError("--full does not support --relu yet; drop one of them")
+        labels = labels_from_counts(n)
+        batches = (epoch_batches(labels, len(labels), "full", torch.Generator(), len(n)) if batching == "full"
+                   else epoch_batches(labels, batch_size, batching, torch.Generator().manual_seed(seed), len(n)))
+        index = [row[keep].numpy() for row, keep in zip(batches.index, batches.mask)]
+        result = solve_full(labels.numpy(), index, tau, g_star, n_w, prototype_anchors, solver, len(n))
+        y = labels.numpy()
+        extra = {"min_within_class_cosine": float(min(result.gram[np.ix_(y == a, y == a)].min() for a in range(len(n))))}
+        result = replace(result, gram=class_mean_gram(result.gram, y), cross=None)
+    else:
+        result = solve(comp.numpy(), tau, g_star, n_w, prototype_anchors, solver, reduce, relu)
     folder = out or Path("runs") / f"solve-{time.strftime('%Y%m%d-%H%M%S')}"
-    summary = {"counts": n.tolist(), "batches": len(comp), "tau": tau, "n_w": n_w, **result.summary()}
+    summary = {"counts": n.tolist(), "batches": len(comp), "tau": tau, "n_w": n_w, **extra, **result.summary()}
     write_json(folder / "solution.json", summary)
     grams = [result.gram] if g_star is None else [result.gram, g_star.numpy()]
     titles = ["optimal G_M"] if g_star is None else ["optimal G_M", "prototype Gram G_*"]
@@ -74,6 +91,9 @@ def solve_command(
     console.print(f"class counts n = {n.tolist()}, {len(comp)} batch(es), tau {tau:g}, n_w {n_w:g}")
     console.print(table)
     res = result.residuals
+    if full:
+        console.print(f"full N x N solve: smallest within-class cosine {extra['min_within_class_cosine']:.6f} "
+                      "(1 means the classes collapse); the table shows G_M of the solution")
     console.print(f"min eigenvalue {res['min_eigenvalue']:.1e}, max |diag - 1| {res['max_diag_error']:.1e}, "
                   f"{res['iterations']} iterations, {result.solve_s:.2f} s; folder {folder}")
 

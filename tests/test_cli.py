@@ -104,3 +104,14 @@ def test_agree_command(tmp_path):
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert abs(row["relative_gap"]) < 1e-3
+
+
+def test_solve_full_and_relu(tmp_path):
+    result = runner.invoke(app, ["solve", "--counts", "4x2,2x2", "--tau", "0.5", "--full", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["min_within_class_cosine"] > 0.9999 and len(data["gram"]) == 4
+    result = runner.invoke(app, ["solve", "--counts", "20x3,2x2", "--tau", "0.5", "--relu", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    gram = json.loads(result.stdout)["gram"]
+    assert max(abs(gram[a][b] - (a == b)) for a in range(5) for b in range(5)) < 1e-4

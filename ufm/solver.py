@@ -39,6 +39,7 @@ __all__ = [
     "SolveResult",
     "class_groups",
     "collapsed_objective",
+    "class_mean_gram",
     "full_objective",
     "solve",
     "solve_collapsed",
@@ -553,6 +554,17 @@ def solve_grouped(
     return SolveResult(gram, cross, float(problem.value) * total, problem.status, solver, solve_s, 0.0, residuals)
 
 
+def class_mean_gram(sample_gram: np.ndarray, labels) -> np.ndarray:
+    """G_M (normalized class means) from the N x N Gram of the samples: M_ab = mean_{i in a, j in b} G_ij,
+    then scaled to unit diagonal.  ``[k, k]``."""
+    labels = np.asarray(labels)
+    onehot = np.eye(int(labels.max()) + 1)[labels]
+    onehot = onehot / onehot.sum(0)
+    m = onehot.T @ np.asarray(sample_gram) @ onehot
+    d = 1 / np.sqrt(np.diag(m))
+    return m * d[:, None] * d[None, :]
+
+
 def solve(
     compositions,
     tau: float = 0.1,
@@ -561,10 +573,13 @@ def solve(
     prototype_anchors: bool = True,
     solver: str = "CLARABEL",
     reduce: bool = True,
+    nonnegative: bool = False,
 ) -> SolveResult:
     """The optimal collapsed geometry: :func:`solve_grouped` when it applies (one full batch, ``reduce``,
-    and G_* constant on the blocks of equal-count classes), else :func:`solve_collapsed`."""
+    G_* constant on the blocks of equal-count classes, not ``nonnegative``), else :func:`solve_collapsed`."""
     comp = np.atleast_2d(np.asarray(compositions))
+    if nonnegative:
+        return solve_collapsed(comp, tau, g_star, n_w, prototype_anchors, solver, nonnegative=True)
     if reduce and comp.shape[0] == 1 and comp.shape[1] >= 2:
         groups = class_groups(comp[0])
         target = check_gram(g_star).numpy() if (n_w > 0 and g_star is not None) else np.eye(comp.shape[1])
