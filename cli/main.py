@@ -9,6 +9,7 @@ import typer
 import ufm
 from cli.check import check
 from cli.simulate import figures_command, simulate_command, sweep_command
+from cli.prop1 import verify_prop1_command
 from cli.solve import agree_command, solve_command
 
 app = typer.Typer(
@@ -36,5 +37,6 @@ app.command("simulate")(simulate_command)
 app.command("sweep")(sweep_command)
 app.command("solve")(solve_command)
 app.command("agree")(agree_command)
+app.command("verify-prop1")(verify_prop1_command)
 app.command("figures")(figures_command)
 app.command()(check)

@@ -115,3 +115,12 @@ def test_solve_full_and_relu(tmp_path):
     assert result.exit_code == 0, result.output
     gram = json.loads(result.stdout)["gram"]
     assert max(abs(gram[a][b] - (a == b)) for a in range(5) for b in range(5)) < 1e-4
+
+
+def test_verify_prop1_states_one_line_per_convention(tmp_path):
+    result = runner.invoke(app, ["verify-prop1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.replace("\n", " ").split("limit's worst gap") if "published limit" in line]
+    assert len(lines) == 2
+    assert "prototypes as anchors: the published limit" in result.stdout.replace("\n", " ")
+    assert (tmp_path / "prop1_gaps.png").is_file()

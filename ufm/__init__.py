@@ -17,7 +17,7 @@ from ufm.geometry import (
     prototypes_from_gram,
 )
 from ufm.imbalance import class_counts, labels_from_counts, long_tail_counts, minority_mask, step_counts
-from ufm.losses import ce_fixed_classifier_loss, class_averaging_loss, prop1_loss, scl_loss
+from ufm.losses import ce_fixed_classifier_loss, class_averaging_loss, limit_loss, prop1_loss, scl_loss
 
 try:
     __version__ = version("ufm")
@@ -37,6 +37,7 @@ __all__ = [
     "gram_distance",
     "group_angles",
     "labels_from_counts",
+    "limit_loss",
     "long_tail_counts",
     "make_gram",
     "mean_gram",

@@ -83,12 +83,34 @@ def solver_vs_simulator_figure(out: Path, quick: bool = False) -> Path:
     return save_figure(fig, out / "solver_vs_simulator.png")
 
 
+def prop1_gaps(out: Path, quick: bool = False) -> Path:
+    """Relative Riemannian-gradient gap between exact SCL with prototypes and each large-n_w limit, against
+    n_w (median over the default cases), for both anchor conventions."""
+    import numpy as np
+
+    from ufm.prop1 import N_WS, verify
+
+    n_ws = N_WS[::4] if quick else N_WS
+    rows = verify(n_ws=n_ws)
+    series = {}
+    for anchors in (True, False):
+        conv = "prototype anchors" if anchors else "batch anchors only"
+        for name in ("published", "derived"):
+            medians = [float(np.median([r[f"grad_gap_{name}"] for r in rows
+                                        if r["prototype_anchors"] == anchors and r["n_w"] == n_w])) for n_w in n_ws]
+            series[f"{name} limit, {conv}"] = (list(n_ws), medians)
+    fig = lines_vs_x(series, xlabel="n_w", ylabel="relative gradient gap to exact SCL", xscale="log", yscale="log",
+                     title="Proposition 1: exact SCL with prototypes vs its large-n_w limits (median over 16 cases)")
+    return save_figure(fig, out / "prop1_gaps.png")
+
+
 FIGURES = {
     f.name: f
     for f in (
         Figure("ufm-fig1-heatmaps", "UFM Figure 1: G_M of SCL, class-averaging + binding, SCL with n_w = 100",
                ufm_fig1_heatmaps),
         Figure("ufm-distance-vs-nw", "UFM: distance to G_* against n_w for R = 1, 10, 100", ufm_distance_vs_nw),
+        Figure("prop1-gaps", "Proposition 1: gradient gap of the published and the derived limit against n_w", prop1_gaps),
         Figure("solver-vs-simulator", "distance to G_* against n_w: convex solver vs simulator (full batch)",
                solver_vs_simulator_figure),
     )

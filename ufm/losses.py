@@ -36,6 +36,7 @@ __all__ = [
     "class_averaging_loss",
     "ce_fixed_classifier_loss",
     "prop1_loss",
+    "limit_loss",
 ]
 
 
@@ -401,3 +402,38 @@ def prop1_loss(
     """
     onehot, logits = _fixed_logits(h, y, prototypes, tau, mask, require_unit_norm, validate)
     return -((torch.log_softmax(logits, dim=-1) + logits) * onehot).sum((-2, -1))
+
+
+def limit_loss(
+    h: torch.Tensor,
+    y: torch.Tensor,
+    prototypes: torch.Tensor,
+    tau: Scalar = 1.0,
+    prototype_anchors: bool = True,
+    *,
+    mask: torch.Tensor | None = None,
+    require_unit_norm: bool = True,
+    validate: bool = True,
+) -> torch.Tensor:
+    """The exact large-n_w limit of :func:`scl_loss`, up to an h-independent constant (docs/prop1.md):
+
+        scl_loss(h) = n_w-dependent constant + limit_loss(h) + O(1 / n_w),
+
+        limit_loss = sum_i [ -log softmax_{y_i}(W h_i / tau)
+                             - w_{y_i} . h_i / tau + sum_c exp(w_c . h_i / tau) / Z_c ]   (prototype anchors)
+        limit_loss = sum_i -log softmax_{y_i}(W h_i / tau)                                  (batch anchors only)
+
+    with Z_c = sum_{c'} exp(G*_{cc'} / tau), G* = W W^T.  The batch anchors give CE with the fixed
+    classifier; the n_w prototype anchors add the alignment term of Proposition 1 *and* the repulsion
+    term sum_c exp(w_c . h_i / tau) / Z_c, which the published form omits.  ``h: [..., n, d]``; returns ``[...]``.
+    """
+    onehot, logits = _fixed_logits(h, y, prototypes, tau, mask, require_unit_norm, validate)
+    loss = -(torch.log_softmax(logits, dim=-1) * onehot).sum((-2, -1))
+    if not prototype_anchors:
+        return loss
+    t = _as_param(tau, h, "tau")[..., None, None]
+    gram = prototypes @ prototypes.transpose(-1, -2)
+    log_z = torch.logsumexp(gram / t, dim=-1)  # [..., k]
+    rows = onehot.sum(-1, keepdim=True)  # 1 for rows that exist, 0 for padding
+    repulsion = (torch.exp(logits - log_z.unsqueeze(-2)) * rows).sum((-2, -1))
+    return loss - (logits * onehot).sum((-2, -1)) + repulsion

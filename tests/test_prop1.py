@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ufm.geometry import minority_weighted_gram, prototypes_from_gram
+from ufm.losses import limit_loss, prop1_loss, scl_loss
+from ufm.prop1 import Prop1Case, gaps, verdicts
+
+
+def setup(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    w = prototypes_from_gram(minority_weighted_gram([5, 5, 2, 2], 1.0), 6, seed=1)
+    y = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 1, 0])
+    h = F.normalize(torch.randn(2, 10, 6, generator=gen, dtype=torch.float64), dim=-1)
+    return w, y, h
+
+
+@pytest.mark.parametrize("anchors", [True, False])
+def test_limit_loss_matches_scl_with_a_gap_shrinking_like_one_over_n_w(anchors):
+    w, y, h = setup()
+    value_gaps, grad_gaps = [], []
+    for n_w in (1e2, 1e3, 1e4):
+        exact = scl_loss(h, y, w, n_w, 0.5, anchors)
+        limit = limit_loss(h, y, w, 0.5, anchors)
+        value_gaps.append(abs(float((exact[0] - exact[1]) - (limit[0] - limit[1]))))
+        x = h[0].clone().requires_grad_()
+        g_exact = torch.autograd.grad(scl_loss(x, y, w, n_w, 0.5, anchors), x)[0]
+        g_limit = torch.autograd.grad(limit_loss(x, y, w, 0.5, anchors), x)[0]
+        tangent = lambda g: g - (g * x.detach()).sum(-1, keepdim=True) * x.detach()  # noqa: E731
+        grad_gaps.append(float(torch.linalg.norm(tangent(g_exact) - tangent(g_limit))))
+    for series in (value_gaps, grad_gaps):
+        ratios = np.array(series[:-1]) / np.array(series[1:])
+        assert np.all((ratios > 8) & (ratios < 12)), series  # one decade of n_w, one decade of gap
+
+
+def test_published_limit_keeps_a_finite_gap():
+    w, y, h = setup()
+    published = [abs(float((scl_loss(h, y, w, n_w, 0.5)[0] - scl_loss(h, y, w, n_w, 0.5)[1])
+                           - (prop1_loss(h, y, w, 0.5)[0] - prop1_loss(h, y, w, 0.5)[1]))) for n_w in (1e3, 1e4)]
+    assert published[1] > 0.5 * published[0] > 0.01
+
+
+def test_limit_loss_terms_by_hand():
+    # one sample h = w_0, orthogonal prototypes e1, e2, tau = 1:
+    # CE: log(1 + e^{-1}) ... -log softmax_0((1, 0)) = log(1 + e^{-1}); alignment: -1;
+    # repulsion: sum_c e^{w_c . h} / Z_c with Z_c = e + 1: (e + 1) / (e + 1) = 1.
+    w = torch.eye(2, dtype=torch.float64)
+    h = w[:1].clone()
+    y = torch.tensor([0])
+    ce = np.log(1 + np.exp(-1))
+    assert limit_loss(h, y, w, 1.0, False).item() == pytest.approx(ce)
+    assert limit_loss(h, y, w, 1.0, True).item() == pytest.approx(ce - 1 + 1)
+
+
+def test_verify_reports_both_conventions():
+    rows = gaps(Prop1Case(inputs="near-optimum", geometry="minority"), n_ws=(100.0, 1000.0, 10000.0))
+    assert len(rows) == 6
+    out = verdicts(rows)
+    assert [v["prototype_anchors"] for v in out] == [True, False]
+    for v in out:
+        assert v["grad_gap_derived_slope"] == pytest.approx(-1.0, abs=0.1)
+        assert v["published_holds"] is False
