@@ -10,23 +10,28 @@ from rich import box
 from rich.table import Table
 
 from cli._common import console, print_json, user_errors
-from ufm.figures import prop1_gaps
-from ufm.prop1 import verdict_line, verdicts, verify
+from ufm.figures import prop1_gaps, scl_vs_ce_figure
+from ufm.prop1 import minimizers, scl_vs_ce, verdict_line, verdicts, verify
 
 
 @user_errors
 def verify_prop1_command(
     out: Optional[Path] = typer.Option(Path("runs/verify-prop1"), help="folder for prop1_gaps.png"),
     as_json: bool = typer.Option(False, "--json", help="print the verdicts and every row as JSON"),
+    epochs: int = typer.Option(2000, help="epochs of the UFM minimizations (minimizers and the CE comparison)"),
 ) -> None:
     """Compare exact SCL with prototypes (n_w = 1 ... 10^4) with the published Proposition 1 limit and with
     the limit derived in docs/prop1.md: value and Riemannian-gradient gaps on 16 cases (random and
     near-optimal features, ETF and minority-weighted targets, tau 0.1 and 0.5, two batch compositions)."""
     rows = verify()
     summary = verdicts(rows)
-    figure = prop1_gaps(out) if out else None
+    with console.status("minimizing the exact loss and both limits in the UFM"):
+        mins = minimizers(epochs=epochs)
+        ce_rows = scl_vs_ce(epochs=epochs)
+    figures = [prop1_gaps(out), scl_vs_ce_figure(out, rows=ce_rows)] if out else []
     if as_json:
-        print_json({"verdicts": summary, "figure": str(figure) if figure else None, "rows": rows})
+        print_json({"verdicts": summary, "minimizers": mins, "scl_vs_ce": ce_rows,
+                    "figures": [str(f) for f in figures], "rows": rows})
         return
     table = Table(title="worst gap over the cases at the largest n_w (decay exponent in n_w)", box=box.SIMPLE)
     for col in ("anchors", "limit", "value gap", "gradient gap"):
@@ -42,5 +47,23 @@ def verify_prop1_command(
     console.print(table)
     for entry in summary:
         console.print(verdict_line(entry))
-    if figure:
-        console.print(f"figure: {figure}")
+    table = Table(title=f"minimizers at n_w = {mins[0]['n_w']:g} (UFM, full batch, k = 4, tau {mins[0]['tau']:g}, "
+                        f"{mins[0]['geometry']} target): exact SCL vs each limit's minimizer", box=box.SIMPLE)
+    for col in ("anchors", "limit", "largest class-direction angle (deg)", "largest G_M entry gap"):
+        table.add_column(col, justify="right")
+    for r in mins:
+        for name in ("published", "derived"):
+            table.add_row("prototypes too" if r["prototype_anchors"] else "batch only", name,
+                          f"{r[f'max_angle_deg_{name}']:.3g}", f"{r[f'max_gram_gap_{name}']:.3g}")
+    console.print(table)
+    table = Table(title="SCL with prototypes vs CE with the same fixed classifier: distance between their G_M",
+                  box=box.SIMPLE)
+    for col in ("tau", "n_w", "anchors", "SCL to CE", "SCL to G_*", "CE to G_*"):
+        table.add_column(col, justify="right")
+    for r in ce_rows:
+        table.add_row(f"{r['tau']:g}", f"{r['n_w']:g}", "prototypes too" if r["prototype_anchors"] else "batch only",
+                      f"{r['distance_scl_to_ce']:.4f}", f"{r['distance_scl_to_target']:.4f}",
+                      f"{r['distance_ce_to_target']:.4f}")
+    console.print(table)
+    for f in figures:
+        console.print(f"figure: {f}")

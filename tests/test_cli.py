@@ -118,7 +118,7 @@ def test_solve_full_and_relu(tmp_path):
 
 
 def test_verify_prop1_states_one_line_per_convention(tmp_path):
-    result = runner.invoke(app, ["verify-prop1", "--out", str(tmp_path)])
+    result = runner.invoke(app, ["verify-prop1", "--out", str(tmp_path), "--epochs", "100"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())
     assert "prototypes as anchors: the published limit" in text

@@ -61,3 +61,19 @@ def test_verify_reports_both_conventions():
     for v in out:
         assert v["grad_gap_derived_slope"] == pytest.approx(-1.0, abs=0.1)
         assert v["published_holds"] is False
+
+
+def test_minimizers_of_the_derived_limit_match_exact_scl_and_the_published_ones_do_not():
+    from ufm.prop1 import minimizers
+
+    for row in minimizers(n_w=1e4, tau=0.5, epochs=1500):
+        assert row["max_angle_deg_derived"] < 0.5
+        assert row["max_angle_deg_published"] > 5.0
+
+
+def test_batch_anchor_scl_approaches_ce_geometry_as_n_w_grows():
+    from ufm.prop1 import scl_vs_ce
+
+    rows = scl_vs_ce(n_ws=(0.0, 10.0, 1000.0), taus=(0.5,), epochs=1500)
+    batch_only = [r["distance_scl_to_ce"] for r in rows if not r["prototype_anchors"]]
+    assert batch_only[0] > batch_only[1] > batch_only[2] and batch_only[2] < 0.02

@@ -25,7 +25,7 @@ from ufm.geometry import make_gram, prototypes_from_gram
 from ufm.imbalance import labels_from_counts
 from ufm.losses import limit_loss, prop1_loss, scl_loss
 
-__all__ = ["Prop1Case", "default_cases", "gaps", "verify", "verdicts", "verdict_line"]
+__all__ = ["Prop1Case", "default_cases", "gaps", "minimizers", "scl_vs_ce", "verify", "verdicts", "verdict_line"]
 
 N_WS = tuple(float(v) for v in np.logspace(0, 4, 9))
 
@@ -142,3 +142,68 @@ def verdict_line(entry: dict) -> str:
         f"at n_w = {entry['largest_n_w']:g}, decay exponent {entry['grad_gap_published_slope']:+.2f}); the derived "
         f"limit's worst gap is {entry['grad_gap_derived_at_largest']:.2g} (exponent {entry['grad_gap_derived_slope']:+.2f})"
     )
+
+
+def _class_directions(result) -> np.ndarray:
+    """Unit class means ``[S, k, d]`` of a simulation's final embeddings."""
+    from ufm.analysis import class_means
+
+    h = torch.from_numpy(result.embeddings)
+    means = class_means(h, torch.from_numpy(result.labels), len(result.counts))
+    return F.normalize(means, dim=-1).numpy()
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1.0, 1.0)))
+
+
+def minimizers(
+    n_w: float = 1e4, tau: float = 0.5, geometry: str = "minority", epochs: int = 2000, device: str = "cpu"
+) -> list[dict]:
+    """Minimize exact SCL at a large n_w, the derived limit and the published limit in the UFM (full batch,
+    k = 4, STEP counts 20, 20, 4, 4, float64) and compare the solutions: largest angle between the same
+    class's mean directions (the fixed prototypes remove the rotation freedom) and largest G_M entry gap."""
+    from ufm.simulate import SimConfig, simulate
+
+    base = SimConfig(k=4, n_major=20, ratio=5, d=8, geometry=geometry, tau=(tau,), n_w=(n_w,), batching="full",
+                     epochs=epochs, lr=0.05, log_every=epochs, dtype="float64", device=device)
+    rows = []
+    for anchors in (True, False):
+        runs = {loss: simulate(SimConfig(**{**base.to_dict(), "loss": loss, "prototype_anchors": anchors}))
+                for loss in ("scl", "limit", "prop1")}
+        exact_dirs, exact_gm = _class_directions(runs["scl"])[0], runs["scl"].g_m[0]
+        row = {"prototype_anchors": anchors, "n_w": n_w, "tau": tau, "geometry": geometry}
+        for name, loss in (("derived", "limit"), ("published", "prop1")):
+            row[f"max_angle_deg_{name}"] = float(_angle_deg(exact_dirs, _class_directions(runs[loss])[0]).max())
+            row[f"max_gram_gap_{name}"] = float(np.abs(exact_gm - runs[loss].g_m[0]).max())
+        rows.append(row)
+    return rows
+
+
+def scl_vs_ce(
+    n_ws=(0.0, 10.0, 100.0, 1000.0), taus=(0.1, 0.5), geometry: str = "minority", epochs: int = 2000,
+    device: str = "cpu",
+) -> list[dict]:
+    """Converged G_M of SCL with prototypes (full batch, both anchor conventions) against the G_M of CE
+    with the same fixed classifier, over n_w and tau (k = 4, STEP counts 20, 20, 4, 4, float64)."""
+    from ufm.analysis import gram_distance
+    from ufm.simulate import SimConfig, simulate
+
+    rows = []
+    for tau in taus:
+        base = SimConfig(k=4, n_major=20, ratio=5, d=8, geometry=geometry, tau=(tau,), batching="full",
+                         epochs=epochs, lr=0.05, log_every=epochs, dtype="float64", device=device)
+        ce = simulate(SimConfig(**{**base.to_dict(), "loss": "ce", "n_w": (0.0,)}))
+        ce_gm = torch.from_numpy(ce.g_m[0])
+        g_star = torch.from_numpy(ce.g_star)
+        for anchors in (True, False):
+            scl = simulate(SimConfig(**{**base.to_dict(), "n_w": tuple(n_ws), "prototype_anchors": anchors}))
+            for i, n_w in enumerate(n_ws):
+                gm = torch.from_numpy(scl.g_m[i])
+                rows.append({
+                    "tau": tau, "n_w": n_w, "prototype_anchors": anchors,
+                    "distance_scl_to_ce": float(gram_distance(gm, ce_gm)),
+                    "distance_scl_to_target": float(gram_distance(gm, g_star)),
+                    "distance_ce_to_target": float(gram_distance(ce_gm, g_star)),
+                })
+    return rows

@@ -32,12 +32,12 @@ from ufm.analysis import geometry_summary, mean_gram
 from ufm.batching import SCHEMES, Batches, bound_examples, epoch_batches
 from ufm.geometry import check_gram, load_gram, make_gram, prototypes_from_gram
 from ufm.imbalance import class_counts, labels_from_counts, minority_mask
-from ufm.losses import ce_fixed_classifier_loss, class_averaging_loss, scl_loss
+from ufm.losses import ce_fixed_classifier_loss, class_averaging_loss, limit_loss, prop1_loss, scl_loss
 from ufm.runio import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
 
 __all__ = ["LOSSES", "SimConfig", "Problem", "SimResult", "SimulationDiverged", "batchset_loss", "build_problem", "simulate"]
 
-LOSSES = ("scl", "class-averaging", "ce")
+LOSSES = ("scl", "class-averaging", "ce", "limit", "prop1")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
 
@@ -68,7 +68,8 @@ class SimConfig:
     geometry: str = _opt("etf", "target G_*: etf, orthogonal or minority (rarer classes get larger angles)")
     gamma: float = _opt(1.0, "strength of the minority geometry (0 = ETF)")
     gram_file: str | None = _opt(None, "a k x k G_* (.npy/.csv/.txt) instead of --geometry")
-    loss: str = _opt("scl", "scl, class-averaging (BCL-style) or ce (fixed classifier W)")
+    loss: str = _opt("scl", "scl, class-averaging (BCL-style), ce (fixed classifier W), limit (exact large-n_w "
+                          "limit of scl) or prop1 (the published limit)")
     n_w: tuple[float, ...] = _opt((0.0, 100.0), "copies of each prototype; repeat the option to stack runs")
     tau: tuple[float, ...] = _opt((0.1,), "temperature; repeat to stack runs")
     seeds: tuple[int, ...] = _opt((0,), "random seed; repeat to stack runs")
@@ -148,7 +149,7 @@ def build_problem(cfg: SimConfig) -> Problem:
         g = make_gram(cfg.geometry, cfg.k, counts, cfg.gamma)
     g = check_gram(g, cfg.d)
     lonely = torch.nonzero(counts < 2).flatten().tolist()
-    if lonely and cfg.loss != "ce" and min(cfg.n_w) == 0:
+    if lonely and cfg.loss in ("scl", "class-averaging") and min(cfg.n_w) == 0:
         raise ValueError(
             f"classes {lonely} have a single sample: with n_w = 0 they never have a positive pair under SCL; "
             "use at least 2 samples per class (raise n_major or lower the ratio) or n_w > 0"
@@ -285,6 +286,10 @@ def batchset_loss(
         per_batch = class_averaging_loss(hb, y, prototypes, n_w, tau, mask=mask, validate=validate)
     elif loss == "ce":
         per_batch = ce_fixed_classifier_loss(hb, y, prototypes, tau, mask=mask, validate=validate)
+    elif loss == "limit":
+        per_batch = limit_loss(hb, y, prototypes, tau, prototype_anchors, mask=mask, validate=validate)
+    elif loss == "prop1":
+        per_batch = prop1_loss(hb, y, prototypes, tau, mask=mask, validate=validate)
     else:
         raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
     return per_batch.sum(-1)
