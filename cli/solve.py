@@ -43,7 +43,8 @@ def solve_command(
     batching: str = typer.Option("full", help="full, or the batch-set of one seeded epoch: shuffle, balanced, binding"),
     batch_size: int = typer.Option(32, help="batch size for --batching other than full"),
     seed: int = typer.Option(0, help="seed of the epoch whose batch-set is solved"),
-    solver: str = typer.Option("CLARABEL", help=f"conic solver: {', '.join(SOLVERS)}"),
+    solver: str = typer.Option("auto", help=f"auto, or one of {', '.join(SOLVERS)} (BM: Burer-Monteiro with a "
+                                               "certificate, for large k)"),
     reduce: bool = typer.Option(True, "--reduce/--no-reduce",
                                 help="solve the symmetry-reduced problem when classes with equal counts allow it"),
     relu: bool = typer.Option(False, "--relu", help="non-negative features: the doubly non-negative relaxation"),
@@ -65,7 +66,8 @@ def solve_command(
         batches = (epoch_batches(labels, len(labels), "full", torch.Generator(), len(n)) if batching == "full"
                    else epoch_batches(labels, batch_size, batching, torch.Generator().manual_seed(seed), len(n)))
         index = [row[keep].numpy() for row, keep in zip(batches.index, batches.mask)]
-        result = solve_full(labels.numpy(), index, tau, g_star, n_w, prototype_anchors, solver, len(n))
+        result = solve_full(labels.numpy(), index, tau, g_star, n_w, prototype_anchors,
+                            "CLARABEL" if solver == "auto" else solver, len(n))
         y = labels.numpy()
         extra = {"min_within_class_cosine": float(min(result.gram[np.ix_(y == a, y == a)].min() for a in range(len(n))))}
         result = replace(result, gram=class_mean_gram(result.gram, y), cross=None)
@@ -94,8 +96,12 @@ def solve_command(
     if full:
         console.print(f"full N x N solve: smallest within-class cosine {extra['min_within_class_cosine']:.6f} "
                       "(1 means the classes collapse); the table shows G_M of the solution")
-    console.print(f"min eigenvalue {res['min_eigenvalue']:.1e}, max |diag - 1| {res['max_diag_error']:.1e}, "
-                  f"{res['iterations']} iterations, {result.solve_s:.2f} s; folder {folder}")
+    if "certified_gap" in res:
+        console.print(f"certified gap {res['certified_gap']:.2e} ({res['relative_gap']:.1e} relative), entries agree "
+                      f"across restarts to {res['entry_spread']:.1e}, {result.solve_s:.2f} s; folder {folder}")
+    else:
+        console.print(f"min eigenvalue {res['min_eigenvalue']:.1e}, max |diag - 1| {res['max_diag_error']:.1e}, "
+                      f"{res['iterations']} iterations, {result.solve_s:.2f} s; folder {folder}")
 
 
 @user_errors

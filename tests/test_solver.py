@@ -217,3 +217,55 @@ def test_full_solver_shows_when_collapse_is_not_optimal():
     assert full.objective < collapsed.objective * (1 - 1e-3)
     y = labels.numpy()
     assert min(full.gram[np.ix_(y == a, y == a)].min() for a in range(4)) < 0.99
+
+
+@pytest.mark.parametrize(
+    "comp,n_w,tau,anchors",
+    [([[20, 20, 2, 2]], 10, 0.5, True), ([[20, 20, 2, 2]], 0, 0.5, True), ([[9, 7, 5, 3]], 5, 0.2, False),
+     ([[6, 4, 2, 1], [5, 3, 2, 2]], 3, 0.3, True)],
+)
+def test_burer_monteiro_solve_is_certified_and_agrees_with_the_interior_point_solve(comp, n_w, tau, anchors):
+    from ufm.solver import solve_bm
+
+    g = etf_gram(4).numpy() if n_w else None
+    bm = solve_bm(comp, tau, g, n_w, anchors)
+    ip = solve_collapsed(comp, tau, g, n_w, anchors)
+    assert bm.status == "optimal" and bm.residuals["relative_gap"] < 1e-6
+    np.testing.assert_allclose(bm.gram, ip.gram, atol=1e-3)
+    if n_w:
+        np.testing.assert_allclose(bm.cross, ip.cross, atol=1e-3)
+    # the certificate is a real lower bound: the interior-point optimum is not below it
+    assert ip.objective >= bm.objective - bm.residuals["certified_gap"] - 1e-6 * abs(bm.objective)
+    assert bm.objective == pytest.approx(collapsed_objective(bm.gram, bm.cross, comp, tau, g, n_w, anchors), rel=1e-10)
+
+
+def test_burer_monteiro_certificate_detects_a_non_optimal_point():
+    # the dual matrix of a far-from-optimal point has a large negative eigenvalue: a large certified gap
+    from ufm.solver import solve_bm
+
+    loose = solve_bm([[12, 12, 3, 3]], 0.5, etf_gram(4).numpy(), 10, max_iter=1)
+    tight = solve_bm([[12, 12, 3, 3]], 0.5, etf_gram(4).numpy(), 10)
+    assert loose.residuals["certified_gap"] > 100 * tight.residuals["certified_gap"]
+    assert loose.objective >= tight.objective - tight.residuals["certified_gap"]
+
+
+def test_auto_solver_handles_a_hundred_classes_without_symmetry():
+    from ufm.imbalance import long_tail_counts
+    from ufm.solver import solve
+
+    counts = long_tail_counts(100, 500, 10).numpy()
+    result = solve(counts[None], 0.1, etf_gram(100).numpy(), 10.0)
+    assert result.solver == "BM" and result.status == "optimal"
+    assert result.residuals["relative_gap"] < 1e-4 and result.residuals["entry_spread"] < 1e-3
+
+
+def test_certify_bounds_the_suboptimality_of_any_geometry():
+    from ufm.solver import certify
+
+    comp, g = [[20, 20, 2, 2]], etf_gram(4).numpy()
+    best = solve_collapsed(comp, 0.5, g, 10)
+    assert 0 <= best.residuals["relative_gap"] < 1e-5
+    # the prototypes' own geometry is feasible (mu_a = w_a) but not optimal: the bound must cover the true gap
+    etf = certify(g, g, comp, 0.5, g, 10)
+    true_gap = collapsed_objective(g, g, comp, 0.5, g, 10) - best.objective
+    assert etf["certified_gap"] >= true_gap > 0.1
