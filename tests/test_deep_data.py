@@ -1,0 +1,141 @@
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from ufm.deep.augment import crop_flip, normalize, two_views
+from ufm.deep.data import ImageData, imbalanced_subset, load_cifar, load_idx, load_image_folder
+from ufm.imbalance import step_counts
+
+
+def write_cifar10(root, per_batch=6):
+    base = root / "cifar-10-batches-py"
+    base.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, per_batch)]
+        with open(base / name, "wb") as f:
+            pickle.dump({b"data": data, b"labels": labels, b"batch_label": name.encode()}, f)
+    with open(base / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [f"class{i}".encode() for i in range(10)]}, f)
+    return data, labels
+
+
+def test_cifar10_python_format(tmp_path):
+    last_data, last_labels = write_cifar10(tmp_path)
+    train = load_cifar(tmp_path, "cifar10", "train")
+    test = load_cifar(tmp_path, "cifar10", "test")
+    assert train.images.shape == (30, 3, 32, 32) and train.images.dtype == torch.uint8
+    assert test.images.shape == (6, 3, 32, 32) and test.labels.tolist() == last_labels
+    # row-major 3072 = 3 channels x 32 x 32, as the official format stores it
+    assert torch.equal(test.images[0, 1, 0], torch.from_numpy(last_data[0, 1024:1056]))
+    assert train.classes[3] == "class3"
+
+
+def test_cifar100_python_format(tmp_path):
+    base = tmp_path / "cifar-100-python"
+    base.mkdir()
+    for split, n in (("train", 8), ("test", 4)):
+        with open(base / split, "wb") as f:
+            pickle.dump({b"data": np.zeros((n, 3072), dtype=np.uint8), b"fine_labels": list(range(n)),
+                         b"coarse_labels": [0] * n}, f)
+    with open(base / "meta", "wb") as f:
+        pickle.dump({b"fine_label_names": [f"f{i}".encode() for i in range(100)]}, f)
+    train = load_cifar(tmp_path, "cifar100", "train")
+    assert len(train.images) == 8 and train.labels.tolist() == list(range(8)) and len(train.classes) == 100
+
+
+def test_missing_or_corrupt_cifar_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download_cifar"):
+        load_cifar(tmp_path / "nowhere")
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    (base / "data_batch_1").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="not a CIFAR python-format batch"):
+        load_cifar(tmp_path)
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for split in ("train", "test"):
+        for cls, n in (("cat", 3), ("dog", 2)):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+    data = load_image_folder(tmp_path, "train")
+    assert data.images.shape == (5, 3, 8, 8) and data.classes == ("cat", "dog")
+    assert data.labels.tolist() == [0, 0, 0, 1, 1]
+    first = np.asarray(Image.open(tmp_path / "train" / "cat" / "0.png"))
+    assert torch.equal(data.images[0], torch.from_numpy(first.transpose(2, 0, 1).copy()))
+    with pytest.raises(FileNotFoundError, match="image folder"):
+        load_image_folder(tmp_path, "val")
+
+
+def write_idx(path, array, magic, gz):
+    header = struct.pack(">II", magic, len(array)) + (struct.pack(">II", *array.shape[1:]) if magic == 2051 else b"")
+    raw = header + array.astype(np.uint8).tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        raw = gzip.compress(raw)
+    path.write_bytes(raw)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_files(tmp_path, gz):
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (7, 28, 28))
+    labels = rng.integers(0, 10, 7)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", images, 2051, gz)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels, 2049, gz)
+    data = load_idx(tmp_path, "test")
+    assert data.images.shape == (7, 1, 28, 28)
+    assert torch.equal(data.images[:, 0], torch.from_numpy(images.astype(np.uint8)))
+    assert data.labels.tolist() == labels.tolist()
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+        load_idx(tmp_path, "train")
+    write_idx(tmp_path / "train-images-idx3-ubyte", images, 2049, False)
+    with pytest.raises(ValueError, match="magic number"):
+        load_idx(tmp_path, "train")
+
+
+def test_imbalanced_subset_counts_and_seed():
+    labels = torch.arange(10).repeat(50)
+    counts = step_counts(10, 40, 10)
+    index = imbalanced_subset(labels, counts, seed=3)
+    assert torch.bincount(labels[index]).tolist() == counts.tolist()
+    assert torch.equal(index, imbalanced_subset(labels, counts, seed=3))
+    assert not torch.equal(index, imbalanced_subset(labels, counts, seed=4))
+    with pytest.raises(ValueError, match="fewer samples"):
+        imbalanced_subset(labels, step_counts(10, 60, 10))
+
+
+def test_crop_flip_is_per_image_random_yet_seeded_and_crops_windows():
+    x = torch.arange(4 * 3 * 8 * 8, dtype=torch.float32).view(4, 3, 8, 8)
+    x = x.repeat(8, 1, 1, 1)  # 32 identical-looking groups
+    a = crop_flip(x, torch.Generator().manual_seed(0), padding=2)
+    b = crop_flip(x, torch.Generator().manual_seed(0), padding=2)
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert not torch.equal(a[0], a[4])  # same image, different draws
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(8):  # every output is a window of the padded image, maybe mirrored
+        windows = [padded[i, :, r : r + 8, c : c + 8] for r in range(5) for c in range(5)]
+        assert any(torch.equal(a[i], wdw) or torch.equal(a[i], wdw.flip(-1)) for wdw in windows)
+    u8 = crop_flip(torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8), torch.Generator().manual_seed(1))
+    assert u8.dtype == torch.uint8 and int(u8.max()) <= 255
+    views = two_views(x[:4], torch.Generator().manual_seed(2))
+    assert views.shape == (8, 3, 8, 8)
+    z = normalize(torch.full((1, 3, 2, 2), 128, dtype=torch.uint8), (128.0, 128.0, 128.0), (64.0, 64.0, 64.0))
+    assert torch.all(z == 0)
+
+
+def test_image_data_checks():
+    with pytest.raises(ValueError, match="uint8"):
+        ImageData(torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.long), ())
+    with pytest.raises(ValueError, match="2 images but 3 labels"):
+        ImageData(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(3, dtype=torch.long), ())

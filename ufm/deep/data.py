@@ -1,0 +1,214 @@
+"""Image data sets as one uint8 tensor ``[N, C, H, W]`` plus labels, from their official file formats.
+
+- CIFAR-10 / CIFAR-100, official python format (``cifar-10-batches-py/``, ``cifar-100-python/``); an
+  optional download from the official address with MD5 verification;
+- an image folder, ``{root}/{train,test}/<class>/*.png|jpg|jpeg`` (classes sorted by name);
+- MNIST / Fashion-MNIST IDX files (``train-images-idx3-ubyte[.gz]`` and friends).
+
+Imbalanced training sets are drawn with :func:`imbalanced_subset` from the :mod:`ufm.imbalance` profiles;
+test sets stay balanced.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+import struct
+import tarfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "ImageData",
+    "CIFAR_SOURCES",
+    "load_cifar",
+    "download_cifar",
+    "load_image_folder",
+    "load_idx",
+    "imbalanced_subset",
+]
+
+CIFAR_SOURCES = {
+    "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",
+                "cifar-10-batches-py"),
+    "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85",
+                 "cifar-100-python"),
+}
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """``images: [N, C, H, W]`` uint8, ``labels: [N]`` long, ``classes``: names in label order."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}")
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+
+    def subset(self, index: torch.Tensor) -> "ImageData":
+        return ImageData(self.images[index], self.labels[index], self.classes)
+
+    def to(self, device: torch.device | str) -> "ImageData":
+        return ImageData(self.images.to(device), self.labels.to(device), self.classes)
+
+
+def _missing(path: Path, what: str, how: str) -> FileNotFoundError:
+    return FileNotFoundError(f"{what} not found at {path}; {how}")
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+        raise ValueError(f"{path} is not a CIFAR python-format batch ({err}); download the data again") from err
+
+
+def load_cifar(root: str | Path, name: str = "cifar10", split: str = "train") -> ImageData:
+    """CIFAR-10 or CIFAR-100 (fine labels) in the official python format under ``root``."""
+    if name not in CIFAR_SOURCES:
+        raise ValueError(f"unknown CIFAR variant {name!r}; use cifar10 or cifar100")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be train or test, got {split!r}")
+    url, _, folder = CIFAR_SOURCES[name]
+    base = Path(root) / folder
+    how = f"download {url} and extract it into {root}, or call download_cifar({str(root)!r}, {name!r})"
+    if not base.is_dir():
+        raise _missing(base, f"{name} ({folder}/)", how)
+    if name == "cifar10":
+        files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+        meta, label_key, names_key = "batches.meta", b"labels", b"label_names"
+    else:
+        files = [split]
+        meta, label_key, names_key = "meta", b"fine_labels", b"fine_label_names"
+    data, labels = [], []
+    for file in files:
+        if not (base / file).is_file():
+            raise _missing(base / file, f"{name} file {file}", how)
+        batch = _unpickle(base / file)
+        if b"data" not in batch or label_key not in batch:
+            raise ValueError(f"{base / file} lacks {b'data'!r} or {label_key!r}: not a {name} batch")
+        data.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.extend(batch[label_key])
+    classes = tuple(n.decode() for n in _unpickle(base / meta)[names_key]) if (base / meta).is_file() else ()
+    labels_t = torch.tensor(labels, dtype=torch.long)
+    if not classes:
+        classes = tuple(str(c) for c in range(int(labels_t.max()) + 1))
+    return ImageData(torch.from_numpy(np.concatenate(data)), labels_t, classes)
+
+
+def download_cifar(root: str | Path, name: str = "cifar10") -> Path:
+    """Download and extract the official archive into ``root`` after checking its MD5; returns the folder."""
+    url, md5, folder = CIFAR_SOURCES[name]
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / url.rsplit("/", 1)[1]
+    if not archive.is_file():
+        try:
+            urllib.request.urlretrieve(url, archive)
+        except OSError as err:
+            raise FileNotFoundError(
+                f"could not download {url} ({err}); this machine may be offline: fetch the file elsewhere and put "
+                f"it at {archive}"
+            ) from err
+    digest = hashlib.md5(archive.read_bytes()).hexdigest()
+    if digest != md5:
+        raise ValueError(f"{archive} has MD5 {digest}, expected {md5}: the download is corrupt; delete it and retry")
+    with tarfile.open(archive) as tar:
+        tar.extractall(root, filter="data")
+    return root / folder
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def load_image_folder(root: str | Path, split: str = "train") -> ImageData:
+    """``{root}/{split}/<class>/*.png|jpg|jpeg``, all images of one size, RGB or grayscale."""
+    from PIL import Image
+
+    base = Path(root) / split
+    if not base.is_dir():
+        raise _missing(base, "image folder split", f"expected {root}/{{train,test}}/<class>/<image> files")
+    classes = sorted(p.name for p in base.iterdir() if p.is_dir())
+    if not classes:
+        raise ValueError(f"{base} has no class folders; expected {base}/<class>/<image>")
+    images, labels = [], []
+    for label, cls in enumerate(classes):
+        files = sorted(p for p in (base / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for file in files:
+            with Image.open(file) as img:
+                images.append(np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img))
+            labels.append(label)
+    if not images:
+        raise ValueError(f"no .png/.jpg images under {base}")
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise ValueError(f"images under {base} have different sizes {sorted(shapes)[:3]}...; resize them first")
+    arr = np.stack(images)
+    arr = arr[:, None] if arr.ndim == 3 else arr.transpose(0, 3, 1, 2)
+    return ImageData(torch.from_numpy(np.ascontiguousarray(arr)), torch.tensor(labels), tuple(classes))
+
+
+def _read_idx(path: Path, magic: int) -> np.ndarray:
+    candidates = [path, path.with_name(path.name + ".gz")]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        raise _missing(path, "IDX file", "install Debian's dataset-fashion-mnist package or download the IDX files")
+    raw = gzip.decompress(found.read_bytes()) if found.suffix == ".gz" else found.read_bytes()
+    got, count = struct.unpack(">II", raw[:8])
+    if got != magic:
+        raise ValueError(f"{found} has magic number {got}, expected {magic}: not an IDX {'image' if magic == 2051 else 'label'} file")
+    if magic == 2051:
+        rows, cols = struct.unpack(">II", raw[8:16])
+        data = np.frombuffer(raw, dtype=np.uint8, offset=16)
+        if data.size != count * rows * cols:
+            raise ValueError(f"{found} is truncated: {data.size} bytes of pixels for {count} images of {rows} x {cols}")
+        return data.reshape(count, 1, rows, cols)
+    data = np.frombuffer(raw, dtype=np.uint8, offset=8)
+    if data.size != count:
+        raise ValueError(f"{found} is truncated: {data.size} labels, header says {count}")
+    return data
+
+
+def load_idx(root: str | Path, split: str = "train", classes: tuple[str, ...] | None = None) -> ImageData:
+    """MNIST / Fashion-MNIST from ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` under ``root``."""
+    prefix = {"train": "train", "test": "t10k"}.get(split)
+    if prefix is None:
+        raise ValueError(f"split must be train or test, got {split!r}")
+    root = Path(root)
+    images = _read_idx(root / f"{prefix}-images-idx3-ubyte", 2051)
+    labels = _read_idx(root / f"{prefix}-labels-idx1-ubyte", 2049)
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels under {root}")
+    labels_t = torch.from_numpy(labels.astype(np.int64))
+    names = classes or tuple(str(c) for c in range(int(labels_t.max()) + 1))
+    return ImageData(torch.from_numpy(images.copy()), labels_t, names)
+
+
+def imbalanced_subset(labels: torch.Tensor, counts, seed: int = 0) -> torch.Tensor:
+    """Indices of a seeded subset with ``counts[c]`` samples of class c (e.g. from ``ufm.imbalance.step_counts``),
+    sorted; each class's samples are a seeded random choice among its members."""
+    counts = torch.as_tensor(counts, dtype=torch.long)
+    available = torch.bincount(labels, minlength=len(counts))
+    if len(available) != len(counts):
+        raise ValueError(f"{len(counts)} counts given but the labels have {len(available)} classes")
+    short = torch.nonzero(counts > available).flatten().tolist()
+    if short:
+        raise ValueError(f"classes {short} have fewer samples ({available[short].tolist()}) than asked "
+                         f"({counts[short].tolist()}); lower n")
+    gen = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c in range(len(counts)):
+        members = torch.nonzero(labels == c).flatten()
+        chosen.append(members[torch.randperm(len(members), generator=gen)[: int(counts[c])]])
+    return torch.sort(torch.cat(chosen)).values
