@@ -11,6 +11,7 @@ from cli.check import check
 from cli.simulate import figures_command, simulate_command, sweep_command
 from cli.prop1 import verify_prop1_command
 from cli.solve import agree_command, solve_command
+from cli.train import deep_figures_command, train_command
 
 app = typer.Typer(
     help="Neural-collapse geometry of supervised-contrastive loss with fixed prototypes.",
@@ -39,4 +40,6 @@ app.command("solve")(solve_command)
 app.command("agree")(agree_command)
 app.command("verify-prop1")(verify_prop1_command)
 app.command("figures")(figures_command)
+app.command("train")(train_command)
+app.command("deep-figures")(deep_figures_command)
 app.command()(check)

@@ -146,3 +146,30 @@ def render(names: list[str] | None = None, out: str | Path = "figures", quick: b
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return [FIGURES[n].draw(out, quick) for n in names]
+
+
+def deep_fig1(run_dirs: list[str | Path], out: str | Path) -> Path:
+    """The paper's Figure 1 from training run folders: final G_M of each run next to G_*, and the distance
+    of G_M to G_* against the epoch."""
+
+    from ufm.runio import read_jsonl, read_npz
+
+    runs = []
+    for folder in map(Path, run_dirs):
+        if not (folder / "arrays.npz").is_file():
+            raise FileNotFoundError(f"{folder} is not a finished training run (no arrays.npz); run `ufm train` first")
+        runs.append((folder.name, read_npz(folder / "arrays.npz"), read_jsonl(folder / "metrics.jsonl")))
+    grams = [runs[0][1]["g_star"]] + [arrays["g_m"] for _, arrays, _ in runs]
+    titles = ["target G_*"] + [f"{name}\ndistance {history[-1].get('distance', float('nan')):.3f}"
+                               for name, _, history in runs]
+    fig = gram_heatmaps(grams, titles, "final G_M of the training embeddings")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_figure(fig, out / "deep_fig1_heatmaps.png")
+    series = {}
+    for name, _, history in runs:
+        points = [(h["epoch"], h["distance"]) for h in history if "distance" in h]
+        series[name] = ([p[0] for p in points], [p[1] for p in points])
+    fig = lines_vs_x(series, "epoch", "distance of G_M to G_*", "distance to the target during training",
+                     xscale="linear")
+    return save_figure(fig, out / "deep_fig1_distance.png")

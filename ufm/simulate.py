@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ufm._config import option as _opt
 from ufm.analysis import geometry_summary, mean_gram
 from ufm.batching import SCHEMES, Batches, bound_examples, epoch_batches
 from ufm.geometry import check_gram, load_gram, make_gram, prototypes_from_gram
@@ -40,11 +41,6 @@ __all__ = ["LOSSES", "SimConfig", "Problem", "SimResult", "SimulationDiverged", 
 LOSSES = ("scl", "class-averaging", "ce", "limit", "prop1")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
-
-
-def _opt(default, help: str):
-    """A config field with its command-line help (the CLI builds its options from these)."""
-    return field(default=default, metadata={"help": help})
 
 
 class SimulationDiverged(ValueError):

@@ -205,7 +205,7 @@ def imbalanced_subset(labels: torch.Tensor, counts, seed: int = 0) -> torch.Tens
     short = torch.nonzero(counts > available).flatten().tolist()
     if short:
         raise ValueError(f"classes {short} have fewer samples ({available[short].tolist()}) than asked "
-                         f"({counts[short].tolist()}); lower n")
+                         f"({counts[short].tolist()}); lower the samples per class (--n-major)")
     gen = torch.Generator().manual_seed(seed)
     chosen = []
     for c in range(len(counts)):

@@ -1,0 +1,79 @@
+"""``ufm train``: ResNet-18 with SCL and fixed prototypes on imbalanced images; presets for the paper's runs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli._common import console, err_console, print_json, user_errors
+from cli._config import with_config_options
+from ufm.deep.train import PRESETS, TrainConfig, preset, train
+from ufm.figures import deep_fig1
+
+
+def _fmt(entry: dict, key: str, spec: str) -> str:
+    value = entry.get(key)
+    return "-" if value is None or value != value else format(value, spec)
+
+
+@user_errors
+@with_config_options(TrainConfig)
+def train_command(
+    config: TrainConfig,
+    preset_name: Optional[str] = typer.Option(None, "--preset", help=f"run a preset: {', '.join(PRESETS)} "
+                                              "(its runs side by side; options you set override the preset's)"),
+    out: Path = typer.Option(Path("runs/train"), help="run folder (a preset puts one folder per run inside)"),
+    resume: Optional[Path] = typer.Option(None, help="continue the run in this folder from its checkpoint"),
+    as_json: bool = typer.Option(False, "--json", help="print the summaries as JSON"),
+) -> None:
+    """Train ResNet-18 with SCL (+ fixed prototypes) on STEP-imbalanced images, logging G_M and its distance to G_*."""
+    if resume is not None:
+        runs = {resume.name: (config, resume, True)}
+    elif preset_name:
+        defaults = TrainConfig().to_dict()
+        shared = {name: value for name, value in config.to_dict().items() if value != defaults[name]}
+        runs = {name: (replace(cfg, **shared), out / name, False) for name, cfg in preset(preset_name).items()}
+    else:
+        runs = {out.name: (config, out, False)}
+    summaries = {}
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,
+                  disable=as_json, transient=True) as bar:
+        for name, (cfg, folder, cont) in runs.items():
+            task = bar.add_task(name, total=cfg.epochs, status="")
+
+            def update(epoch: int, total: int, entry: dict, task=task) -> None:
+                bar.update(task, completed=epoch, status=f"loss {entry['loss']:.3f}, distance "
+                           f"{_fmt(entry, 'distance', '.3f')}, {entry['images_per_s']:.0f} img/s")
+
+            summaries[name] = {**train(cfg, folder, resume=cont, progress=update), "run_folder": str(folder)}
+    figures = deep_fig1([s["run_folder"] for s in summaries.values()], out) if len(summaries) > 1 else None
+    if as_json:
+        print_json(summaries)
+        return
+    table = Table(title="training runs")
+    for col in ("run", "epochs", "distance to G_*", "centered", "NC1", "NCC acc", "prototype acc", "probe acc"):
+        table.add_column(col, justify="right")
+    for name, s in summaries.items():
+        f = s["final"]
+        table.add_row(name, str(s["epochs"]), _fmt(f, "distance", ".4f"), _fmt(f, "distance_centered", ".4f"),
+                      _fmt(f, "nc1", ".3f"), _fmt(f, "ncc_accuracy", ".3f"), _fmt(f, "prototype_accuracy", ".3f"),
+                      f"{s['linear_probe_accuracy']:.3f}")
+    console.print(table)
+    if figures is not None:
+        console.print(f"figures: {figures.parent}/deep_fig1_*.png")
+
+
+@user_errors
+def deep_figures_command(
+    runs: List[Path] = typer.Argument(..., help="finished training run folders"),
+    out: Path = typer.Option(Path("figures"), help="folder for the PNGs"),
+) -> None:
+    """Figure 1 (G_M heatmaps, distance to G_* against epoch) from training run folders."""
+    path = deep_fig1(runs, out)
+    console.print(f"wrote {path.parent}/deep_fig1_heatmaps.png and {path}")
