@@ -13,7 +13,7 @@ from rich.table import Table
 
 from cli._common import console, err_console, print_json, user_errors
 from cli._config import with_config_options
-from ufm.figures import FIGURES, render
+from ufm.figures import FIGURES, deep_fig1, render
 from ufm.plots import gram_heatmaps, lines_vs_x, save_figure
 from ufm.simulate import SimConfig, SimResult, simulate
 from ufm.sweep import distance_series, save_sweep, sweep
@@ -136,8 +136,14 @@ def figures_command(
     out: Path = typer.Option(Path("figures"), help="folder for the PNGs"),
     quick: bool = typer.Option(False, help="tiny experiments (a smoke test, not the real figures)"),
     list_only: bool = typer.Option(False, "--list", help="list the registered figures and exit"),
+    runs: Optional[List[Path]] = typer.Option(None, "--runs", help="training run folders: draw the paper's Figure 1 "
+                                              "from them (deep_fig1_*.png) instead of the registered figures"),
 ) -> None:
-    """Regenerate every registered figure from code (fixed seeds) into figures/."""
+    """Regenerate every registered figure from code (fixed seeds) into figures/, or Figure 1 from --runs."""
+    if runs:
+        path = deep_fig1(runs, out)
+        console.print(f"wrote {path.parent}/deep_fig1_heatmaps.png and {path}")
+        return
     if list_only:
         for fig in FIGURES.values():
             console.print(f"[bold]{fig.name}[/bold]: {fig.description}")

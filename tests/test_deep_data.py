@@ -139,3 +139,18 @@ def test_image_data_checks():
         ImageData(torch.zeros(2, 3, 4, 4), torch.zeros(2, dtype=torch.long), ())
     with pytest.raises(ValueError, match="2 images but 3 labels"):
         ImageData(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(3, dtype=torch.long), ())
+
+
+def test_supcon_augmentation_shapes_ranges_and_seeding():
+    from ufm.deep.augment import supcon_augment
+
+    x = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
+    a = supcon_augment(x, torch.Generator().manual_seed(0))
+    b = supcon_augment(x, torch.Generator().manual_seed(0))
+    assert a.shape == (6, 3, 16, 16) and a.dtype == torch.float32 and torch.equal(a, b)
+    assert float(a.min()) >= 0 and float(a.max()) <= 255
+    same = x[:1].repeat(6, 1, 1, 1)
+    out = supcon_augment(same, torch.Generator().manual_seed(1))
+    assert not torch.allclose(out[0], out[1])  # per-image randomness
+    gray = supcon_augment(same, torch.Generator().manual_seed(3), p_gray=1.0)
+    assert torch.allclose(gray[:, 0], gray[:, 1]) and torch.allclose(gray[:, 1], gray[:, 2])

@@ -44,6 +44,12 @@ def test_two_epoch_run_writes_a_complete_folder(image_folder, tmp_path):
     assert summary["counts"] == [10, 10, 2] and 0 <= summary["linear_probe_accuracy"] <= 1
 
 
+def test_supcon_augmentation_and_indices_are_recorded(image_folder, tmp_path):
+    train(tiny(image_folder, augment="supcon", epochs=1), tmp_path / "run")
+    data = np.load(tmp_path / "run" / "data.npz")
+    assert data["counts"].tolist() == [10, 10, 2] and len(data["train_index"]) == 22
+
+
 def test_resume_equals_an_uninterrupted_run(image_folder, tmp_path):
     cfg = tiny(image_folder, batching="binding")
     train(cfg, tmp_path / "straight")

@@ -23,7 +23,7 @@ import torch
 from ufm._config import option as _opt
 from ufm.analysis import class_means, geometry_summary, gram_distance, mean_gram
 from ufm.batching import SCHEMES, bound_examples, epoch_batches
-from ufm.deep.augment import crop_flip
+from ufm.deep.augment import AUGMENTATIONS, crop_flip, supcon_augment
 from ufm.deep.data import ImageData, imbalanced_subset, load_cifar, load_idx, load_image_folder
 from ufm.deep.model import HEADS, ResNet18, check_head_reaches
 from ufm.geometry import make_gram, prototypes_from_gram
@@ -63,6 +63,7 @@ class TrainConfig:
     weight_decay: float = _opt(5e-4, "weight decay")
     width: int = _opt(64, "ResNet width (64: the standard ResNet-18)")
     head: str = _opt("linear", "embedding head: linear or relu (non-negative features)")
+    augment: str = _opt("crop-flip", "crop-flip (random crop + flip) or supcon (resized crop, flip, colour jitter, gray)")
     embed_dim: int = _opt(128, "embedding dimension of the linear head")
     eval_every: int = _opt(10, "evaluate G_M and accuracies every this many epochs")
     checkpoint_every: int = _opt(10, "write the checkpoint every this many epochs")
@@ -72,7 +73,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         choices = {"dataset": DATASETS, "loss": LOSSES, "batching": tuple(s for s in SCHEMES if s != "full"),
-                   "head": HEADS}
+                   "head": HEADS, "augment": AUGMENTATIONS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
@@ -94,8 +95,8 @@ class TrainConfig:
 
 
 _PAPER = dict(dataset="cifar10", profile="step", ratio=10.0, epochs=350, batch_size=128, tau=0.1)
-_SMALL = dict(dataset="folder", profile="step", ratio=10.0, n_major=100, test_per_class=100, width=8,
-              embed_dim=32, epochs=12, batch_size=64, lr=0.05, eval_every=3, checkpoint_every=3)
+_SMALL = dict(dataset="folder", profile="step", ratio=10.0, n_major=200, test_per_class=100, width=16,
+              embed_dim=32, epochs=30, batch_size=128, lr=0.1, eval_every=5, checkpoint_every=10)
 PRESETS: dict[str, dict[str, dict]] = {
     # The three runs of the paper's Figure 1 on STEP CIFAR-10, R = 10.
     "paper-fig1": {
@@ -123,16 +124,18 @@ def load_data(cfg: TrainConfig) -> tuple[ImageData, ImageData]:
     return load_idx(cfg.data_root, "train"), load_idx(cfg.data_root, "test")
 
 
-def _prepare_data(cfg: TrainConfig) -> tuple[ImageData, ImageData, torch.Tensor]:
+def _prepare_data(cfg: TrainConfig) -> tuple[ImageData, ImageData, torch.Tensor, torch.Tensor]:
+    """(imbalanced train subset, test set, class counts, the chosen indices into the full training set)."""
     train, test = load_data(cfg)
     k = len(train.classes)
     available = int(torch.bincount(train.labels, minlength=k).min())
     n_major = cfg.n_major or available
     counts = class_counts(cfg.profile, k, n_major, cfg.ratio, cfg.minority_fraction)
-    train = train.subset(imbalanced_subset(train.labels, counts, cfg.seed))
+    index = imbalanced_subset(train.labels, counts, cfg.seed)
+    train = train.subset(index)
     if cfg.test_per_class:
         test = test.subset(imbalanced_subset(test.labels, [cfg.test_per_class] * k, cfg.seed + 1))
-    return train, test, counts
+    return train, test, counts, index
 
 
 def _embed(model: ResNet18, images: torch.Tensor, mean, std, batch: int = 512) -> torch.Tensor:
@@ -217,7 +220,7 @@ def train(
         if saved != cfg:
             cfg = saved  # the folder's own config wins: a resumed run continues what it was
     device = resolve_device(cfg.device)
-    train_set, test_set, counts = _prepare_data(cfg)
+    train_set, test_set, counts, train_index = _prepare_data(cfg)
     k = len(train_set.classes)
     g_star = make_gram(cfg.geometry, k, counts, cfg.gamma)
     check_head_reaches(g_star, cfg.head)
@@ -253,7 +256,8 @@ def train(
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", cfg.to_dict())
-        write_npz(run_dir / "data.npz", counts=counts.numpy(), classes=np.array(train_set.classes))
+        write_npz(run_dir / "data.npz", counts=counts.numpy(), classes=np.array(train_set.classes),
+                  train_index=train_index.numpy())
 
     def save_checkpoint(epoch: int) -> None:
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
@@ -269,7 +273,8 @@ def train(
         total, seen = 0.0, 0
         for index, keep in zip(batches.index, batches.mask):
             idx = index[keep].to(device)
-            views = torch.cat([crop_flip(train_dev.images[idx], gen), crop_flip(train_dev.images[idx], gen)])
+            augment = crop_flip if cfg.augment == "crop-flip" else supcon_augment
+            views = torch.cat([augment(train_dev.images[idx], gen), augment(train_dev.images[idx], gen)])
             y = train_dev.labels[idx].repeat(2)
             with autocast:
                 z = forward(_normalize(views, mean, std))
