@@ -12,6 +12,7 @@ from rich.table import Table
 
 from cli._common import console, err_console, print_json, user_errors
 from cli._config import with_config_options
+from ufm.deep.data import CIFAR_SOURCES, download_cifar
 from ufm.deep.train import PRESETS, TrainConfig, preset, train
 from ufm.figures import deep_fig1
 
@@ -30,8 +31,14 @@ def train_command(
     out: Path = typer.Option(Path("runs/train"), help="run folder (a preset puts one folder per run inside)"),
     resume: Optional[Path] = typer.Option(None, help="continue the run in this folder from its checkpoint"),
     as_json: bool = typer.Option(False, "--json", help="print the summaries as JSON"),
+    download: bool = typer.Option(False, "--download", help="first fetch CIFAR from its official address into "
+                                  "--data-root (MD5-checked; needs internet)"),
 ) -> None:
     """Train ResNet-18 with SCL (+ fixed prototypes) on STEP-imbalanced images, logging G_M and its distance to G_*."""
+    if download:
+        if config.dataset not in CIFAR_SOURCES:
+            raise ValueError(f"--download fetches CIFAR-10/100 only; --dataset is {config.dataset}")
+        download_cifar(config.data_root, config.dataset)
     if resume is not None:
         runs = {resume.name: (config, resume, True)}
     elif preset_name:

@@ -154,3 +154,25 @@ def test_supcon_augmentation_shapes_ranges_and_seeding():
     assert not torch.allclose(out[0], out[1])  # per-image randomness
     gray = supcon_augment(same, torch.Generator().manual_seed(3), p_gray=1.0)
     assert torch.allclose(gray[:, 0], gray[:, 1]) and torch.allclose(gray[:, 1], gray[:, 2])
+
+
+def test_download_checks_the_md5_and_extracts(tmp_path, monkeypatch):
+    import hashlib
+    import io
+    import tarfile
+
+    import ufm.deep.data as data
+
+    write_cifar10(tmp_path / "src")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "cifar-10-python.tar.gz").write_bytes(buffer.getvalue())  # as if already downloaded
+    with pytest.raises(ValueError, match="corrupt"):
+        data.download_cifar(root, "cifar10")
+    url, _, folder = data.CIFAR_SOURCES["cifar10"]
+    monkeypatch.setitem(data.CIFAR_SOURCES, "cifar10", (url, hashlib.md5(buffer.getvalue()).hexdigest(), folder))
+    assert data.download_cifar(root, "cifar10") == root / "cifar-10-batches-py"
+    assert len(load_cifar(root, "cifar10", "test").images) == 6

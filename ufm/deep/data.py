@@ -82,7 +82,8 @@ def load_cifar(root: str | Path, name: str = "cifar10", split: str = "train") ->
         raise ValueError(f"split must be train or test, got {split!r}")
     url, _, folder = CIFAR_SOURCES[name]
     base = Path(root) / folder
-    how = f"download {url} and extract it into {root}, or call download_cifar({str(root)!r}, {name!r})"
+    how = (f"download {url} and extract it into {root} (or run `ufm train --download`, or call "
+           f"download_cifar({str(root)!r}, {name!r}))")
     if not base.is_dir():
         raise _missing(base, f"{name} ({folder}/)", how)
     if name == "cifar10":
