@@ -155,7 +155,7 @@ def main() -> None:
         for s in range(runs)
     ]
     t_stacked, t_seq = timed_pair(stacked, lambda: [f() for f in singles], device)
-    print(f"\n| runs | N | n | stacked (ms) | sequential (ms) | sequential / stacked |")
+    print("\n| runs | N | n | stacked (ms) | sequential (ms) | sequential / stacked |")
     print("|---:|---:|---:|---:|---:|---:|")
     print(f"| {runs} | 1024 | 32 | {t_stacked * 1e3:.1f} | {t_seq * 1e3:.1f} | {t_seq / t_stacked:.1f}x |")
     cfg = SimConfig(k=K, profile="balanced", n_major=1024 // K, d=D, n_w=(N_W,), tau=(TAU,), batch_size=32,

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from ufm.ce import ce_fixed_embeddings, ce_fixed_optimum, seli_grams
-from ufm.geometry import etf_gram, minority_weighted_gram, prototypes_from_gram
+from ufm.geometry import etf_gram, minority_weighted_gram
 
 
 def test_seli_is_the_etf_when_balanced_and_matches_an_svd_when_not():

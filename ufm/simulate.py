@@ -20,7 +20,7 @@ import itertools
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ufm._config import check_at_least_one, check_choices, from_dict
 from ufm._config import option as _opt
 from ufm.analysis import geometry_summary, mean_gram
 from ufm.batching import SCHEMES, Batches, bound_examples, epoch_batches
@@ -87,20 +88,15 @@ class SimConfig:
         for name in ("n_w", "tau", "seeds"):
             value = getattr(self, name)
             object.__setattr__(self, name, tuple(value) if isinstance(value, (list, tuple)) else (value,))
-        choices = {"loss": LOSSES, "batching": SCHEMES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
-                   "dtype": ("float32", "float64")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        check_choices(self, {"loss": LOSSES, "batching": SCHEMES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+                             "dtype": ("float32", "float64")})
         if not self.n_w or not self.tau or not self.seeds:
             raise ValueError("n_w, tau and seeds each need at least one value")
         if any(not math.isfinite(v) or v < 0 for v in self.n_w):
             raise ValueError(f"n_w values must be finite and >= 0, got {self.n_w}")
         if any(not math.isfinite(v) or v <= 0 for v in self.tau):
             raise ValueError(f"temperatures must be finite and > 0, got {self.tau}")
-        for name in ("d", "epochs", "log_every", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_at_least_one(self, ("d", "epochs", "log_every", "batch_size"))
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"learning rate must be > 0, got {self.lr}")
         if self.tol < 0:
@@ -116,11 +112,7 @@ class SimConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "SimConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown config fields {sorted(unknown)}")
-        return cls(**data)
+        return from_dict(cls, data)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,14 @@ checkpoint; the model is initialized under a forked global RNG, so nothing else 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
+from ufm._config import check_at_least_one, check_choices, from_dict
 from ufm._config import option as _opt
 from ufm.analysis import class_means, geometry_summary, gram_distance, mean_gram
 from ufm.batching import SCHEMES, bound_examples, epoch_batches
@@ -72,14 +73,9 @@ class TrainConfig:
     compile: bool = _opt(False, "torch.compile the model (CUDA)")
 
     def __post_init__(self) -> None:
-        choices = {"dataset": DATASETS, "loss": LOSSES, "batching": tuple(s for s in SCHEMES if s != "full"),
-                   "head": HEADS, "augment": AUGMENTATIONS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
-        for name in ("epochs", "batch_size", "eval_every", "checkpoint_every", "width", "embed_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_choices(self, {"dataset": DATASETS, "loss": LOSSES, "batching": tuple(s for s in SCHEMES if s != "full"),
+                             "head": HEADS, "augment": AUGMENTATIONS})
+        check_at_least_one(self, ("epochs", "batch_size", "eval_every", "checkpoint_every", "width", "embed_dim"))
         if not (self.tau > 0 and self.lr > 0 and self.n_w >= 0):
             raise ValueError("tau and lr must be > 0 and n_w >= 0")
 
@@ -88,10 +84,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown config fields {sorted(unknown)}")
-        return cls(**data)
+        return from_dict(cls, data)
 
 
 _PAPER = dict(dataset="cifar10", profile="step", ratio=10.0, epochs=350, batch_size=128, tau=0.1)
@@ -321,7 +314,3 @@ def preset(name: str) -> dict[str, TrainConfig]:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return {run: TrainConfig(**values) for run, values in PRESETS[name].items()}
-
-
-def with_overrides(cfg: TrainConfig, **overrides) -> TrainConfig:
-    return replace(cfg, **overrides)
