@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from cli._common import console, print_json, user_errors
+from ._common import console, print_json, user_errors
 from ufm.geometry import load_gram, make_gram
 from ufm.reference import check_against_reference
 

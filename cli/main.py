@@ -7,11 +7,11 @@ from typing import Optional
 import typer
 
 import ufm
-from cli.check import check
-from cli.simulate import figures_command, simulate_command, sweep_command
-from cli.prop1 import verify_prop1_command
-from cli.solve import agree_command, solve_command
-from cli.train import deep_figures_command, train_command
+from .check import check
+from .simulate import figures_command, simulate_command, sweep_command
+from .prop1 import verify_prop1_command
+from .solve import agree_command, solve_command
+from .train import deep_figures_command, train_command
 
 app = typer.Typer(
     help="Neural-collapse geometry of supervised-contrastive loss with fixed prototypes.",

@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from cli._common import console, print_json, user_errors
+from ._common import console, print_json, user_errors
 from ufm.figures import prop1_gaps, scl_vs_ce_figure
 from ufm.prop1 import minimizers, scl_vs_ce, verdict_line, verdicts, verify
 

@@ -11,8 +11,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli._common import console, err_console, print_json, user_errors
-from cli._config import with_config_options
+from ._common import console, err_console, print_json, user_errors
+from ._config import with_config_options
 from ufm.figures import FIGURES, deep_fig1, render
 from ufm.plots import gram_heatmaps, lines_vs_x, save_figure
 from ufm.simulate import SimConfig, SimResult, simulate

@@ -13,8 +13,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from cli._common import console, print_json, user_errors
-from cli._config import with_config_options
+from ._common import console, print_json, user_errors
+from ._config import with_config_options
 from ufm.agreement import solver_vs_simulator
 from ufm.batching import epoch_batches, epoch_compositions
 from ufm.geometry import load_gram, make_gram

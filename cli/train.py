@@ -10,8 +10,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli._common import console, err_console, print_json, user_errors
-from cli._config import with_config_options
+from ._common import console, err_console, print_json, user_errors
+from ._config import with_config_options
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
 from ufm.deep.train import PRESETS, TrainConfig, preset, train
 from ufm.figures import deep_fig1

@@ -3,7 +3,7 @@ import json
 from typer.testing import CliRunner
 
 import ufm
-from cli.main import app
+from ufm.cli.main import app
 
 runner = CliRunner()
 
@@ -124,3 +124,12 @@ def test_verify_prop1_states_one_line_per_convention(tmp_path):
     assert "prototypes as anchors: the published limit" in text
     assert "batch samples as the only anchors: the published limit" in text
     assert (tmp_path / "prop1_gaps.png").is_file()
+
+
+def test_the_cli_installs_as_ufm_cli_and_not_as_a_top_level_cli(tmp_path):
+    import subprocess
+    import sys
+
+    code = "import importlib.util as u; print(u.find_spec('ufm.cli.main') is not None, u.find_spec('cli') is None)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]

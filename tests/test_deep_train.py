@@ -5,7 +5,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cli.main import app
+from ufm.cli.main import app
 from ufm.deep.model import ResNet18, check_head_reaches
 from ufm.deep.train import TrainConfig, preset, train
 from ufm.geometry import etf_gram
