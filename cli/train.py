@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -13,8 +12,9 @@ from rich.table import Table
 from ._common import console, err_console, print_json, user_errors
 from ._config import with_config_options
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
-from ufm.deep.train import PRESETS, TrainConfig, preset, train
+from ufm.deep.train import PRESETS, TrainConfig, check_fresh_folder, preset, resumed_config, train
 from ufm.figures import deep_fig1
+from ufm.runio import read_json
 
 
 def _fmt(entry: dict, key: str, spec: str) -> str:
@@ -25,6 +25,7 @@ def _fmt(entry: dict, key: str, spec: str) -> str:
 @user_errors
 @with_config_options(TrainConfig)
 def train_command(
+    ctx: typer.Context,
     config: TrainConfig,
     preset_name: Optional[str] = typer.Option(None, "--preset", help=f"run a preset: {', '.join(PRESETS)} "
                                               "(its runs side by side; options you set override the preset's)"),
@@ -39,14 +40,23 @@ def train_command(
         if config.dataset not in CIFAR_SOURCES:
             raise ValueError(f"--download fetches CIFAR-10/100 only; --dataset is {config.dataset}")
         download_cifar(config.data_root, config.dataset)
+    given = _given_fields(ctx, config)
     if resume is not None:
-        runs = {resume.name: (config, resume, True)}
+        if preset_name:
+            raise ValueError("--resume continues one run folder; drop --preset (each preset run has its own folder)")
+        if _given(ctx, "out"):
+            raise ValueError("--resume continues the run in its own folder; drop --out")
+        if not (resume / "config.json").is_file():
+            raise FileNotFoundError(f"{resume} holds no training run (no config.json); give the folder of a run")
+        saved = TrainConfig.from_dict(read_json(resume / "config.json"))
+        runs = {resume.name: (resumed_config(saved, given), resume, True)}
     elif preset_name:
-        defaults = TrainConfig().to_dict()
-        shared = {name: value for name, value in config.to_dict().items() if value != defaults[name]}
-        runs = {name: (replace(cfg, **shared), out / name, False) for name, cfg in preset(preset_name).items()}
+        runs = {name: (cfg, out / name, False) for name, cfg in preset(preset_name, given).items()}
     else:
         runs = {out.name: (config, out, False)}
+    for _, folder, cont in runs.values():
+        if not cont:
+            check_fresh_folder(folder)
     summaries = {}
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,
@@ -64,16 +74,28 @@ def train_command(
         print_json(summaries)
         return
     table = Table(title="training runs")
-    for col in ("run", "epochs", "distance to G_*", "centered", "NC1", "NCC acc", "prototype acc", "probe acc"):
+    for col in ("run", "epochs", "distance to G_*", "centered", "NC1", "train NCC acc", "test NCC acc",
+                "prototype acc", "probe acc"):
         table.add_column(col, justify="right")
     for name, s in summaries.items():
         f = s["final"]
         table.add_row(name, str(s["epochs"]), _fmt(f, "distance", ".4f"), _fmt(f, "distance_centered", ".4f"),
-                      _fmt(f, "nc1", ".3f"), _fmt(f, "ncc_accuracy", ".3f"), _fmt(f, "prototype_accuracy", ".3f"),
+                      _fmt(f, "nc1", ".3f"), _fmt(f, "train_ncc_accuracy", ".3f"), _fmt(f, "ncc_accuracy", ".3f"), _fmt(f, "prototype_accuracy", ".3f"),
                       f"{s['linear_probe_accuracy']:.3f}")
     console.print(table)
     if figures is not None:
         console.print(f"figures: {figures.parent}/deep_fig1_*.png")
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was set on the command line (even to its default value)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def _given_fields(ctx: typer.Context, config: TrainConfig) -> dict:
+    """The config fields set on the command line, with their values."""
+    return {name: value for name, value in config.to_dict().items() if _given(ctx, name)}
 
 
 @user_errors

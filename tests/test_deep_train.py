@@ -7,7 +7,9 @@ from typer.testing import CliRunner
 
 from ufm.cli.main import app
 from ufm.deep.model import ResNet18, check_head_reaches
-from ufm.deep.train import TrainConfig, preset, train
+from ufm.deep.train import (TrainConfig, _epoch_plan, _first_of_each_class, anchor_count, load_checkpoint, preset,
+                            resumed_config, train)
+from ufm.deep.augment import AUGMENT
 from ufm.geometry import etf_gram
 
 
@@ -36,12 +38,26 @@ def tiny(root, **overrides):
 def test_two_epoch_run_writes_a_complete_folder(image_folder, tmp_path):
     summary = train(tiny(image_folder), tmp_path / "run")
     names = {p.name for p in (tmp_path / "run").iterdir()}
-    assert names == {"config.json", "data.npz", "metrics.jsonl", "checkpoint.pt", "arrays.npz", "summary.json"}
+    assert names == {"config.json", "provenance.json", "data.npz", "metrics.jsonl", "grams.npz", "checkpoint.pt",
+                     "arrays.npz", "summary.json"}
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
-    for key in ("distance", "distance_centered", "nc1", "ncc_accuracy", "prototype_accuracy", "images_per_s"):
+    for key in ("distance", "distance_centered", "nc1", "train_ncc_accuracy", "ncc_accuracy", "prototype_accuracy",
+                "images_per_s", "grad_norm", "lr"):
         assert key in history[-1]
+    assert history[-1]["grad_norm"] > 0
     assert summary["counts"] == [10, 10, 2] and 0 <= summary["linear_probe_accuracy"] <= 1
+    # G_M at every evaluation; the last one is the final G_M, and its distance is the one logged
+    grams = np.load(tmp_path / "run" / "grams.npz")
+    assert grams["epoch"].tolist() == [1, 2] and grams["g_m"].shape == (2, 3, 3)
+    np.testing.assert_allclose(np.diagonal(grams["g_m"], axis1=1, axis2=2), 1.0, atol=1e-12)
+    final = np.load(tmp_path / "run" / "arrays.npz")
+    np.testing.assert_array_equal(grams["g_m"][-1], final["g_m"])
+    unit = [g / np.linalg.norm(g) for g in (final["g_m"], final["g_star"])]
+    distance = np.linalg.norm(unit[0] - unit[1])
+    assert abs(distance - history[-1]["distance"]) < 1e-9
+    record = json.loads((tmp_path / "run" / "provenance.json").read_text())
+    assert len(record) == 1 and record[0]["torch"] == torch.__version__ and record[0]["from_epoch"] == 0
 
 
 def test_supcon_augmentation_and_indices_are_recorded(image_folder, tmp_path):
@@ -101,3 +117,105 @@ def test_train_cli_preset_and_figures(image_folder, tmp_path):
     result = runner.invoke(app, ["train", "--data-root", str(tmp_path / "none"), "--dataset", "folder",
                                  "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "not found" in result.output
+
+
+def test_resume_extends_the_epochs_and_refuses_other_changes(image_folder, tmp_path):
+    cfg = tiny(image_folder, epochs=2)
+    train(cfg, tmp_path / "run")
+    longer = resumed_config(cfg, {"epochs": 3})
+    summary = train(longer, tmp_path / "run", resume=True)
+    assert summary["epochs"] == 3 and load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 3
+    starts = json.loads((tmp_path / "run" / "provenance.json").read_text())
+    assert [s["from_epoch"] for s in starts] == [0, 2]
+    with pytest.raises(ValueError, match="cannot change width"):
+        resumed_config(cfg, {"width": 8, "epochs": 5})
+    with pytest.raises(ValueError, match="cannot change n_w"):
+        train(tiny(image_folder, epochs=4, n_w=5.0), tmp_path / "run", resume=True)
+
+
+def test_a_folder_holding_a_run_is_never_started_over(image_folder, tmp_path):
+    train(tiny(image_folder, epochs=1), tmp_path / "run")
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    with pytest.raises(ValueError, match="already holds a training run"):
+        train(tiny(image_folder, epochs=1), tmp_path / "run")
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        train(tiny(image_folder, epochs=1), tmp_path / "file" / "run")
+
+
+def test_checkpoints_load_on_the_cpu_and_torn_ones_are_refused(image_folder, tmp_path):
+    train(tiny(image_folder, epochs=1, batching="binding"), tmp_path / "run")
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = load_checkpoint(path)
+    # the generator state and the bound examples must stay CPU tensors, whatever device trains
+    assert state["generator"].device.type == "cpu" and state["generator"].dtype == torch.uint8
+    assert state["bound"].device.type == "cpu"
+    torch.Generator().set_state(state["generator"])
+    blob = path.read_bytes()
+    for name, data in (("truncated", blob[: len(blob) // 2]), ("empty", b""), ("random", bytes(range(256)) * 8)):
+        bad = tmp_path / f"{name}.pt"
+        bad.write_bytes(data)
+        with pytest.raises(ValueError, match=f"{name}.pt is not a readable checkpoint"):
+            load_checkpoint(bad)
+    torch.save({"model": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a ufm training checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_loss_reductions_divide_by_the_anchors():
+    mean = TrainConfig(loss="scl", n_w=100.0, reduction="mean")
+    assert anchor_count(mean, 256, 10) == 256 + 1000
+    assert anchor_count(TrainConfig(loss="scl", n_w=100.0, prototype_anchors=False), 256, 10) == 256
+    assert anchor_count(TrainConfig(loss="scl", n_w=100.0, reduction="batch"), 256, 10) == 256
+    assert anchor_count(TrainConfig(loss="class-averaging", n_w=100.0), 256, 10) == 256
+
+
+def test_epoch_plan_covers_every_sample_once_and_binds_the_first_examples():
+    labels = torch.tensor([2, 0, 1, 0, 2, 1, 1, 0, 2, 2, 0])
+    assert _first_of_each_class(labels, 3).tolist() == [1, 2, 0]
+    gen = torch.Generator().manual_seed(0)
+    cfg = TrainConfig(batch_size=4, batching="shuffle", augment="crop-flip")
+    rows, offsets, draws = _epoch_plan(cfg, labels, 3, None, gen, AUGMENT["crop-flip"])
+    assert sorted(rows.tolist()) == list(range(11)) and offsets == [0, 4, 8, 11]
+    assert draws["offsets"].shape == (22, 2) and draws["mirrored"].shape == (22,)
+    bound = torch.tensor([1, 2, 0])
+    cfg = TrainConfig(batch_size=4, batching="binding", augment="none")
+    rows, offsets, draws = _epoch_plan(cfg, labels, 3, bound, gen, AUGMENT["none"])
+    batches = [rows[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+    assert all(b[-3:] == [1, 2, 0] for b in batches) and draws == {}
+    assert sorted(i for b in batches for i in b[:-3]) == sorted(set(range(11)) - {0, 1, 2})
+
+
+def test_a_diverging_run_stops_with_the_epoch(image_folder, tmp_path):
+    with pytest.raises(ValueError, match="non-finite in epoch 1"):
+        train(tiny(image_folder, lr=1e30, epochs=2), tmp_path / "run")
+
+
+def test_compiled_model_trains_on_the_cpu(image_folder, tmp_path):
+    """torch.compile (inductor, system C compiler) builds and trains, so a compile error shows before a GPU run."""
+    # batches of 11 from 22 images: one shape, one compiled graph
+    summary = train(tiny(image_folder, epochs=1, compile=True, width=2, batch_size=11), tmp_path / "run")
+    assert summary["epochs"] == 1 and np.isfinite(summary["final"]["loss"])
+
+
+def test_cli_preset_flags_override_even_at_the_global_default_and_resume_flags(image_folder, tmp_path):
+    runner = CliRunner()
+    common = ["--data-root", str(image_folder), "--dataset", "folder", "--n-major", "10", "--test-per-class", "4",
+              "--batch-size", "8", "--device", "cpu", "--width", "4", "--embed-dim", "8"]
+    # cpu-small sets eval_every 5; 10 is the global default and must still win when given
+    result = runner.invoke(app, ["train", "--preset", "cpu-small", "--epochs", "1", "--eval-every", "10", *common,
+                                 "--out", str(tmp_path / "p"), "--json"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "p" / "scl-nw0" / "config.json").read_text())
+    assert saved["eval_every"] == 10 and saved["epochs"] == 1 and saved["width"] == 4
+    run = str(tmp_path / "p" / "scl-nw0")
+    result = runner.invoke(app, ["train", "--resume", run, "--epochs", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["scl-nw0"]["epochs"] == 2
+    for bad, needle in ((["--width", "8"], "cannot change width"), (["--out", str(tmp_path / "o")], "drop --out"),
+                        (["--preset", "cpu-small"], "drop --preset")):
+        result = runner.invoke(app, ["train", "--resume", run, *bad])
+        assert result.exit_code == 2 and needle in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["train", "--preset", "cpu-small", "--epochs", "1", *common, "--out", str(tmp_path / "p")])
+    assert result.exit_code == 2 and "already holds a training run" in result.output

@@ -1,108 +1,46 @@
 """Train a ResNet-18 with SCL and fixed prototypes on an imbalanced image data set; log G_M through training.
 
-One run folder holds ``config.json``, ``data.npz`` (the class counts and the chosen training indices),
-``metrics.jsonl`` (one line per evaluation), ``checkpoint.pt`` (model, optimizer, scheduler, epoch,
-random-generator state and history; written atomically every ``checkpoint_every`` epochs) and, at the
-end, ``arrays.npz`` (final G_M, uncentered and centered) and ``summary.json``.  ``resume=True`` continues
-from the checkpoint; on the CPU with a fixed seed the result equals an uninterrupted run.
+One run folder holds ``config.json``, ``provenance.json`` (one record per start or resume),
+``data.npz`` (the class counts and the chosen training indices), ``metrics.jsonl`` (one line per epoch,
+with the evaluation every ``eval_every`` epochs), ``grams.npz`` (G_M at every evaluation),
+``checkpoint.pt`` (model, optimizer, scheduler, epoch, random-generator state and history; written
+atomically every ``checkpoint_every`` epochs) and, at the end, ``arrays.npz`` (final G_M) and
+``summary.json``.  ``resume=True`` continues from the checkpoint; with a fixed seed on one device the
+result equals an uninterrupted run.  A folder that already holds a run is never started over.
 
-Every random draw (batches, augmentation) comes from one seeded ``torch.Generator`` saved in the
-checkpoint; the model is initialized under a forked global RNG, so nothing else is touched.
+Every random draw (batches, augmentation) comes from one seeded CPU ``torch.Generator`` saved in the
+checkpoint; the model is initialized under a forked global RNG, so nothing else is touched.  The step
+loop does not wait on the host: an epoch's batch indices and augmentation draws go to the device in one
+copy, the running sums stay on the device, and finiteness is checked once per epoch.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from ufm._config import check_at_least_one, check_choices, from_dict
-from ufm._config import option as _opt
-from ufm.analysis import class_means, geometry_summary, gram_distance, mean_gram
-from ufm.batching import SCHEMES, bound_examples, epoch_batches
-from ufm.deep.augment import AUGMENTATIONS, crop_flip, supcon_augment
+from ufm.batching import bound_examples, epoch_batches
+from ufm.deep.augment import AUGMENT
+from ufm.deep.config import PRESETS, RESUMABLE, TrainConfig, preset, resumed_config
 from ufm.deep.data import ImageData, imbalanced_subset, load_cifar, load_idx, load_image_folder
-from ufm.deep.model import HEADS, ResNet18, check_head_reaches
+from ufm.deep.evaluate import Normalizer, embed, evaluate, linear_probe
+from ufm.deep.model import ResNet18, check_head_reaches
 from ufm.geometry import make_gram, prototypes_from_gram
 from ufm.imbalance import class_counts, minority_mask
 from ufm.losses import ce_fixed_classifier_loss, class_averaging_loss, scl_loss
+from ufm.provenance import provenance
 from ufm.runio import atomic_path, read_json, write_json, write_jsonl, write_npz
 from ufm.simulate import resolve_device
 
-__all__ = ["TrainConfig", "PRESETS", "train", "load_data"]
-
-DATASETS = ("cifar10", "cifar100", "folder", "idx")
-LOSSES = ("scl", "class-averaging", "ce")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training run.  Defaults are the paper's setting (350 epochs, SGD 0.1, batch 128, tau 0.1)."""
-
-    dataset: str = _opt("cifar10", "cifar10, cifar100 (official python format), folder ({train,test}/<class>/*) or idx")
-    data_root: str = _opt("data", "folder holding the data set")
-    profile: str = _opt("step", "imbalance profile of the training set: balanced, step or long-tail")
-    ratio: float = _opt(10.0, "imbalance ratio R")
-    minority_fraction: float = _opt(0.5, "fraction of minority classes (step)")
-    n_major: int = _opt(0, "training samples per majority class (0: all the data set has)")
-    test_per_class: int = _opt(0, "test samples per class (0: all)")
-    loss: str = _opt("scl", "scl, class-averaging (BCL-style) or ce (fixed classifier W)")
-    n_w: float = _opt(100.0, "copies of each prototype per batch (scl, class-averaging)")
-    prototype_anchors: bool = _opt(True, "prototype copies are anchors too")
-    geometry: str = _opt("etf", "prototype Gram G_*: etf, orthogonal or minority")
-    gamma: float = _opt(1.0, "strength of the minority geometry")
-    tau: float = _opt(0.1, "temperature")
-    batching: str = _opt("shuffle", "shuffle, balanced or binding")
-    batch_size: int = _opt(128, "images per batch (two augmented views each)")
-    epochs: int = _opt(350, "epochs")
-    lr: float = _opt(0.1, "SGD learning rate (x0.1 at 1/3 and 2/3 of the epochs)")
-    momentum: float = _opt(0.9, "SGD momentum")
-    weight_decay: float = _opt(5e-4, "weight decay")
-    width: int = _opt(64, "ResNet width (64: the standard ResNet-18)")
-    head: str = _opt("linear", "embedding head: linear or relu (non-negative features)")
-    augment: str = _opt("crop-flip", "crop-flip (random crop + flip) or supcon (resized crop, flip, colour jitter, gray)")
-    embed_dim: int = _opt(128, "embedding dimension of the linear head")
-    eval_every: int = _opt(10, "evaluate G_M and accuracies every this many epochs")
-    checkpoint_every: int = _opt(10, "write the checkpoint every this many epochs")
-    seed: int = _opt(0, "random seed")
-    device: str = _opt("auto", "auto (CUDA when present), cpu or cuda")
-    compile: bool = _opt(False, "torch.compile the model (CUDA)")
-
-    def __post_init__(self) -> None:
-        check_choices(self, {"dataset": DATASETS, "loss": LOSSES, "batching": tuple(s for s in SCHEMES if s != "full"),
-                             "head": HEADS, "augment": AUGMENTATIONS})
-        check_at_least_one(self, ("epochs", "batch_size", "eval_every", "checkpoint_every", "width", "embed_dim"))
-        if not (self.tau > 0 and self.lr > 0 and self.n_w >= 0):
-            raise ValueError("tau and lr must be > 0 and n_w >= 0")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        return from_dict(cls, data)
-
-
-_PAPER = dict(dataset="cifar10", profile="step", ratio=10.0, epochs=350, batch_size=128, tau=0.1)
-_SMALL = dict(dataset="folder", profile="step", ratio=10.0, n_major=200, test_per_class=100, width=16,
-              embed_dim=32, epochs=30, batch_size=128, lr=0.1, eval_every=5, checkpoint_every=10)
-PRESETS: dict[str, dict[str, dict]] = {
-    # The three runs of the paper's Figure 1 on STEP CIFAR-10, R = 10.
-    "paper-fig1": {
-        "scl-nw0": {**_PAPER, "loss": "scl", "n_w": 0.0},
-        "class-averaging-binding": {**_PAPER, "loss": "class-averaging", "n_w": 0.0, "batching": "binding"},
-        "scl-nw100": {**_PAPER, "loss": "scl", "n_w": 100.0},
-    },
-    # A narrow ResNet on a small STEP subset that finishes in minutes on 2 CPU cores.
-    "cpu-small": {
-        "scl-nw0": {**_SMALL, "loss": "scl", "n_w": 0.0},
-        "scl-nw100": {**_SMALL, "loss": "scl", "n_w": 100.0},
-    },
-}
+__all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "train", "load_data", "preset", "resumed_config",
+           "load_checkpoint", "anchor_count", "check_fresh_folder"]
 
 CIFAR_MEAN = (125.3, 123.0, 113.9)
 CIFAR_STD = (63.0, 62.1, 66.7)
@@ -131,66 +69,87 @@ def _prepare_data(cfg: TrainConfig) -> tuple[ImageData, ImageData, torch.Tensor,
     return train, test, counts, index
 
 
-def _embed(model: ResNet18, images: torch.Tensor, mean, std, batch: int = 512) -> torch.Tensor:
-    """Unit embeddings of uint8 images, eval mode, no augmentation: ``[N, d]`` float32."""
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch):
-            x = _normalize(images[start : start + batch], mean, std)
-            out.append(model(x).float())
-    model.train()
-    return torch.cat(out)
+def anchor_count(cfg: TrainConfig, batch_rows: int, num_classes: int) -> float:
+    """The divisor of the batch loss (a sum over anchors) for ``cfg.reduction``.
+
+    ``mean`` (SupCon): the number of anchors, the batch's embeddings plus, for SCL with prototype anchors,
+    the ``k n_w`` prototype copies; ``batch``: the batch's embeddings only (then the prototype anchors make
+    the gradient grow with n_w)."""
+    if cfg.reduction == "mean" and cfg.loss == "scl" and cfg.prototype_anchors:
+        return batch_rows + num_classes * cfg.n_w
+    return float(batch_rows)
 
 
-def _normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
-    m = torch.tensor(mean[: x.shape[1]], device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std[: x.shape[1]], device=x.device).view(1, -1, 1, 1)
-    return (x.float() - m) / s
+def _loss_fn(cfg: TrainConfig, w: torch.Tensor, k: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``loss(z [2B, d] unit, y [2B]) -> scalar``: the configured loss with its reduction.
+
+    n_w and tau are made device tensors once, so a step copies nothing from the host."""
+    tau = torch.full((), cfg.tau, device=w.device)
+    n_w = torch.full((), cfg.n_w, device=w.device)
+    protos = w if cfg.n_w > 0 else None
+
+    def loss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if cfg.loss == "scl":
+            total = scl_loss(z, y, protos, n_w, tau, cfg.prototype_anchors, num_classes=k, validate=False)
+        elif cfg.loss == "class-averaging":
+            total = class_averaging_loss(z, y, protos, n_w, tau, num_classes=k, validate=False)
+        else:
+            total = ce_fixed_classifier_loss(z, y, w, tau, validate=False)
+        return total / anchor_count(cfg, len(z), k)
+
+    return loss
 
 
-def _evaluate(model, train: ImageData, test: ImageData, w: torch.Tensor, g_star, minority, mean, std) -> dict:
-    k = len(train.classes)
-    z_train = _embed(model, train.images, mean, std)
-    z_test = _embed(model, test.images, mean, std)
-    summary = geometry_summary(z_train.double(), train.labels, g_star, minority)
-    centered = mean_gram(z_train.double(), train.labels, k, center=True)
-    centers = torch.nn.functional.normalize(class_means(z_train, train.labels, k), dim=-1)
-    ncc = (torch.argmax(z_test @ centers.T, 1) == test.labels).float().mean()
-    proto = (torch.argmax(z_test @ w.float().T, 1) == test.labels).float().mean()
-    out = {key: float(value) for key, value in summary.items()}
-    out["distance_centered"] = float(gram_distance(centered, g_star))
-    out["ncc_accuracy"] = float(ncc)
-    out["prototype_accuracy"] = float(proto)
-    return out
+def _schedule(cfg: TrainConfig) -> Callable[[int], float]:
+    """Learning-rate factor after ``e`` finished epochs (a pure function of the config, so a resumed run with
+    more epochs follows the schedule of its new length)."""
+    if cfg.lr_schedule == "cosine":
+        return lambda e: 0.5 * (1 + math.cos(math.pi * min(e, cfg.epochs) / cfg.epochs))
+    milestones = (max(1, cfg.epochs // 3), max(1, 2 * cfg.epochs // 3))
+    return lambda e: 0.1 ** sum(e >= m for m in milestones)
 
 
-def _linear_probe(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor) -> float:
-    """Test accuracy of multinomial logistic regression fitted (L-BFGS) on frozen train embeddings."""
-    k = int(y_train.max()) + 1
-    probe = torch.nn.Linear(z_train.shape[1], k).to(z_train.device)
-    opt = torch.optim.LBFGS(probe.parameters(), max_iter=200, line_search_fn="strong_wolfe")
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint, every tensor on the CPU (the trainer moves what belongs on the device itself: the
+    generator state and the bound examples stay on the CPU); a clear error for a file that is not one."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for torn files
+        raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err}); it may be truncated "
+                         "or from another program: delete it to start over, or restore a good copy") from None
+    expected = {"model", "optimizer", "scheduler", "generator", "bound", "history", "grams", "epoch"}
+    if not isinstance(state, dict) or not expected <= set(state):
+        raise ValueError(f"{path} is not a ufm training checkpoint (it lacks {sorted(expected - set(state or {}))})")
+    return state
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(probe(z_train), y_train) + 1e-4 * probe.weight.square().sum()
-        loss.backward()
-        return loss
 
-    opt.step(closure)
-    with torch.no_grad():
-        return float((probe(z_test).argmax(1) == y_test).float().mean())
+def check_fresh_folder(run_dir: str | Path) -> None:
+    """Refuse to start a run in a folder that already holds one, or where no folder can be made."""
+    run_dir = Path(run_dir)
+    held = [name for name in ("checkpoint.pt", "config.json", "metrics.jsonl") if (run_dir / name).exists()]
+    if held:
+        raise ValueError(f"{run_dir} already holds a training run ({', '.join(held)}); continue it with "
+                         f"--resume {run_dir}, or choose another --out")
+    existing = run_dir.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"cannot make the run folder {run_dir}: {existing} is a file; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot make the run folder {run_dir}: {existing} is not writable; choose another --out")
 
 
-def _batch_loss(cfg: TrainConfig, z: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Mean over the 2B embeddings of the batch of the configured loss (the losses sum over anchors)."""
-    if cfg.loss == "scl":
-        total = scl_loss(z, y, w, cfg.n_w, cfg.tau, cfg.prototype_anchors, validate=False)
-    elif cfg.loss == "class-averaging":
-        total = class_averaging_loss(z, y, w, cfg.n_w, cfg.tau, validate=False)
-    else:
-        total = ce_fixed_classifier_loss(z, y, w, cfg.tau, validate=False)
-    return total / len(z)
+@dataclass
+class _State:
+    """What a checkpoint holds besides the model, optimizer and scheduler."""
+
+    history: list[dict]
+    grams: list[dict]
+    bound: torch.Tensor | None
+    epoch: int
 
 
 def train(
@@ -202,7 +161,9 @@ def train(
 ) -> dict:
     """Train (or, with ``resume``, continue) the run in ``run_dir``; returns the summary.
 
-    ``stop_after``: stop after this epoch (writing a checkpoint), as if the run were killed there.
+    With ``resume``, ``cfg`` may differ from the run's saved config only in :data:`RESUMABLE` fields
+    (e.g. more epochs; build it with :func:`resumed_config`).  ``stop_after``: stop after this epoch
+    (writing a checkpoint), as if the run were killed there.
     """
     run_dir = Path(run_dir)
     checkpoint_path = run_dir / "checkpoint.pt"
@@ -210,81 +171,107 @@ def train(
         if not checkpoint_path.is_file():
             raise FileNotFoundError(f"no checkpoint in {run_dir}; start the run without --resume")
         saved = TrainConfig.from_dict(read_json(run_dir / "config.json"))
-        if saved != cfg:
-            cfg = saved  # the folder's own config wins: a resumed run continues what it was
+        cfg = resumed_config(saved, {n: v for n, v in cfg.to_dict().items() if v != getattr(saved, n)})
+    else:
+        check_fresh_folder(run_dir)
     device = resolve_device(cfg.device)
     train_set, test_set, counts, train_index = _prepare_data(cfg)
     k = len(train_set.classes)
+    if resume:
+        recorded = np.load(run_dir / "data.npz")["train_index"]
+        if not np.array_equal(recorded, train_index.numpy()):
+            raise ValueError(f"the data under {cfg.data_root} is not the data {run_dir} was trained on "
+                             "(its chosen training images differ); point --data-root at the original data")
     g_star = make_gram(cfg.geometry, k, counts, cfg.gamma)
     check_head_reaches(g_star, cfg.head)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = ResNet18(cfg.width, cfg.head, cfg.embed_dim, train_set.images.shape[1])
-    model = model.to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    cuda = device.type == "cuda"
+    model = model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
     forward = torch.compile(model) if cfg.compile else model
     w = prototypes_from_gram(g_star, model.embed_dim, seed=None if cfg.head == "relu" else 0,
                              dtype=torch.float32, device=device)
     g_star_dev = g_star.to(device=device, dtype=torch.float64)
     minority = minority_mask(counts).to(device)
     mean, std = (CIFAR_MEAN, CIFAR_STD) if train_set.images.shape[1] == 3 else ((127.5,), (127.5,))
+    normalize = Normalizer(mean, std, train_set.images.shape[1], device, channels_last=cuda)
     train_dev, test_dev = train_set.to(device), test_set.to(device)
+    loss_fn = _loss_fn(cfg, w, k)
+    augment = AUGMENT[cfg.augment]
 
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [max(1, cfg.epochs // 3), max(1, 2 * cfg.epochs // 3)], 0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
     gen = torch.Generator().manual_seed(cfg.seed)
-    bound = bound_examples(train_set.labels, k, gen) if cfg.batching == "binding" else None
-    history: list[dict] = []
-    start_epoch = 1
     if resume:
-        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        bound = state["bound"]
-        history = state["history"]
-        start_epoch = state["epoch"] + 1
+        saved_state = load_checkpoint(checkpoint_path)
+        model.load_state_dict(saved_state["model"])
+        opt.load_state_dict(saved_state["optimizer"])  # moves the momentum buffers to the parameters' device
+        sched.load_state_dict(saved_state["scheduler"])
+        gen.set_state(saved_state["generator"])  # a CPU generator: its state stays on the CPU
+        state = _State(saved_state["history"], saved_state["grams"], saved_state["bound"], saved_state["epoch"])
     else:
+        first = cfg.binding_examples == "first"
+        bound = None
+        if cfg.batching == "binding":
+            bound = (_first_of_each_class(train_set.labels, k) if first else bound_examples(train_set.labels, k, gen))
+        state = _State([], [], bound, 0)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", cfg.to_dict())
         write_npz(run_dir / "data.npz", counts=counts.numpy(), classes=np.array(train_set.classes),
                   train_index=train_index.numpy())
+    starts = read_json(run_dir / "provenance.json") if (run_dir / "provenance.json").is_file() else []
+    write_json(run_dir / "provenance.json", starts + [{**provenance(device), "from_epoch": state.epoch}])
 
     def save_checkpoint(epoch: int) -> None:
-        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                 "generator": gen.get_state(), "bound": bound, "history": history, "epoch": epoch}
+        blob = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "generator": gen.get_state(), "bound": state.bound, "history": state.history,
+                "grams": state.grams, "epoch": epoch}
         with atomic_path(checkpoint_path) as tmp:
-            torch.save(state, tmp)
+            torch.save(blob, tmp)
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    epoch = start_epoch - 1
-    for epoch in range(start_epoch, cfg.epochs + 1):
+    def run_evaluation(epoch: int) -> dict:
+        z_train, z_test = embed(model, train_dev.images, normalize), embed(model, test_dev.images, normalize)
+        metrics, grams = evaluate(z_train, train_dev.labels, z_test, test_dev.labels, w, g_star_dev, minority)
+        state.grams.append({"epoch": epoch, **{name: g.cpu().numpy() for name, g in grams.items()}})
+        write_npz(run_dir / "grams.npz", epoch=np.array([g["epoch"] for g in state.grams]),
+                  g_m=np.stack([g["g_m"] for g in state.grams]),
+                  g_m_centered=np.stack([g["g_m_centered"] for g in state.grams]))
+        return metrics
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    epoch = state.epoch
+    for epoch in range(state.epoch + 1, cfg.epochs + 1):
         start = time.perf_counter()
-        batches = epoch_batches(train_set.labels, cfg.batch_size, cfg.batching, gen, k, bound)
-        total, seen = 0.0, 0
-        for index, keep in zip(batches.index, batches.mask):
-            idx = index[keep].to(device)
-            augment = crop_flip if cfg.augment == "crop-flip" else supcon_augment
-            views = torch.cat([augment(train_dev.images[idx], gen), augment(train_dev.images[idx], gen)])
+        rows, offsets, draws = _epoch_plan(cfg, train_set.labels, k, state.bound, gen, augment)
+        rows, draws = rows.to(device, non_blocking=True), {n: v.to(device, non_blocking=True) for n, v in draws.items()}
+        loss_sum = torch.zeros((), device=device)
+        grad_sum = torch.zeros((), device=device)
+        for step, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:])):
+            idx = rows[lo:hi]
+            views = augment.apply(train_dev.images[idx.repeat(2)], {n: v[2 * lo : 2 * hi] for n, v in draws.items()})
             y = train_dev.labels[idx].repeat(2)
             with autocast:
-                z = forward(_normalize(views, mean, std))
-            loss = _batch_loss(cfg, torch.nn.functional.normalize(z.float(), dim=-1), y, w)
-            if not torch.isfinite(loss):
-                raise ValueError(f"the loss became non-finite at epoch {epoch}; lower --lr or raise --tau")
+                z = forward(normalize(views))
+            loss = loss_fn(torch.nn.functional.normalize(z.float(), dim=-1), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            grad_sum += torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
             opt.step()
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
+            loss_sum += loss.detach()
         sched.step()
-        entry = {"epoch": epoch, "loss": total / seen, "images_per_s": seen / (time.perf_counter() - start)}
+        steps = len(offsets) - 1
+        entry = {"epoch": epoch, "loss": float(loss_sum) / steps, "grad_norm": float(grad_sum) / steps,
+                 "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - start}
+        entry["images_per_s"] = int(offsets[-1]) / entry["seconds"]
+        if not (math.isfinite(entry["loss"]) and math.isfinite(entry["grad_norm"])):
+            raise ValueError(f"the loss became non-finite in epoch {epoch} (mean loss {entry['loss']}, gradient norm "
+                             f"{entry['grad_norm']}); lower --lr, raise --tau, or resume from the last checkpoint")
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-            entry.update(_evaluate(model, train_dev, test_dev, w, g_star_dev, minority, mean, std))
-        history.append(entry)
-        write_jsonl(run_dir / "metrics.jsonl", history)
+            entry.update(run_evaluation(epoch))
+        state.history.append(entry)
+        write_jsonl(run_dir / "metrics.jsonl", state.history)
         if progress is not None:
             progress(epoch, cfg.epochs, entry)
         if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs or epoch == stop_after:
@@ -292,25 +279,38 @@ def train(
         if stop_after is not None and epoch >= stop_after:
             return {"stopped_at": epoch}
 
-    z_train = _embed(model, train_dev.images, mean, std)
-    z_test = _embed(model, test_dev.images, mean, std)
-    g_m = mean_gram(z_train.double(), train_dev.labels, k)
-    g_m_centered = mean_gram(z_train.double(), train_dev.labels, k, center=True)
-    write_npz(run_dir / "arrays.npz", g_m=g_m.cpu().numpy(), g_m_centered=g_m_centered.cpu().numpy(),
-              g_star=g_star.numpy(), counts=counts.numpy())
+    z_train, z_test = embed(model, train_dev.images, normalize), embed(model, test_dev.images, normalize)
+    last = state.grams[-1]
+    write_npz(run_dir / "arrays.npz", g_m=last["g_m"], g_m_centered=last["g_m_centered"], g_star=g_star.numpy(),
+              counts=counts.numpy())
     summary = {
         "epochs": epoch,
         "counts": counts.tolist(),
-        "final": history[-1] if history else {},
-        "linear_probe_accuracy": _linear_probe(z_train, train_dev.labels, z_test, test_dev.labels),
+        "final": state.history[-1] if state.history else {},
+        "linear_probe_accuracy": linear_probe(z_train, train_dev.labels, z_test, test_dev.labels, k),
         "device": str(device),
+        "train_seconds": sum(h["seconds"] for h in state.history),
     }
     write_json(run_dir / "summary.json", summary)
     return summary
 
 
-def preset(name: str) -> dict[str, TrainConfig]:
-    """The named runs of a preset as configs."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return {run: TrainConfig(**values) for run, values in PRESETS[name].items()}
+def _first_of_each_class(labels: torch.Tensor, k: int) -> torch.Tensor:
+    """``[k]``: the first sample of each class in the training subset's order (Kini et al. 2023's binding)."""
+    first = torch.full((k,), len(labels), dtype=torch.long)
+    return first.scatter_reduce_(0, labels.long(), torch.arange(len(labels)), reduce="amin")
+
+
+def _epoch_plan(cfg: TrainConfig, labels: torch.Tensor, k: int, bound: torch.Tensor | None, gen: torch.Generator,
+                augment) -> tuple[torch.Tensor, list[int], dict[str, torch.Tensor]]:
+    """One epoch on the CPU: ``(rows, offsets, draws)``, the batches' sample indices concatenated (padding
+    dropped; batch s is ``rows[offsets[s]:offsets[s+1]]``) and the augmentation draws of every view
+    (views of batch s at ``2 offsets[s] : 2 offsets[s+1]``: the first views of its images, then the second)."""
+    batches = epoch_batches(labels, cfg.batch_size, cfg.batching, gen, k, bound)
+    parts = [index[keep] for index, keep in zip(batches.index, batches.mask)]
+    offsets = [0]
+    for part in parts:
+        offsets.append(offsets[-1] + len(part))
+    rows = torch.cat(parts)
+    return rows, offsets, augment.draw(2 * len(rows), gen)
+

@@ -1,0 +1,139 @@
+"""The configuration of one training run, the presets, and what a resumed run may change.
+
+Every field of :class:`TrainConfig` is a ``ufm train`` flag (with its help text).  A preset is a named
+set of runs, each a dict of the fields it sets; flags given on the command line override them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from ufm._config import check_at_least_one, check_choices, from_dict
+from ufm._config import option as _opt
+from ufm.batching import SCHEMES
+from ufm.deep.augment import AUGMENTATIONS
+from ufm.deep.model import HEADS
+
+__all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "preset", "resumed_config"]
+
+DATASETS = ("cifar10", "cifar100", "folder", "idx")
+LOSSES = ("scl", "class-averaging", "ce")
+REDUCTIONS = ("mean", "batch")
+SCHEDULES = ("step", "cosine")
+BINDINGS = ("random", "first")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.  Defaults are the paper's setting (350 epochs, SGD 0.1, batch 128, tau 0.1)."""
+
+    dataset: str = _opt("cifar10", "cifar10, cifar100 (official python format), folder ({train,test}/<class>/*) or idx")
+    data_root: str = _opt("data", "folder holding the data set")
+    profile: str = _opt("step", "imbalance profile of the training set: balanced, step or long-tail")
+    ratio: float = _opt(10.0, "imbalance ratio R")
+    minority_fraction: float = _opt(0.5, "fraction of minority classes (step)")
+    n_major: int = _opt(0, "training samples per majority class (0: all the data set has)")
+    test_per_class: int = _opt(0, "test samples per class (0: all)")
+    loss: str = _opt("scl", "scl, class-averaging (BCL-style) or ce (fixed classifier W)")
+    n_w: float = _opt(100.0, "copies of each prototype per batch (scl, class-averaging)")
+    prototype_anchors: bool = _opt(True, "prototype copies are anchors too (scl)")
+    reduction: str = _opt("mean", "mean: SupCon's mean over anchors (prototype copies counted when they are "
+                                  "anchors); batch: the sum over anchors divided by the 2B embeddings of the batch")
+    geometry: str = _opt("etf", "prototype Gram G_*: etf, orthogonal or minority")
+    gamma: float = _opt(1.0, "strength of the minority geometry")
+    tau: float = _opt(0.1, "temperature")
+    batching: str = _opt("shuffle", "shuffle, balanced or binding")
+    binding_examples: str = _opt("random", "binding: the bound example of each class is a random one or the first")
+    batch_size: int = _opt(128, "images per batch (two augmented views each)")
+    epochs: int = _opt(350, "epochs")
+    lr: float = _opt(0.1, "SGD learning rate")
+    lr_schedule: str = _opt("step", "step (x0.1 at 1/3 and 2/3 of the epochs) or cosine (to 0)")
+    momentum: float = _opt(0.9, "SGD momentum")
+    weight_decay: float = _opt(5e-4, "weight decay")
+    width: int = _opt(64, "ResNet width (64: the standard ResNet-18)")
+    head: str = _opt("linear", "embedding head: linear or relu (non-negative features)")
+    augment: str = _opt("crop-flip", "crop-flip (random crop + flip), supcon (resized crop, flip, colour jitter, "
+                                     "gray) or none (two identical views)")
+    embed_dim: int = _opt(128, "embedding dimension of the linear head")
+    eval_every: int = _opt(10, "evaluate G_M and accuracies every this many epochs")
+    checkpoint_every: int = _opt(10, "write the checkpoint every this many epochs")
+    seed: int = _opt(0, "random seed")
+    device: str = _opt("auto", "auto (CUDA when present), cpu or cuda")
+    compile: bool = _opt(False, "torch.compile the model")
+
+    def __post_init__(self) -> None:
+        check_choices(self, {"dataset": DATASETS, "loss": LOSSES, "batching": tuple(s for s in SCHEMES if s != "full"),
+                             "head": HEADS, "augment": AUGMENTATIONS, "reduction": REDUCTIONS,
+                             "lr_schedule": SCHEDULES, "binding_examples": BINDINGS})
+        check_at_least_one(self, ("epochs", "batch_size", "eval_every", "checkpoint_every", "width", "embed_dim"))
+        if not (self.tau > 0 and self.lr > 0 and self.n_w >= 0):
+            raise ValueError("tau and lr must be > 0 and n_w >= 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return from_dict(cls, data)
+
+
+# What a resumed run may change: its length, its bookkeeping and where it runs; not the model, data or loss.
+RESUMABLE = frozenset({"epochs", "eval_every", "checkpoint_every", "device", "compile", "data_root"})
+
+
+def resumed_config(saved: TrainConfig, changes: dict) -> TrainConfig:
+    """``saved`` with ``changes`` applied, refusing any change outside :data:`RESUMABLE`."""
+    names = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        raise ValueError(f"unknown config fields {unknown}")
+    saved_values = saved.to_dict()
+    refused = sorted(n for n, v in changes.items() if n not in RESUMABLE and v != saved_values[n])
+    if refused:
+        detail = ", ".join(f"{n} (run has {saved_values[n]!r}, asked {changes[n]!r})" for n in refused)
+        raise ValueError(f"a resumed run continues its own model, data and loss; cannot change {detail}. "
+                         f"Only {', '.join(sorted(RESUMABLE))} may change on resume: start a new run folder instead")
+    return TrainConfig(**{**saved_values, **changes})
+
+
+_PAPER = dict(dataset="cifar10", profile="step", ratio=10.0, epochs=350, batch_size=128, tau=0.1)
+_KINI = dict(_PAPER, loss="scl", n_w=0.0, head="relu", geometry="orthogonal")
+_SMALL = dict(dataset="folder", profile="step", ratio=10.0, n_major=200, test_per_class=100, width=16,
+              embed_dim=32, epochs=30, batch_size=128, lr=0.1, eval_every=5, checkpoint_every=10)
+# Fashion-MNIST (IDX) on 2 CPU cores: STEP R = 10 with 300 and 30 images per class, no augmentation (two
+# identical views), a narrow ResNet-18 and a cosine schedule, to the terminal phase in minutes per run.
+_CPU_FIG1 = dict(dataset="idx", data_root="/usr/share/datasets/fashion-mnist", profile="step", ratio=10.0,
+                 n_major=300, test_per_class=200, width=16, embed_dim=32, epochs=60, batch_size=128, lr=0.05,
+                 lr_schedule="cosine", augment="none", tau=0.1, eval_every=5, checkpoint_every=5)
+PRESETS: dict[str, dict[str, dict]] = {
+    # The three runs of the paper's Figure 1 on STEP CIFAR-10, R = 10 (GPU).
+    "paper-fig1": {
+        "scl-nw0": {**_PAPER, "loss": "scl", "n_w": 0.0},
+        "class-averaging-binding": {**_PAPER, "loss": "class-averaging", "n_w": 0.0, "batching": "binding"},
+        "scl-nw100": {**_PAPER, "loss": "scl", "n_w": 100.0},
+    },
+    # Kini et al. 2023: post-ReLU 512-d features, no prototypes, orthogonal-frame target; reshuffled batches
+    # against batch binding with the first example of each class (GPU).
+    "kini2023": {
+        "scl-shuffle": {**_KINI},
+        "scl-binding": {**_KINI, "batching": "binding", "binding_examples": "first"},
+    },
+    # The paper's three Figure 1 runs on Fashion-MNIST, converged on a 2-core CPU (see the README).
+    "cpu-fig1": {
+        "scl-nw0": {**_CPU_FIG1, "loss": "scl", "n_w": 0.0},
+        "class-averaging-binding": {**_CPU_FIG1, "loss": "class-averaging", "n_w": 0.0, "batching": "binding"},
+        "scl-nw100": {**_CPU_FIG1, "loss": "scl", "n_w": 100.0},
+    },
+    # A narrow ResNet on a small STEP subset of CIFAR-10 images (folder) for a few minutes on 2 CPU cores.
+    "cpu-small": {
+        "scl-nw0": {**_SMALL, "loss": "scl", "n_w": 0.0},
+        "scl-nw100": {**_SMALL, "loss": "scl", "n_w": 100.0},
+    },
+}
+
+
+def preset(name: str, overrides: dict | None = None) -> dict[str, TrainConfig]:
+    """The named runs of a preset as configs, with ``overrides`` (field -> value) applied to every run."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return {run: TrainConfig(**{**values, **(overrides or {})}) for run, values in PRESETS[name].items()}

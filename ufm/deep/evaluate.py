@@ -1,0 +1,73 @@
+"""Evaluation of a trained embedding network: G_M through training, neural collapse and accuracies.
+
+Everything runs on the model's device in eval mode, without augmentation; images are uint8
+``[N, C, H, W]`` and the embeddings unit rows ``[N, d]``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ufm.analysis import class_means, geometry_summary, gram_distance, mean_gram
+
+__all__ = ["Normalizer", "embed", "evaluate", "linear_probe"]
+
+
+class Normalizer:
+    """uint8 images -> float (x - mean) / std per channel, with the constants made once on the device."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], channels: int, device: torch.device,
+                 channels_last: bool = False) -> None:
+        self.mean = torch.tensor(mean[:channels], device=device).view(1, -1, 1, 1)
+        self.inv_std = 1 / torch.tensor(std[:channels], device=device).view(1, -1, 1, 1)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x.float() - self.mean) * self.inv_std).contiguous(memory_format=self.memory_format)
+
+
+def embed(model: torch.nn.Module, images: torch.Tensor, normalize: Normalizer, batch: int = 512) -> torch.Tensor:
+    """Unit embeddings of uint8 images, eval mode, no augmentation: ``[N, d]`` float32."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = torch.cat([model(normalize(images[s : s + batch])).float() for s in range(0, len(images), batch)])
+    model.train(was_training)
+    return out
+
+
+def evaluate(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor,
+             w: torch.Tensor, g_star: torch.Tensor, minority: torch.Tensor) -> tuple[dict, dict]:
+    """``(metrics, grams)`` of unit embeddings ``z_*: [N, d]`` with labels ``y_*: [N]``.
+
+    metrics: distance of G_M to G_* (and of the centred G_M), NC1, angles, and the accuracies of the
+    nearest class centre (on the training set: the terminal-phase test; and on the test set) and of the
+    nearest prototype.  grams: ``g_m`` and ``g_m_centered`` as float64 ``[k, k]`` tensors.
+    """
+    k = g_star.shape[-1]
+    z64 = z_train.double()
+    metrics = {key: float(value) for key, value in geometry_summary(z64, y_train, g_star, minority).items()}
+    grams = {"g_m": mean_gram(z64, y_train, k), "g_m_centered": mean_gram(z64, y_train, k, center=True)}
+    metrics["distance_centered"] = float(gram_distance(grams["g_m_centered"], g_star))
+    centers = torch.nn.functional.normalize(class_means(z_train, y_train, k), dim=-1)
+    metrics["train_ncc_accuracy"] = float((torch.argmax(z_train @ centers.T, 1) == y_train).float().mean())
+    metrics["ncc_accuracy"] = float((torch.argmax(z_test @ centers.T, 1) == y_test).float().mean())
+    metrics["prototype_accuracy"] = float((torch.argmax(z_test @ w.float().T, 1) == y_test).float().mean())
+    return metrics, grams
+
+
+def linear_probe(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor,
+                 num_classes: int) -> float:
+    """Test accuracy of multinomial logistic regression fitted (L-BFGS) on frozen train embeddings."""
+    probe = torch.nn.Linear(z_train.shape[1], num_classes).to(z_train.device)
+    opt = torch.optim.LBFGS(probe.parameters(), max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(probe(z_train), y_train) + 1e-4 * probe.weight.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float((probe(z_test).argmax(1) == y_test).float().mean())
