@@ -12,7 +12,8 @@ from rich.table import Table
 from ._common import console, err_console, print_json, user_errors
 from ._config import with_config_options
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
-from ufm.deep.train import PRESETS, TrainConfig, check_fresh_folder, preset, resumed_config, train
+from ufm.deep.train import (PRESETS, TrainConfig, check_fresh_folder, preset, resumed_config, train,
+                            train_distributed)
 from ufm.figures import deep_fig1
 from ufm.runio import read_json
 
@@ -34,12 +35,16 @@ def train_command(
     as_json: bool = typer.Option(False, "--json", help="print the summaries as JSON"),
     download: bool = typer.Option(False, "--download", help="first fetch CIFAR from its official address into "
                                   "--data-root (MD5-checked; needs internet)"),
+    nproc: int = typer.Option(1, "--nproc", help="data-parallel processes on this node (torchrun's launcher; gloo "
+                              "on the CPU, NCCL with one GPU per process on CUDA); the same result as one process"),
 ) -> None:
     """Train ResNet-18 with SCL (+ fixed prototypes) on STEP-imbalanced images, logging G_M and its distance to G_*."""
     if download:
         if config.dataset not in CIFAR_SOURCES:
             raise ValueError(f"--download fetches CIFAR-10/100 only; --dataset is {config.dataset}")
         download_cifar(config.data_root, config.dataset)
+    if nproc < 1:
+        raise ValueError(f"--nproc must be >= 1, got {nproc}")
     given = _given_fields(ctx, config)
     if resume is not None:
         if preset_name:
@@ -68,7 +73,11 @@ def train_command(
                 bar.update(task, completed=epoch, status=f"loss {entry['loss']:.3f}, distance "
                            f"{_fmt(entry, 'distance', '.3f')}, {entry['images_per_s']:.0f} img/s")
 
-            summaries[name] = {**train(cfg, folder, resume=cont, progress=update), "run_folder": str(folder)}
+            if nproc > 1:
+                result = train_distributed(cfg, folder, nproc, resume=cont)
+            else:
+                result = train(cfg, folder, resume=cont, progress=update)
+            summaries[name] = {**result, "run_folder": str(folder)}
     figures = deep_fig1([s["run_folder"] for s in summaries.values()], out) if len(summaries) > 1 else None
     if as_json:
         print_json(summaries)

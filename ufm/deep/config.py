@@ -21,6 +21,7 @@ LOSSES = ("scl", "class-averaging", "ce")
 REDUCTIONS = ("mean", "batch")
 SCHEDULES = ("step", "cosine")
 BINDINGS = ("random", "first")
+DTYPES = ("float32", "float64")
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,13 @@ class TrainConfig:
     seed: int = _opt(0, "random seed")
     device: str = _opt("auto", "auto (CUDA when present), cpu or cuda")
     compile: bool = _opt(False, "torch.compile the model")
+    dtype: str = _opt("float32", "float32 (bf16 autocast on CUDA) or float64 (exact checks on the CPU)")
 
     def __post_init__(self) -> None:
         check_choices(self, {"dataset": DATASETS, "loss": LOSSES, "batching": tuple(s for s in SCHEMES if s != "full"),
                              "head": HEADS, "augment": AUGMENTATIONS, "reduction": REDUCTIONS,
-                             "lr_schedule": SCHEDULES, "binding_examples": BINDINGS})
+                             "lr_schedule": SCHEDULES, "binding_examples": BINDINGS,
+                             "dtype": DTYPES})
         check_at_least_one(self, ("epochs", "batch_size", "eval_every", "checkpoint_every", "width", "embed_dim"))
         if not (self.tau > 0 and self.lr > 0 and self.n_w >= 0):
             raise ValueError("tau and lr must be > 0 and n_w >= 0")

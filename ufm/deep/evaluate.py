@@ -17,21 +17,22 @@ class Normalizer:
     """uint8 images -> float (x - mean) / std per channel, with the constants made once on the device."""
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], channels: int, device: torch.device,
-                 channels_last: bool = False) -> None:
-        self.mean = torch.tensor(mean[:channels], device=device).view(1, -1, 1, 1)
-        self.inv_std = 1 / torch.tensor(std[:channels], device=device).view(1, -1, 1, 1)
+                 channels_last: bool = False, dtype: torch.dtype = torch.float32) -> None:
+        self.mean = torch.tensor(mean[:channels], device=device, dtype=dtype).view(1, -1, 1, 1)
+        self.inv_std = 1 / torch.tensor(std[:channels], device=device, dtype=dtype).view(1, -1, 1, 1)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x.float() - self.mean) * self.inv_std).contiguous(memory_format=self.memory_format)
+        return ((x.to(self.mean.dtype) - self.mean) * self.inv_std).contiguous(memory_format=self.memory_format)
 
 
 def embed(model: torch.nn.Module, images: torch.Tensor, normalize: Normalizer, batch: int = 512) -> torch.Tensor:
-    """Unit embeddings of uint8 images, eval mode, no augmentation: ``[N, d]`` float32."""
+    """Unit embeddings of uint8 images, eval mode, no augmentation: ``[N, d]`` in the normalizer's dtype."""
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        out = torch.cat([model(normalize(images[s : s + batch])).float() for s in range(0, len(images), batch)])
+        out = torch.cat([model(normalize(images[s : s + batch])).to(normalize.mean.dtype)
+                         for s in range(0, len(images), batch)])
     model.train(was_training)
     return out
 
@@ -52,14 +53,14 @@ def evaluate(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor,
     centers = torch.nn.functional.normalize(class_means(z_train, y_train, k), dim=-1)
     metrics["train_ncc_accuracy"] = float((torch.argmax(z_train @ centers.T, 1) == y_train).float().mean())
     metrics["ncc_accuracy"] = float((torch.argmax(z_test @ centers.T, 1) == y_test).float().mean())
-    metrics["prototype_accuracy"] = float((torch.argmax(z_test @ w.float().T, 1) == y_test).float().mean())
+    metrics["prototype_accuracy"] = float((torch.argmax(z_test @ w.to(z_test.dtype).T, 1) == y_test).float().mean())
     return metrics, grams
 
 
 def linear_probe(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor,
                  num_classes: int) -> float:
     """Test accuracy of multinomial logistic regression fitted (L-BFGS) on frozen train embeddings."""
-    probe = torch.nn.Linear(z_train.shape[1], num_classes).to(z_train.device)
+    probe = torch.nn.Linear(z_train.shape[1], num_classes).to(z_train.device, z_train.dtype)
     opt = torch.optim.LBFGS(probe.parameters(), max_iter=200, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:

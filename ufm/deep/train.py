@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ufm.batching import bound_examples, epoch_batches
+from ufm.deep import distributed
 from ufm.deep.augment import AUGMENT
 from ufm.deep.config import PRESETS, RESUMABLE, TrainConfig, preset, resumed_config
 from ufm.deep.data import ImageData, imbalanced_subset, load_cifar, load_idx, load_image_folder
@@ -40,7 +41,7 @@ from ufm.runio import atomic_path, read_json, write_json, write_jsonl, write_npz
 from ufm.simulate import resolve_device
 
 __all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "train", "load_data", "preset", "resumed_config",
-           "load_checkpoint", "anchor_count", "check_fresh_folder"]
+           "load_checkpoint", "anchor_count", "check_fresh_folder", "train_distributed"]
 
 CIFAR_MEAN = (125.3, 123.0, 113.9)
 CIFAR_STD = (63.0, 62.1, 66.7)
@@ -175,6 +176,14 @@ def train(
     else:
         check_fresh_folder(run_dir)
     device = resolve_device(cfg.device)
+    group = distributed.from_env(device.type)  # None for one process
+    main = group is None or group.is_main
+    if group is not None:
+        distributed.barrier()  # every rank has checked the folder before rank 0 writes into it
+        if device.type == "cuda":
+            device = torch.device("cuda", group.local_rank)
+            torch.cuda.set_device(device)
+    dtype = getattr(torch, cfg.dtype)
     train_set, test_set, counts, train_index = _prepare_data(cfg)
     k = len(train_set.classes)
     if resume:
@@ -187,15 +196,16 @@ def train(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = ResNet18(cfg.width, cfg.head, cfg.embed_dim, train_set.images.shape[1])
+    if group is not None:
+        model = distributed.convert_batchnorm(model)
     cuda = device.type == "cuda"
-    model = model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
-    forward = torch.compile(model) if cfg.compile else model
-    w = prototypes_from_gram(g_star, model.embed_dim, seed=None if cfg.head == "relu" else 0,
-                             dtype=torch.float32, device=device)
+    model = model.to(device, dtype, memory_format=torch.channels_last if cuda else torch.contiguous_format)
+    w = prototypes_from_gram(g_star, model.embed_dim, seed=None if cfg.head == "relu" else 0, dtype=dtype,
+                             device=device)
     g_star_dev = g_star.to(device=device, dtype=torch.float64)
     minority = minority_mask(counts).to(device)
     mean, std = (CIFAR_MEAN, CIFAR_STD) if train_set.images.shape[1] == 3 else ((127.5,), (127.5,))
-    normalize = Normalizer(mean, std, train_set.images.shape[1], device, channels_last=cuda)
+    normalize = Normalizer(mean, std, train_set.images.shape[1], device, channels_last=cuda, dtype=dtype)
     train_dev, test_dev = train_set.to(device), test_set.to(device)
     loss_fn = _loss_fn(cfg, w, k)
     augment = AUGMENT[cfg.augment]
@@ -211,17 +221,22 @@ def train(
         gen.set_state(saved_state["generator"])  # a CPU generator: its state stays on the CPU
         state = _State(saved_state["history"], saved_state["grams"], saved_state["bound"], saved_state["epoch"])
     else:
-        first = cfg.binding_examples == "first"
         bound = None
         if cfg.batching == "binding":
-            bound = (_first_of_each_class(train_set.labels, k) if first else bound_examples(train_set.labels, k, gen))
+            first = cfg.binding_examples == "first"
+            bound = _first_of_each_class(train_set.labels, k) if first else bound_examples(train_set.labels, k, gen)
         state = _State([], [], bound, 0)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", cfg.to_dict())
-        write_npz(run_dir / "data.npz", counts=counts.numpy(), classes=np.array(train_set.classes),
-                  train_index=train_index.numpy())
-    starts = read_json(run_dir / "provenance.json") if (run_dir / "provenance.json").is_file() else []
-    write_json(run_dir / "provenance.json", starts + [{**provenance(device), "from_epoch": state.epoch}])
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(run_dir / "config.json", cfg.to_dict())
+            write_npz(run_dir / "data.npz", counts=counts.numpy(), classes=np.array(train_set.classes),
+                      train_index=train_index.numpy())
+    if main:
+        starts = read_json(run_dir / "provenance.json") if (run_dir / "provenance.json").is_file() else []
+        record = {**provenance(device), "from_epoch": state.epoch, "processes": group.world if group else 1}
+        write_json(run_dir / "provenance.json", starts + [record])
+    net = distributed.wrap(model, device, group)
+    forward = torch.compile(net) if cfg.compile else net
 
     def save_checkpoint(epoch: int) -> None:
         blob = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
@@ -239,22 +254,27 @@ def train(
                   g_m_centered=np.stack([g["g_m_centered"] for g in state.grams]))
         return metrics
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    bf16 = cuda and dtype == torch.float32
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else torch.autocast(device.type, enabled=False)
     params = [p for p in model.parameters() if p.requires_grad]
+    shares: dict[int, torch.Tensor] = {}  # batch size -> positions of this rank's views (several processes)
     epoch = state.epoch
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         start = time.perf_counter()
         rows, offsets, draws = _epoch_plan(cfg, train_set.labels, k, state.bound, gen, augment)
         rows, draws = rows.to(device, non_blocking=True), {n: v.to(device, non_blocking=True) for n, v in draws.items()}
-        loss_sum = torch.zeros((), device=device)
-        grad_sum = torch.zeros((), device=device)
-        for step, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:])):
+        loss_sum = torch.zeros((), device=device, dtype=dtype)
+        grad_sum = torch.zeros((), device=device, dtype=dtype)
+        for lo, hi in zip(offsets[:-1], offsets[1:]):
             idx = rows[lo:hi]
-            views = augment.apply(train_dev.images[idx.repeat(2)], {n: v[2 * lo : 2 * hi] for n, v in draws.items()})
-            y = train_dev.labels[idx].repeat(2)
+            both, batch_draws = idx.repeat(2), {n: v[2 * lo : 2 * hi] for n, v in draws.items()}
+            if group is not None:  # this rank embeds the two views of its share of the images
+                mine = shares.setdefault(hi - lo, distributed.rank_positions(hi - lo, group).to(device))
+                both, batch_draws = both[mine], {n: v[mine] for n, v in batch_draws.items()}
             with autocast:
-                z = forward(normalize(views))
-            loss = loss_fn(torch.nn.functional.normalize(z.float(), dim=-1), y)
+                z = forward(normalize(augment.apply(train_dev.images[both], batch_draws)))
+            z = distributed.gather_rows(torch.nn.functional.normalize(z.to(dtype), dim=-1), hi - lo, group)
+            loss = loss_fn(z, train_dev.labels[idx].repeat(2))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_sum += torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
@@ -268,17 +288,22 @@ def train(
         if not (math.isfinite(entry["loss"]) and math.isfinite(entry["grad_norm"])):
             raise ValueError(f"the loss became non-finite in epoch {epoch} (mean loss {entry['loss']}, gradient norm "
                              f"{entry['grad_norm']}); lower --lr, raise --tau, or resume from the last checkpoint")
-        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+        if main and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             entry.update(run_evaluation(epoch))
         state.history.append(entry)
-        write_jsonl(run_dir / "metrics.jsonl", state.history)
-        if progress is not None:
-            progress(epoch, cfg.epochs, entry)
-        if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs or epoch == stop_after:
-            save_checkpoint(epoch)
+        if main:
+            write_jsonl(run_dir / "metrics.jsonl", state.history)
+            if progress is not None:
+                progress(epoch, cfg.epochs, entry)
+            if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs or epoch == stop_after:
+                save_checkpoint(epoch)
         if stop_after is not None and epoch >= stop_after:
+            distributed.close(group)
             return {"stopped_at": epoch}
 
+    if not main:
+        distributed.close(group)
+        return {"rank": group.rank, "epochs": epoch}
     z_train, z_test = embed(model, train_dev.images, normalize), embed(model, test_dev.images, normalize)
     last = state.grams[-1]
     write_npz(run_dir / "arrays.npz", g_m=last["g_m"], g_m_centered=last["g_m_centered"], g_star=g_star.numpy(),
@@ -289,10 +314,35 @@ def train(
         "final": state.history[-1] if state.history else {},
         "linear_probe_accuracy": linear_probe(z_train, train_dev.labels, z_test, test_dev.labels, k),
         "device": str(device),
+        "processes": group.world if group else 1,
         "train_seconds": sum(h["seconds"] for h in state.history),
     }
     write_json(run_dir / "summary.json", summary)
+    distributed.close(group)
     return summary
+
+
+def _train_process(cfg: dict, run_dir: str, resume: bool, stop_after: int | None) -> dict:
+    """One rank of :func:`train_distributed` (module level, so the launcher can import it)."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    return train(TrainConfig.from_dict(cfg), run_dir, resume, stop_after=stop_after)
+
+
+def train_distributed(cfg: TrainConfig, run_dir: str | Path, nproc: int, resume: bool = False,
+                      stop_after: int | None = None) -> dict:
+    """:func:`train` in ``nproc`` data-parallel processes on this node (torchrun's launcher; gloo on the CPU,
+    NCCL with one GPU per process on CUDA); returns rank 0's summary."""
+    if nproc < 1:
+        raise ValueError(f"nproc must be >= 1, got {nproc}")
+    if nproc == 1:
+        return train(cfg, run_dir, resume, stop_after=stop_after)
+    if cfg.batch_size < nproc:
+        raise ValueError(f"batch_size {cfg.batch_size} is smaller than nproc {nproc}: every process needs images")
+    if resolve_device(cfg.device).type == "cuda" and torch.cuda.device_count() < nproc:
+        raise ValueError(f"nproc {nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}")
+    if not resume:
+        check_fresh_folder(run_dir)
+    return distributed.launch(nproc, _train_process, cfg.to_dict(), str(run_dir), resume, stop_after)
 
 
 def _first_of_each_class(labels: torch.Tensor, k: int) -> torch.Tensor:
