@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ufm.plots import gram_heatmaps, lines_vs_x, save_figure
+import numpy as np
+
+from ufm.plots import gram_grid, gram_heatmaps, lines_vs_x, save_figure
 from ufm.simulate import SimConfig, simulate
 from ufm.sweep import distance_series, sweep
 
@@ -148,28 +150,32 @@ def render(names: list[str] | None = None, out: str | Path = "figures", quick: b
     return [FIGURES[n].draw(out, quick) for n in names]
 
 
-def deep_fig1(run_dirs: list[str | Path], out: str | Path) -> Path:
-    """The paper's Figure 1 from training run folders: final G_M of each run next to G_*, and the distance
-    of G_M to G_* against the epoch."""
+def deep_fig1(run_dirs: list[str | Path], out: str | Path, snapshots: int = 4) -> Path:
+    """The paper's Figure 1 from training run folders: one row per run with its G_M at ``snapshots`` evaluation
+    epochs (evenly spaced, the last one included) and the target G_*, and the distance of G_M to G_* against
+    the epoch."""
 
     from ufm.runio import read_jsonl, read_npz
 
-    runs = []
+    rows, series = [], {}
     for folder in map(Path, run_dirs):
         if not (folder / "arrays.npz").is_file():
             raise FileNotFoundError(f"{folder} is not a finished training run (no arrays.npz); run `ufm train` first")
-        runs.append((folder.name, read_npz(folder / "arrays.npz"), read_jsonl(folder / "metrics.jsonl")))
-    grams = [runs[0][1]["g_star"]] + [arrays["g_m"] for _, arrays, _ in runs]
-    titles = ["target G_*"] + [f"{name}\ndistance {history[-1].get('distance', float('nan')):.3f}"
-                               for name, _, history in runs]
-    fig = gram_heatmaps(grams, titles, "final G_M of the training embeddings")
+        arrays, history = read_npz(folder / "arrays.npz"), read_jsonl(folder / "metrics.jsonl")
+        distances = {h["epoch"]: h["distance"] for h in history if "distance" in h}
+        if (folder / "grams.npz").is_file():
+            grams = read_npz(folder / "grams.npz")
+            picks = sorted({int(round(i)) for i in np.linspace(0, len(grams["epoch"]) - 1, snapshots)})
+            cells = [(f"epoch {int(grams['epoch'][i])}: {distances.get(int(grams['epoch'][i]), float('nan')):.3f}",
+                      grams["g_m"][i]) for i in picks]
+        else:  # run folders written before G_M was kept at every evaluation
+            cells = [(f"final: {history[-1].get('distance', float('nan')):.3f}", arrays["g_m"])]
+        rows.append((folder.name, cells + [("target G_*", arrays["g_star"])]))
+        series[folder.name] = (list(distances), list(distances.values()))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    save_figure(fig, out / "deep_fig1_heatmaps.png")
-    series = {}
-    for name, _, history in runs:
-        points = [(h["epoch"], h["distance"]) for h in history if "distance" in h]
-        series[name] = ([p[0] for p in points], [p[1] for p in points])
+    save_figure(gram_grid(rows, "G_M of the training embeddings through training (title: distance to G_*)"),
+                out / "deep_fig1_heatmaps.png")
     fig = lines_vs_x(series, "epoch", "distance of G_M to G_*", "distance to the target during training",
                      xscale="linear")
     return save_figure(fig, out / "deep_fig1_distance.png")

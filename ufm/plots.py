@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from ufm.runio import atomic_path  # noqa: E402
 
-__all__ = ["gram_heatmaps", "lines_vs_x", "save_figure"]
+__all__ = ["gram_heatmaps", "gram_grid", "lines_vs_x", "save_figure"]
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
@@ -35,6 +35,29 @@ def gram_heatmaps(grams: Sequence[np.ndarray], titles: Sequence[str], suptitle: 
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def gram_grid(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]]]], suptitle: str | None = None) -> plt.Figure:
+    """A grid of k x k Gram heatmaps on a shared [-1, 1] scale: one row per ``(row label, [(title, gram), ...])``."""
+    cols = max(len(cells) for _, cells in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.4 * cols + 1.0, 2.5 * len(rows)), squeeze=False)
+    image = None
+    for r, (label, cells) in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(cells):
+                ax.set_axis_off()
+                continue
+            title, g = cells[c]
+            image = ax.imshow(np.asarray(g), vmin=-1, vmax=1, cmap="RdBu_r")
+            ax.set_title(title, fontsize=8)
+        axes[r, 0].set_ylabel(label, fontsize=9)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     return fig
