@@ -156,7 +156,10 @@ class _Logits(torch.autograd.Function):
       P_r = sum_l [y_l = y_r] mult_l s_rl - s_rr, the positives of row r with their multiplicities
       (with ``masked_positives=False`` only the -s_rr part: the caller adds the rest from class sums).
     Backward: dz = ((G + G^T) / tau) z for the combined gradient G on s: one matmul, not two, no copies
-    of R x R gradients for in-place edits, and the positive mask is rebuilt from the labels.
+    of R x R gradients for in-place edits, and the positive mask is rebuilt from the labels.  Every
+    output is linear in s = z z^T * inv_tau (the log-multiplicity terms are constants), so
+    d/d inv_tau = sum_rl G_rl (z_r . z_l) = 1/2 sum((G + G^T) z * z), read off the same matmul; it is
+    computed only when inv_tau requires grad (a learnable temperature).
     """
 
     @staticmethod
@@ -193,7 +196,12 @@ class _Logits(torch.autograd.Function):
         if grad_pos is not None:
             diag -= grad_pos
         g = g + g.transpose(-1, -2)
-        return g.mul_(inv_tau) @ z, None, None, None, None, None, None
+        gz = g @ z
+        grad_inv_tau = None
+        if ctx.needs_input_grad[1]:
+            grad_inv_tau = (0.5 * (gz * z).sum((-2, -1), keepdim=True)).sum_to_size(inv_tau.shape)
+        grad_z = gz.mul_(inv_tau) if ctx.needs_input_grad[0] else None
+        return grad_z, grad_inv_tau, None, None, None, None, None
 
 
 def _positive_weight(labels: torch.Tensor, mult: torch.Tensor | None) -> torch.Tensor:
