@@ -64,13 +64,37 @@ def test_concatenated_baseline_matches_naive():
         )
 
 
-def test_no_tensor_grows_with_n_w():
-    # Memory/cost independent of n_w: the same call works at n_w = 10^9 (the naive version would need 10^10 rows).
-    y = imbalanced_labels(16, 10, 0)
-    h, w = unit(16, 12, seed=0).requires_grad_(), unit(10, 12, seed=1)
-    loss = scl_loss(h, y, w, 10**9, 0.5)
-    loss.backward()
-    assert torch.isfinite(loss) and torch.isfinite(h.grad).all()
+def _saved_bytes(fn) -> tuple[int, torch.Tensor]:
+    """(bytes of every tensor autograd saves for backward while ``fn()`` builds its graph, the result)."""
+    sizes: list[int] = []
+
+    def pack(t):
+        sizes.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return sum(sizes), out
+
+
+def test_memory_saved_for_backward_does_not_grow_with_n_w():
+    # What autograd keeps for backward is measured: the same bytes at n_w = 1 and n_w = 10^9 (the naive
+    # version would need 10^10 rows), bounded by a few (n + k) x (n + k) and (n + k) x d tensors.
+    n, k, d = 16, 10, 12
+    y = imbalanced_labels(n, k, 0)
+    h, w = unit(n, d, seed=0).requires_grad_(), unit(k, d, seed=1)
+    sizes = {}
+    for n_w in (1, 10**9):
+        sizes[n_w], loss = _saved_bytes(lambda: scl_loss(h, y, w, n_w, 0.5))
+        (grad,) = torch.autograd.grad(loss, h)
+        assert torch.isfinite(loss) and torch.isfinite(grad).all()
+    rows = n + k
+    assert sizes[1] == sizes[10**9] > 0
+    assert sizes[10**9] <= 8 * (4 * rows * rows + 4 * rows * d + 16 * rows)
+    # the measurement does see copies when they are made: the concatenated version at n_w = 20 saves
+    # tensors that grow with (n + k n_w)^2
+    concat, _ = _saved_bytes(lambda: concatenated_scl_loss(h, y, w, 20, 0.5))
+    assert concat > 8 * (n + k * 20) ** 2 > 10 * sizes[1]
 
 
 def test_stacked_batches_equal_separate_calls():
@@ -94,12 +118,17 @@ def test_zero_n_w_equals_plain_scl_and_tensor_zero_is_safe():
     y = imbalanced_labels(10, 4, 2)
     h = unit(10, 6, seed=2).requires_grad_()
     w = unit(4, 6, seed=3)
-    plain = scl_loss(h, y, tau=0.3, num_classes=4)
-    torch.testing.assert_close(scl_loss(h, y, w, 0, 0.3), plain)
-    zero = scl_loss(h, y, w, torch.tensor(0.0, dtype=torch.float64), 0.3)
-    torch.testing.assert_close(zero, plain)
-    zero.backward()
-    assert torch.isfinite(h.grad).all()
+    # independent oracle: Eq. (1) term by term on the batch alone (no prototype rows at all)
+    plain = naive_scl_loss(h, y, tau=0.3)
+    (g_plain,) = torch.autograd.grad(plain, h)
+    for n_w in (0, 0.0, torch.tensor(0.0, dtype=torch.float64)):
+        for anchors in (True, False):  # with no prototype copies the anchor convention cannot matter
+            ours = scl_loss(h, y, w, n_w, 0.3, anchors)
+            torch.testing.assert_close(ours, plain, atol=1e-12, rtol=1e-12)
+            (g_ours,) = torch.autograd.grad(ours, h)
+            assert torch.isfinite(g_ours).all()
+            torch.testing.assert_close(g_ours, g_plain, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(scl_loss(h, y, tau=0.3, num_classes=4), plain, atol=1e-12, rtol=1e-12)
 
 
 def test_mask_equals_loss_on_the_existing_rows():
@@ -240,3 +269,93 @@ def test_both_ways_of_summing_positives_match_the_reference(monkeypatch, masked)
         g_ref = torch.autograd.grad(expected.sum(), (h, w))
         for a, b in zip(g_ours, g_ref):
             torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+
+
+# --- gradients of every loss against finite differences (float64 gradcheck) -------------------------
+# h, W and tau are all differentiated.  h and W enter through F.normalize so that the finite-difference
+# perturbations stay on the sphere the losses require; tau is a scalar or one value per stacked batch.
+
+from ufm.losses import limit_loss  # noqa: E402
+
+_WITH_N_W = {
+    "scl-proto-anchors": lambda h, y, w, n_w, tau, mask: scl_loss(h, y, w, n_w, tau, True, mask=mask),
+    "scl-batch-anchors": lambda h, y, w, n_w, tau, mask: scl_loss(h, y, w, n_w, tau, False, mask=mask),
+    "class-averaging": lambda h, y, w, n_w, tau, mask: class_averaging_loss(h, y, w, n_w, tau, mask=mask),
+}
+_FIXED = {
+    "ce": lambda h, y, w, n_w, tau, mask: ce_fixed_classifier_loss(h, y, w, tau, mask=mask),
+    "prop1": lambda h, y, w, n_w, tau, mask: prop1_loss(h, y, w, tau, mask=mask),
+    "limit-proto-anchors": lambda h, y, w, n_w, tau, mask: limit_loss(h, y, w, tau, True, mask=mask),
+    "limit-batch-anchors": lambda h, y, w, n_w, tau, mask: limit_loss(h, y, w, tau, False, mask=mask),
+}
+
+
+def _gradcheck_case(fn, n_w, stacked, masked, seed=0):
+    """(function of (x, v, tau), inputs): x -> h = normalize(x), v -> W = normalize(v)."""
+    gen = torch.Generator().manual_seed(seed)
+    n, k, d = 7, 3, 4
+    lead = (2,) if stacked else ()
+    x = torch.randn(*lead, n, d, generator=gen, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(k, d, generator=gen, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 0, 1, 1, 1, 2, 0])  # class 2 a singleton: a positive only through its prototype
+    tau = (torch.tensor([0.4, 0.9], dtype=torch.float64) if stacked else torch.tensor(0.6, dtype=torch.float64))
+    tau = tau.requires_grad_()
+    if stacked and not isinstance(n_w, int):
+        n_w = torch.tensor(n_w, dtype=torch.float64)
+    mask = None
+    if masked:
+        mask = torch.ones(*lead, n, dtype=torch.bool)
+        mask[..., 4] = False
+    return (lambda a, b, t: fn(F.normalize(a, dim=-1), y, F.normalize(b, dim=-1), n_w, t, mask)), (x, v, tau)
+
+
+@pytest.mark.parametrize("masked_path", [True, False], ids=["masked-positives", "class-sums"])
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "padded"])
+@pytest.mark.parametrize("stacked", [False, True], ids=["scalar-tau", "per-stack-tau"])
+@pytest.mark.parametrize("n_w", [0, 3, (0.0, 2.5)], ids=["n_w=0", "n_w=3", "n_w-per-stack"])
+@pytest.mark.parametrize("name", list(_WITH_N_W))
+def test_scl_gradients_match_finite_differences(monkeypatch, name, n_w, stacked, masked, masked_path):
+    import ufm.losses
+
+    if isinstance(n_w, tuple) and not stacked:
+        n_w = n_w[1]
+    monkeypatch.setattr(ufm.losses, "masked_positives", lambda rows, d: masked_path)
+    fn, inputs = _gradcheck_case(_WITH_N_W[name], n_w, stacked, masked)
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-6)
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "padded"])
+@pytest.mark.parametrize("stacked", [False, True], ids=["scalar-tau", "per-stack-tau"])
+@pytest.mark.parametrize("name", list(_FIXED))
+def test_fixed_classifier_gradients_match_finite_differences(name, stacked, masked):
+    fn, inputs = _gradcheck_case(_FIXED[name], 0, stacked, masked)
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-6)
+
+
+def test_issue_case_learnable_tau_gradient_is_the_finite_difference():
+    # The reported failure: d loss / d tau from the custom backward disagreed with finite differences
+    # (scl 101.5 vs 6.28, class-averaging 9.23 vs -4.46) because the temperature's term was dropped.
+    y = imbalanced_labels(12, 4, 3)
+    h, w = unit(12, 6, seed=3), unit(4, 6, seed=4)
+    for fn in (scl_loss, class_averaging_loss):
+        tau = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+        (g,) = torch.autograd.grad(fn(h, y, w, 10, tau), tau)
+        eps = 1e-5
+        fd = (fn(h, y, w, 10, 0.5 + eps) - fn(h, y, w, 10, 0.5 - eps)) / (2 * eps)
+        assert abs(g.item() - fd.item()) <= 1e-7 * max(1.0, abs(fd.item()))
+        # and the naive reference, differentiated by plain autograd, agrees
+        tau_ref = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+        ref = (naive_scl_loss if fn is scl_loss else naive_class_averaging_loss)(h, y, w, 10, tau_ref)
+        (g_ref,) = torch.autograd.grad(ref, tau_ref)
+        assert abs(g.item() - g_ref.item()) <= 1e-9 * max(1.0, abs(g_ref.item()))
+
+
+def test_float32_tau_parameter_with_float64_features_gets_its_gradient():
+    # A learnable nn.Parameter kept in float32 while the features are float64: the cast is differentiable.
+    y = imbalanced_labels(8, 3, 5)
+    h, w = unit(8, 5, seed=5), unit(3, 5, seed=6)
+    tau = torch.nn.Parameter(torch.tensor(0.7))
+    scl_loss(h, y, w, 2, tau).backward()
+    tau64 = torch.tensor(0.7).double().requires_grad_()  # the same float32-rounded value
+    scl_loss(h, y, w, 2, tau64).backward()
+    assert tau.grad is not None and abs(tau.grad.item() - tau64.grad.item()) <= 1e-5 * abs(tau64.grad.item())
