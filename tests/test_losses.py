@@ -359,3 +359,23 @@ def test_float32_tau_parameter_with_float64_features_gets_its_gradient():
     tau64 = torch.tensor(0.7).double().requires_grad_()  # the same float32-rounded value
     scl_loss(h, y, w, 2, tau64).backward()
     assert tau.grad is not None and abs(tau.grad.item() - tau64.grad.item()) <= 1e-5 * abs(tau64.grad.item())
+
+
+def test_batch_anchors_select_anchors_and_split_the_loss_additively():
+    n, k, d = 10, 3, 5
+    y = imbalanced_labels(n, k, 9)
+    h, w = unit(n, d, seed=9), unit(k, d, seed=10)
+    full = scl_loss(h, y, w, 4, 0.4, False)
+    first = torch.arange(n) < 4
+    a = scl_loss(h, y, w, 4, 0.4, False, batch_anchors=first)
+    b = scl_loss(h, y, w, 4, 0.4, False, batch_anchors=~first)
+    torch.testing.assert_close(a + b, full, atol=1e-12, rtol=1e-12)
+    # one anchor alone: Eq. (1)'s term for that anchor, written out by hand (no prototypes, every l != 0 a member)
+    one = torch.zeros(n, dtype=torch.bool)
+    one[0] = True
+    s = h @ h.T / 0.4
+    pos = [j for j in range(1, n) if y[j] == y[0]]
+    expected = sum(torch.logsumexp(s[0, 1:] - s[0, j], 0) for j in pos) / len(pos)
+    torch.testing.assert_close(scl_loss(h, y, tau=0.4, num_classes=k, batch_anchors=one), expected)
+    with pytest.raises(ValueError, match="batch_anchors must be a bool tensor"):
+        scl_loss(h, y, w, 4, 0.4, batch_anchors=torch.ones(n + 1, dtype=torch.bool))

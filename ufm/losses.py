@@ -104,6 +104,19 @@ def _validate(
     check_labels(y, h.shape[:-1], prototypes.shape[-2] if prototypes is not None else num_classes)
 
 
+def _check_bool_rows(x: torch.Tensor, h: torch.Tensor, name: str) -> None:
+    """``x`` is a bool tensor that broadcasts to the row shape ``[..., n]`` of h."""
+    ok = isinstance(x, torch.Tensor) and x.dtype == torch.bool and x.dim() >= 1
+    if ok:
+        try:
+            ok = torch.broadcast_shapes(x.shape, h.shape[:-1]) == h.shape[:-1]
+        except RuntimeError:
+            ok = False
+    if not ok:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a bool tensor broadcastable to {tuple(h.shape[:-1])} (one flag per row), got {got}")
+
+
 def _augment(
     h: torch.Tensor,
     y: torch.Tensor,
@@ -285,6 +298,7 @@ def scl_loss(
     *,
     num_classes: int | None = None,
     mask: torch.Tensor | None = None,
+    batch_anchors: torch.Tensor | None = None,
     require_unit_norm: bool = True,
     validate: bool = True,
 ) -> torch.Tensor:
@@ -299,6 +313,8 @@ def scl_loss(
         prototype_anchors: prototype copies are anchors too (True) or only positives/negatives.
         num_classes: k when no prototypes are given (default: max label + 1).
         mask: ``[..., n]`` bool, False for padding rows.
+        batch_anchors: ``[..., n]`` bool, the batch rows that are anchors (default: every row that exists);
+            the others stay positives and negatives (SupCon's ``contrast_mode='one'``).
         require_unit_norm: refuse rows whose norm is not 1 (tolerance sqrt(eps) of the dtype).
         validate: run the input checks (turn off only in hot loops over inputs already checked).
 
@@ -307,12 +323,20 @@ def scl_loss(
     """
     if validate:
         _validate(h, y, prototypes, n_w, tau, num_classes, mask, require_unit_norm)
+        if batch_anchors is not None:
+            _check_bool_rows(batch_anchors, h, "batch_anchors")
     a = _augment(h, y, prototypes, n_w, tau, num_classes, mask)
     logits, pos = _logits(a)
     m = _row_shift(logits)
     lse = m.squeeze(-1) + torch.log(torch.exp(logits - m).sum(-1).clamp_min(torch.finfo(h.dtype).tiny))
     cnt = _positive_counts(a)
-    return _anchor_sum(lse, pos, cnt, _anchor_weight(a, prototype_anchors))
+    weight = _anchor_weight(a, prototype_anchors)
+    if batch_anchors is not None:
+        rows = batch_anchors.to(weight.dtype).expand(*h.shape[:-1])
+        if weight.shape[-1] > a.n:  # prototype rows keep their weight
+            rows = torch.cat([rows, rows.new_ones(()).expand(*rows.shape[:-1], weight.shape[-1] - a.n)], dim=-1)
+        weight = weight * rows
+    return _anchor_sum(lse, pos, cnt, weight)
 
 
 def class_averaging_loss(
