@@ -309,17 +309,28 @@ def _gradcheck_case(fn, n_w, stacked, masked, seed=0):
     return (lambda a, b, t: fn(F.normalize(a, dim=-1), y, F.normalize(b, dim=-1), n_w, t, mask)), (x, v, tau)
 
 
-@pytest.mark.parametrize("masked_path", [True, False], ids=["masked-positives", "class-sums"])
+def _force_path(monkeypatch, path):
+    """Take one of the three ways of computing SCL: masked positives, class sums, row blocks (chunked)."""
+    import ufm.losses
+
+    monkeypatch.setattr(ufm.losses, "masked_positives", lambda rows, d: path == "masked-positives")
+    monkeypatch.setattr(ufm.losses, "chunked", lambda stack, rows, itemsize: path == "row-blocks")
+    if path == "row-blocks":  # blocks of 3 rows or fewer, so that every case spans several blocks
+        monkeypatch.setattr(ufm.losses, "CHUNK_BYTES", 8)
+
+
+PATHS = ["masked-positives", "class-sums", "row-blocks"]
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "padded"])
 @pytest.mark.parametrize("stacked", [False, True], ids=["scalar-tau", "per-stack-tau"])
 @pytest.mark.parametrize("n_w", [0, 3, (0.0, 2.5)], ids=["n_w=0", "n_w=3", "n_w-per-stack"])
 @pytest.mark.parametrize("name", list(_WITH_N_W))
-def test_scl_gradients_match_finite_differences(monkeypatch, name, n_w, stacked, masked, masked_path):
-    import ufm.losses
-
+def test_scl_gradients_match_finite_differences(monkeypatch, name, n_w, stacked, masked, path):
     if isinstance(n_w, tuple) and not stacked:
         n_w = n_w[1]
-    monkeypatch.setattr(ufm.losses, "masked_positives", lambda rows, d: masked_path)
+    _force_path(monkeypatch, path)
     fn, inputs = _gradcheck_case(_WITH_N_W[name], n_w, stacked, masked)
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-6)
 
@@ -379,3 +390,43 @@ def test_batch_anchors_select_anchors_and_split_the_loss_additively():
     torch.testing.assert_close(scl_loss(h, y, tau=0.4, num_classes=k, batch_anchors=one), expected)
     with pytest.raises(ValueError, match="batch_anchors must be a bool tensor"):
         scl_loss(h, y, w, 4, 0.4, batch_anchors=torch.ones(n + 1, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("n,k,d,n_w,tau,anchors", GRID[::5])
+def test_row_blocks_match_the_reference_and_the_full_path(monkeypatch, n, k, d, n_w, tau, anchors):
+    # The chunked path (no R x R tensor) against the naive reference, and against the full path to 1e-12
+    seed = hash((n, k, d, n_w, tau, anchors)) % 1000
+    y = imbalanced_labels(n, k, seed)
+    h = unit(n, d, seed=seed).requires_grad_()
+    w = unit(k, d, seed=seed + 1).requires_grad_()
+    t = torch.tensor(tau, dtype=torch.float64, requires_grad=True)
+    full = {}
+    for path in ("class-sums", "row-blocks"):
+        _force_path(monkeypatch, path)
+        for fn in (scl_loss, class_averaging_loss):
+            loss = fn(h, y, w, n_w, t, anchors) if fn is scl_loss else fn(h, y, w, n_w, t)
+            grads = torch.autograd.grad(loss, (h, w, t), allow_unused=True, materialize_grads=True)
+            if path == "class-sums":
+                full[fn] = (loss, grads)
+                continue
+            ref = naive_scl_loss(h, y, w, n_w, tau, anchors) if fn is scl_loss else naive_class_averaging_loss(h, y, w, n_w, tau)
+            assert abs(loss.item() - ref.item()) <= 1e-9 * max(1.0, abs(ref.item()))
+            torch.testing.assert_close(loss, full[fn][0], atol=1e-12, rtol=1e-12)
+            for a, b in zip(grads, full[fn][1]):
+                torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+
+
+def test_row_blocks_are_taken_for_large_batches_and_allocate_nothing_quadratic():
+    # R = 1200 rows in float64: one R x R tensor is 11.5 MB; the stack of 2 passes FULL_BYTES (16 MB).
+    import ufm.losses
+
+    assert ufm.losses.chunked(2, 1200, 8) and not ufm.losses.chunked(1, 1200, 8)
+    n, k, d = 1190, 10, 8
+    y = torch.arange(n) % k
+    h = unit(2, n, d, seed=1).requires_grad_()
+    w = unit(k, d, seed=2)
+    rows = n + k
+    saved, loss = _saved_bytes(lambda: scl_loss(h, y, w, torch.tensor([0.0, 50.0], dtype=torch.float64), 0.5))
+    assert saved < 8 * 2 * rows * (4 * d + 2 * k + 8)  # O(R (d + k)): nothing R x R kept for backward
+    (g,) = torch.autograd.grad(loss.sum(), h)
+    assert torch.isfinite(g).all()
