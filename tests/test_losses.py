@@ -1,6 +1,7 @@
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -430,3 +431,20 @@ def test_row_blocks_are_taken_for_large_batches_and_allocate_nothing_quadratic()
     assert saved < 8 * 2 * rows * (4 * d + 2 * k + 8)  # O(R (d + k)): nothing R x R kept for backward
     (g,) = torch.autograd.grad(loss.sum(), h)
     assert torch.isfinite(g).all()
+
+
+@pytest.mark.parametrize("loss", ["scl", "class-averaging"])
+def test_simulation_on_row_blocks_equals_the_full_path(monkeypatch, loss):
+    # A whole full-batch UFM run (prototypes, both stacked n_w) on the row-block path ends where the
+    # full-logits path ends, to 1e-12 in float64.
+    import ufm.losses
+    from ufm.simulate import SimConfig, simulate
+
+    cfg = SimConfig(k=4, n_major=12, ratio=3, d=6, n_w=(0.0, 20.0), tau=(0.5,), loss=loss, batching="full",
+                    epochs=15, log_every=5, dtype="float64", device="cpu")
+    full = simulate(cfg)
+    monkeypatch.setattr(ufm.losses, "chunked", lambda stack, rows, itemsize: True)
+    monkeypatch.setattr(ufm.losses, "CHUNK_BYTES", 8 * 2 * 7 * 36)  # blocks of 7 rows of the 36 (N = 32 + k)
+    blocks = simulate(cfg)
+    np.testing.assert_allclose(blocks.embeddings, full.embeddings, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(blocks.history[-1]["loss"], full.history[-1]["loss"], rtol=1e-12)
