@@ -410,7 +410,10 @@ def test_row_blocks_match_the_reference_and_the_full_path(monkeypatch, n, k, d, 
             if path == "class-sums":
                 full[fn] = (loss, grads)
                 continue
-            ref = naive_scl_loss(h, y, w, n_w, tau, anchors) if fn is scl_loss else naive_class_averaging_loss(h, y, w, n_w, tau)
+            if fn is scl_loss:
+                ref = naive_scl_loss(h, y, w, n_w, tau, anchors)
+            else:
+                ref = naive_class_averaging_loss(h, y, w, n_w, tau)
             assert abs(loss.item() - ref.item()) <= 1e-9 * max(1.0, abs(ref.item()))
             torch.testing.assert_close(loss, full[fn][0], atol=1e-12, rtol=1e-12)
             for a, b in zip(grads, full[fn][1]):

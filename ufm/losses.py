@@ -114,7 +114,9 @@ def _check_bool_rows(x: torch.Tensor, h: torch.Tensor, name: str) -> None:
             ok = False
     if not ok:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a bool tensor broadcastable to {tuple(h.shape[:-1])} (one flag per row), got {got}")
+        raise ValueError(
+            f"{name} must be a bool tensor broadcastable to {tuple(h.shape[:-1])} (one flag per row), got {got}"
+        )
 
 
 def _augment(
@@ -484,7 +486,8 @@ def class_averaging_loss(
     rows = a.z.shape[-2]
     if chunked(a.z.numel() // (rows * a.z.shape[-1]), rows, a.z.element_size()):
         # 1/|A_c^i| as a log-weight on the columns of class c; classes with no member are left out
-        bias = torch.where(class_cnt > 0, -torch.log(class_cnt.clamp_min(tiny)), torch.full_like(class_cnt, float("-inf")))
+        none = torch.full_like(class_cnt, float("-inf"))
+        bias = torch.where(class_cnt > 0, -torch.log(class_cnt.clamp_min(tiny)), none)
         lse, pos = _lse_pos_chunked(a, bias)
     else:
         logits, pos = _logits(a)
