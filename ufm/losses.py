@@ -15,7 +15,9 @@ each of the n_w identical copies of a prototype is an anchor) or the batch sampl
 with no positive is skipped, as in Eq. (1).
 
 Copies are multiplicities, never rows: every function here costs O(n^2 d + n k d + k^2 d) whatever
-n_w is, and ``n_w`` may be a tensor ``[...]`` (one value per stacked run), as may ``tau``.
+n_w is, and ``n_w`` may be a tensor ``[...]`` (one value per stacked run), as may ``tau`` (a learnable
+temperature gets its exact gradient).  Large batches (one R x R tensor of the stack over FULL_BYTES)
+are computed over row blocks, so their memory is O(R (d + k)) plus one reused block.
 
 All losses are *sums* over anchors, differentiable, on any device and float dtype, with optional
 leading stack dims.  ``mask: [..., n]`` (bool) marks the rows of a padded batch that exist; masked rows
