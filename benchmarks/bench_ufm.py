@@ -147,7 +147,7 @@ def large_full_batch(device: torch.device, epochs: int, rounds: int = 2) -> None
     cfg = SimConfig(k=10, n_major=500, ratio=100, tau=(1.0,), batching="full", dtype="float64", epochs=epochs,
                     log_every=epochs, device=str(device))
     real = ufm.losses.chunked
-    paths = {"row blocks (default)": real, "full logits (N x N per step)": lambda stack, rows, itemsize: False}
+    paths = {"row blocks (default)": real, "full logits (N x N per step)": lambda stack, rows, itemsize, device: False}
     times = {name: [] for name in paths}
     results = {}
     for _ in range(rounds):

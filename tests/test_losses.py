@@ -315,7 +315,7 @@ def _force_path(monkeypatch, path):
     import ufm.losses
 
     monkeypatch.setattr(ufm.losses, "masked_positives", lambda rows, d: path == "masked-positives")
-    monkeypatch.setattr(ufm.losses, "chunked", lambda stack, rows, itemsize: path == "row-blocks")
+    monkeypatch.setattr(ufm.losses, "chunked", lambda stack, rows, itemsize, device: path == "row-blocks")
     if path == "row-blocks":  # blocks of 3 rows or fewer, so that every case spans several blocks
         monkeypatch.setattr(ufm.losses, "CHUNK_BYTES", 8)
 
@@ -424,7 +424,9 @@ def test_row_blocks_are_taken_for_large_batches_and_allocate_nothing_quadratic()
     # R = 1200 rows in float64: one R x R tensor is 11.5 MB; the stack of 2 passes FULL_BYTES (16 MB).
     import ufm.losses
 
-    assert ufm.losses.chunked(2, 1200, 8) and not ufm.losses.chunked(1, 1200, 8)
+    cpu = torch.device("cpu")
+    assert ufm.losses.chunked(2, 1200, 8, cpu) and not ufm.losses.chunked(1, 1200, 8, cpu)
+    assert not ufm.losses.chunked(2, 1200, 8, torch.device("cuda"))  # a caching allocator: full logits
     n, k, d = 1190, 10, 8
     y = torch.arange(n) % k
     h = unit(2, n, d, seed=1).requires_grad_()
@@ -446,7 +448,7 @@ def test_simulation_on_row_blocks_equals_the_full_path(monkeypatch, loss):
     cfg = SimConfig(k=4, n_major=12, ratio=3, d=6, n_w=(0.0, 20.0), tau=(0.5,), loss=loss, batching="full",
                     epochs=15, log_every=5, dtype="float64", device="cpu")
     full = simulate(cfg)
-    monkeypatch.setattr(ufm.losses, "chunked", lambda stack, rows, itemsize: True)
+    monkeypatch.setattr(ufm.losses, "chunked", lambda stack, rows, itemsize, device: True)
     monkeypatch.setattr(ufm.losses, "CHUNK_BYTES", 8 * 2 * 7 * 36)  # blocks of 7 rows of the 36 (N = 32 + k)
     blocks = simulate(cfg)
     np.testing.assert_allclose(blocks.embeddings, full.embeddings, atol=1e-12, rtol=0)

@@ -266,15 +266,20 @@ def _own_class_sums(a: _Augmented) -> torch.Tensor:
 
 
 CHUNK_BYTES = 4 * 1024**2  # size of one row block [..., c, R] in the chunked path
-FULL_BYTES = 16 * 1024**2  # above this size of one [..., R, R] tensor, the loss is computed in row blocks
+FULL_BYTES = 16 * 1024**2  # CPU: above this size of one [..., R, R] tensor, the loss is computed in row blocks
+FULL_BYTES_CACHED = 2 * 1024**3  # devices with a caching allocator (CUDA): row blocks only to save memory
 
 
-def chunked(stack: int, rows: int, itemsize: int) -> bool:
-    """Compute the log-sum-exp over row blocks (True) rather than on full ``[..., R, R]`` logits: when one
-    R x R tensor of the stack would exceed FULL_BYTES.  Large temporaries allocated and freed at every
-    step cost more in the kernel (the C allocator maps and unmaps them) than in compute; row blocks of
-    CHUNK_BYTES are reused from the heap and nothing R x R is ever allocated (benchmarks/bench_ufm.py)."""
-    return stack * rows * rows * itemsize > FULL_BYTES
+def chunked(stack: int, rows: int, itemsize: int, device: torch.device) -> bool:
+    """Compute the log-sum-exp over row blocks (True) rather than on full ``[..., R, R]`` logits.
+
+    On CPU, when one R x R tensor of the stack would exceed FULL_BYTES: large temporaries allocated and
+    freed at every step cost more in the kernel (the C allocator maps and unmaps them) than in compute;
+    row blocks of CHUNK_BYTES live in one reused workspace and nothing R x R is allocated
+    (benchmarks/bench_ufm.py).  Elsewhere (CUDA's caching allocator reuses blocks) only above
+    FULL_BYTES_CACHED, to bound memory."""
+    limit = FULL_BYTES if device.type == "cpu" else FULL_BYTES_CACHED
+    return stack * rows * rows * itemsize > limit
 
 
 def _block_logits(out, z, zc, inv_tau, log_cols, bias, labels, start, n, proto_diag, scratch):
@@ -441,7 +446,7 @@ def scl_loss(
             _check_bool_rows(batch_anchors, h, "batch_anchors")
     a = _augment(h, y, prototypes, n_w, tau, num_classes, mask)
     rows = a.z.shape[-2]
-    if chunked(a.z.numel() // (rows * a.z.shape[-1]), rows, a.z.element_size()):
+    if chunked(a.z.numel() // (rows * a.z.shape[-1]), rows, a.z.element_size(), a.z.device):
         lse, pos = _lse_pos_chunked(a)
     else:
         logits, pos = _logits(a)
@@ -486,7 +491,7 @@ def class_averaging_loss(
     class_cnt = a.counts.unsqueeze(-2) - onehot * a.mult.unsqueeze(-1)  # members other than the anchor
     tiny = torch.finfo(h.dtype).tiny
     rows = a.z.shape[-2]
-    if chunked(a.z.numel() // (rows * a.z.shape[-1]), rows, a.z.element_size()):
+    if chunked(a.z.numel() // (rows * a.z.shape[-1]), rows, a.z.element_size(), a.z.device):
         # 1/|A_c^i| as a log-weight on the columns of class c; classes with no member are left out
         none = torch.full_like(class_cnt, float("-inf"))
         bias = torch.where(class_cnt > 0, -torch.log(class_cnt.clamp_min(tiny)), none)
