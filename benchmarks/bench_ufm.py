@@ -9,16 +9,24 @@ differs between the approaches (the optimizer step and retraction are the same O
 2. 16 stacked runs (one call, leading dim 16) vs the same 16 runs one after another (N = 1024, n = 32):
    the epoch gradient alone, and whole ``simulate`` calls (batch draws, optimizer, retraction, metrics);
 3. the batched epoch time against a roofline: the matmul FLOPs of the epoch at the matmul rate measured
-   here on the same shapes, plus the exp count at the exp rate measured here.
+   here on the same shapes, plus the exp count at the exp rate measured here;
+4. a large full-batch point (``ufm simulate --k 10 --n-major 500 --ratio 100 --tau 1 --batching full
+   --dtype float64``: N = 2525, two stacked runs): user, system and wall seconds of whole ``simulate``
+   calls with the row-block loss (nothing N x N allocated per step) against the same calls forced onto
+   the full-logits path, which allocates and frees several N x N temporaries per step (the C allocator
+   maps and unmaps each one: kernel time).  Same results to rounding.
 
     python benchmarks/bench_ufm.py                  # CPU
     python benchmarks/bench_ufm.py --device cuda    # GPU
+    python benchmarks/bench_ufm.py --only large-full --epochs 50
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import resource
 import statistics
 import time
 from dataclasses import replace
@@ -124,13 +132,67 @@ def roofline(batches: Batches, runs: int, device: torch.device, dtype: torch.dty
     return flops / mm_rate + exps / exp_rate, mm_rate, exp_rate
 
 
+def _cpu_times() -> tuple[float, float, float]:
+    """(user, system, wall) seconds so far for this process (threads included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime, time.perf_counter()
+
+
+def large_full_batch(device: torch.device, epochs: int, rounds: int = 2) -> None:
+    """Section 4: the large full-batch point, row blocks vs the full-logits path, alternated ``rounds`` times."""
+    import numpy as np
+
+    import ufm.losses
+
+    cfg = SimConfig(k=10, n_major=500, ratio=100, tau=(1.0,), batching="full", dtype="float64", epochs=epochs,
+                    log_every=epochs, device=str(device))
+    real = ufm.losses.chunked
+    paths = {  # forced either way (on CPU the default for this shape is row blocks; on CUDA, full logits)
+        "row blocks": lambda stack, rows, itemsize, device: True,
+        "full logits (N x N per step)": lambda stack, rows, itemsize, device: False,
+    }
+    times = {name: [] for name in paths}
+    results = {}
+    for _ in range(rounds):
+        for name, rule in paths.items():
+            ufm.losses.chunked = rule
+            try:
+                sync(device)
+                before = _cpu_times()
+                results[name] = simulate(cfg)
+                sync(device)
+                after = _cpu_times()
+            finally:
+                ufm.losses.chunked = real
+            times[name].append(tuple(b - a for a, b in zip(before, after)))
+    n = len(build_problem(cfg).labels)
+    print(f"\n# large full-batch point: N = {n}, k = 10, {len(cfg.runs)} stacked runs, float64, {epochs} epochs "
+          f"per call, best of {rounds} alternated calls (by wall time)")
+    print("| path | user (s) | system (s) | wall (s) | system / user |")
+    print("|---|---:|---:|---:|---:|")
+    best = {name: min(t, key=lambda v: v[2]) for name, t in times.items()}
+    for name, (user, system, wall) in best.items():
+        print(f"| {name} | {user:.2f} | {system:.2f} | {wall:.2f} | {system / max(user, 1e-9):.2f} |")
+    (a, b) = best.values()
+    diff = np.abs(results["row blocks"].embeddings - results["full logits (N x N per step)"].embeddings).max()
+    print(f"| full / row blocks | {b[0] / a[0]:.2f}x | {b[1] / max(a[1], 1e-9):.1f}x | {b[2] / a[2]:.2f}x | |")
+    print(f"# largest difference between the final embeddings of the two paths: {diff:.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--only", choices=["large-full"], help="run only this section")
+    parser.add_argument("--epochs", type=int, default=50, help="epochs per call in the large full-batch section")
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     name = torch.cuda.get_device_name() if device.type == "cuda" else (platform.processor() or platform.machine())
+    if args.only == "large-full":
+        print(f"# device: {device} ({name}), torch {torch.__version__}, CPU threads {torch.get_num_threads()}, "
+              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+        large_full_batch(device, args.epochs)
+        return
     print(f"# UFM epoch gradient (loss + backward), SCL + ETF prototypes n_w={N_W:g}, tau={TAU}, {args.dtype}")
     print(f"# device: {device} ({name}), torch {torch.__version__}, CPU threads {torch.get_num_threads()}\n")
 
@@ -166,6 +228,7 @@ def main() -> None:
     print(f"| {runs} (whole `simulate`, 50 epochs) | {len(build_problem(cfg).labels)} | 32 | {t_sim_stacked * 1e3:.0f} | "
           f"{t_sim_seq * 1e3:.0f} | {t_sim_seq / t_sim_stacked:.1f}x |")
     print(f"\n# rates measured for the roofline at n = 128: {rates}")
+    large_full_batch(device, args.epochs)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ def test_class_means_match_a_loop():
     for c in range(3):
         torch.testing.assert_close(means[c], h[y == c].mean(0))
     centered = class_means(h, y, 3, center=True)
-    torch.testing.assert_close(centered, means - h.mean(0))
+    # centred by the plain average of the k class means, not by the mean of all rows
+    torch.testing.assert_close(centered, means - torch.stack([h[y == c].mean(0) for c in range(3)]).mean(0))
     with pytest.raises(ValueError, match=r"classes \[3\] have no samples"):
         class_means(h, y, 4)
 
@@ -85,3 +86,41 @@ def test_summary_works_on_stacks():
     for key, value in single.items():
         assert stacked[key].shape == (2,)
         assert stacked[key][1].item() == pytest.approx(value.item())
+
+
+def test_issue_case_exact_etf_reads_zero_centered_under_imbalance():
+    # k = 5, counts 80/50/35/20/15, class means exactly on the simplex ETF (uncentred they are not: G_M of
+    # the raw means is the ETF itself only because the ETF's vectors already sum to zero).  Centring by the
+    # mean of all rows read 0.396 here; centring by the average of the class means reads 0.
+    counts = [80, 50, 35, 20, 15]
+    g = etf_gram(5)
+    y = labels_from_counts(torch.tensor(counts))
+    h = prototypes_from_gram(g, 7, seed=3)[y]
+    assert gram_distance(mean_gram(h, y, 5, center=True), g).item() < 1e-12
+    weighted = F.normalize(class_means(h, y, 5) - h.mean(0), dim=-1)  # the old convention, for contrast
+    assert gram_distance(weighted @ weighted.T, g).item() > 0.3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_exact_etf_class_means_read_zero_centered_under_any_counts(seed):
+    gen = torch.Generator().manual_seed(seed)
+    k = int(torch.randint(3, 9, (1,), generator=gen))
+    d = k + int(torch.randint(0, 5, (1,), generator=gen))
+    counts = torch.randint(1, 60, (k,), generator=gen)
+    g = etf_gram(k)
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
+    # ETF vectors, rotated, scaled and shifted: centring removes any common offset, normalizing any scale
+    offset = torch.randn(d, generator=gen, dtype=torch.float64)
+    mu = 2.5 * prototypes_from_gram(g, d, seed=seed) @ q + offset
+    y = labels_from_counts(counts)
+    y = y[torch.randperm(len(y), generator=gen)]
+    h = mu[y]
+    assert gram_distance(mean_gram(h, y, k, center=True), g).item() < 1e-10
+    # within-class noise that leaves the class means on the ETF only approximately: small but nonzero
+    noisy = h + 0.05 * torch.randn(h.shape, generator=gen, dtype=torch.float64)
+    dist = gram_distance(mean_gram(noisy, y, k, center=True), g).item()
+    assert 1e-6 < dist < 0.2
+    # and exact again if the noise averages to zero within each class
+    noise = noisy - h
+    noise = noise - class_means(noise, y, k)[y]
+    assert gram_distance(mean_gram(h + noise, y, k, center=True), g).item() < 1e-10

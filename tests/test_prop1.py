@@ -77,3 +77,32 @@ def test_batch_anchor_scl_approaches_ce_geometry_as_n_w_grows():
     rows = scl_vs_ce(n_ws=(0.0, 10.0, 1000.0), taus=(0.5,), epochs=1500)
     batch_only = [r["distance_scl_to_ce"] for r in rows if not r["prototype_anchors"]]
     assert batch_only[0] > batch_only[1] > batch_only[2] and batch_only[2] < 0.02
+
+
+def test_published_gradient_gap_has_no_finite_worst_case():
+    # Along a descent on exact SCL the exact gradient vanishes while the published limit's does not:
+    # the relative gap grows without bound (any "worst case" is the worst of the cases tried).
+    from ufm.prop1 import gap_near_the_minimizer
+
+    rows = gap_near_the_minimizer(iterations=(0, 300))
+    assert rows[0]["gap"] < 1.0
+    assert rows[1]["exact_grad_norm"] < 1e-4 and rows[1]["gap"] > 1e3
+    # the published gradient itself stays of order one there: gap x exact norm = ||g_exact - g_published||
+    assert rows[1]["gap"] * rows[1]["exact_grad_norm"] > 0.1
+
+
+def test_local_search_only_raises_the_gap_and_measures_it_with_the_exact_loss():
+    from ufm.prop1 import _published_grad_gap, _random_problem, search_worst_gradient_gap
+
+    out = search_worst_gradient_gap(n_w=1e3, starts=2, steps=30, seed=3)
+    assert out["worst_after_local_search"] > out["worst_at_random_starts"] > 0
+    # the gap function is the definition: recompute one by hand at a random problem
+    y, w, tau, h = _random_problem(torch.Generator().manual_seed(0))
+    gap, norm = _published_grad_gap(h, y, w, 1e3, tau)
+    x = h.clone().requires_grad_()
+    ge = torch.autograd.grad(scl_loss(x, y, w, 1e3, tau, True), x)[0]
+    gp = torch.autograd.grad(prop1_loss(x, y, w, tau), x)[0]
+    tangent = lambda g: g - (g * h).sum(-1, keepdim=True) * h  # noqa: E731
+    expected = torch.linalg.norm(tangent(ge) - tangent(gp)) / torch.linalg.norm(tangent(ge))
+    assert gap == pytest.approx(float(expected), rel=1e-10)
+    assert norm == pytest.approx(float(torch.linalg.norm(tangent(ge))), rel=1e-10)

@@ -30,8 +30,11 @@ def _onehot(y: torch.Tensor, k: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def class_means(h: torch.Tensor, y: torch.Tensor, k: int, center: bool = False) -> torch.Tensor:
-    """mu_c = mean of the class-c rows of h, ``[..., k, d]``; ``center`` subtracts the global mean of all rows.
+    """mu_c = mean of the class-c rows of h, ``[..., k, d]``.
 
+    ``center`` subtracts the plain average of the class means, (1/k) sum_c mu_c (the usual neural-collapse
+    convention, e.g. rhubarbwu/neural-collapse), not the mean of all rows: under imbalance the latter is
+    pulled toward the majority classes, so class means exactly on a simplex ETF would not read as one.
     Every class must have at least one sample.
     """
     onehot = _onehot(y, k, h)
@@ -41,12 +44,13 @@ def class_means(h: torch.Tensor, y: torch.Tensor, k: int, center: bool = False) 
         raise ValueError(f"classes {empty} have no samples: their class means are undefined")
     means = (onehot.transpose(-1, -2) @ h) / counts.unsqueeze(-1)
     if center:
-        means = means - h.mean(-2, keepdim=True)
+        means = means - means.mean(-2, keepdim=True)
     return means
 
 
 def mean_gram(h: torch.Tensor, y: torch.Tensor, k: int, center: bool = False) -> torch.Tensor:
-    """G_M: Gram of the normalized class means, ``[..., k, k]`` (unit diagonal)."""
+    """G_M: Gram of the normalized class means, ``[..., k, k]`` (unit diagonal); ``center`` as in
+    :func:`class_means` (centred by the average of the class means)."""
     m = F.normalize(class_means(h, y, k, center), dim=-1)
     return m @ m.transpose(-1, -2)
 

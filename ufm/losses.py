@@ -15,7 +15,9 @@ each of the n_w identical copies of a prototype is an anchor) or the batch sampl
 with no positive is skipped, as in Eq. (1).
 
 Copies are multiplicities, never rows: every function here costs O(n^2 d + n k d + k^2 d) whatever
-n_w is, and ``n_w`` may be a tensor ``[...]`` (one value per stacked run), as may ``tau``.
+n_w is, and ``n_w`` may be a tensor ``[...]`` (one value per stacked run), as may ``tau`` (a learnable
+temperature gets its exact gradient).  Large batches (one R x R tensor of the stack over FULL_BYTES)
+are computed over row blocks, so their memory is O(R (d + k)) plus one reused block.
 
 All losses are *sums* over anchors, differentiable, on any device and float dtype, with optional
 leading stack dims.  ``mask: [..., n]`` (bool) marks the rows of a padded batch that exist; masked rows
@@ -104,6 +106,21 @@ def _validate(
     check_labels(y, h.shape[:-1], prototypes.shape[-2] if prototypes is not None else num_classes)
 
 
+def _check_bool_rows(x: torch.Tensor, h: torch.Tensor, name: str) -> None:
+    """``x`` is a bool tensor that broadcasts to the row shape ``[..., n]`` of h."""
+    ok = isinstance(x, torch.Tensor) and x.dtype == torch.bool and x.dim() >= 1
+    if ok:
+        try:
+            ok = torch.broadcast_shapes(x.shape, h.shape[:-1]) == h.shape[:-1]
+        except RuntimeError:
+            ok = False
+    if not ok:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(
+            f"{name} must be a bool tensor broadcastable to {tuple(h.shape[:-1])} (one flag per row), got {got}"
+        )
+
+
 def _augment(
     h: torch.Tensor,
     y: torch.Tensor,
@@ -156,7 +173,10 @@ class _Logits(torch.autograd.Function):
       P_r = sum_l [y_l = y_r] mult_l s_rl - s_rr, the positives of row r with their multiplicities
       (with ``masked_positives=False`` only the -s_rr part: the caller adds the rest from class sums).
     Backward: dz = ((G + G^T) / tau) z for the combined gradient G on s: one matmul, not two, no copies
-    of R x R gradients for in-place edits, and the positive mask is rebuilt from the labels.
+    of R x R gradients for in-place edits, and the positive mask is rebuilt from the labels.  Every
+    output is linear in s = z z^T * inv_tau (the log-multiplicity terms are constants), so
+    d/d inv_tau = sum_rl G_rl (z_r . z_l) = 1/2 sum((G + G^T) z * z), read off the same matmul; it is
+    computed only when inv_tau requires grad (a learnable temperature).
     """
 
     @staticmethod
@@ -193,7 +213,12 @@ class _Logits(torch.autograd.Function):
         if grad_pos is not None:
             diag -= grad_pos
         g = g + g.transpose(-1, -2)
-        return g.mul_(inv_tau) @ z, None, None, None, None, None, None
+        gz = g @ z
+        grad_inv_tau = None
+        if ctx.needs_input_grad[1]:
+            grad_inv_tau = (0.5 * (gz * z).sum((-2, -1), keepdim=True)).sum_to_size(inv_tau.shape)
+        grad_z = gz.mul_(inv_tau) if ctx.needs_input_grad[0] else None
+        return grad_z, grad_inv_tau, None, None, None, None, None
 
 
 def _positive_weight(labels: torch.Tensor, mult: torch.Tensor | None) -> torch.Tensor:
@@ -240,6 +265,121 @@ def _own_class_sums(a: _Augmented) -> torch.Tensor:
     return sums.reshape(stack * k, d).index_select(0, slot).view(*lead, n_rows, d)
 
 
+CHUNK_BYTES = 4 * 1024**2  # size of one row block [..., c, R] in the chunked path
+FULL_BYTES = 16 * 1024**2  # CPU: above this size of one [..., R, R] tensor, the loss is computed in row blocks
+FULL_BYTES_CACHED = 2 * 1024**3  # devices with a caching allocator (CUDA): row blocks only to save memory
+
+
+def chunked(stack: int, rows: int, itemsize: int, device: torch.device) -> bool:
+    """Compute the log-sum-exp over row blocks (True) rather than on full ``[..., R, R]`` logits.
+
+    On CPU, when one R x R tensor of the stack would exceed FULL_BYTES: large temporaries allocated and
+    freed at every step cost more in the kernel (the C allocator maps and unmaps them) than in compute;
+    row blocks of CHUNK_BYTES live in one reused workspace and nothing R x R is allocated
+    (benchmarks/bench_ufm.py).  Elsewhere (CUDA's caching allocator reuses blocks) only above
+    FULL_BYTES_CACHED, to bound memory."""
+    limit = FULL_BYTES if device.type == "cpu" else FULL_BYTES_CACHED
+    return stack * rows * rows * itemsize > limit
+
+
+def _block_logits(out, z, zc, inv_tau, log_cols, bias, labels, start, n, proto_diag, scratch):
+    """Rows start..start+c of the logits L (see :class:`_Logits`) written into ``out`` (a view of a
+    reused workspace), ``[M, c, R]``, in place: no allocation beyond ``[M, c]``."""
+    c = zc.shape[-2]
+    torch.bmm(zc, z.transpose(-1, -2), out=out)
+    out.mul_(inv_tau)
+    rows = torch.arange(c, device=z.device)
+    idx = rows + start
+    self_sim = out[:, rows, idx]  # [M, c] s_rr (a copy)
+    out.add_(log_cols.unsqueeze(-2))
+    if bias is not None:  # per-(anchor, class) log-weights, gathered at each column's class
+        out.add_(torch.gather(bias[:, start : start + c], -1, labels.unsqueeze(-2).expand(-1, c, -1), out=scratch))
+        self_sim = self_sim + bias[:, idx].gather(-1, labels[:, idx].unsqueeze(-1)).squeeze(-1)
+    out[:, rows, idx] = torch.where(idx >= n, self_sim + proto_diag, torch.full_like(self_sim, float("-inf")))
+    return out
+
+
+def _workspace(z: torch.Tensor, block: int, bias: torch.Tensor | None):
+    """One ``[M * block * R]`` buffer (two with a bias) reused by every block, and the ``[M, c, R]`` views."""
+    stack, rows = z.shape[:2]
+    buf = z.new_empty(stack * block * rows)
+    scratch = z.new_empty(stack * block * rows) if bias is not None else None
+
+    def views(c: int):
+        size = stack * c * rows
+        return buf[:size].view(stack, c, rows), None if scratch is None else scratch[:size].view(stack, c, rows)
+
+    return views
+
+
+class _ChunkedLSE(torch.autograd.Function):
+    """lse_r = log sum_l exp(L_rl) over row blocks, ``[M, R]``: the logits of :class:`_Logits` (plus an
+    optional per-(anchor, class) log-weight ``bias [M, R, k]``), never materialized beyond ``[M, c, R]``.
+
+    Backward recomputes each block: G_rl = grad_r softmax_rl, dz = ((G + G^T) / tau) z accumulated block
+    by block, d/d inv_tau = sum_rl G_rl z_r . z_l.  Same numbers as the full path up to rounding.  All
+    blocks share one workspace, and the products accumulate in place (baddbmm), so a call allocates
+    O(M c R) once instead of several O(M R^2) temporaries.
+    """
+
+    @staticmethod
+    def forward(ctx, z, inv_tau, log_cols, bias, labels, n, proto_diag, block):  # noqa: D102
+        rows = z.shape[-2]
+        out = z.new_empty(z.shape[0], rows)
+        tiny = torch.finfo(z.dtype).tiny
+        views = _workspace(z, block, bias)
+        for start in range(0, rows, block):
+            stop = min(start + block, rows)
+            buf, scratch = views(stop - start)
+            logits = _block_logits(buf, z, z[:, start:stop], inv_tau, log_cols, bias, labels, start, n, proto_diag,
+                                   scratch)
+            m = logits.amax(-1, keepdim=True)
+            m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+            out[:, start:stop] = m.squeeze(-1) + torch.log(logits.sub_(m).exp_().sum(-1).clamp_min(tiny))
+        ctx.save_for_backward(z, inv_tau, log_cols, bias, labels, proto_diag, out)
+        ctx.n, ctx.block = n, block
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # noqa: D102
+        z, inv_tau, log_cols, bias, labels, proto_diag, lse = ctx.saved_tensors
+        rows = z.shape[-2]
+        gz = torch.zeros_like(z)
+        g_tau = z.new_zeros(z.shape[0], 1, 1)
+        views = _workspace(z, ctx.block, bias)
+        for start in range(0, rows, ctx.block):
+            stop = min(start + ctx.block, rows)
+            zc = z[:, start:stop]
+            buf, scratch = views(stop - start)
+            g = _block_logits(buf, z, zc, inv_tau, log_cols, bias, labels, start, ctx.n, proto_diag, scratch)
+            g.sub_(lse[:, start:stop].unsqueeze(-1)).exp_().mul_(grad[:, start:stop].unsqueeze(-1))  # G_c
+            rows_part = torch.bmm(g, z)  # (G z) for the block's rows, [M, c, d]
+            gz[:, start:stop] += rows_part
+            gz.baddbmm_(g.transpose(-1, -2), zc)  # (G^T z): every row gets the block's contribution
+            if ctx.needs_input_grad[1]:
+                g_tau += (rows_part * zc).sum((-2, -1), keepdim=True)
+        grad_tau = g_tau.sum_to_size(inv_tau.shape) if ctx.needs_input_grad[1] else None
+        return gz.mul_(inv_tau), grad_tau, None, None, None, None, None, None
+
+
+def _lse_pos_chunked(a: _Augmented, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lse ``[..., R]``, positives P ``[..., R]``) without any ``[..., R, R]`` tensor: the log-sum-exp over
+    row blocks, the positives from class sums (O(R d))."""
+    lead, (rows, d) = a.z.shape[:-2], a.z.shape[-2:]
+    stack = a.z.numel() // (rows * d)
+    z = a.z.expand(*lead, rows, d).reshape(stack, rows, d)
+    inv_tau = (1 / a.tau).expand(lead).reshape(stack, 1, 1)
+    mult = a.mult.expand(*lead, rows).reshape(stack, rows)
+    labels = a.labels.expand(*lead, rows).reshape(stack, rows).contiguous()
+    proto_diag = torch.log((a.n_w.expand(lead).reshape(stack, 1) - 1).clamp_min(0))
+    flat_bias = None if bias is None else bias.expand(*lead, rows, a.k).reshape(stack, rows, a.k)
+    block = max(1, CHUNK_BYTES // (stack * rows * a.z.element_size()))
+    lse = _ChunkedLSE.apply(z, inv_tau, torch.log(mult), flat_bias, labels, a.n, proto_diag, block)
+    pos = (a.z * _own_class_sums(a)).sum(-1) / a.tau.unsqueeze(-1) - (a.z * a.z).sum(-1) / a.tau.unsqueeze(-1)
+    return lse.view(*lead, rows), pos
+
+
 def _row_shift(logits: torch.Tensor) -> torch.Tensor:
     """Largest logit of each row, detached, 0 for an empty row: ``[..., R, 1]``."""
     m = logits.amax(-1, keepdim=True).detach()
@@ -277,6 +417,7 @@ def scl_loss(
     *,
     num_classes: int | None = None,
     mask: torch.Tensor | None = None,
+    batch_anchors: torch.Tensor | None = None,
     require_unit_norm: bool = True,
     validate: bool = True,
 ) -> torch.Tensor:
@@ -291,6 +432,8 @@ def scl_loss(
         prototype_anchors: prototype copies are anchors too (True) or only positives/negatives.
         num_classes: k when no prototypes are given (default: max label + 1).
         mask: ``[..., n]`` bool, False for padding rows.
+        batch_anchors: ``[..., n]`` bool, the batch rows that are anchors (default: every row that exists);
+            the others stay positives and negatives (SupCon's ``contrast_mode='one'``).
         require_unit_norm: refuse rows whose norm is not 1 (tolerance sqrt(eps) of the dtype).
         validate: run the input checks (turn off only in hot loops over inputs already checked).
 
@@ -299,12 +442,24 @@ def scl_loss(
     """
     if validate:
         _validate(h, y, prototypes, n_w, tau, num_classes, mask, require_unit_norm)
+        if batch_anchors is not None:
+            _check_bool_rows(batch_anchors, h, "batch_anchors")
     a = _augment(h, y, prototypes, n_w, tau, num_classes, mask)
-    logits, pos = _logits(a)
-    m = _row_shift(logits)
-    lse = m.squeeze(-1) + torch.log(torch.exp(logits - m).sum(-1).clamp_min(torch.finfo(h.dtype).tiny))
+    rows = a.z.shape[-2]
+    if chunked(a.z.numel() // (rows * a.z.shape[-1]), rows, a.z.element_size(), a.z.device):
+        lse, pos = _lse_pos_chunked(a)
+    else:
+        logits, pos = _logits(a)
+        m = _row_shift(logits)
+        lse = m.squeeze(-1) + torch.log(torch.exp(logits - m).sum(-1).clamp_min(torch.finfo(h.dtype).tiny))
     cnt = _positive_counts(a)
-    return _anchor_sum(lse, pos, cnt, _anchor_weight(a, prototype_anchors))
+    weight = _anchor_weight(a, prototype_anchors)
+    if batch_anchors is not None:
+        rows = batch_anchors.to(weight.dtype).expand(*h.shape[:-1])
+        if weight.shape[-1] > a.n:  # prototype rows keep their weight
+            rows = torch.cat([rows, rows.new_ones(()).expand(*rows.shape[:-1], weight.shape[-1] - a.n)], dim=-1)
+        weight = weight * rows
+    return _anchor_sum(lse, pos, cnt, weight)
 
 
 def class_averaging_loss(
@@ -332,14 +487,21 @@ def class_averaging_loss(
     if validate:
         _validate(h, y, prototypes, n_w, tau, num_classes, mask, require_unit_norm)
     a = _augment(h, y, prototypes, n_w, tau, num_classes, mask)
-    logits, pos = _logits(a)
-    m = _row_shift(logits)
     onehot = F.one_hot(a.labels, a.k).to(h.dtype)  # [..., R, k]
-    class_sum = torch.exp(logits - m) @ onehot  # [..., R, k], multiplicities included via the logits
     class_cnt = a.counts.unsqueeze(-2) - onehot * a.mult.unsqueeze(-1)  # members other than the anchor
     tiny = torch.finfo(h.dtype).tiny
-    avg = torch.where(class_cnt > 0, class_sum / class_cnt.clamp_min(tiny), torch.zeros_like(class_sum))
-    lse = m.squeeze(-1) + torch.log(avg.sum(-1).clamp_min(tiny))
+    rows = a.z.shape[-2]
+    if chunked(a.z.numel() // (rows * a.z.shape[-1]), rows, a.z.element_size(), a.z.device):
+        # 1/|A_c^i| as a log-weight on the columns of class c; classes with no member are left out
+        none = torch.full_like(class_cnt, float("-inf"))
+        bias = torch.where(class_cnt > 0, -torch.log(class_cnt.clamp_min(tiny)), none)
+        lse, pos = _lse_pos_chunked(a, bias)
+    else:
+        logits, pos = _logits(a)
+        m = _row_shift(logits)
+        class_sum = torch.exp(logits - m) @ onehot  # [..., R, k], multiplicities included via the logits
+        avg = torch.where(class_cnt > 0, class_sum / class_cnt.clamp_min(tiny), torch.zeros_like(class_sum))
+        lse = m.squeeze(-1) + torch.log(avg.sum(-1).clamp_min(tiny))
     cnt = _positive_counts(a)
     return _anchor_sum(lse, pos, cnt, _anchor_weight(a, prototype_anchors=False))
 

@@ -25,7 +25,18 @@ from ufm.geometry import make_gram, prototypes_from_gram
 from ufm.imbalance import labels_from_counts
 from ufm.losses import limit_loss, prop1_loss, scl_loss
 
-__all__ = ["Prop1Case", "default_cases", "gaps", "minimizers", "scl_vs_ce", "verify", "verdicts", "verdict_line"]
+__all__ = [
+    "Prop1Case",
+    "default_cases",
+    "gaps",
+    "minimizers",
+    "scl_vs_ce",
+    "search_worst_gradient_gap",
+    "gap_near_the_minimizer",
+    "verify",
+    "verdicts",
+    "verdict_line",
+]
 
 N_WS = tuple(float(v) for v in np.logspace(0, 4, 9))
 
@@ -126,6 +137,7 @@ def verdicts(rows: list[dict]) -> list[dict]:
                 slopes = [_slope(n_ws, np.array([g for _, g in sorted(v)])) for v in per_case.values()]
                 entry[f"{key}_at_largest"] = worst
                 entry[f"{key}_slope"] = float(np.median(slopes))
+        entry["cases"] = len({r["case"] for r in sub})
         entry["published_holds"] = bool(
             entry["grad_gap_published_at_largest"] < 1e-2 and entry["grad_gap_published_slope"] < -0.5
         )
@@ -138,9 +150,10 @@ def verdict_line(entry: dict) -> str:
     conv = "prototypes as anchors" if entry["prototype_anchors"] else "batch samples as the only anchors"
     status = "holds" if entry["published_holds"] else "does NOT hold"
     return (
-        f"{conv}: the published limit {status} (worst relative gradient gap {entry['grad_gap_published_at_largest']:.3g} "
-        f"at n_w = {entry['largest_n_w']:g}, decay exponent {entry['grad_gap_published_slope']:+.2f}); the derived "
-        f"limit's worst gap is {entry['grad_gap_derived_at_largest']:.2g} (exponent {entry['grad_gap_derived_slope']:+.2f})"
+        f"{conv}: the published limit {status} (largest relative gradient gap over the {entry['cases']} cases "
+        f"tried {entry['grad_gap_published_at_largest']:.3g} at n_w = {entry['largest_n_w']:g}, decay exponent "
+        f"{entry['grad_gap_published_slope']:+.2f}); the derived limit's largest gap is "
+        f"{entry['grad_gap_derived_at_largest']:.2g} (exponent {entry['grad_gap_derived_slope']:+.2f})"
     )
 
 
@@ -206,4 +219,85 @@ def scl_vs_ce(
                     "distance_scl_to_target": float(gram_distance(gm, g_star)),
                     "distance_ce_to_target": float(gram_distance(ce_gm, g_star)),
                 })
+    return rows
+
+
+def _published_grad_gap(
+    h: torch.Tensor, y: torch.Tensor, w: torch.Tensor, n_w: float, tau: float
+) -> tuple[float, float]:
+    """(relative Riemannian gradient gap of the published limit to exact SCL with prototype anchors,
+    norm of the exact Riemannian gradient) at h."""
+    g_exact = _riemannian_grad(lambda x: scl_loss(x, y, w, n_w, tau, True), h)
+    g_pub = _riemannian_grad(lambda x: prop1_loss(x, y, w, tau), h)
+    norm = float(torch.linalg.norm(g_exact))
+    return float(torch.linalg.norm(g_exact - g_pub)) / norm, norm
+
+
+def _random_problem(gen: torch.Generator, d: int = 8):
+    """Random k in 3..6, class counts 1..6 (each class present), unit prototypes in general position
+    (a random target G_*), tau log-uniform in [0.1, 1], random unit features."""
+    k = int(torch.randint(3, 7, (1,), generator=gen))
+    counts = torch.randint(1, 7, (k,), generator=gen)
+    y = labels_from_counts(counts)
+    w = F.normalize(torch.randn(k, d, generator=gen, dtype=torch.float64), dim=-1)
+    tau = float(10 ** (-torch.rand(1, generator=gen, dtype=torch.float64)))
+    h = F.normalize(torch.randn(len(y), d, generator=gen, dtype=torch.float64), dim=-1)
+    return y, w, tau, h
+
+
+def search_worst_gradient_gap(
+    n_w: float = 1e4, starts: int = 20, steps: int = 150, seed: int = 0
+) -> dict:
+    """Look for large relative gradient gaps of the published limit (prototype anchors) at ``n_w``.
+
+    ``starts`` random problems (random k, counts, target prototypes, tau and features, see
+    :func:`_random_problem`); from each, a local maximization of the gap over the features (hill climbing
+    on the sphere: a random tangent step, kept if the gap grows; the step halves after failures).  Every
+    gap is measured with the exact loss at ``n_w``.  Returns the largest gap at the random starts, the
+    largest after local maximization, and that case (tau, counts, the exact gradient's norm there).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    best_start, best = 0.0, {"gap": 0.0}
+    for _ in range(starts):
+        y, w, tau, h = _random_problem(gen)
+        gap, norm = _published_grad_gap(h, y, w, n_w, tau)
+        best_start = max(best_start, gap)
+        sigma, fails = 0.3, 0
+        for _ in range(steps):
+            trial = F.normalize(h + sigma * torch.randn(h.shape, generator=gen, dtype=torch.float64), dim=-1)
+            trial_gap, trial_norm = _published_grad_gap(trial, y, w, n_w, tau)
+            if trial_gap > gap:
+                h, gap, norm, fails = trial, trial_gap, trial_norm, 0
+            else:
+                fails += 1
+                if fails >= 10:
+                    sigma, fails = sigma / 2, 0
+        if gap > best["gap"]:
+            best = {"gap": gap, "tau": tau, "counts": torch.bincount(y).tolist(), "exact_grad_norm": norm}
+    return {"n_w": n_w, "starts": starts, "steps": steps, "worst_at_random_starts": best_start,
+            "worst_after_local_search": best["gap"], "worst_case": best}
+
+
+def gap_near_the_minimizer(
+    n_w: float = 1e4, tau: float = 0.5, iterations=(0, 30, 100, 300), lr: float = 0.05, seed: int = 0
+) -> list[dict]:
+    """The gap has no finite worst case: along a descent on exact SCL (prototype anchors, ``n_w``), the
+    exact gradient goes to 0 while the published limit's does not (their minimizers differ), so the
+    relative gap grows without bound.  Riemannian gradient descent with a normalizing retraction on
+    the features of ``Prop1Case(geometry="minority")`` (k = 4, counts 4, 4, 2, 2, minority-weighted target,
+    d = 8) from random features;
+    returns (iteration, gap, exact gradient norm) at the given iteration counts."""
+    case = Prop1Case(geometry="minority", tau=tau, seed=seed)
+    y = labels_from_counts(torch.tensor(case.counts))
+    counts = torch.tensor(case.counts)
+    w = prototypes_from_gram(make_gram(case.geometry, len(case.counts), counts), case.d, seed=seed)
+    h = _features(case, w, y, seed + 1)
+    rows, done = [], 0
+    for target in sorted(iterations):
+        for _ in range(target - done):
+            g = _riemannian_grad(lambda x: scl_loss(x, y, w, n_w, tau, True), h)
+            h = F.normalize(h - lr * g, dim=-1)
+        done = target
+        gap, norm = _published_grad_gap(h, y, w, n_w, tau)
+        rows.append({"iteration": target, "gap": gap, "exact_grad_norm": norm})
     return rows
