@@ -27,6 +27,7 @@ are neither anchors, positives nor negatives.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,9 @@ __all__ = [
     "ce_fixed_classifier_loss",
     "prop1_loss",
     "limit_loss",
+    "LOSSES",
+    "LossSpec",
+    "batch_loss",
 ]
 
 
@@ -487,7 +491,7 @@ def class_averaging_loss(
     if validate:
         _validate(h, y, prototypes, n_w, tau, num_classes, mask, require_unit_norm)
     a = _augment(h, y, prototypes, n_w, tau, num_classes, mask)
-    onehot = F.one_hot(a.labels, a.k).to(h.dtype)  # [..., R, k]
+    onehot = (a.labels.unsqueeze(-1) == torch.arange(a.k, device=h.device)).to(h.dtype)  # [..., R, k], no host sync
     class_cnt = a.counts.unsqueeze(-2) - onehot * a.mult.unsqueeze(-1)  # members other than the anchor
     tiny = torch.finfo(h.dtype).tiny
     rows = a.z.shape[-2]
@@ -521,7 +525,7 @@ def _fixed_logits(
     if validate:
         _validate(h, y, prototypes, 0, tau, None, mask, require_unit_norm)
     k = prototypes.shape[-2]
-    onehot = F.one_hot(y.long(), k).to(h.dtype).expand(*h.shape[:-1], k)
+    onehot = (y.long().unsqueeze(-1) == torch.arange(k, device=h.device)).to(h.dtype).expand(*h.shape[:-1], k)
     if mask is not None:
         onehot = onehot * mask.unsqueeze(-1).to(h.dtype)
     t = _as_param(tau, h, "tau")
@@ -599,3 +603,60 @@ def limit_loss(
     rows = onehot.sum(-1, keepdim=True)  # 1 for rows that exist, 0 for padding
     repulsion = (torch.exp(logits - log_z.unsqueeze(-2)) * rows).sum((-2, -1))
     return loss - (logits * onehot).sum((-2, -1)) + repulsion
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A batch loss by name, with what it reads: the simulator and the trainer dispatch through :data:`LOSSES`
+    and refuse options a loss would ignore."""
+
+    fn: Callable[..., torch.Tensor]
+    uses_n_w: bool  # the number of prototype copies changes the loss
+    uses_anchor_convention: bool  # prototype_anchors changes the loss
+    description: str
+
+
+def _scl(h, y, w, n_w, tau, anchors, **kw):
+    return scl_loss(h, y, w, n_w, tau, anchors, **kw)
+
+
+def _class_averaging(h, y, w, n_w, tau, anchors, **kw):
+    return class_averaging_loss(h, y, w, n_w, tau, **kw)
+
+
+def _ce(h, y, w, n_w, tau, anchors, num_classes=None, **kw):
+    return ce_fixed_classifier_loss(h, y, w, tau, **kw)
+
+
+def _limit(h, y, w, n_w, tau, anchors, num_classes=None, **kw):
+    return limit_loss(h, y, w, tau, anchors, **kw)
+
+
+def _prop1(h, y, w, n_w, tau, anchors, num_classes=None, **kw):
+    return prop1_loss(h, y, w, tau, **kw)
+
+
+LOSSES: dict[str, LossSpec] = {
+    "scl": LossSpec(_scl, True, True, "SCL with n_w copies of each prototype (Eq. 1)"),
+    "class-averaging": LossSpec(_class_averaging, True, False, "class-averaging SCL (BCL-style; prototypes are "
+                                "never anchors)"),
+    "ce": LossSpec(_ce, False, False, "CE with the fixed classifier W"),
+    "limit": LossSpec(_limit, False, True, "the exact large-n_w limit of SCL (docs/prop1.md)"),
+    "prop1": LossSpec(_prop1, False, False, "the large-n_w limit as published (Proposition 1)"),
+}
+
+
+def batch_loss(
+    name: str,
+    h: torch.Tensor,
+    y: torch.Tensor,
+    prototypes: torch.Tensor | None,
+    n_w: Scalar = 0,
+    tau: Scalar = 1.0,
+    prototype_anchors: bool = True,
+    **kwargs,
+) -> torch.Tensor:
+    """The loss ``name`` of :data:`LOSSES` on ``h: [..., n, d]`` (keyword options as in :func:`scl_loss`): ``[...]``."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[name].fn(h, y, prototypes, n_w, tau, prototype_anchors, **kwargs)

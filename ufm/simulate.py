@@ -34,12 +34,13 @@ from ufm.analysis import geometry_summary, mean_gram
 from ufm.batching import SCHEMES, Batches, bound_examples, epoch_batches
 from ufm.geometry import check_gram, load_gram, make_gram, prototypes_from_gram
 from ufm.imbalance import class_counts, labels_from_counts, minority_mask
-from ufm.losses import ce_fixed_classifier_loss, class_averaging_loss, limit_loss, prop1_loss, scl_loss
+from ufm.losses import LOSSES as LOSS_REGISTRY
+from ufm.losses import batch_loss
 from ufm.runio import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
 
 __all__ = ["LOSSES", "SimConfig", "Problem", "SimResult", "SimulationDiverged", "batchset_loss", "build_problem", "simulate"]
 
-LOSSES = ("scl", "class-averaging", "ce", "limit", "prop1")
+LOSSES = tuple(LOSS_REGISTRY)
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
 
@@ -268,18 +269,7 @@ def batchset_loss(
     y = labels[batches.index]
     mask = batches.mask if batches.ragged else None
     n_w, tau = n_w[:, None], tau[:, None]
-    if loss == "scl":
-        per_batch = scl_loss(hb, y, prototypes, n_w, tau, prototype_anchors, mask=mask, validate=validate)
-    elif loss == "class-averaging":
-        per_batch = class_averaging_loss(hb, y, prototypes, n_w, tau, mask=mask, validate=validate)
-    elif loss == "ce":
-        per_batch = ce_fixed_classifier_loss(hb, y, prototypes, tau, mask=mask, validate=validate)
-    elif loss == "limit":
-        per_batch = limit_loss(hb, y, prototypes, tau, prototype_anchors, mask=mask, validate=validate)
-    elif loss == "prop1":
-        per_batch = prop1_loss(hb, y, prototypes, tau, mask=mask, validate=validate)
-    else:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    per_batch = batch_loss(loss, hb, y, prototypes, n_w, tau, prototype_anchors, mask=mask, validate=validate)
     return per_batch.sum(-1)
 
 

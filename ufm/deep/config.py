@@ -17,7 +17,7 @@ from ufm.deep.model import HEADS
 __all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "preset", "resumed_config"]
 
 DATASETS = ("cifar10", "cifar100", "folder", "idx")
-LOSSES = ("scl", "class-averaging", "ce")
+LOSSES = ("scl", "class-averaging", "ce")  # the batch losses of ufm.losses.LOSSES that train a network
 REDUCTIONS = ("mean", "batch")
 SCHEDULES = ("step", "cosine")
 BINDINGS = ("random", "first")
@@ -103,10 +103,10 @@ _PAPER = dict(dataset="cifar10", profile="step", ratio=10.0, epochs=350, batch_s
 _KINI = dict(_PAPER, loss="scl", n_w=0.0, head="relu", geometry="orthogonal")
 _SMALL = dict(dataset="folder", profile="step", ratio=10.0, n_major=200, test_per_class=100, width=16,
               embed_dim=32, epochs=30, batch_size=128, lr=0.1, eval_every=5, checkpoint_every=10)
-# Fashion-MNIST (IDX) on 2 CPU cores: STEP R = 10 with 300 and 30 images per class, no augmentation (two
+# Fashion-MNIST (IDX) on 2 CPU cores: STEP R = 10 with 200 and 20 images per class, no augmentation (two
 # identical views), a narrow ResNet-18 and a cosine schedule, to the terminal phase in minutes per run.
 _CPU_FIG1 = dict(dataset="idx", data_root="/usr/share/datasets/fashion-mnist", profile="step", ratio=10.0,
-                 n_major=300, test_per_class=200, width=16, embed_dim=32, epochs=60, batch_size=128, lr=0.05,
+                 n_major=200, test_per_class=200, width=16, embed_dim=32, epochs=40, batch_size=128, lr=0.05,
                  lr_schedule="cosine", augment="none", tau=0.1, eval_every=5, checkpoint_every=5)
 PRESETS: dict[str, dict[str, dict]] = {
     # The three runs of the paper's Figure 1 on STEP CIFAR-10, R = 10 (GPU).

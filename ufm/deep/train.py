@@ -35,7 +35,7 @@ from ufm.deep.evaluate import Normalizer, embed, evaluate, linear_probe
 from ufm.deep.model import ResNet18, check_head_reaches
 from ufm.geometry import make_gram, prototypes_from_gram
 from ufm.imbalance import class_counts, minority_mask
-from ufm.losses import ce_fixed_classifier_loss, class_averaging_loss, scl_loss
+from ufm.losses import batch_loss
 from ufm.provenance import provenance
 from ufm.runio import atomic_path, read_json, write_json, write_jsonl, write_npz
 from ufm.simulate import resolve_device
@@ -87,15 +87,10 @@ def _loss_fn(cfg: TrainConfig, w: torch.Tensor, k: int) -> Callable[[torch.Tenso
     n_w and tau are made device tensors once, so a step copies nothing from the host."""
     tau = torch.full((), cfg.tau, device=w.device)
     n_w = torch.full((), cfg.n_w, device=w.device)
-    protos = w if cfg.n_w > 0 else None
 
     def loss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if cfg.loss == "scl":
-            total = scl_loss(z, y, protos, n_w, tau, cfg.prototype_anchors, num_classes=k, validate=False)
-        elif cfg.loss == "class-averaging":
-            total = class_averaging_loss(z, y, protos, n_w, tau, num_classes=k, validate=False)
-        else:
-            total = ce_fixed_classifier_loss(z, y, w, tau, validate=False)
+        protos = w if cfg.loss == "ce" or cfg.n_w > 0 else None  # n_w = 0: plain SCL, no prototype rows
+        total = batch_loss(cfg.loss, z, y, protos, n_w, tau, cfg.prototype_anchors, num_classes=k, validate=False)
         return total / anchor_count(cfg, len(z), k)
 
     return loss
