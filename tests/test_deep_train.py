@@ -167,7 +167,7 @@ def test_loss_reductions_divide_by_the_anchors():
     mean = TrainConfig(loss="scl", n_w=100.0, reduction="mean")
     assert anchor_count(mean, 256, 10) == 256 + 1000
     assert anchor_count(TrainConfig(loss="scl", n_w=100.0, prototype_anchors=False), 256, 10) == 256
-    assert anchor_count(TrainConfig(loss="scl", n_w=100.0, reduction="batch"), 256, 10) == 256
+    assert anchor_count(TrainConfig(loss="scl", n_w=100.0, reduction="2B"), 256, 10) == 256
     assert anchor_count(TrainConfig(loss="class-averaging", n_w=100.0), 256, 10) == 256
 
 
@@ -219,3 +219,19 @@ def test_cli_preset_flags_override_even_at_the_global_default_and_resume_flags(i
         assert result.exit_code == 2 and needle in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["train", "--preset", "cpu-small", "--epochs", "1", *common, "--out", str(tmp_path / "p")])
     assert result.exit_code == 2 and "already holds a training run" in result.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--width", "100000"], "use a width <= 1024"),
+    (["--nproc", "0"], "--nproc must be >= 1"),
+    (["--resume", "/nonexistent/run"], "holds no training run"),
+    (["--reduction", "median"], "reduction='median'"),
+    (["--lr-schedule", "linear"], "lr_schedule='linear'"),
+    (["--preset", "cpu-fig9"], "unknown preset"),
+])
+def test_train_refuses_bad_options_with_one_line(args, needle, tmp_path):
+    result = CliRunner().invoke(app, ["train", *args, "--out", str(tmp_path / "run")] if "--resume" not in args
+                                else ["train", *args])
+    assert result.exit_code == 2, result.output
+    assert needle in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()

@@ -18,10 +18,11 @@ __all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "preset", "resumed_config"]
 
 DATASETS = ("cifar10", "cifar100", "folder", "idx")
 LOSSES = ("scl", "class-averaging", "ce")  # the batch losses of ufm.losses.LOSSES that train a network
-REDUCTIONS = ("mean", "batch")
+REDUCTIONS = ("mean", "2B")  # as ufm.nn.PrototypeSupConLoss names them
 SCHEDULES = ("step", "cosine")
 BINDINGS = ("random", "first")
 DTYPES = ("float32", "float64")
+MAX_WIDTH = 1024  # 16 x the standard ResNet-18's width: 2.9 billion parameters
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class TrainConfig:
     n_w: float = _opt(100.0, "copies of each prototype per batch (scl, class-averaging)")
     prototype_anchors: bool = _opt(True, "prototype copies are anchors too (scl)")
     reduction: str = _opt("mean", "mean: SupCon's mean over anchors (prototype copies counted when they are "
-                                  "anchors); batch: the sum over anchors divided by the 2B embeddings of the batch")
+                                  "anchors); 2B: the sum over anchors divided by the 2B embeddings of the batch")
     geometry: str = _opt("etf", "prototype Gram G_*: etf, orthogonal or minority")
     gamma: float = _opt(1.0, "strength of the minority geometry")
     tau: float = _opt(0.1, "temperature")
@@ -71,6 +72,10 @@ class TrainConfig:
         check_at_least_one(self, ("epochs", "batch_size", "eval_every", "checkpoint_every", "width", "embed_dim"))
         if not (self.tau > 0 and self.lr > 0 and self.n_w >= 0):
             raise ValueError("tau and lr must be > 0 and n_w >= 0")
+        if self.width > MAX_WIDTH:
+            params = 11.2e6 * (self.width / 64) ** 2
+            raise ValueError(f"width={self.width} makes a ResNet-18 of about {params / 1e9:.1f} billion parameters "
+                             f"(width 64, the standard network, has 11 million); use a width <= {MAX_WIDTH}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -74,8 +74,8 @@ def anchor_count(cfg: TrainConfig, batch_rows: int, num_classes: int) -> float:
     """The divisor of the batch loss (a sum over anchors) for ``cfg.reduction``.
 
     ``mean`` (SupCon): the number of anchors, the batch's embeddings plus, for SCL with prototype anchors,
-    the ``k n_w`` prototype copies; ``batch``: the batch's embeddings only (then the prototype anchors make
-    the gradient grow with n_w)."""
+    the ``k n_w`` prototype copies; ``2B``: the batch's embeddings only (then the prototype anchors make
+    the gradient grow with n_w).  The same as :class:`ufm.nn.PrototypeSupConLoss`'s reductions."""
     if cfg.reduction == "mean" and cfg.loss == "scl" and cfg.prototype_anchors:
         return batch_rows + num_classes * cfg.n_w
     return float(batch_rows)
