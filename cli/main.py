@@ -43,3 +43,7 @@ app.command("figures")(figures_command)
 app.command("train")(train_command)
 app.command("deep-figures")(deep_figures_command)
 app.command()(check)
+
+
+if __name__ == "__main__":  # python -m ufm.cli.main (e.g. under torchrun)
+    app()

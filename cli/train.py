@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -78,6 +79,8 @@ def train_command(
             else:
                 result = train(cfg, folder, resume=cont, progress=update)
             summaries[name] = {**result, "run_folder": str(folder)}
+    if int(os.environ.get("RANK", "0")) > 0:
+        return  # a torchrun worker other than rank 0: rank 0 reports
     figures = deep_fig1([s["run_folder"] for s in summaries.values()], out) if len(summaries) > 1 else None
     if as_json:
         print_json(summaries)

@@ -49,3 +49,20 @@ def test_two_processes_match_one_with_prototypes_binding_and_a_resume(image_fold
     one, two = (load_checkpoint(tmp_path / f / "checkpoint.pt")["history"] for f in ("one", "two"))
     assert [h["loss"] for h in two] == pytest.approx([h["loss"] for h in one], rel=1e-10)
     assert two[-1]["distance"] == pytest.approx(one[-1]["distance"], rel=1e-8)
+
+
+def test_torchrun_runs_the_cli_with_rank_0_reporting(image_folder, tmp_path):
+    """The README's torchrun command (one node here): two workers, one run folder, one report."""
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "ufm.cli.main",
+           "train", "--dataset", "cifar10", "--data-root", str(image_folder), "--n-major", "12", "--ratio", "4",
+           "--width", "4", "--embed-dim", "16", "--epochs", "1", "--batch-size", "16", "--device", "cpu",
+           "--out", str(tmp_path / "run"), "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    assert report["run"]["processes"] == 2 and report["run"]["epochs"] == 1
+    assert json.loads((tmp_path / "run" / "provenance.json").read_text())[0]["processes"] == 2
