@@ -12,8 +12,10 @@ from rich.table import Table
 
 from ._common import console, err_console, print_json, user_errors
 from ._config import with_config_options
+from ._executor import with_executor_options
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
 from ufm.deep.train import PRESETS, TrainConfig, preset, train
+from ufm.executors import ExecutorConfig, run_training
 from ufm.figures import deep_fig1
 
 
@@ -24,8 +26,10 @@ def _fmt(entry: dict, key: str, spec: str) -> str:
 
 @user_errors
 @with_config_options(TrainConfig)
+@with_executor_options
 def train_command(
     config: TrainConfig,
+    executor: ExecutorConfig,
     preset_name: Optional[str] = typer.Option(None, "--preset", help=f"run a preset: {', '.join(PRESETS)} "
                                               "(its runs side by side; options you set override the preset's)"),
     out: Path = typer.Option(Path("runs/train"), help="run folder (a preset puts one folder per run inside)"),
@@ -48,6 +52,15 @@ def train_command(
     else:
         runs = {out.name: (config, out, False)}
     summaries = {}
+    if executor.executor != "inline":  # the runs as one SLURM job array (requeued and resumed on preemption) or processes
+        summaries = run_training(runs, executor, (resume if resume is not None else out) / "logs")
+        if not executor.wait:  # {run: SLURM job id}
+            if as_json:
+                print_json({"submitted": summaries})
+            else:
+                console.print(f"submitted (run: SLURM job) {summaries}")
+            return
+        runs = {}
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,
                   disable=as_json, transient=True) as bar:

@@ -205,6 +205,7 @@ def plan(kind: str, base: Any, grid: dict[str, Sequence]) -> list[Point]:
     for combo in itertools.product(*(grid[n] for n in names)):
         values = dict(zip(names, combo))
         config = replace(base, **values)
+        _check_point(kind, config)
         label = ",".join(f"{n}={_fmt(v)}" for n, v in values.items()) or "point"
         points.append(Point(f"{label}-{config_hash(kind, config)}", {n: _plain(v) for n, v in values.items()}, config))
     return points
@@ -213,18 +214,38 @@ def plan(kind: str, base: Any, grid: dict[str, Sequence]) -> list[Point]:
 # --------------------------------------------------------------------------------------------- one point
 
 
-def _solve_point(cfg: SolveConfig) -> tuple[dict, dict]:
-    """The certified optimum of one SolveConfig: (summary, arrays)."""
-    from ufm.analysis import angle_errors_deg, gram_distance, group_angles
+def _solve_problem(cfg: SolveConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(class counts ``[k]``, batch compositions ``[B, k]``, G_* ``[k, k]``) of one SolveConfig."""
     from ufm.batching import epoch_compositions
-    from ufm.geometry import load_gram, make_gram
-    from ufm.imbalance import class_counts, minority_mask, parse_counts
-    from ufm.solver import solve
+    from ufm.geometry import check_gram, load_gram, make_gram
+    from ufm.imbalance import class_counts, parse_counts
 
     n = parse_counts(cfg.counts) if cfg.counts else class_counts(cfg.profile, cfg.k, cfg.n_major, cfg.ratio,
                                                                   cfg.minority_fraction)
     comp = n.unsqueeze(0) if cfg.batching == "full" else epoch_compositions(n, cfg.batch_size, cfg.batching, cfg.seed)
-    g_star = load_gram(cfg.gram_file) if cfg.gram_file else make_gram(cfg.geometry, len(n), n, cfg.gamma)
+    g_star = check_gram(load_gram(cfg.gram_file) if cfg.gram_file else make_gram(cfg.geometry, len(n), n, cfg.gamma))
+    if len(g_star) != len(n):
+        raise ValueError(f"G_* is {len(g_star)} x {len(g_star)} but there are {len(n)} classes; make them match")
+    return n, comp, g_star
+
+
+def _check_point(kind: str, cfg: Any) -> None:
+    """Build the point's problem (counts, G_*, prototypes) so that bad settings fail before anything is submitted."""
+    if kind == "simulate":
+        from ufm.simulate import build_problem
+
+        build_problem(cfg)
+    else:
+        _solve_problem(cfg)
+
+
+def _solve_point(cfg: SolveConfig) -> tuple[dict, dict]:
+    """The certified optimum of one SolveConfig: (summary, arrays)."""
+    from ufm.analysis import angle_errors_deg, gram_distance, group_angles
+    from ufm.imbalance import minority_mask
+    from ufm.solver import solve
+
+    n, comp, g_star = _solve_problem(cfg)
     result = solve(comp.numpy(), cfg.tau, g_star if cfg.n_w > 0 else None, cfg.n_w, cfg.prototype_anchors,
                    cfg.solver, cfg.reduce, cfg.relu)
     gram = torch.from_numpy(np.asarray(result.gram, dtype=np.float64))
@@ -263,8 +284,10 @@ def _point_status(kind: str, point: Point, folder: Path) -> bool:
 def _point_rows(kind: str, point: Point, folder: Path) -> list[dict]:
     data = read_json(folder / _RESULT[kind])
     if kind == "simulate":
-        return [{**point.values, **{k: run[k] for k in ("n_w", "tau", "seed")}, **{k: run.get(k) for k in METRICS},
-                 "point": point.name} for run in data["runs"]]
+        # the last loss is "final_loss": "loss" is also a config field (and so maybe a grid column)
+        return [{**point.values, **{k: run[k] for k in ("n_w", "tau", "seed")},
+                 **{("final_loss" if k == "loss" else k): run.get(k) for k in METRICS}, "point": point.name}
+                for run in data["runs"]]
     cfg = point.config
     return [{**point.values, "n_w": cfg.n_w, "tau": cfg.tau, **{k: data.get(k) for k in SOLVE_METRICS},
              "point": point.name}]
