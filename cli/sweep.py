@@ -83,8 +83,9 @@ def _run(kind: str, config: Any, grid_specs, ratio, out: Optional[Path], executo
         try:
             report = run_sweep(folder, kind, config, grid, executor, done=done)
         except KeyboardInterrupt:
-            err_console.print(f"interrupted: finished points are kept in {folder}; re-run the same command to "
-                              f"continue, or `ufm gather {folder}` for their table")
+            cancelled = "; its SLURM jobs were cancelled" if executor.executor == "slurm" else ""
+            err_console.print(f"interrupted{cancelled}: finished points are kept in {folder}; re-run the same command "
+                              f"to continue, or `ufm gather {folder}` for their table")
             raise typer.Exit(130) from None
     elapsed = time.perf_counter() - start
     if as_json:

@@ -5,8 +5,10 @@ training run preempted mid-run is requeued and ends with the same weights as an 
 import json
 import re
 import shutil
+import signal
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -66,6 +68,33 @@ def test_sweep_on_slurm_equals_inline(tmp_path):
     assert len(list((tmp_path / "slurm" / "logs").glob("*_log.out"))) == 3  # one log per array task
     again = run_sweep(tmp_path / "slurm", "simulate", cfg, grid, SLURM)  # nothing left to submit
     assert (again["ran"], again["skipped"], again["rows"]) == (0, 3, inline["rows"])
+
+
+def test_interrupted_sweep_cancels_its_jobs_and_a_rerun_finishes_it(tmp_path):
+    """Ctrl-C on `ufm sweep --executor slurm` cancels the array; the same command again runs only what is left."""
+    out = tmp_path / "s"
+    cmd = [str(Path(sys.executable).parent / "ufm"), "sweep", "--k", "3", "--n-major", "8", "--d", "4", "--batch-size",
+           "8", "--epochs", "20", "--grid", "ratio=1,2,4,8", "--n-w", "10", "--executor", "slurm", "--cpus-per-task",
+           "1", "--array-parallelism", "1", "--out", str(out)]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+
+    def finished() -> int:
+        return len(list(out.glob("points/*/summary.json")))
+
+    _wait_for(lambda: finished() >= 1, 180, "the first point")
+    first.send_signal(signal.SIGINT)
+    output = first.communicate(timeout=120)[0]
+    assert first.returncode == 130 and "its SLURM jobs were cancelled" in output, output
+    job = next(out.glob("logs/*_0_log.out")).name.split("_")[0]
+    assert subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True).stdout.strip() == ""
+    done_before = finished()
+    assert 1 <= done_before < 4
+    again = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert (report["skipped"], report["finished"]) == (done_before, 4)
+    assert [r["ratio"] for r in report["rows"]] == [1.0, 2.0, 4.0, 8.0]
 
 
 def test_tasks_take_their_threads_from_the_allocation(tmp_path):
