@@ -21,7 +21,8 @@ from ufm.sweep import KINDS, SolveConfig, gather, parse_grid, run_sweep
 _GRID_HELP = ("FIELD=V1,V2,... over any config field (repeat for a Cartesian product), e.g. --grid ratio=1,10,100 "
               "--grid k=5,10; values are parsed by the field's type")
 _COLUMNS = {
-    "simulate": (("n_w", "n_w", "g"), ("tau", "tau", "g"), ("seed", "seed", "d"), ("distance", "distance to G_*", ".4f"),
+    "simulate": (("n_w", "n_w", "g"), ("tau", "tau", "g"), ("seed", "seed", "d"),
+                 ("distance", "distance to G_*", ".4f"),
                  ("angle_majority", "angle majority", ".1f"), ("angle_minority", "angle minority", ".1f")),
     "solve": (("n_w", "n_w", "g"), ("tau", "tau", "g"), ("objective", "objective", ".6g"), ("status", "status", "s"),
               ("distance", "distance to G_*", ".4f"), ("angle_majority", "angle majority", ".1f"),
@@ -48,7 +49,8 @@ def _grid(kind: str, config: Any, specs: Optional[List[str]], ratio: Optional[Li
     defaults = cls()
     for name in grid:
         if name != "ratio" and getattr(config, name) != getattr(defaults, name):
-            raise ValueError(f"{name} is both an option (--{name.replace('_', '-')}) and a grid field; drop one of them")
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{name} is both an option ({flag}) and a grid field; drop one of them")
     if not grid and kind == "simulate":
         grid = {"ratio": (1.0, 10.0, 100.0)}  # `ufm sweep` alone: the imbalance ratios R = 1, 10, 100
     return grid
@@ -68,7 +70,8 @@ def _print_table(kind: str, report: dict, grid_fields: List[str]) -> None:
 def _run(kind: str, config: Any, grid_specs, ratio, out: Optional[Path], executor: ExecutorConfig,
          as_json: bool) -> None:
     grid = _grid(kind, config, grid_specs, ratio)
-    folder = out or Path("runs") / f"{'sweep' if kind == 'simulate' else 'solve-sweep'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    prefix = "sweep" if kind == "simulate" else "solve-sweep"
+    folder = out or Path("runs") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
     start = time.perf_counter()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,

@@ -6,13 +6,11 @@ import json
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -22,6 +20,8 @@ from ufm.deep.train import TrainConfig, train
 from ufm.executors import ExecutorConfig, FunctionTask, run_tasks
 from ufm.simulate import SimConfig
 from ufm.sweep import run_sweep
+
+from _idx import tiny_idx
 
 
 def _no_cluster() -> str | None:
@@ -103,26 +103,8 @@ def test_tasks_take_their_threads_from_the_allocation(tmp_path):
     assert run_tasks([FunctionTask(name="threads", fn=torch.get_num_threads)], cfg, tmp_path) == {"threads": 2}
 
 
-def _write_idx(path: Path, array: np.ndarray, magic: int) -> None:
-    dims = struct.pack(">II", *array.shape[1:]) if magic == 2051 else b""
-    path.write_bytes(struct.pack(">II", magic, len(array)) + dims + array.astype(np.uint8).tobytes())
-
-
-def _tiny_idx(root: Path, k: int = 3, per_class: int = 6, size: int = 8) -> None:
-    """Fashion-MNIST-format IDX files: k classes of 8 x 8 noise, each class with its own bright band."""
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True)
-    for prefix in ("train", "t10k"):
-        labels = np.repeat(np.arange(k), per_class)
-        images = rng.integers(0, 60, (len(labels), size, size))
-        for i, c in enumerate(labels):
-            images[i, 2 * c: 2 * c + 3] += 150
-        _write_idx(root / f"{prefix}-images-idx3-ubyte", images, 2051)
-        _write_idx(root / f"{prefix}-labels-idx1-ubyte", labels, 2049)
-
-
 def test_preempted_training_is_requeued_and_resumes_to_the_same_weights(tmp_path):
-    _tiny_idx(tmp_path / "data")
+    tiny_idx(tmp_path / "data")
     options = dict(dataset="idx", data_root=str(tmp_path / "data"), n_major=6, ratio=2.0, width=4, embed_dim=8,
                    epochs=60, batch_size=8, eval_every=30, checkpoint_every=1, lr=0.05, device="cpu")
     run = tmp_path / "run"

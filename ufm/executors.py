@@ -53,9 +53,11 @@ __all__ = [
 
 EXECUTORS = ("inline", "local", "slurm")
 # sbatch options that have their own ExecutorConfig field (or that submitit sets itself): not in --slurm-extra.
-_RESERVED = {"partition": "--partition", "account": "--account", "time": "--time-min", "cpus-per-task": "--cpus-per-task",
+_RESERVED = {"partition": "--partition", "account": "--account", "time": "--time-min",
+             "cpus-per-task": "--cpus-per-task",
              "gpus-per-task": "--gpus-per-task", "mem": "--mem-gb", "array": "--array-parallelism",
-             "output": "(submitit's log files)", "error": "(submitit's log files)", "signal": "(submitit's requeue signal)"}
+             "output": "(submitit's log files)", "error": "(submitit's log files)",
+             "signal": "(submitit's requeue signal)"}
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,9 @@ class ExecutorConfig:
                                        "array_parallelism", "slurm_extra", "wait")
                      if getattr(self, name) != defaults[name].default]
             if given:
-                raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to executor='slurm' only (executor is {self.executor!r}); "
-                                 "drop them or use the slurm executor")
+                verb = "applies" if len(given) == 1 else "apply"
+                raise ValueError(f"{', '.join(given)} {verb} to executor='slurm' only (executor is "
+                                 f"{self.executor!r}); drop them or use the slurm executor")
         if self.executor != "local" and self.workers != 0:
             raise ValueError(f"workers applies to executor='local' only (executor is {self.executor!r})")
         for name in ("workers", "gpus_per_task", "array_parallelism"):
@@ -142,7 +145,8 @@ def require_submitit():
     try:
         import submitit
     except ImportError:
-        raise ValueError('the slurm executor needs submitit: pip install -e ".[cluster]" (or pip install submitit)') from None
+        raise ValueError('the slurm executor needs submitit: pip install -e ".[cluster]" (or pip install submitit)'
+                         ) from None
     return submitit
 
 
@@ -281,7 +285,8 @@ def _run_inline(tasks: list[Task], done: Callable[[str, bool], None]) -> tuple[d
     return results, failures
 
 
-def _run_local(tasks: list[Task], workers: int, log_folder: Path, done: Callable[[str, bool], None]) -> tuple[dict, dict]:
+def _run_local(tasks: list[Task], workers: int, log_folder: Path,
+               done: Callable[[str, bool], None]) -> tuple[dict, dict]:
     results, failures = {}, {}
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -327,7 +332,8 @@ def submit_slurm(tasks: list[Task], cfg: ExecutorConfig, log_folder: Path, name:
     return jobs
 
 
-def wait_slurm(jobs: list, names: list[str], done: Callable[[str, bool], None], poll_s: float = 1.0) -> tuple[dict, dict]:
+def wait_slurm(jobs: list, names: list[str], done: Callable[[str, bool], None],
+               poll_s: float = 1.0) -> tuple[dict, dict]:
     """Wait for submitit jobs; a job that SLURM no longer lists and that left no result counts as failed."""
     results, failures = {}, {}
     pending = dict(zip(names, jobs))

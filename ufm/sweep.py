@@ -277,7 +277,8 @@ def _point_status(kind: str, point: Point, folder: Path) -> bool:
     """Whether the point's folder holds its finished result; refuses a folder made by another config."""
     config_file = folder / "config.json"
     if config_file.is_file() and read_json(config_file) != json.loads(json.dumps(point.config.to_dict())):
-        raise ValueError(f"{folder} holds a different config than its grid point; remove that folder or use another --out")
+        raise ValueError(f"{folder} holds a different config than its grid point; remove that folder or use "
+                         "another --out")
     return (folder / _RESULT[kind]).is_file()
 
 
@@ -348,15 +349,18 @@ def run_sweep(
 
 def _load_record(folder: Path) -> tuple[str, Any, dict, list[Point]]:
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a sweep folder (no config.json); run `ufm sweep --out {folder}` first")
+        raise FileNotFoundError(f"{folder} is not a sweep folder (no config.json); run `ufm sweep --out {folder}` "
+                                "first")
     record = read_json(folder / "config.json")
     if "kind" not in record:
-        raise ValueError(f"{folder}/config.json is not a resumable sweep (written by an older ufm); run the sweep again")
+        raise ValueError(f"{folder}/config.json is not a resumable sweep (written by an older ufm); run the sweep "
+                         "again")
     kind = record["kind"]
     cls = _config_class(kind)
     base = cls.from_dict(record["base"])
     hints = _field_types(cls)
-    grid = {k: tuple((v,) if typing.get_origin(hints[k]) is tuple else v for v in vs) for k, vs in record["grid"].items()}
+    grid = {k: tuple((v,) if typing.get_origin(hints[k]) is tuple else v for v in vs)
+            for k, vs in record["grid"].items()}
     return kind, base, grid, plan(kind, base, grid)
 
 
