@@ -8,9 +8,10 @@ import typer
 
 import ufm
 from .check import check
-from .simulate import figures_command, simulate_command, sweep_command
+from .simulate import figures_command, simulate_command
 from .prop1 import verify_prop1_command
 from .solve import agree_command, solve_command
+from .sweep import gather_command, solve_sweep_command, sweep_command
 from .train import deep_figures_command, train_command
 
 app = typer.Typer(
@@ -37,6 +38,8 @@ def main(
 app.command("simulate")(simulate_command)
 app.command("sweep")(sweep_command)
 app.command("solve")(solve_command)
+app.command("solve-sweep")(solve_sweep_command)
+app.command("gather")(gather_command)
 app.command("agree")(agree_command)
 app.command("verify-prop1")(verify_prop1_command)
 app.command("figures")(figures_command)

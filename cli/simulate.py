@@ -1,4 +1,4 @@
-"""``ufm simulate``, ``ufm sweep`` and ``ufm figures``: the UFM simulator from the command line."""
+"""``ufm simulate`` and ``ufm figures``: the UFM simulator from the command line."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from rich.table import Table
 from ._common import console, err_console, print_json, user_errors
 from ._config import with_config_options
 from ufm.figures import FIGURES, deep_fig1, render
-from ufm.plots import gram_heatmaps, lines_vs_x, save_figure
+from ufm.plots import gram_heatmaps, save_figure
 from ufm.simulate import SimConfig, SimResult, simulate
-from ufm.sweep import distance_series, save_sweep, sweep
 
 
 def _progress(quiet: bool) -> Progress:
@@ -88,46 +87,6 @@ def simulate_command(
     for note in summary["warnings"]:
         err_console.print(f"[yellow]warning:[/yellow] {note}")
     console.print(f"run folder: {folder}")
-
-
-@user_errors
-@with_config_options(SimConfig, skip=("ratio",))
-def sweep_command(
-    config: SimConfig,
-    ratio: List[float] = typer.Option([1.0, 10.0, 100.0], help="imbalance ratios R to sweep (repeat the option)"),
-    out: Optional[Path] = typer.Option(None, help="sweep folder (default runs/sweep-<time>)"),
-    as_json: bool = typer.Option(False, "--json", help="print the table as JSON on stdout"),
-) -> None:
-    """Grid of simulations: every R in --ratio, with the n_w / tau / seed lists stacked inside each.
-
-    Writes table.csv, table.json and distance_vs_nw.png (distance to G_* against n_w, one line per R).
-    """
-    grid = {"ratio": tuple(ratio)}
-    with _progress(as_json) as bar:
-        task = bar.add_task("sweep", total=len(ratio) * config.epochs, status="")
-        done = {"runs": 0}
-
-        def update(epoch: int, total: int, metrics: dict) -> None:
-            if epoch == total or epoch == config.epochs:
-                done["runs"] += 1
-            bar.update(task, completed=done["runs"] * config.epochs + (epoch % config.epochs),
-                       status=f"R = {ratio[min(done['runs'], len(ratio) - 1)]:g}")
-
-        rows = sweep(config, grid, progress=update)
-    folder = save_sweep(out or _default_out("sweep"), config, grid, rows)
-    save_figure(lines_vs_x(distance_series(rows, "ratio"), "n_w", "distance of G_M to G_*",
-                           f"{config.loss}, {config.profile} imbalance, tau {config.tau}"), folder / "distance_vs_nw.png")
-    if as_json:
-        print_json({"run_folder": str(folder), "rows": rows})
-        return
-    table = Table(title=f"sweep over R = {', '.join(f'{r:g}' for r in ratio)}")
-    for col in ("R", "n_w", "tau", "seed", "distance to G_*", "angle majority", "angle minority"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(f"{r['ratio']:g}", f"{r['n_w']:g}", f"{r['tau']:g}", str(r["seed"]), _fmt(r["distance"]),
-                      _fmt(r["angle_majority"], ".1f"), _fmt(r["angle_minority"], ".1f"))
-    console.print(table)
-    console.print(f"sweep folder: {folder}")
 
 
 @user_errors

@@ -12,9 +12,11 @@ from rich.table import Table
 
 from ._common import console, err_console, print_json, user_errors
 from ._config import with_config_options
+from ._executor import with_executor_options
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
 from ufm.deep.train import (PRESETS, TrainConfig, check_fresh_folder, preset, resumed_config, train,
                             train_distributed)
+from ufm.executors import ExecutorConfig, run_training
 from ufm.figures import deep_fig1
 from ufm.runio import read_json
 
@@ -26,9 +28,11 @@ def _fmt(entry: dict, key: str, spec: str) -> str:
 
 @user_errors
 @with_config_options(TrainConfig)
+@with_executor_options
 def train_command(
     ctx: typer.Context,
     config: TrainConfig,
+    executor: ExecutorConfig,
     preset_name: Optional[str] = typer.Option(None, "--preset", help=f"run a preset: {', '.join(PRESETS)} "
                                               "(its runs side by side; options you set override the preset's)"),
     out: Path = typer.Option(Path("runs/train"), help="run folder (a preset puts one folder per run inside)"),
@@ -46,6 +50,9 @@ def train_command(
         download_cifar(config.data_root, config.dataset)
     if nproc < 1:
         raise ValueError(f"--nproc must be >= 1, got {nproc}")
+    if nproc > 1 and executor.executor != "inline":
+        raise ValueError("--nproc runs several processes here; with --executor local or slurm each run is one "
+                         "process: drop one of the two")
     given = _given_fields(ctx, config)
     if resume is not None:
         if preset_name:
@@ -64,6 +71,15 @@ def train_command(
         if not cont:
             check_fresh_folder(folder)
     summaries = {}
+    if executor.executor != "inline":  # the runs as one SLURM job array (requeued and resumed on preemption) or processes
+        summaries = run_training(runs, executor, (resume if resume is not None else out) / "logs")
+        if not executor.wait:  # {run: SLURM job id}
+            if as_json:
+                print_json({"submitted": summaries})
+            else:
+                console.print(f"submitted (run: SLURM job) {summaries}")
+            return
+        runs = {}
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,
                   disable=as_json, transient=True) as bar:

@@ -1,19 +1,400 @@
-"""Grids of simulations: one stacked :func:`ufm.simulate.simulate` call per combination of the
-non-stackable settings (e.g. the imbalance ratio R), the stackable ones (n_w, tau, seeds) inside it."""
+"""Grids of experiments, resumable: one run folder per grid point, a table gathered from the finished ones.
+
+A sweep is a *kind* (``simulate``: one stacked :func:`ufm.simulate.simulate` per point, its n_w / tau / seeds
+lists stacked inside; ``solve``: one certified :func:`ufm.solver.solve` per point), a base config and a grid
+``{field: values}`` over any of the config's fields; the points are the Cartesian product.  The sweep folder::
+
+    config.json            kind, base config, grid and the point names (a different sweep is refused)
+    points/<name>/         one run folder per point; <name> = its grid values + a hash of its whole config
+    logs/                  executor logs (local processes, SLURM jobs)
+    table.csv, table.json  one row per run of every finished point (rebuilt by :func:`gather`)
+    distance_vs_nw.png     distance to G_* against n_w, one line per setting of the other grid fields
+
+A point is finished when its result file (``summary.json`` / ``solution.json``, written last and atomically)
+exists; re-running the same sweep skips finished points, so a killed sweep continues where it stopped.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
-from dataclasses import replace
+import json
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
-from ufm.runio import atomic_path, write_json
+import numpy as np
+import torch
+
+from ufm._config import check_choices, from_dict
+from ufm._config import option as _opt
+from ufm.runio import atomic_path, read_json, write_json
 from ufm.simulate import SimConfig, simulate
 
-__all__ = ["sweep", "save_sweep", "distance_series"]
+__all__ = [
+    "KINDS",
+    "METRICS",
+    "SolveConfig",
+    "Point",
+    "parse_grid",
+    "plan",
+    "run_point",
+    "run_sweep",
+    "gather",
+    "sweep",
+    "distance_series",
+]
 
 METRICS = ("distance", "nc1", "max_angle_error", "angle_majority", "angle_minority", "angle_across", "loss")
+SOLVE_METRICS = ("objective", "status", "distance", "max_angle_error", "angle_majority", "angle_minority",
+                 "angle_across", "solve_s")
+
+
+@dataclass(frozen=True)
+class SolveConfig:
+    """One convex solve: class counts, batching, tau, n_w copies of prototypes with Gram G_* (``ufm solve``'s
+    options, collapsed features)."""
+
+    counts: str | None = _opt(None, "class counts, e.g. 50x5,5x5 (instead of k / profile / n_major / ratio)")
+    k: int = _opt(10, "number of classes")
+    profile: str = _opt("step", "class counts: balanced, step or long-tail")
+    n_major: int = _opt(50, "samples in each majority class")
+    ratio: float = _opt(10.0, "imbalance ratio R (majority / minority count)")
+    minority_fraction: float = _opt(0.5, "fraction rho of minority classes (step profile)")
+    tau: float = _opt(0.1, "temperature")
+    n_w: float = _opt(0.0, "copies of each prototype per batch")
+    geometry: str = _opt("etf", "prototype Gram G_*: etf, orthogonal or minority")
+    gamma: float = _opt(1.0, "strength of the minority geometry")
+    gram_file: str | None = _opt(None, "a k x k G_* (.npy/.csv/.txt) instead of --geometry")
+    prototype_anchors: bool = _opt(True, "prototype copies are anchors too")
+    batching: str = _opt("full", "full, or the batch-set of one seeded epoch: shuffle, balanced, binding")
+    batch_size: int = _opt(32, "batch size when batching is not full")
+    seed: int = _opt(0, "seed of the epoch whose batch-set is solved")
+    solver: str = _opt("auto", "auto, CLARABEL, SCS or BM")
+    reduce: bool = _opt(True, "solve the symmetry-reduced problem when equal-count classes allow it")
+    relu: bool = _opt(False, "non-negative features (doubly non-negative relaxation)")
+
+    def __post_init__(self) -> None:
+        from ufm.batching import SCHEMES
+        from ufm.solver import SOLVERS
+
+        check_choices(self, {"batching": SCHEMES, "solver": ("auto", *SOLVERS)})
+        if not (self.tau > 0 and math.isfinite(self.tau)):
+            raise ValueError(f"tau must be finite and > 0, got {self.tau}")
+        if not (self.n_w >= 0 and math.isfinite(self.n_w)):
+            raise ValueError(f"n_w must be finite and >= 0, got {self.n_w}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SolveConfig":
+        return from_dict(cls, data)
+
+
+KINDS: dict[str, type] = {"simulate": SimConfig, "solve": SolveConfig}
+_RESULT = {"simulate": "summary.json", "solve": "solution.json"}
+
+
+def _config_class(kind: str) -> type:
+    if kind not in KINDS:
+        raise ValueError(f"unknown sweep kind {kind!r}; choose one of {', '.join(KINDS)}")
+    return KINDS[kind]
+
+
+# ------------------------------------------------------------------------------------------------ the grid
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _parse_value(name: str, text: str, tp: Any) -> Any:
+    """One grid value of field ``name`` (type ``tp``) from text; a tuple field gets a one-element tuple."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is tuple:
+        return (_parse_value(name, text, args[0]),)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        if text.lower() in ("none", "null", ""):
+            return None
+        return _parse_value(name, text, next(a for a in args if a is not type(None)))
+    try:
+        if tp is bool:
+            lowered = text.lower()
+            if lowered in ("true", "yes", "on", "1"):
+                return True
+            if lowered in ("false", "no", "off", "0"):
+                return False
+            raise ValueError
+        if tp is int:
+            return int(text)
+        if tp is float:
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError
+            return value
+    except ValueError:
+        kind = {bool: "true or false", int: "an integer", float: "a finite number"}[tp]
+        raise ValueError(f"grid value {text!r} for {name} is not {kind}") from None
+    if not text:
+        raise ValueError(f"grid field {name} has an empty value")
+    return text
+
+
+def parse_grid(specs: Sequence[str], cls: type = SimConfig) -> dict[str, tuple]:
+    """``["ratio=1,10", "k=5,10"]`` -> ``{"ratio": (1.0, 10.0), "k": (5, 10)}``, values parsed by the type of
+    the config field (a tuple field such as n_w gets one-element tuples: one value per point)."""
+    hints = _field_types(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    grid: dict[str, tuple] = {}
+    for spec in specs:
+        name, sep, values = spec.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise ValueError(f"a grid is FIELD=V1,V2,... (e.g. ratio=1,10,100), got {spec!r}")
+        if name not in fields:
+            raise ValueError(f"unknown grid field {name!r}; {cls.__name__} has {', '.join(fields)}")
+        if name in grid:
+            raise ValueError(f"grid field {name} is given twice; put all its values in one FIELD=V1,V2,...")
+        parsed = tuple(_parse_value(name, v.strip(), hints[name]) for v in values.split(","))
+        if len(set(parsed)) != len(parsed):
+            raise ValueError(f"grid field {name} repeats a value: {values}")
+        grid[name] = parsed
+    return grid
+
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point: its folder ``name``, its grid ``values`` and its full ``config``."""
+
+    name: str
+    values: dict
+    config: Any
+
+
+def _plain(value: Any) -> Any:
+    return value[0] if isinstance(value, tuple) and len(value) == 1 else value
+
+
+def _fmt(value: Any) -> str:
+    value = _plain(value)
+    text = format(value, "g") if isinstance(value, float) else str(value)
+    return re.sub(r"[^A-Za-z0-9.+-]", "_", text)
+
+
+def config_hash(kind: str, config: Any) -> str:
+    """First 8 hex digits of the SHA-256 of the kind and the config (canonical JSON)."""
+    text = json.dumps({"kind": kind, "config": config.to_dict()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def plan(kind: str, base: Any, grid: dict[str, Sequence]) -> list[Point]:
+    """The points of the grid, in product order; each config is validated here, before anything runs."""
+    cls = _config_class(kind)
+    if not isinstance(base, cls):
+        raise ValueError(f"a {kind} sweep needs a {cls.__name__} base config, got {type(base).__name__}")
+    names = list(grid)
+    points = []
+    for combo in itertools.product(*(grid[n] for n in names)):
+        values = dict(zip(names, combo))
+        config = replace(base, **values)
+        _check_point(kind, config)
+        label = ",".join(f"{n}={_fmt(v)}" for n, v in values.items()) or "point"
+        points.append(Point(f"{label}-{config_hash(kind, config)}", {n: _plain(v) for n, v in values.items()}, config))
+    return points
+
+
+# --------------------------------------------------------------------------------------------- one point
+
+
+def _solve_problem(cfg: SolveConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(class counts ``[k]``, batch compositions ``[B, k]``, G_* ``[k, k]``) of one SolveConfig."""
+    from ufm.batching import epoch_compositions
+    from ufm.geometry import check_gram, load_gram, make_gram
+    from ufm.imbalance import class_counts, parse_counts
+
+    n = parse_counts(cfg.counts) if cfg.counts else class_counts(cfg.profile, cfg.k, cfg.n_major, cfg.ratio,
+                                                                  cfg.minority_fraction)
+    comp = n.unsqueeze(0) if cfg.batching == "full" else epoch_compositions(n, cfg.batch_size, cfg.batching, cfg.seed)
+    g_star = check_gram(load_gram(cfg.gram_file) if cfg.gram_file else make_gram(cfg.geometry, len(n), n, cfg.gamma))
+    if len(g_star) != len(n):
+        raise ValueError(f"G_* is {len(g_star)} x {len(g_star)} but there are {len(n)} classes; make them match")
+    return n, comp, g_star
+
+
+def _check_point(kind: str, cfg: Any) -> None:
+    """Build the point's problem (counts, G_*, prototypes) so that bad settings fail before anything is submitted."""
+    if kind == "simulate":
+        from ufm.simulate import build_problem
+
+        build_problem(cfg)
+    else:
+        _solve_problem(cfg)
+
+
+def _solve_point(cfg: SolveConfig) -> tuple[dict, dict]:
+    """The certified optimum of one SolveConfig: (summary, arrays)."""
+    from ufm.analysis import angle_errors_deg, gram_distance, group_angles
+    from ufm.imbalance import minority_mask
+    from ufm.solver import solve
+
+    n, comp, g_star = _solve_problem(cfg)
+    result = solve(comp.numpy(), cfg.tau, g_star if cfg.n_w > 0 else None, cfg.n_w, cfg.prototype_anchors,
+                   cfg.solver, cfg.reduce, cfg.relu)
+    gram = torch.from_numpy(np.asarray(result.gram, dtype=np.float64))
+    metrics = {"distance": float(gram_distance(gram, g_star)),
+               "max_angle_error": float(angle_errors_deg(gram, g_star).abs().max())}
+    metrics.update({f"angle_{k}": float(v) for k, v in group_angles(gram, minority_mask(n)).items()})
+    summary = {"counts": n.tolist(), "batches": len(comp), **result.summary(), **metrics}
+    return summary, {"gram": result.gram, "g_star": g_star.numpy()}
+
+
+def run_point(kind: str, config: dict, folder: str) -> str:
+    """Run one point (a task: module-level, picklable) and write its run folder; returns the folder."""
+    cls = _config_class(kind)
+    cfg = cls.from_dict(config)
+    folder_path = Path(folder)
+    if kind == "simulate":
+        simulate(cfg).save(folder_path)  # summary.json is written last
+    else:
+        from ufm.runio import write_npz
+
+        summary, arrays = _solve_point(cfg)
+        write_json(folder_path / "config.json", cfg.to_dict())
+        write_npz(folder_path / "arrays.npz", **arrays)
+        write_json(folder_path / "solution.json", summary)
+    return str(folder_path)
+
+
+def _point_status(kind: str, point: Point, folder: Path) -> bool:
+    """Whether the point's folder holds its finished result; refuses a folder made by another config."""
+    config_file = folder / "config.json"
+    if config_file.is_file() and read_json(config_file) != json.loads(json.dumps(point.config.to_dict())):
+        raise ValueError(f"{folder} holds a different config than its grid point; remove that folder or use "
+                         "another --out")
+    return (folder / _RESULT[kind]).is_file()
+
+
+def _point_rows(kind: str, point: Point, folder: Path) -> list[dict]:
+    data = read_json(folder / _RESULT[kind])
+    if kind == "simulate":
+        # the last loss is "final_loss": "loss" is also a config field (and so maybe a grid column)
+        return [{**point.values, **{k: run[k] for k in ("n_w", "tau", "seed")},
+                 **{("final_loss" if k == "loss" else k): run.get(k) for k in METRICS}, "point": point.name}
+                for run in data["runs"]]
+    cfg = point.config
+    return [{**point.values, "n_w": cfg.n_w, "tau": cfg.tau, **{k: data.get(k) for k in SOLVE_METRICS},
+             "point": point.name}]
+
+
+# ------------------------------------------------------------------------------------------------ sweeps
+
+
+def _sweep_record(kind: str, base: Any, grid: dict[str, Sequence], points: list[Point]) -> dict:
+    return json.loads(json.dumps({"kind": kind, "base": base.to_dict(),
+                                  "grid": {k: [_plain(v) for v in vs] for k, vs in grid.items()},
+                                  "points": [p.name for p in points]}))
+
+
+def run_sweep(
+    folder: str | Path,
+    kind: str,
+    base: Any,
+    grid: dict[str, Sequence],
+    executor: Any = None,
+    done: Callable[[str, bool], None] | None = None,
+) -> dict:
+    """Run the unfinished points of the sweep in ``folder`` with ``executor`` (an
+    :class:`ufm.executors.ExecutorConfig`; default inline), then :func:`gather` the table.
+
+    Returns gather's dict plus ``skipped`` (points already finished) and ``ran`` (points run now), or, for
+    SLURM without waiting, ``submitted`` {point: job id}.  A failed point does not stop the others; after the
+    table is written, :class:`ufm.executors.TasksFailed` (a ValueError) names the failures.
+    """
+    from ufm.executors import ExecutorConfig, FunctionTask, run_tasks
+
+    executor = executor or ExecutorConfig()
+    folder = Path(folder).resolve()
+    points = plan(kind, base, grid)
+    record = _sweep_record(kind, base, grid, points)
+    if (folder / "config.json").is_file():
+        old = read_json(folder / "config.json")
+        if {k: old.get(k) for k in ("kind", "base", "grid")} != {k: record[k] for k in ("kind", "base", "grid")}:
+            raise ValueError(f"{folder} holds a different sweep (see its config.json); re-run it with the same "
+                             "grid and options, or use another --out")
+    elif folder.exists() and any(folder.iterdir()):
+        raise ValueError(f"{folder} exists and is not a sweep folder (no config.json); use another --out")
+    write_json(folder / "config.json", record)
+    todo = [p for p in points if not _point_status(kind, p, folder / "points" / p.name)]
+    tasks = [FunctionTask(name=p.name, fn=run_point, args=(kind, p.config.to_dict(), str(folder / "points" / p.name)))
+             for p in todo]
+    skipped = len(points) - len(todo)
+    try:
+        out = run_tasks(tasks, executor, folder / "logs", name=f"ufm-{kind}-sweep", done=done)
+    except (ValueError, KeyboardInterrupt):
+        gather(folder)  # the table of what did finish
+        raise
+    if executor.executor == "slurm" and not executor.wait:
+        write_json(folder / "jobs.json", out)
+        return {**gather(folder), "skipped": skipped, "ran": 0, "submitted": out}
+    return {**gather(folder), "skipped": skipped, "ran": len(todo)}
+
+
+def _load_record(folder: Path) -> tuple[str, Any, dict, list[Point]]:
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} is not a sweep folder (no config.json); run `ufm sweep --out {folder}` "
+                                "first")
+    record = read_json(folder / "config.json")
+    if "kind" not in record:
+        raise ValueError(f"{folder}/config.json is not a resumable sweep (written by an older ufm); run the sweep "
+                         "again")
+    kind = record["kind"]
+    cls = _config_class(kind)
+    base = cls.from_dict(record["base"])
+    hints = _field_types(cls)
+    grid = {k: tuple((v,) if typing.get_origin(hints[k]) is tuple else v for v in vs)
+            for k, vs in record["grid"].items()}
+    return kind, base, grid, plan(kind, base, grid)
+
+
+def gather(folder: str | Path) -> dict:
+    """Rebuild ``table.json``, ``table.csv`` and the plot of the sweep in ``folder`` from its finished points.
+
+    Returns ``{"kind", "folder", "rows", "finished", "total", "missing"}`` (missing: unfinished point names).
+    """
+    folder = Path(folder).resolve()
+    kind, base, grid, points = _load_record(folder)
+    rows, missing = [], []
+    for p in points:
+        pf = folder / "points" / p.name
+        if _point_status(kind, p, pf):
+            rows.extend(_point_rows(kind, p, pf))
+        else:
+            missing.append(p.name)
+    write_json(folder / "table.json", rows)
+    with atomic_path(folder / "table.csv") as tmp:
+        header = list(rows[0]) if rows else [*grid, "n_w", "tau", "point"]
+        lines = [",".join(header)] + [",".join("" if r.get(h) is None else str(r[h]) for h in header) for r in rows]
+        tmp.write_text("\n".join(lines) + "\n")
+    if rows:
+        from ufm.plots import lines_vs_x, save_figure
+
+        by = [name for name in grid if name != "n_w"]
+        title = f"{kind} sweep, {len(points) - len(missing)} of {len(points)} points"
+        save_figure(lines_vs_x(distance_series(rows, by), "n_w", "distance of G_M to G_*", title),
+                    folder / "distance_vs_nw.png")
+    return {"kind": kind, "folder": str(folder), "rows": rows, "finished": len(points) - len(missing),
+            "total": len(points), "missing": missing}
+
+
+# --------------------------------------------------------------------------------- in memory (figures)
 
 
 def sweep(
@@ -21,10 +402,8 @@ def sweep(
     grid: dict[str, Sequence],
     progress: Callable[[int, int, dict], None] | None = None,
 ) -> list[dict]:
-    """Final metrics of every run for every combination of ``grid`` values (config field -> values).
-
-    Returns one row per run: the grid values, n_w, tau, seed and the metrics of the last logged epoch.
-    """
+    """Final metrics of every run for every combination of ``grid`` values (config field -> values), in
+    memory (no folders): one row per run with the grid values, n_w, tau, seed and the last logged metrics."""
     names = list(grid)
     rows = []
     for values in itertools.product(*(grid[name] for name in names)):
@@ -35,24 +414,21 @@ def sweep(
     return rows
 
 
-def distance_series(rows: list[dict], by: str) -> dict[str, tuple[list[float], list[float]]]:
-    """Distance to G_* against n_w, one series per value of ``by`` (mean over seeds and taus)."""
+def _label(value: Any) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def distance_series(rows: list[dict], by: str | Sequence[str]) -> dict[str, tuple[list[float], list[float]]]:
+    """Distance to G_* against n_w, one series per setting of the ``by`` fields (mean over the other rows,
+    e.g. seeds and stacked taus); rows without a distance (a failed solve) are left out."""
+    fields = [by] if isinstance(by, str) else list(by)
+    rows = [r for r in rows if r.get("distance") is not None]
     series: dict[str, tuple[list[float], list[float]]] = {}
-    for key in sorted({r[by] for r in rows}):
-        sub = [r for r in rows if r[by] == key]
+    keys = sorted({tuple(r[f] for f in fields) for r in rows}, key=lambda key: [(isinstance(v, str), v) for v in key])
+    for key in keys:
+        sub = [r for r in rows if tuple(r[f] for f in fields) == key]
         n_ws = sorted({r["n_w"] for r in sub})
-        means = [sum(r["distance"] for r in sub if r["n_w"] == w) / sum(1 for r in sub if r["n_w"] == w) for w in n_ws]
-        series[f"{by} = {key:g}"] = (n_ws, means)
+        means = [float(np.mean([r["distance"] for r in sub if r["n_w"] == w])) for w in n_ws]
+        label = ", ".join(f"{f} = {_label(v)}" for f, v in zip(fields, key)) or "distance"
+        series[label] = (n_ws, means)
     return series
-
-
-def save_sweep(folder: str | Path, cfg: SimConfig, grid: dict[str, Sequence], rows: list[dict]) -> Path:
-    """Write ``config.json`` (base config and grid), ``table.json`` and ``table.csv`` into ``folder``."""
-    folder = Path(folder)
-    write_json(folder / "config.json", {"base": cfg.to_dict(), "grid": {k: list(v) for k, v in grid.items()}})
-    write_json(folder / "table.json", rows)
-    with atomic_path(folder / "table.csv") as tmp:
-        header = list(rows[0])
-        lines = [",".join(header)] + [",".join(str(r[h]) for h in header) for r in rows]
-        tmp.write_text("\n".join(lines) + "\n")
-    return folder

@@ -1,0 +1,163 @@
+"""``ufm sweep``, ``ufm solve-sweep`` and ``ufm gather``: resumable grids of simulations or convex solves, run
+inline, as local processes or as a SLURM job array."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ._common import console, err_console, print_json, user_errors
+from ._config import with_config_options
+from ._executor import with_executor_options
+from ufm.executors import ExecutorConfig
+from ufm.simulate import SimConfig
+from ufm.sweep import KINDS, SolveConfig, gather, parse_grid, run_sweep
+
+_GRID_HELP = ("FIELD=V1,V2,... over any config field (repeat for a Cartesian product), e.g. --grid ratio=1,10,100 "
+              "--grid k=5,10; values are parsed by the field's type")
+_COLUMNS = {
+    "simulate": (("n_w", "n_w", "g"), ("tau", "tau", "g"), ("seed", "seed", "d"),
+                 ("distance", "distance to G_*", ".4f"),
+                 ("angle_majority", "angle majority", ".1f"), ("angle_minority", "angle minority", ".1f")),
+    "solve": (("n_w", "n_w", "g"), ("tau", "tau", "g"), ("objective", "objective", ".6g"), ("status", "status", "s"),
+              ("distance", "distance to G_*", ".4f"), ("angle_majority", "angle majority", ".1f"),
+              ("angle_minority", "angle minority", ".1f")),
+}
+
+
+def _cell(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float):
+        return format(value, spec if spec != "s" else "g")
+    return str(value)
+
+
+def _grid(kind: str, config: Any, specs: Optional[List[str]], ratio: Optional[List[float]]) -> dict:
+    """The grid from --grid and the --ratio shorthand; a grid field also set by its own option is refused."""
+    cls = KINDS[kind]
+    grid = parse_grid(specs or [], cls)
+    if ratio:
+        if "ratio" in grid:
+            raise ValueError("--ratio and --grid ratio=... both set the ratios; use one of them")
+        grid = {"ratio": tuple(float(r) for r in ratio), **grid}
+    defaults = cls()
+    for name in grid:
+        if name != "ratio" and getattr(config, name) != getattr(defaults, name):
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{name} is both an option ({flag}) and a grid field; drop one of them")
+    if not grid and kind == "simulate":
+        grid = {"ratio": (1.0, 10.0, 100.0)}  # `ufm sweep` alone: the imbalance ratios R = 1, 10, 100
+    return grid
+
+
+def _print_table(kind: str, report: dict, grid_fields: List[str]) -> None:
+    rows = report["rows"]
+    table = Table(title=f"{kind} sweep: {report['finished']} of {report['total']} points finished")
+    columns = [(f, f, "g") for f in grid_fields if f not in ("n_w", "tau")] + list(_COLUMNS[kind])
+    for _, title, _ in columns:
+        table.add_column(title, justify="right")
+    for r in rows:
+        table.add_row(*(_cell(r.get(key), spec) for key, _, spec in columns))
+    console.print(table)
+
+
+def _run(kind: str, config: Any, grid_specs, ratio, out: Optional[Path], executor: ExecutorConfig,
+         as_json: bool) -> None:
+    grid = _grid(kind, config, grid_specs, ratio)
+    prefix = "sweep" if kind == "simulate" else "solve-sweep"
+    folder = out or Path("runs") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    start = time.perf_counter()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,
+                  disable=as_json, transient=True) as bar:
+        task = bar.add_task(f"{kind} sweep ({executor.executor})", total=None, status="")
+        counts = {"done": 0, "failed": 0}
+
+        def done(name: str, ok: bool) -> None:
+            counts["done" if ok else "failed"] += 1
+            bar.update(task, completed=counts["done"] + counts["failed"], status=f"{name} {'done' if ok else 'FAILED'}")
+
+        try:
+            report = run_sweep(folder, kind, config, grid, executor, done=done)
+        except KeyboardInterrupt:
+            cancelled = "; its SLURM jobs were cancelled" if executor.executor == "slurm" else ""
+            err_console.print(f"interrupted{cancelled}: finished points are kept in {folder}; re-run the same command "
+                              f"to continue, or `ufm gather {folder}` for their table")
+            raise typer.Exit(130) from None
+    elapsed = time.perf_counter() - start
+    if as_json:
+        print_json({"run_folder": report["folder"], **{k: report[k] for k in ("rows", "finished", "total", "missing")},
+                    "skipped": report["skipped"], "submitted": report.get("submitted"), "elapsed_s": elapsed})
+        return
+    if "submitted" in report:
+        ids = sorted({str(j).split("_")[0] for j in report["submitted"].values()})
+        console.print(f"submitted {len(report['submitted'])} points as SLURM job {', '.join(ids) or '-'} "
+                      f"({report['skipped']} already finished); when they end: ufm gather {report['folder']}")
+        return
+    _print_table(kind, report, list(grid))
+    console.print(f"{report['ran']} points run, {report['skipped']} already finished, {elapsed:.1f} s; "
+                  f"sweep folder: {report['folder']}")
+
+
+@user_errors
+@with_config_options(SimConfig, skip=("ratio",))
+@with_executor_options
+def sweep_command(
+    config: SimConfig,
+    executor: ExecutorConfig,
+    grid: Optional[List[str]] = typer.Option(None, "--grid", help=_GRID_HELP),
+    ratio: Optional[List[float]] = typer.Option(None, help="imbalance ratios R to sweep: short for --grid ratio=... "
+                                                "(with no --grid at all: R = 1, 10, 100)"),
+    out: Optional[Path] = typer.Option(None, help="sweep folder (default runs/sweep-<time>); re-run with the same "
+                                       "--out to skip finished points"),
+    as_json: bool = typer.Option(False, "--json", help="print the table as JSON on stdout"),
+) -> None:
+    """Resumable grid of simulations: one stacked `ufm simulate` per grid point (the --n-w / --tau / --seeds
+    lists stacked inside each), one run folder per point under points/.
+
+    Writes table.csv, table.json and distance_vs_nw.png (distance to G_* against n_w, one line per setting of
+    the other grid fields) from the finished points; `ufm gather DIR` rebuilds them at any time.
+    """
+    _run("simulate", config, grid, ratio, out, executor, as_json)
+
+
+@user_errors
+@with_config_options(SolveConfig, skip=("ratio",))
+@with_executor_options
+def solve_sweep_command(
+    config: SolveConfig,
+    executor: ExecutorConfig,
+    grid: Optional[List[str]] = typer.Option(None, "--grid", help=_GRID_HELP),
+    ratio: Optional[List[float]] = typer.Option(None, help="imbalance ratios R to sweep: short for --grid ratio=..."),
+    out: Optional[Path] = typer.Option(None, help="sweep folder (default runs/solve-sweep-<time>)"),
+    as_json: bool = typer.Option(False, "--json", help="print the table as JSON on stdout"),
+) -> None:
+    """Resumable grid of certified convex solves (`ufm solve`, collapsed features): one solve per point, e.g.
+    --grid ratio=1,10,100 --grid n_w=0,10,100 --grid tau=0.1,1 for a map of the optimal geometry."""
+    if not grid and not ratio:
+        raise ValueError("give the grid: --grid FIELD=V1,V2,... (e.g. --grid n_w=0,10,100) or --ratio")
+    _run("solve", config, grid, ratio, out, executor, as_json)
+
+
+@user_errors
+def gather_command(
+    folder: Path = typer.Argument(..., help="a sweep folder (of ufm sweep or ufm solve-sweep)"),
+    as_json: bool = typer.Option(False, "--json", help="print the table as JSON on stdout"),
+) -> None:
+    """Rebuild table.csv, table.json and distance_vs_nw.png of a sweep from whatever points have finished."""
+    report = gather(folder)
+    if as_json:
+        print_json({"run_folder": report["folder"], **{k: report[k] for k in ("rows", "finished", "total", "missing")}})
+        return
+    from ufm.runio import read_json
+
+    _print_table(report["kind"], report, list(read_json(Path(folder) / "config.json")["grid"]))
+    if report["missing"]:
+        console.print(f"{len(report['missing'])} points not finished yet (re-run the sweep to run them)")
+    console.print(f"sweep folder: {report['folder']}")

@@ -1,0 +1,417 @@
+"""Run independent tasks inline, as parallel local processes, or as one SLURM job array (through submitit).
+
+A *task* is a picklable callable (:class:`Task`): it first sets torch's thread count from its allocation
+(:func:`set_task_threads`), then does its work and writes its results into its own folder, so a sweep or a
+preset can be killed and re-run.  :func:`run_tasks` runs a list of them with an :class:`ExecutorConfig`:
+
+- ``inline``: one after the other in this process;
+- ``local``: ``workers`` processes at once (``concurrent.futures`` with fresh "spawn" interpreters), each
+  with ``cores // workers`` threads; logs in ``<log folder>/<task>.log`` (or ``<run folder>/job.log``);
+- ``slurm``: one job array (``submitit.SlurmExecutor``) with the partition, time limit, CPUs/GPUs per task,
+  memory, array parallelism and any extra ``#SBATCH`` option; submitit's logs go to the log folder, and a
+  task with a run folder links its own log files there.
+
+:class:`TrainTask` makes a training run preemptible: submitit calls its ``checkpoint()`` when SLURM
+signals a preemption or the time limit, which requeues the same run with ``resume=True``; the requeued job
+continues from the run folder's last checkpoint (see :func:`ufm.deep.train.train`).
+
+This is the only module that imports ``submitit`` (an optional extra: ``pip install -e ".[cluster]"``), and
+only when a SLURM executor is used.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import math
+import multiprocessing
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ufm._config import check_choices
+from ufm._config import option as _opt
+
+__all__ = [
+    "EXECUTORS",
+    "ExecutorConfig",
+    "Task",
+    "FunctionTask",
+    "TrainTask",
+    "TasksFailed",
+    "task_threads",
+    "set_task_threads",
+    "run_tasks",
+    "run_training",
+    "slurm_parameters",
+    "parse_slurm_extra",
+    "require_submitit",
+]
+
+EXECUTORS = ("inline", "local", "slurm")
+# sbatch options that have their own ExecutorConfig field (or that submitit sets itself): not in --slurm-extra.
+_RESERVED = {"partition": "--partition", "account": "--account", "time": "--time-min",
+             "cpus-per-task": "--cpus-per-task",
+             "gpus-per-task": "--gpus-per-task", "mem": "--mem-gb", "array": "--array-parallelism",
+             "output": "(submitit's log files)", "error": "(submitit's log files)",
+             "signal": "(submitit's requeue signal)"}
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where tasks run.  The SLURM fields apply to ``executor="slurm"`` only, ``workers`` to ``"local"`` only."""
+
+    executor: str = _opt("inline", "inline (this process), local (parallel processes) or slurm (a job array)")
+    workers: int = _opt(0, "local: processes at once (0: one per core, at most one per task)")
+    partition: str | None = _opt(None, "slurm: partition (default: the cluster's default partition)")
+    account: str | None = _opt(None, "slurm: account to charge")
+    time_min: int = _opt(60, "slurm: time limit of each task in minutes")
+    cpus_per_task: int = _opt(1, "slurm: CPUs of each task (torch uses that many threads)")
+    gpus_per_task: int = _opt(0, "slurm: GPUs of each task")
+    mem_gb: float = _opt(0.0, "slurm: memory of each task in GB (0: the partition's default)")
+    array_parallelism: int = _opt(0, "slurm: most array tasks running at once (0: no limit of ours)")
+    slurm_extra: tuple[str, ...] = _opt((), "slurm: any other sbatch option as KEY=VALUE, e.g. qos=high; repeatable")
+    wait: bool = _opt(True, "slurm: wait for the jobs (Ctrl-C cancels them); --no-wait submits and returns")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "slurm_extra", tuple(self.slurm_extra))
+        check_choices(self, {"executor": EXECUTORS})
+        defaults = ExecutorConfig.__dataclass_fields__
+        if self.executor != "slurm":
+            given = [name for name in ("partition", "account", "time_min", "cpus_per_task", "gpus_per_task", "mem_gb",
+                                       "array_parallelism", "slurm_extra", "wait")
+                     if getattr(self, name) != defaults[name].default]
+            if given:
+                verb = "applies" if len(given) == 1 else "apply"
+                raise ValueError(f"{', '.join(given)} {verb} to executor='slurm' only (executor is "
+                                 f"{self.executor!r}); drop them or use the slurm executor")
+        if self.executor != "local" and self.workers != 0:
+            raise ValueError(f"workers applies to executor='local' only (executor is {self.executor!r})")
+        for name in ("workers", "gpus_per_task", "array_parallelism"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("time_min", "cpus_per_task"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.mem_gb >= 0 and math.isfinite(self.mem_gb)):
+            raise ValueError(f"mem_gb must be >= 0 (0: the partition's default), got {self.mem_gb}")
+        parse_slurm_extra(self.slurm_extra)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_slurm_extra(items: Sequence[str]) -> dict[str, str]:
+    """``["qos=high", "constraint=volta"]`` -> ``{"qos": "high", "constraint": "volta"}`` (submitit's
+    ``additional_parameters``, one ``#SBATCH --KEY=VALUE`` line each)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().lstrip("-")
+        if not sep or not key or not value:
+            raise ValueError(f"slurm_extra items are KEY=VALUE (an sbatch option without its dashes), got {item!r}")
+        if key.replace("_", "-") in _RESERVED:
+            raise ValueError(f"slurm_extra sets {key!r}, which has its own option {_RESERVED[key.replace('_', '-')]}")
+        if key in out:
+            raise ValueError(f"slurm_extra sets {key!r} twice")
+        out[key] = value
+    return out
+
+
+def slurm_parameters(cfg: ExecutorConfig) -> dict[str, Any]:
+    """The keyword arguments of ``submitit.SlurmExecutor.update_parameters`` for ``cfg``."""
+    params: dict[str, Any] = {"time": cfg.time_min, "cpus_per_task": cfg.cpus_per_task}
+    if cfg.partition:
+        params["partition"] = cfg.partition
+    if cfg.account:
+        params["account"] = cfg.account
+    if cfg.gpus_per_task:
+        params["gpus_per_task"] = cfg.gpus_per_task
+    if cfg.mem_gb:
+        params["mem"] = f"{int(cfg.mem_gb)}GB" if cfg.mem_gb == int(cfg.mem_gb) else f"{math.ceil(cfg.mem_gb * 1024)}MB"
+    if cfg.array_parallelism:
+        params["array_parallelism"] = cfg.array_parallelism
+    extra = parse_slurm_extra(cfg.slurm_extra)
+    if extra:
+        params["additional_parameters"] = extra
+    return params
+
+
+def require_submitit():
+    """``import submitit``, or a ValueError that says how to install it."""
+    try:
+        import submitit
+    except ImportError:
+        raise ValueError('the slurm executor needs submitit: pip install -e ".[cluster]" (or pip install submitit)'
+                         ) from None
+    return submitit
+
+
+# --------------------------------------------------------------------------------------------- threads
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def task_threads(parallel: int = 1, environ: dict[str, str] | None = None, cores: int | None = None) -> int:
+    """Threads for one task: SLURM's ``SLURM_CPUS_PER_TASK`` inside a SLURM job; elsewhere the usable cores
+    divided among ``parallel`` concurrent tasks (at least 1), capped by ``OMP_NUM_THREADS`` when it is set."""
+    env = os.environ if environ is None else environ
+    slurm = env.get("SLURM_CPUS_PER_TASK", "").strip()
+    if slurm.isdigit() and int(slurm) >= 1:
+        return int(slurm)
+    n = max(1, (cores or _usable_cores()) // max(1, parallel))
+    cap = env.get("OMP_NUM_THREADS", "").strip()
+    if cap.isdigit() and int(cap) >= 1:
+        n = min(n, int(cap))
+    return n
+
+
+def set_task_threads(parallel: int = 1) -> int:
+    """Set torch's intra-op threads (and OMP/MKL/OpenBLAS for child processes) to :func:`task_threads`."""
+    import torch
+
+    n = task_threads(parallel)
+    torch.set_num_threads(n)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+    return n
+
+
+# ----------------------------------------------------------------------------------------------- tasks
+
+
+@dataclass
+class Task:
+    """A unit of work for :func:`run_tasks`: ``name`` labels it (log file names), ``run_dir`` (if any) is its
+    own folder, where its logs are linked; ``parallel`` is how many tasks share this machine's cores."""
+
+    name: str
+    run_dir: str | None = None
+    parallel: int = 1
+
+    def __call__(self) -> Any:
+        set_task_threads(self.parallel)
+        self._link_slurm_logs()
+        return self.run()
+
+    def run(self) -> Any:
+        raise NotImplementedError
+
+    def _link_slurm_logs(self) -> None:
+        """Inside a submitit SLURM job: ``run_dir/slurm-<job>.out|err`` -> submitit's log files."""
+        if self.run_dir is None or os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
+            return
+        import submitit
+
+        env = submitit.JobEnvironment()
+        folder = Path(self.run_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for suffix, target in (("out", env.paths.stdout), ("err", env.paths.stderr)):
+            link = folder / f"slurm-{env.job_id}.{suffix}"
+            if not link.is_symlink():
+                with contextlib.suppress(OSError):
+                    link.symlink_to(Path(target).resolve())
+
+
+@dataclass
+class FunctionTask(Task):
+    """``fn(*args)`` (``fn`` a module-level function, so it pickles by name)."""
+
+    fn: Callable[..., Any] | None = None
+    args: tuple = ()
+
+    def run(self) -> Any:
+        return self.fn(*self.args)
+
+
+@dataclass
+class TrainTask(Task):
+    """One training run, :func:`ufm.deep.train.train` ``(config, run_dir, resume)``; submitit's checkpointing
+    protocol (``checkpoint()``, as in ``submitit.helpers.Checkpointable``) requeues it as a resumed run."""
+
+    config: Any = None
+    resume: bool = False
+    requeued: bool = False
+
+    def run(self) -> dict:
+        from ufm.deep.train import train
+
+        # A requeued run resumes from its checkpoint; if it was preempted before writing one, it starts again
+        # (the folder then holds only what this same run wrote before its first checkpoint).
+        run_dir = Path(self.run_dir)
+        resume = self.resume or (self.requeued and (run_dir / "checkpoint.pt").is_file())
+        if self.requeued and not resume and run_dir.is_dir():
+            shutil.rmtree(run_dir)
+        return {**train(self.config, self.run_dir, resume=resume), "run_folder": str(self.run_dir)}
+
+    def checkpoint(self, *args: Any, **kwargs: Any):
+        """Called by submitit on the preemption / time-limit signal: the same run, resumed, is requeued."""
+        submitit = require_submitit()
+        return submitit.helpers.DelayedSubmission(replace(self, requeued=True))
+
+
+class TasksFailed(ValueError):
+    """Some tasks failed; ``failures`` maps task name -> error text, ``results`` holds the others' results."""
+
+    def __init__(self, failures: dict[str, str], results: dict[str, Any]):
+        self.failures, self.results = failures, results
+        name, text = next(iter(failures.items()))
+        last = text.strip().splitlines()[-1] if text.strip() else "no message"
+        super().__init__(f"{len(failures)} of {len(failures) + len(results)} tasks failed; first, {name}: {last}")
+
+
+# ----------------------------------------------------------------------------------------------- runners
+
+
+def _run_logged(task: Task, log_path: str) -> Any:
+    """In a local worker process: run ``task`` with stdout and stderr appended to ``log_path``."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        return task()
+
+
+def _run_inline(tasks: list[Task], done: Callable[[str, bool], None]) -> tuple[dict, dict]:
+    results, failures = {}, {}
+    for task in tasks:
+        try:
+            results[task.name] = task()
+        except (ValueError, FileNotFoundError) as err:  # a user error in one task: the others still run
+            failures[task.name] = f"{type(err).__name__}: {err}"
+        done(task.name, task.name in results)
+    return results, failures
+
+
+def _run_local(tasks: list[Task], workers: int, log_folder: Path,
+               done: Callable[[str, bool], None]) -> tuple[dict, dict]:
+    results, failures = {}, {}
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {}
+        for task in tasks:
+            log = Path(task.run_dir) / "job.log" if task.run_dir else log_folder / f"{task.name}.log"
+            futures[pool.submit(_run_logged, replace(task, parallel=workers), str(log))] = (task.name, log)
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                name, log = futures[future]
+                try:
+                    results[name] = future.result()
+                except Exception as err:  # noqa: BLE001 - reported per task, with its log
+                    failures[name] = f"{type(err).__name__}: {err} (log: {log})"
+                done(name, name in results)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return results, failures
+
+
+def _squeue_ids(job_ids: Sequence[str]) -> set[str] | None:
+    """IDs (``A_i`` for array tasks) of these jobs that SLURM still holds (pending, running, requeued)."""
+    arrays = sorted({j.split("_")[0] for j in job_ids})
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(arrays)], capture_output=True,
+                             text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None if "Invalid job id" not in out.stderr else set()
+    return {line.strip() for line in out.stdout.splitlines() if line.strip()}
+
+
+def submit_slurm(tasks: list[Task], cfg: ExecutorConfig, log_folder: Path, name: str) -> list:
+    """Submit ``tasks`` as one job array; returns submitit's jobs (``job.job_id``, ``job.result()``)."""
+    submitit = require_submitit()
+    executor = submitit.SlurmExecutor(folder=log_folder)
+    executor.update_parameters(job_name=name, **slurm_parameters(cfg))
+    tasks = [replace(t, parallel=1) for t in tasks]  # SLURM_CPUS_PER_TASK decides the threads
+    with executor.batch():
+        jobs = [executor.submit(task) for task in tasks]
+    return jobs
+
+
+def wait_slurm(jobs: list, names: list[str], done: Callable[[str, bool], None],
+               poll_s: float = 1.0) -> tuple[dict, dict]:
+    """Wait for submitit jobs; a job that SLURM no longer lists and that left no result counts as failed."""
+    results, failures = {}, {}
+    pending = dict(zip(names, jobs))
+    missing: dict[str, int] = {}
+    try:
+        while pending:
+            time.sleep(poll_s)
+            finished = [n for n, job in pending.items() if job.paths.result_pickle.exists()]
+            if len(finished) < len(pending):
+                alive = _squeue_ids([job.job_id for job in pending.values()])
+                for n, job in pending.items():
+                    if n in finished or alive is None:
+                        continue
+                    missing[n] = 0 if job.job_id in alive else missing.get(n, 0) + 1
+                    if missing[n] >= 5 and not job.paths.result_pickle.exists():
+                        finished.append(n)
+            for n in finished:
+                job = pending.pop(n)
+                try:
+                    if not job.paths.result_pickle.exists():
+                        raise RuntimeError(f"SLURM job {job.job_id} ended without a result (cancelled or killed)")
+                    results[n] = job.result()
+                except Exception as err:  # noqa: BLE001 - reported per task, with its log
+                    failures[n] = f"{type(err).__name__}: {err} (log: {job.paths.stdout})"
+                done(n, n in results)
+    except KeyboardInterrupt:
+        for job in pending.values():
+            with contextlib.suppress(Exception):
+                job.cancel(check=False)
+        raise
+    return results, failures
+
+
+def run_tasks(
+    tasks: Sequence[Task],
+    cfg: ExecutorConfig,
+    log_folder: str | Path,
+    name: str = "ufm",
+    done: Callable[[str, bool], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``tasks`` with ``cfg``; returns {task name: result}.  ``done(name, ok)`` after each task.
+
+    With ``cfg.wait`` False (slurm) the jobs are only submitted: returns {task name: SLURM job id}.
+    Raises :class:`TasksFailed` (a ValueError) after all have run if any failed; the others' results are on it.
+    """
+    tasks = list(tasks)
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise ValueError("task names must be unique")
+    log_folder = Path(log_folder).resolve()
+    done = done or (lambda name, ok: None)
+    if not tasks:
+        return {}
+    if cfg.executor == "inline":
+        results, failures = _run_inline(tasks, done)
+    elif cfg.executor == "local":
+        workers = min(len(tasks), cfg.workers or _usable_cores())
+        results, failures = _run_local(tasks, workers, log_folder, done)
+    else:
+        jobs = submit_slurm(tasks, cfg, log_folder, name)
+        if not cfg.wait:
+            return {n: job.job_id for n, job in zip(names, jobs)}
+        results, failures = wait_slurm(jobs, names, done)
+    if failures:
+        raise TasksFailed(failures, results)
+    return {n: results[n] for n in names}
+
+
+def run_training(runs: dict[str, tuple[Any, Path, bool]], cfg: ExecutorConfig, log_folder: str | Path,
+                 done: Callable[[str, bool], None] | None = None) -> dict[str, dict]:
+    """Training runs {name: (TrainConfig, run folder, resume)} as :class:`TrainTask` s (one SLURM job array, or
+    parallel local processes); returns {name: summary} (or {name: job id} when not waiting)."""
+    tasks = [TrainTask(name=n, run_dir=str(Path(folder).resolve()), config=config, resume=resume)
+             for n, (config, folder, resume) in runs.items()]
+    return run_tasks(tasks, cfg, log_folder, name="ufm-train", done=done)
+
