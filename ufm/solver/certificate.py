@@ -74,8 +74,8 @@ def certificate(problem: Problem, gram: np.ndarray, cross: np.ndarray | None) ->
         dual, joint = top, m
     lam_min = float(torch.linalg.eigvalsh((dual + dual.T) / 2).min())
     gap = float((dual * joint).sum()) - float(torch.trace(joint)) * min(0.0, lam_min)
-    gap = max(gap, 0.0) + 8 * np.finfo(float).eps * (abs(float(value)) + problem.program.total)  # round-off of f
-    return {"certified_gap": gap, "relative_gap": gap / abs(float(value)), "dual_min_eigenvalue": lam_min}
+    gap = max(gap, 0.0) + 8 * np.finfo(float).eps * (abs(float(value.detach())) + problem.program.total)  # round-off of f
+    return {"certified_gap": gap, "relative_gap": gap / abs(float(value.detach())), "dual_min_eigenvalue": lam_min}
 
 
 def certify(problem: Problem, gram: np.ndarray, cross: np.ndarray | None, tol: float = FEASIBILITY_TOL) -> dict:
