@@ -74,6 +74,8 @@ def test_the_issue_case_at_k_1000_is_the_oracle_not_the_unpolished_interior_poin
     assert exact[1] == pytest.approx(0.0019254, abs=1e-6)
     polished = solve(counts[None], 1.0)
     assert abs(polished.gram[-1, -2] - exact[1]) < 1e-9
+    unpolished = solve(counts[None], 1.0, polish=False)  # the interior point alone misses the target
+    assert unpolished.accuracy_source == "none" and abs(unpolished.gram[-1, -2] - exact[1]) > 1e-5
 
 
 def test_interior_point_with_prototypes_is_polished_and_agrees_with_the_grouped_solve():

@@ -14,8 +14,8 @@ It converges quadratically where the solution is strictly complementary and non-
 is then invertible); it is accepted only when the residual is at round-off level, B_l and S_l are PSD to
 1e-9 and it does not raise f above the interior-point value by more than that value's own slack.  The
 entry-accuracy estimate is the size of one more Newton correction, |J^-1 F|, plus the round-off level of
-the residual (64 eps x sum of weights / tau) times |J^-1| (after quadratic convergence the error is of the
-size of the next correction).
+each residual row (16 eps x sum of weights / tau for the gradient rows) carried through |J^-1| (after
+quadratic convergence the error is of the size of the next correction).
 
 Certificate: for S_l >= 0 (projected), L(y) = f(y) - sum <B_l(y), S_l> - lambda . (A y - b) is convex and
 below f on the feasible set, so f* >= L(y0) + min_{|y| <= bound} grad L(y0) . (y - y0), with ``bound`` a box
@@ -221,12 +221,19 @@ class ConeProgram:
                 break
             z, res = z + t * step, trial
         jac = jacobian(z)
-        correction = np.linalg.lstsq(jac, res, rcond=None)[0]
         sv = np.linalg.svd(jac, compute_uv=False)
         cond = sv[0] / sv[-1] if sv[-1] > 0 else np.inf
         y, duals, eq_dual = self._split(z)
-        # one more Newton correction, plus the round-off of the residual amplified by |J^-1|
-        accuracy = float(np.abs(correction[: self.n_y]).max() + floor / sv[-1]) if sv[-1] > 0 else np.inf
+        if np.isfinite(cond):
+            inverse = np.linalg.inv(jac)
+            # one more Newton correction, plus the round-off level of each residual row (16 eps x sum of
+            # weights / tau for the gradient rows, 16 eps |z| for the others) carried through J^-1
+            row_floor = np.full(len(z), 16 * _EPS * max(1.0, np.abs(z).max()))
+            row_floor[: self.n_y] = 16 * _EPS * max(1.0, self.objective.total / self.objective.tau)
+            correction = inverse[: self.n_y] @ res
+            accuracy = float(np.abs(correction).max() + (np.abs(inverse[: self.n_y]) @ row_floor).max())
+        else:
+            accuracy = np.inf
         stalled = np.linalg.norm(res) > 1e6 * floor
         worst_b = self.min_eigenvalue(y)
         worst_s = min((float(np.linalg.eigvalsh(s).min()) for s in duals), default=0.0)
