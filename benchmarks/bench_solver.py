@@ -101,6 +101,10 @@ def accuracy_table(timeout: float) -> None:
 
 def cli_table() -> None:
     print("\n# CLI: ufm solve --counts 500x500,5x500 --tau 1 (k = 1000), one process each\n")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import ufm.cli.main, ufm.solver, cvxpy"], check=True)
+    imports = time.perf_counter() - start
+    print(f"(imports alone, python -c 'import ufm.cli.main, ufm.solver, cvxpy': {imports:.1f} s wall)\n")
     print("| output | solve (s) | polish + certificate (s) | whole command, wall (s) |")
     print("|---|---:|---:|---:|")
     for extra in (["--json"], []):
