@@ -61,7 +61,7 @@ def solve_command(
     extra = {}
     if relu and g_star is not None:  # ReLU features can only reach non-negative prototypes: find them or refuse
         try:
-            nonnegative_prototypes(g_star, len(n))
+            extra["nonnegative_prototypes"] = nonnegative_prototypes(g_star, len(n)).tolist()
         except ValueError as err:
             raise ValueError(f"--relu: {err}") from None
     if full:
@@ -76,7 +76,7 @@ def solve_command(
         result = solve_full(labels.numpy(), index, tau, g_star, n_w, prototype_anchors,
                             "CLARABEL" if solver == "auto" else solver, len(n))
         y = labels.numpy()
-        extra = {"min_within_class_cosine": float(min(result.gram[np.ix_(y == a, y == a)].min() for a in range(len(n))))}
+        extra["min_within_class_cosine"] = float(min(result.gram[np.ix_(y == a, y == a)].min() for a in range(len(n))))
         result = replace(result, gram=class_mean_gram(result.gram, y), cross=None)
     else:
         result = solve(comp.numpy(), tau, g_star, n_w, prototype_anchors, solver, reduce, relu)

@@ -302,3 +302,18 @@ def test_certify_bounds_the_suboptimality_of_any_geometry():
     etf = certify(g, g, comp, 0.5, g, 10)
     true_gap = collapsed_objective(g, g, comp, 0.5, g, 10) - best.objective
     assert etf["certified_gap"] >= true_gap > 0.1
+
+
+def test_nonnegative_prototypes_are_found_or_refused():
+    from ufm.solver import nonnegative_prototypes
+
+    for g in (np.eye(4), np.array([[1, 0.5, 0.5], [0.5, 1, 0.5], [0.5, 0.5, 1]]), np.full((3, 3), 1.0)):
+        w = nonnegative_prototypes(g, len(g)).numpy()
+        assert w.min() >= 0 and np.abs(w @ w.T - g).max() < 1e-6
+    with pytest.raises(ValueError, match="negative cosines"):
+        nonnegative_prototypes(etf_gram(3).numpy(), 3)
+    # doubly non-negative (PSD, entries >= 0) but not completely positive
+    g = np.array([[1, 1, 0, 0, 1], [1, 2, 1, 0, 0], [0, 1, 2, 1, 0], [0, 0, 1, 2, 1], [1, 0, 0, 1, 6]], float)
+    d = 1 / np.sqrt(np.diag(g))
+    with pytest.raises(ValueError, match="no non-negative prototypes"):
+        nonnegative_prototypes(g * d[:, None] * d[None, :], 5)

@@ -78,7 +78,10 @@ def test_relu_prototypes_must_be_non_negative(tmp_path):
     result = runner.invoke(app, ["solve", "--counts", "20,20,2", "--tau", "0.5", "--relu", "--n-w", "5",
                                  "--gram-file", str(ok), "--out", str(tmp_path / "a"), "--json"])
     assert result.exit_code == 0, result.output
-    assert min(min(row) for row in json.loads(result.stdout)["cross"]) >= -1e-8
+    data = json.loads(result.stdout)
+    assert min(min(row) for row in data["cross"]) >= -1e-8
+    w = np.array(data["nonnegative_prototypes"])  # the prototypes that realize G_* with ReLU features
+    assert w.min() >= 0 and np.abs(w @ w.T - np.loadtxt(ok, delimiter=",")).max() < 1e-6
     # doubly non-negative but not completely positive (5 x 5): no W >= 0 with W W^T = G_*
     g = np.array([[1, 1, 0, 0, 1], [1, 2, 1, 0, 0], [0, 1, 2, 1, 0], [0, 0, 1, 2, 1], [1, 0, 0, 1, 6]], float)
     d = 1 / np.sqrt(np.diag(g))

@@ -11,7 +11,7 @@ One validated :class:`Problem` feeds every method:
 - ``grouped`` (:mod:`.grouped`): one full batch, classes grouped by equal counts, G_* constant on the group
   blocks: a few variables whatever k; interior point, then Newton on the KKT conditions in float64, and a
   certificate in the reduced space;
-- ``interior`` (same machinery with one group per class): any batch-set, k up to about 30;
+- ``interior`` (:mod:`.interior`, the same machinery with one group per class): any batch-set, k up to about 30;
 - ``bm`` (:mod:`.lowrank`): Burer-Monteiro with a certificate, for large k without the symmetry;
 - ``full`` (:mod:`.full`): every sample its own row (no collapse assumed), N up to about 60.
 
@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .certificate import FEASIBILITY_TOL, certificate, feasibility
+from .certificate import FEASIBILITY_TOL
 from .certificate import certify as _certify
 from .full import class_mean_gram, full_objective, solve_full
-from .grouped import solve_cone
 from .grouped import solve_grouped as _solve_grouped
+from .interior import solve_interior
 from .lowrank import solve_bm as _solve_bm
 from .nonneg import nonnegative_prototypes
 from .problem import LSEProgram, Problem, class_groups
@@ -87,10 +87,7 @@ def solve_collapsed(compositions, tau: float = 0.1, g_star=None, n_w: float = 0.
     is a relaxation of it, exact for matrices of order <= 4 (Maxfield and Minc 1962) and otherwise a lower
     bound on the ReLU optimum, tight whenever the returned Gram is itself realizable by non-negative
     vectors (for instance the orthogonal frame, realized by the standard basis)."""
-    problem = _problem(compositions, tau, g_star, n_w, prototype_anchors, nonnegative)
-    singletons = [np.array([c]) for c in range(problem.k)]
-    return solve_cone(problem, singletons, "interior", solver, polish,
-                      certificate=lambda gram, cross: certificate(problem, gram, cross)["certified_gap"])
+    return solve_interior(_problem(compositions, tau, g_star, n_w, prototype_anchors, nonnegative), solver, polish)
 
 
 def solve_grouped(counts, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototype_anchors: bool = True,
