@@ -2,7 +2,7 @@
 equalities, with an interior-point solve (cvxpy), a Newton polish of its KKT conditions in float64 and a
 weak-duality certificate.
 
-    minimize f(u(y)),  u(y) = [y, constants],   subject to   B_l(y) = C_l0 + sum_i y_i C_li  >= 0 (PSD),   A y = b.
+    minimize f(u(y)),  u(y) = [L y, constants],   subject to   B_l(y) = C_l0 + sum_i y_i C_li  >= 0 (PSD),   A y = b.
 
 Polish: from the interior-point solution y0, take S_l = N_l T_l N_l^T on the numerical null space N_l of
 B_l(y0) and (T_l, lambda) by least squares on stationarity, then Newton on the square system
@@ -55,8 +55,9 @@ class Polish:
 
 @dataclass(frozen=True, eq=False)
 class ConeProgram:
-    """``objective`` on u = [y, consts]; ``blocks``: (C0 [n, n], C sparse [n * n, n_y]) with
-    vec B(y) = vec C0 + C y (row-major); ``eq``: (A [m, n_y], b [m]); ``nonneg``: indices i with y_i >= 0
+    """``objective`` on u = [L y, consts] (``lift`` L sparse [n_u - n_consts, n_y]: the entries the objective
+    reads, linear in the unknowns y); ``blocks``: (C0 [n, n], C sparse [n * n, n_y]) with
+    vec B(y) = vec C0 + C y (row-major); ``eq``: (A [m, n_y], b [m]); ``nonneg``: indices i with (L y)_i >= 0
     (interior point and feasibility only: no polish, no certificate with them); ``bound [n_y]``: |y_i| <= bound_i
     for every feasible y (for the certificate)."""
 
@@ -67,6 +68,7 @@ class ConeProgram:
     eq_b: np.ndarray
     bound: np.ndarray
     nonneg: np.ndarray
+    lift: sp.csr_matrix
 
     @property
     def n_y(self) -> int:
@@ -75,13 +77,22 @@ class ConeProgram:
     def block_values(self, y: np.ndarray) -> list[np.ndarray]:
         return [c0 + (c @ y).reshape(c0.shape) for c0, c in self.blocks]
 
+    def entries(self, y: np.ndarray) -> np.ndarray:
+        """L y: the entries the objective reads."""
+        return self.lift @ y
+
     def f(self, y: np.ndarray) -> float:
-        return self.objective.numpy(np.concatenate([y, self.consts]))
+        return self.objective.numpy(np.concatenate([self.lift @ y, self.consts]))
+
+    def gradient(self, y: np.ndarray) -> np.ndarray:
+        """grad_y f = L^T grad_u f."""
+        u = torch.from_numpy(np.concatenate([self.lift @ y, self.consts]))
+        return self.lift.T @ self.objective.gradient(u).numpy()[: self.lift.shape[0]]
 
     def min_eigenvalue(self, y: np.ndarray) -> float:
         """Smallest eigenvalue of the blocks (and smallest constrained-non-negative y_i)."""
         worst = min(np.linalg.eigvalsh((b + b.T) / 2).min() for b in self.block_values(y))
-        return float(min(worst, y[self.nonneg].min())) if len(self.nonneg) else float(worst)
+        return float(min(worst, (self.lift @ y)[self.nonneg].min())) if len(self.nonneg) else float(worst)
 
     @property
     def n_unknowns(self) -> int:
@@ -94,7 +105,7 @@ class ConeProgram:
         import cvxpy as cp
 
         y = cp.Variable(self.n_y)
-        u = cp.hstack([y, self.consts]) if len(self.consts) else y
+        u = cp.hstack([self.lift @ y, self.consts]) if len(self.consts) else self.lift @ y
         constraints = []
         for c0, c in self.blocks:
             n = len(c0)
@@ -103,7 +114,7 @@ class ConeProgram:
         if len(self.eq_b):
             constraints.append(self.eq_a @ y == self.eq_b)
         if len(self.nonneg):
-            constraints.append(y[self.nonneg] >= 0)
+            constraints.append(self.lift[self.nonneg] @ y >= 0)
         problem = cp.Problem(cp.Minimize(self.objective.cvxpy(u)), constraints)
         try:
             with warnings.catch_warnings():  # an inaccurate solve is reported in the result's status
@@ -119,10 +130,10 @@ class ConeProgram:
     def _sizes(self) -> list[int]:
         return [len(c0) for c0, _ in self.blocks]
 
-    def _residual(self, z: torch.Tensor, dense: list[torch.Tensor]) -> torch.Tensor:
+    def _residual(self, z: torch.Tensor, dense: list[torch.Tensor], lift: torch.Tensor) -> torch.Tensor:
         n_y, m = self.n_y, len(self.eq_b)
         y = z[:n_y]
-        grad = self.objective.gradient(torch.cat([y, torch.from_numpy(self.consts)]))[:n_y]
+        grad = lift.T @ self.objective.gradient(torch.cat([lift @ y, torch.from_numpy(self.consts)]))[: lift.shape[0]]
         out_eq = []
         out_comp = []
         pos = n_y
@@ -145,7 +156,7 @@ class ConeProgram:
 
     def _initial_duals(self, y0: np.ndarray, null_tol: float) -> np.ndarray:
         """[svec S_1, ..., lambda] from least squares on stationarity with S_l on the null space of B_l(y0)."""
-        grad = self.objective.gradient(torch.from_numpy(np.concatenate([y0, self.consts]))).numpy()[: self.n_y]
+        grad = self.gradient(y0)
         columns, places = [], []
         pos = 0
         for (c0, c), bval in zip(self.blocks, self.block_values(y0)):
@@ -194,13 +205,14 @@ class ConeProgram:
             raise ValueError("the polish does not handle non-negativity constraints")
         z = np.concatenate([y0, self._initial_duals(y0, null_tol)])
         dense = [torch.from_numpy(c.toarray()) for _, c in self.blocks]
+        lift = torch.from_numpy(self.lift.toarray())
 
         def residual(zz: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                return self._residual(torch.from_numpy(zz), dense).numpy()
+                return self._residual(torch.from_numpy(zz), dense, lift).numpy()
 
         def jacobian(zz: np.ndarray) -> np.ndarray:
-            return torch.autograd.functional.jacobian(lambda t: self._residual(t, dense), torch.from_numpy(zz)).numpy()
+            return torch.autograd.functional.jacobian(lambda t: self._residual(t, dense, lift), torch.from_numpy(zz)).numpy()
 
         res = residual(z)
         # round-off level of the residual: the gradient sums terms up to (sum of weights) / tau
@@ -259,7 +271,7 @@ class ConeProgram:
         for s in duals:
             lam, vecs = np.linalg.eigh((s + s.T) / 2)
             proj.append((vecs * np.clip(lam, 0, None)) @ vecs.T)
-        grad = self.objective.gradient(torch.from_numpy(np.concatenate([y, self.consts]))).numpy()[: self.n_y]
+        grad = self.gradient(y)
         lag = self.f(y)
         for (c0, c), s, bval in zip(self.blocks, proj, self.block_values(y)):
             grad = grad - c.T @ s.ravel()

@@ -7,7 +7,7 @@ unknowns are then a few numbers per group pair:
     cm_ij = M_ac (a in group i, c in group j, a != c),   xm_ij = X_ac (a != c),   xd_i = X_aa,
 
 and [[M, X], [X^T, G_*]] >= 0 splits into one condition on group-constant vectors,
-[[q_m, Y], [Y^T, I_r]] >= 0 with q_x = Y F (F^T F = q_g, the reduced G_*), where
+[[q_m, Y], [Y^T, I_r]] >= 0 with q_x = Y F (F^T F = q_g, the reduced G_*; the unknowns are Y, not q_x), where
 q_m = diag(1 + (s_i - 1) cm_ii) + sqrt(s_i s_j) cm_ij off the diagonal (s_i: group sizes) and likewise
 q_x, q_g; and one 2 x 2 condition per group of size >= 2 on the zero-sum directions inside the group,
 [[1 - cm_ii, xd_i - xm_ii], [xd_i - xm_ii, 1 - e_i]] >= 0 (e_i: G_* inside group i).
@@ -29,13 +29,16 @@ from .result import SolveResult
 __all__ = ["solve_grouped", "solve_cone", "reduced_program"]
 
 TOLERANCES = {
-    "CLARABEL": dict(tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10, tol_ktratio=1e-8, max_iter=500),
+    "CLARABEL": dict(tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9, tol_ktratio=1e-7, max_iter=500),
     "SCS": dict(eps_abs=1e-9, eps_rel=1e-9, max_iters=200_000),
 }
 
 
 class _Reduction:
-    """Index bookkeeping of the reduced variables y and the constants of u = [y, consts]."""
+    """Index bookkeeping.  The objective reads the entries w = [cm, xm, xd] (then constants); the unknowns
+    are y = [cm, Y (G x r), d] with d_i = xd_i - xm_ii (groups of size >= 2), and w = L y:
+    xm_ij = (Y F)_ij / sqrt(s_i s_j) (i != j), xm_ii = ((Y F)_ii - d_i) / s_i, xd_i = xm_ii + d_i
+    (xd_i = (Y F)_ii for a group of one)."""
 
     def __init__(self, problem: Problem, groups: list[np.ndarray]):
         self.problem, self.groups = problem, groups
@@ -45,19 +48,22 @@ class _Reduction:
         for i, g in enumerate(groups):
             self.group_of[g] = i
         n_g = len(groups)
-        self.names: list[tuple] = []
-        self.cm = {}
+        self.cm, self.xm, self.xd = {}, {}, {}
+        n = 0
         for i in range(n_g):
             for j in range(i, n_g):
                 if i != j or self.size[i] >= 2:
-                    self.cm[(i, j)] = self.cm[(j, i)] = self._new(("cm", i, j))
-        self.xm, self.xd = {}, {}
+                    self.cm[(i, j)] = self.cm[(j, i)] = n
+                    n += 1
+        self.n_cm = n
         if problem.with_prototypes:
             for i in range(n_g):
                 for j in range(n_g):
                     if i != j or self.size[i] >= 2:
-                        self.xm[(i, j)] = self._new(("xm", i, j))
-                self.xd[i] = self._new(("xd", i))
+                        self.xm[(i, j)] = n
+                        n += 1
+                self.xd[i] = n
+                n += 1
             within, block = block_values(problem.g_star, groups)
             root = np.sqrt(self.size)
             q_g = np.outer(root, root) * block
@@ -66,34 +72,65 @@ class _Reduction:
             keep = lam > 1e-9 * max(lam.max(), 1.0)
             self.f_mat = np.sqrt(lam[keep])[:, None] * vecs[:, keep].T  # [r, G], F^T F = q_g
             self.within = within
-            self.y_index = np.array([[self._new(("Y", i, p)) for p in range(int(keep.sum()))] for i in range(n_g)],
-                                    dtype=np.int64).reshape(n_g, int(keep.sum()))
-        self.n_y = len(self.names)
+        self.n_w = n  # entries read by the objective
+        r = self.f_mat.shape[0] if problem.with_prototypes else 0
+        self.y_index = self.n_cm + np.arange(n_g * r).reshape(n_g, r)  # Y, after cm in y
+        self.d = {}
+        m = self.n_cm + n_g * r
+        if problem.with_prototypes:
+            for i in range(n_g):
+                if self.size[i] >= 2:
+                    self.d[i] = m
+                    m += 1
+        self.n_y = m
         self.consts: list[float] = [1.0]
-        self._const_index: dict[float, int] = {1.0: self.n_y}
-
-    def _new(self, name) -> int:
-        self.names.append(name)
-        return len(self.names) - 1
+        self._const_index: dict[float, int] = {1.0: self.n_w}
 
     def const(self, value: float) -> int:
         value = float(value)
         if value not in self._const_index:
-            self._const_index[value] = self.n_y + len(self.consts)
+            self._const_index[value] = self.n_w + len(self.consts)
             self.consts.append(value)
         return self._const_index[value]
 
     def index(self, flat: int) -> int:
-        """Index in u of entry ``flat`` of v = [vec M, vec X, vec G_*]."""
+        """Index in u = [w, consts] of entry ``flat`` of v = [vec M, vec X, vec G_*]."""
         k = self.problem.k
         part, rest = divmod(int(flat), k * k)
         a, c = divmod(rest, k)
         i, j = self.group_of[a], self.group_of[c]
         if part == 0:
-            return self.n_y if a == c else self.cm[(i, j)]
+            return self.n_w if a == c else self.cm[(i, j)]
         if part == 1:
             return self.xd[i] if a == c else self.xm[(i, j)]
         return self.const(self.problem.g_star[a, c])
+
+    def lift(self) -> sp.csr_matrix:
+        """L [n_w, n_y] with w = L y."""
+        rows, cols, vals = [], [], []
+
+        def add(r, c, v):
+            rows.append(r)
+            cols.append(c)
+            vals.append(v)
+
+        for idx in sorted(set(self.cm.values())):
+            add(idx, idx, 1.0)
+        if self.problem.with_prototypes:
+            n_g, s = len(self.groups), self.size
+            for (i, j), idx in self.xm.items():
+                scale = 1 / np.sqrt(s[i] * s[j]) if i != j else 1 / s[i]
+                for p in range(self.f_mat.shape[0]):
+                    add(idx, self.y_index[i, p], self.f_mat[p, j] * scale)
+                if i == j:
+                    add(idx, self.d[i], -1 / s[i])
+            for i, idx in self.xd.items():
+                for p in range(self.f_mat.shape[0]):
+                    add(idx, self.y_index[i, p], self.f_mat[p, i] / s[i])
+                if s[i] >= 2:
+                    add(idx, self.d[i], 1 - 1 / s[i])
+            del n_g
+        return sp.csr_matrix((vals, (rows, cols)), shape=(self.n_w, self.n_y))
 
 
 def _merge(pairs: list[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -112,25 +149,13 @@ def reduced_program(problem: Problem, groups: list[np.ndarray]) -> tuple[ConePro
             terms = _merge([(red.index(j), m) for j, m in row.terms])
             positives = _merge([(red.index(j), c) for j, c in row.positives])
             rows.append(Row(row.weight * red.size[i], terms, positives))
-    objective = LSEProgram.from_rows(rows, red.n_y + len(red.consts), problem.tau)
+    objective = LSEProgram.from_rows(rows, red.n_w + len(red.consts), problem.tau)
     n_g, n_y, s = len(groups), red.n_y, red.size
     root = np.sqrt(s)
     bound = np.ones(n_y)
 
-    def q_entries(var: dict, diag_var=None) -> list[tuple[int, int, int | None, float]]:
-        """(row, col, variable or None for a constant, coefficient) of the G x G matrix with diagonal
-        d_i + (s_i - 1) v_ii (d_i = 1, or the variable diag_var[i]) and sqrt(s_i s_j) v_ij off it."""
-        out = []
-        for i in range(n_g):
-            for j in range(n_g):
-                if i != j:
-                    out.append((i, j, var[(i, j)], root[i] * root[j]))
-                elif s[i] >= 2:
-                    out.append((i, i, var[(i, i)], s[i] - 1.0))
-            out.append((i, i, None if diag_var is None else diag_var[i], 1.0))
-        return out
-
     def block(n: int, entries) -> tuple[np.ndarray, sp.csr_matrix]:
+        """(C0, C) from (row, col, variable of y or None for a constant, coefficient) entries."""
         c0, rows_, cols, vals = np.zeros((n, n)), [], [], []
         for a, b, var, coef in entries:
             if var is None:
@@ -141,12 +166,18 @@ def reduced_program(problem: Problem, groups: list[np.ndarray]) -> tuple[ConePro
                 vals.append(coef)
         return c0, sp.csr_matrix((vals, (rows_, cols)), shape=(n * n, n_y))
 
+    # q_m: diagonal 1 + (s_i - 1) cm_ii, off-diagonal sqrt(s_i s_j) cm_ij (cm is first in y and in w)
+    q_m = [(i, i, None, 1.0) for i in range(n_g)]
+    for i in range(n_g):
+        for j in range(n_g):
+            if i != j:
+                q_m.append((i, j, red.cm[(i, j)], root[i] * root[j]))
+            elif s[i] >= 2:
+                q_m.append((i, i, red.cm[(i, i)], s[i] - 1.0))
     blocks = []
-    q_m = q_entries(red.cm)
     if not problem.with_prototypes:
         blocks.append(block(n_g, q_m))
         blocks += [block(1, [(0, 0, None, 1.0), (0, 0, red.cm[(i, i)], -1.0)]) for i in range(n_g) if s[i] >= 2]
-        eq_a, eq_b = np.zeros((0, n_y)), np.zeros(0)
     else:
         r = red.y_index.shape[1]
         entries = list(q_m) + [(n_g + p, n_g + p, None, 1.0) for p in range(r)]
@@ -155,27 +186,21 @@ def reduced_program(problem: Problem, groups: list[np.ndarray]) -> tuple[ConePro
                 entries += [(i, n_g + p, red.y_index[i, p], 1.0), (n_g + p, i, red.y_index[i, p], 1.0)]
                 bound[red.y_index[i, p]] = np.sqrt(s[i])
         blocks.append(block(n_g + r, entries))
-        for i in range(n_g):
-            if s[i] >= 2:
-                off = [(red.xd[i], 1.0), (red.xm[(i, i)], -1.0)]
-                blocks.append(block(2, [(0, 0, None, 1.0), (0, 0, red.cm[(i, i)], -1.0), (1, 1, None, 1 - red.within[i])]
-                                    + [(a, b, v, c) for a, b in ((0, 1), (1, 0)) for v, c in off]))
-        # q_x - Y F = 0, entry by entry
-        eq_a, eq_b = np.zeros((n_g * n_g, n_y)), np.zeros(n_g * n_g)
-        for i, j, var, coef in q_entries(red.xm, red.xd):
-            eq_a[i * n_g + j, var] += coef
-        for i in range(n_g):
-            for j in range(n_g):
-                eq_a[i * n_g + j, red.y_index[i]] -= red.f_mat[:, j]
+        for i, d in red.d.items():
+            bound[d] = 2.0
+            blocks.append(block(2, [(0, 0, None, 1.0), (0, 0, red.cm[(i, i)], -1.0), (1, 1, None, 1 - red.within[i]),
+                                    (0, 1, d, 1.0), (1, 0, d, 1.0)]))
     nonneg = np.zeros(0, dtype=np.int64)
     if problem.nonnegative:
-        nonneg = np.unique(list(red.cm.values()) + list(red.xm.values()) + list(red.xd.values())).astype(np.int64)
-    cone = ConeProgram(objective, np.array(red.consts), blocks, eq_a, eq_b, bound, nonneg)
+        nonneg = np.arange(red.n_w, dtype=np.int64)
+    cone = ConeProgram(objective, np.array(red.consts), blocks, np.zeros((0, n_y)), np.zeros(0), bound, nonneg,
+                       red.lift())
     return cone, red
 
 
 def _expand(red: _Reduction, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     k, groups = red.problem.k, red.groups
+    y = red.lift() @ y  # the entries w = [cm, xm, xd]
     gram, cross = np.ones((k, k)), None
     for (i, j), idx in red.cm.items():
         gram[np.ix_(groups[i], groups[j])] = y[idx]

@@ -54,6 +54,7 @@ class LSEProgram:
     weight: np.ndarray
     coef: np.ndarray
     tau: float
+    n_terms: np.ndarray  # [R] terms of each row before padding
 
     @classmethod
     def from_rows(cls, rows: list[Row], n_values: int, tau: float) -> "LSEProgram":
@@ -69,7 +70,8 @@ class LSEProgram:
             logw[r] = np.log([m for _, m in entries])
             for j, c in row.positives:
                 coef[j] += row.weight * c
-        return cls(index, logw, np.array([r.weight for r in rows], dtype=float), coef, float(tau))
+        return cls(index, logw, np.array([r.weight for r in rows], dtype=float), coef, float(tau),
+                   np.array([len(r.terms) for r in rows], dtype=np.int64))
 
     @property
     def total(self) -> float:
@@ -98,8 +100,15 @@ class LSEProgram:
         """f(v) / total as a cvxpy expression of a cvxpy vector ``v [n_values]`` (O(1) whatever the size)."""
         import cvxpy as cp
 
-        logits = cp.reshape(v[self.index.ravel()], self.index.shape, order="C") / self.tau + self.logw
-        lse = (self.weight / self.total) @ cp.log_sum_exp(logits, axis=1)
+        width = self.index.shape[1]
+        lse = 0
+        for n in np.unique(self.n_terms):  # unpadded, one block per row length (each term is an exp cone)
+            rows = np.nonzero(self.n_terms == n)[0]
+            index = self.index[rows, width - n:]
+            logw = self.logw[rows, width - n:].copy()
+            logw[:, 0] += np.log(width - n + 1)  # the first term's copies merged back
+            logits = cp.reshape(v[index.ravel()], index.shape, order="C") / self.tau + logw
+            lse = lse + (self.weight[rows] / self.total) @ cp.log_sum_exp(logits, axis=1)
         return lse - (self.coef / self.total) @ v / self.tau
 
 
