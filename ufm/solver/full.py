@@ -13,7 +13,7 @@ import warnings
 import cvxpy as cp
 import numpy as np
 
-from .grouped import TOLERANCES
+from .grouped import UNPOLISHED_TOLERANCES as TOLERANCES
 from .problem import LSEProgram, Row, check_tau_n_w
 from .result import SolveResult
 

@@ -28,7 +28,11 @@ from .result import SolveResult
 
 __all__ = ["solve_grouped", "solve_cone", "reduced_program"]
 
-TOLERANCES = {
+TOLERANCES = {  # before a polish: the Newton start must identify the active faces
+    "CLARABEL": dict(tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10, tol_ktratio=1e-8, max_iter=500),
+    "SCS": dict(eps_abs=1e-9, eps_rel=1e-9, max_iters=200_000),
+}
+UNPOLISHED_TOLERANCES = {  # without a polish (large problems): as tight as the interior point is fast
     "CLARABEL": dict(tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9, tol_ktratio=1e-7, max_iter=500),
     "SCS": dict(eps_abs=1e-9, eps_rel=1e-9, max_iters=200_000),
 }
@@ -227,8 +231,9 @@ def solve_cone(problem: Problem, groups: list[np.ndarray], method: str, solver: 
     start = time.perf_counter()
     cone, red = reduced_program(problem, groups)
     compile_s = time.perf_counter() - start
+    will_polish = polish and not problem.nonnegative and cone.n_unknowns <= MAX_POLISH_UNKNOWNS
     start = time.perf_counter()
-    y0, status, iterations = cone.solve_cvxpy(solver, TOLERANCES[solver])
+    y0, status, iterations = cone.solve_cvxpy(solver, (TOLERANCES if will_polish else UNPOLISHED_TOLERANCES)[solver])
     solve_s = time.perf_counter() - start
     start = time.perf_counter()
     y, newton, accuracy, source, note, gap = y0, 0, None, "none", "", None
@@ -239,8 +244,12 @@ def solve_cone(problem: Problem, groups: list[np.ndarray], method: str, solver: 
     elif cone.n_unknowns > MAX_POLISH_UNKNOWNS:
         note = f"not polished: its KKT system has {cone.n_unknowns} unknowns (> {MAX_POLISH_UNKNOWNS})"
     else:
-        result = cone.polish(y0)
-        newton, note = result.iterations, result.note
+        for null_tol in (1e-6, 1e-5, 1e-7):  # the numerical null spaces that start Newton
+            result = cone.polish(y0, null_tol)
+            newton += result.iterations
+            if result.accepted:
+                break
+        note = result.note
         if result.accepted:
             y, accuracy, source = result.y, result.entry_accuracy, "newton"
             gap = cone.certified_gap(y, result.duals, result.eq_dual)
