@@ -79,8 +79,8 @@ def solve_collapsed(compositions, tau: float = 0.1, g_star=None, n_w: float = 0.
     """The collapsed problem by interior point (``solver`` CLARABEL or SCS) for any batch-set
     ``compositions [num_batches, k]`` (class counts of each batch), temperature ``tau`` and, with
     ``n_w > 0``, prototypes of Gram ``g_star``; Newton polish and certificate as in :mod:`.grouped` (one
-    group per class; the polish runs while its KKT system is small, about k <= 15 with prototypes, else the
-    full-space certificate of :mod:`.certificate` is used).
+    group per class; the polish runs while its KKT system has at most 1000 unknowns, about k <= 17 with
+    prototypes and k <= 31 without, else the full-space certificate of :mod:`.certificate` is used).
 
     ``nonnegative`` (ReLU features, the UFM+): also M >= 0 and X >= 0 entrywise.  Gram matrices of
     non-negative vectors form the completely positive cone; PSD and entrywise >= 0 (doubly non-negative)

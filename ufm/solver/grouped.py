@@ -218,7 +218,7 @@ def _expand(red: _Reduction, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | No
     return gram, cross
 
 
-MAX_POLISH_UNKNOWNS = 1500
+MAX_POLISH_UNKNOWNS = 1000  # the KKT Jacobian is taken by reverse-mode autograd, one row at a time
 
 
 def solve_cone(problem: Problem, groups: list[np.ndarray], method: str, solver: str = "CLARABEL",
