@@ -46,7 +46,8 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"wall": wall, "solve": r.solve_s, "polish": r.polish_s, "peak_mb": peak, "status": r.status,
                   "iterations": r.iterations, "newton": r.newton_iterations, "gap": r.relative_gap,
                   "accuracy": r.entry_accuracy, "source": r.accuracy_source,
-                  "blocks": [r.gram[0, 1], r.gram[-1, -2], r.gram[0, -1]], "gram": r.gram.tolist() if k <= 100 else None}))
+                  "blocks": [r.gram[0, 1], r.gram[-1, -2], r.gram[0, -1]],
+                  "gram": r.gram.tolist() if k <= 100 else None}))
 """
 
 
@@ -110,8 +111,9 @@ def cli_table() -> None:
     for extra in (["--json"], []):
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
-            out = subprocess.run([sys.executable, "-c", "from ufm.cli.main import app; app()", "solve", "--counts", "500x500,5x500", "--tau",
-                                  "1", "--out", folder, *extra], capture_output=True, text=True, check=True)
+            command = [sys.executable, "-c", "from ufm.cli.main import app; app()", "solve",
+                       "--counts", "500x500,5x500", "--tau", "1", "--out", folder, *extra]
+            out = subprocess.run(command, capture_output=True, text=True, check=True)
             wall = time.perf_counter() - start
             data = json.loads(open(f"{folder}/solution.json").read())
         del out

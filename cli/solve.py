@@ -104,7 +104,8 @@ def _gram_table(result, counts: list[int], most: int = 20) -> Table:
     """G_M in full up to ``most`` classes; above, one row and column per group of equal counts (grouped
     solve) or the first ``most`` classes."""
     k = len(counts)
-    title = f"optimal class-mean Gram ({result.method}, {result.solver}: {result.status}, objective {result.objective:.10g})"
+    title = (f"optimal class-mean Gram ({result.method}, {result.solver}: {result.status}, "
+             f"objective {result.objective:.10g})")
     table = Table(box=box.SIMPLE, padding=(0, 1), pad_edge=False)
     if k > most and result.groups is not None:
         groups = class_groups(counts)

@@ -58,8 +58,9 @@ def test_every_entry_within_1e_5_of_the_oracle_full_batch_step_500_vs_5(k):
     assert result.entry_accuracy < 1e-5
     # every entry of the k x k matrix is one of the three block values
     off = ~np.eye(k // 2, dtype=bool)
-    for block, value in ((result.gram[: k // 2, : k // 2][off], exact[0]), (result.gram[k // 2:, k // 2:][off], exact[1]),
-                         (result.gram[: k // 2, k // 2:], exact[2])):
+    h = k // 2
+    for block, value in ((result.gram[:h, :h][off], exact[0]), (result.gram[h:, h:][off], exact[1]),
+                         (result.gram[:h, h:], exact[2])):
         assert np.abs(block - value).max() < 1e-5
     assert np.all(np.diag(result.gram) == 1)
     assert result.objective == pytest.approx(float(loss), rel=1e-12)

@@ -55,7 +55,8 @@ def certificate(problem: Problem, gram: np.ndarray, cross: np.ndarray | None) ->
     m = ((m + m.T) / 2).requires_grad_()
     x = torch.as_tensor(np.zeros((k, k)) if cross is None else np.asarray(cross, dtype=float)).clone().requires_grad_()
     eye = torch.eye(k, dtype=torch.float64)
-    value = problem.program.torch(torch.cat([m.reshape(-1), x.reshape(-1), (g_t if g_t is not None else eye).reshape(-1)]))
+    g_flat = (g_t if g_t is not None else eye).reshape(-1)
+    value = problem.program.torch(torch.cat([m.reshape(-1), x.reshape(-1), g_flat]))
     grad_m, grad_x = torch.autograd.grad(value, (m, x))
     m, x = m.detach(), x.detach()
     sym = (grad_m + grad_m.T) / 2
@@ -74,7 +75,8 @@ def certificate(problem: Problem, gram: np.ndarray, cross: np.ndarray | None) ->
         dual, joint = top, m
     lam_min = float(torch.linalg.eigvalsh((dual + dual.T) / 2).min())
     gap = float((dual * joint).sum()) - float(torch.trace(joint)) * min(0.0, lam_min)
-    gap = max(gap, 0.0) + 8 * np.finfo(float).eps * (abs(float(value.detach())) + problem.program.total)  # round-off of f
+    roundoff = 8 * np.finfo(float).eps * (abs(float(value.detach())) + problem.program.total)  # of evaluating f
+    gap = max(gap, 0.0) + roundoff
     return {"certified_gap": gap, "relative_gap": gap / abs(float(value.detach())), "dual_min_eigenvalue": lam_min}
 
 

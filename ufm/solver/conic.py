@@ -123,7 +123,8 @@ class ConeProgram:
         except cp.error.SolverError as err:
             raise ValueError(f"the {solver} solver failed on this problem: {err}") from err
         if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-            raise ValueError(f"{solver} did not find an optimum: status {problem.status}; try solver='SCS' or a larger tau")
+            raise ValueError(f"{solver} did not find an optimum: status {problem.status}; "
+                             "try solver='SCS' or a larger tau")
         return np.asarray(y.value, dtype=float), problem.status, int(problem.solver_stats.num_iters or 0)
 
     # ---------------------------------------------------------------- KKT Newton polish
@@ -212,7 +213,8 @@ class ConeProgram:
                 return self._residual(torch.from_numpy(zz), dense, lift).numpy()
 
         def jacobian(zz: np.ndarray) -> np.ndarray:
-            return torch.autograd.functional.jacobian(lambda t: self._residual(t, dense, lift), torch.from_numpy(zz)).numpy()
+            fun = lambda t: self._residual(t, dense, lift)  # noqa: E731
+            return torch.autograd.functional.jacobian(fun, torch.from_numpy(zz)).numpy()
 
         res = residual(z)
         # round-off level of the residual: the gradient sums terms up to (sum of weights) / tau
@@ -255,7 +257,8 @@ class ConeProgram:
         elif not np.isfinite(cond) or cond > 1e12:
             note = f"the KKT system is singular (condition number {cond:.1e}): degenerate optimum"
         elif worst_b < -1e-9 or worst_s < -1e-9 * max(1.0, max(np.abs(s).max() for s in duals)):
-            note = f"Newton left the cone (min eigenvalue of the blocks {worst_b:.1e}, of the multipliers {worst_s:.1e})"
+            note = (f"Newton left the cone (min eigenvalue of the blocks {worst_b:.1e}, "
+                    f"of the multipliers {worst_s:.1e})")
         elif self.f(y) > self.f(y0) + 1e-9 * abs(self.f(y0)):
             note = "Newton raised the objective"
         accepted = not note

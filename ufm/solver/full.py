@@ -50,7 +50,8 @@ def full_program(labels: np.ndarray, batches: list[np.ndarray], k: int, n_w: flo
     return LSEProgram.from_rows(rows, n * n + n * k + k * k, tau)
 
 
-def _check_full(labels, batches, g_star, n_w, num_classes) -> tuple[np.ndarray, list[np.ndarray], int, np.ndarray | None]:
+def _check_full(labels, batches, g_star, n_w, num_classes) -> tuple[np.ndarray, list[np.ndarray], int,
+                                                                    np.ndarray | None]:
     from ufm.geometry import check_gram
 
     labels = np.asarray(labels).astype(np.int64)
@@ -128,7 +129,8 @@ def solve_full(labels, batches, tau: float = 0.1, g_star=None, n_w: float = 0.0,
     cross = None if x is None else np.asarray(x.value)
     joint = gram if cross is None else np.block([[gram, cross], [cross.T, g]])
     g_full = np.eye(k) if g is None else g
-    value = program.numpy(np.concatenate([gram.ravel(), (np.zeros((n, k)) if cross is None else cross).ravel(), g_full.ravel()]))
+    x_full = np.zeros((n, k)) if cross is None else cross
+    value = program.numpy(np.concatenate([gram.ravel(), x_full.ravel(), g_full.ravel()]))
     return SolveResult(gram, cross, value, problem.status, "full", solver, int(problem.solver_stats.num_iters or 0), 0,
                        float(np.linalg.eigvalsh(joint).min()), float(np.abs(np.diag(gram) - 1).max()), None, None,
                        None, "none", "", None, compile_s, solve_s, 0.0)

@@ -26,8 +26,8 @@ def solve_bm(problem: Problem, seeds: tuple[int, ...] = (0, 1), max_iter: int = 
     """Burer-Monteiro solve of ``problem`` (see the module docstring).  Status "optimal" when the
     certified gap is below 1e-6 of the objective, else "optimal_inaccurate"."""
     if problem.nonnegative:
-        raise ValueError("the Burer-Monteiro method does not handle non-negative (ReLU) features; use the interior-point "
-                         "or grouped method")
+        raise ValueError("the Burer-Monteiro method does not handle non-negative (ReLU) features; "
+                         "use the interior-point or grouped method")
     if not seeds or max_iter < 1:
         raise ValueError("solve_bm needs at least one seed and max_iter >= 1")
     k = problem.k

@@ -25,8 +25,8 @@ def nonnegative_prototypes(g_star, d: int, tol: float = 1e-7, restarts: int = 8,
     if not isinstance(d, int) or d < 1:
         raise ValueError(f"embedding dimension d must be a positive integer, got {d!r}")
     if (g < -1e-12).any():
-        raise ValueError("g_star has negative cosines: non-negative prototypes (W >= 0) would have W W^T >= 0 entrywise; "
-                         "use a non-negative g_star such as the orthogonal frame")
+        raise ValueError("g_star has negative cosines: non-negative prototypes (W >= 0) would have W W^T >= 0 "
+                         "entrywise; use a non-negative g_star such as the orthogonal frame")
 
     def loss(w_flat: np.ndarray) -> tuple[float, np.ndarray]:
         w = w_flat.reshape(k, d)

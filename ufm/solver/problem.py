@@ -81,7 +81,8 @@ class LSEProgram:
     def torch(self, v: torch.Tensor) -> torch.Tensor:
         """f(v) for a float64 tensor ``v [n_values]`` (differentiable)."""
         logits = v[torch.from_numpy(self.index)] / self.tau + torch.from_numpy(self.logw)
-        return (torch.from_numpy(self.weight) * torch.logsumexp(logits, 1)).sum() - torch.from_numpy(self.coef) @ v / self.tau
+        lse = (torch.from_numpy(self.weight) * torch.logsumexp(logits, 1)).sum()
+        return lse - torch.from_numpy(self.coef) @ v / self.tau
 
     def gradient(self, v: torch.Tensor) -> torch.Tensor:
         """grad f(v) ``[n_values]``, in closed form (softmax weights scattered to their entries)."""
@@ -124,7 +125,8 @@ def check_compositions(compositions, n_w: float) -> np.ndarray:
     if (comp < 0).any():
         raise ValueError("compositions must be >= 0")
     if (comp.sum(0) == 0).any():
-        raise ValueError(f"classes {np.nonzero(comp.sum(0) == 0)[0].tolist()} appear in no batch; drop them or add samples")
+        absent = np.nonzero(comp.sum(0) == 0)[0].tolist()
+        raise ValueError(f"classes {absent} appear in no batch; drop them or add samples")
     if n_w == 0:
         never = np.nonzero(comp.max(0) < 2)[0]
         if len(never):
@@ -144,7 +146,7 @@ def check_tau_n_w(tau: float, n_w: float) -> None:
 
 
 def collapsed_rows(comp: np.ndarray, n_w: float, prototype_anchors: bool, classes=None) -> list[Row]:
-    """Rows of the collapsed objective on v = [vec M, vec X, vec G_*] for the anchors of ``classes`` (all by default)."""
+    """Rows of the collapsed objective on v = [vec M, vec X, vec G_*] for the anchors of ``classes`` (default all)."""
     k = comp.shape[1]
     m0, x0, g0 = 0, k * k, 2 * k * k
     classes = range(k) if classes is None else classes
