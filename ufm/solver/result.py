@@ -26,7 +26,8 @@ class SolveResult:
       "restarts" (largest entry difference between Burer-Monteiro restarts: empirical) or "none";
     - ``note``: why a polish was not accepted, or other caveats ("" if none);
     - ``groups``: sizes of the groups of equal-count classes (grouped method), else None;
-    - times in seconds: ``compile_s`` (cvxpy), ``solve_s`` (the solve), ``polish_s`` (Newton and certificate).
+    - times in seconds: ``compile_s`` (building the program; cvxpy compilation for the full solve), ``solve_s``
+      (the interior-point or L-BFGS solve, cvxpy canonicalization included), ``polish_s`` (Newton and certificate).
     """
 
     gram: np.ndarray
