@@ -126,3 +126,25 @@ def test_certify_checks_feasibility_jointly_with_the_prototypes():
         certify(m, g, comp, 0.5, g, 10)
     with pytest.raises(ValueError, match="cross-Gram"):
         certify(g, None, comp, 0.5, g, 10)
+
+
+def test_the_reduced_certificate_never_claims_more_than_the_optimum():
+    # at perturbed points and with perturbed multipliers, f(y) - gap (the certified lower bound) stays
+    # below the optimum; at the polished point it meets it
+    from ufm.solver import Problem
+    from ufm.solver.grouped import reduced_program
+
+    counts = np.array([50] * 3 + [5] * 3)
+    problem = Problem.make(counts[None], 0.2, etf_gram(6).numpy(), 10)
+    best = solve(problem)
+    cone, _ = reduced_program(problem, problem.groups)
+    y_best = cone.polish(cone.solve_cvxpy("CLARABEL", {})[0])
+    assert y_best.accepted and cone.f(y_best.y) == pytest.approx(best.objective, rel=1e-12)
+    rng = np.random.default_rng(0)
+    for scale in (1e-6, 1e-4, 1e-2):
+        y = y_best.y + scale * rng.normal(size=cone.n_y)
+        duals = [s + scale * (lambda a: a + a.T)(rng.normal(size=s.shape)) for s in y_best.duals]
+        lower = cone.f(y) - cone.certified_gap(y, duals, y_best.eq_dual)
+        assert lower <= best.objective + 1e-9 * abs(best.objective)
+    tight = cone.f(y_best.y) - cone.certified_gap(y_best.y, y_best.duals, y_best.eq_dual)
+    assert tight == pytest.approx(best.objective, rel=1e-12)
