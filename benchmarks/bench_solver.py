@@ -1,11 +1,13 @@
-"""Solve time, compile time and peak memory of the convex solver against the number of classes k.
+"""Solve time, peak memory and reported accuracy of the convex solver against the number of classes k,
+and the CLI at k = 1000.
 
-Problem: STEP counts (half of the classes minority, n = 50, R = 10), one full batch, tau = 0.1, ETF
-prototypes with n_w = 10.  Each case runs in a fresh process so that its peak resident memory
-(``ru_maxrss``) is its own; a case over ``--timeout`` seconds is reported as such.
+Problem A (cost): STEP counts (half of the classes minority, n = 50, R = 10), one full batch, tau = 0.1, ETF
+prototypes with n_w = 10.  Problem B (issue 12's accuracy case): STEP 500 vs 5, tau = 1, n_w = 0.  Each case
+runs in a fresh process so that its peak resident memory (``ru_maxrss``) is its own; a case over
+``--timeout`` seconds is reported as such.
 
-    python benchmarks/bench_solver.py                     # interior point, Burer-Monteiro, symmetry-reduced
-    python benchmarks/bench_solver.py --timeout 600       # give the large unreduced solves more time
+    python benchmarks/bench_solver.py                     # everything below (a few minutes on 2 cores)
+    python benchmarks/bench_solver.py --only cli          # only the CLI timing at k = 1000
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
+import time
 
 import numpy as np
 
@@ -23,55 +27,110 @@ import numpy as np
 from ufm.geometry import etf_gram
 from ufm.imbalance import step_counts
 from ufm.solver import solve_bm, solve_collapsed, solve_grouped
-k, form = int(sys.argv[1]), sys.argv[2]
-counts = step_counts(k, 50, 10).numpy()
-g = etf_gram(k).numpy()
-start = time.perf_counter()
-if form == "reduced":
-    r = solve_grouped(counts, 0.1, g, 10.0)
-elif form == "bm":
-    r = solve_bm(counts[None], 0.1, g, 10.0)
+k, form, problem = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+if problem == "A":
+    counts, tau, g, n_w = step_counts(k, 50, 10).numpy(), 0.1, etf_gram(k).numpy(), 10.0
 else:
-    r = solve_collapsed(counts[None], 0.1, g, 10.0)
+    counts, tau, g, n_w = step_counts(k, 500, 100).numpy(), 1.0, None, 0.0
+start = time.perf_counter()
+if form == "grouped":
+    r = solve_grouped(counts, tau, g, n_w)
+elif form == "grouped-unpolished":
+    r = solve_grouped(counts, tau, g, n_w, polish=False)
+elif form == "bm":
+    r = solve_bm(counts[None], tau, g, n_w)
+else:
+    r = solve_collapsed(counts[None], tau, g, n_w)
 wall = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"wall": wall, "compile": r.compile_s, "solve": r.solve_s, "peak_mb": peak, "status": r.status,
-                  "iterations": r.residuals.get("iterations", "-"), "gap": r.residuals.get("relative_gap"),
-                  "gram": r.gram.tolist()}))
+print(json.dumps({"wall": wall, "solve": r.solve_s, "polish": r.polish_s, "peak_mb": peak, "status": r.status,
+                  "iterations": r.iterations, "newton": r.newton_iterations, "gap": r.relative_gap,
+                  "accuracy": r.entry_accuracy, "source": r.accuracy_source,
+                  "blocks": [r.gram[0, 1], r.gram[-1, -2], r.gram[0, -1]],
+                  "gram": r.gram.tolist() if k <= 100 else None}))
 """
 
 
-def run(k: int, form: str, timeout: float) -> dict | None:
+def run(k: int, form: str, problem: str, timeout: float) -> dict | None:
     try:
-        out = subprocess.run([sys.executable, "-c", CASE, str(k), form], capture_output=True,
+        out = subprocess.run([sys.executable, "-c", CASE, str(k), form, problem], capture_output=True,
                              text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
         return None
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def cost_table(timeout: float) -> None:
+    print("# A: STEP counts (n = 50, R = 10), full batch, tau = 0.1, ETF prototypes, n_w = 10\n")
+    print("| k | method | status | iterations + Newton | solve (s) | polish + certificate (s) | peak memory (MB) "
+          "| relative certified gap | entry accuracy (estimate) | max entry difference to grouped |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    reference = {}
+    for form, label, ks in (("grouped", "grouped (symmetry-reduced, Clarabel + Newton)", (10, 20, 50, 100, 1000)),
+                            ("collapsed", "interior point (Clarabel, one group per class)", (10, 20)),
+                            ("bm", "Burer-Monteiro + certificate", (10, 20, 50, 100, 200))):
+        for k in ks:
+            r = run(k, form, "A", timeout)
+            if r is None:
+                print(f"| {k} | {label} | over {timeout:g} s | | | | | | | |")
+                continue
+            if form == "grouped" and r["gram"] is not None:
+                reference[k] = np.array(r["gram"])
+            diff = (f"{np.abs(np.array(r['gram']) - reference[k]).max():.1e}"
+                    if k in reference and form != "grouped" and r["gram"] is not None else "")
+            print(f"| {k} | {label} | {r['status']} | {r['iterations']} + {r['newton']} | {r['solve']:.3f} | "
+                  f"{r['polish']:.3f} | {r['peak_mb']:.0f} | {fmt(r['gap'], '.0e')} | "
+                  f"{fmt(r['accuracy'], '.0e')} ({r['source']}) | {diff} |")
+
+
+def accuracy_table(timeout: float) -> None:
+    print("\n# B: STEP 500 vs 5 (half minority), full batch, tau = 1, n_w = 0: minority cosine, "
+          "polished and not\n")
+    print("| k | method | majority cosine | minority cosine | across | entry accuracy (estimate) | "
+          "unpolished minority cosine | unpolished - polished |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    for k in (10, 100, 1000):
+        p, u = run(k, "grouped", "B", timeout), run(k, "grouped-unpolished", "B", timeout)
+        a, b, c = p["blocks"]
+        print(f"| {k} | grouped | {a:+.10f} | {b:+.10f} | {c:+.10f} | {fmt(p['accuracy'], '.0e')} | "
+              f"{u['blocks'][1]:+.10f} | {np.abs(np.array(u['blocks']) - np.array(p['blocks'])).max():.1e} |")
+
+
+def cli_table() -> None:
+    print("\n# CLI: ufm solve --counts 500x500,5x500 --tau 1 (k = 1000), one process each\n")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import ufm.cli.main, ufm.solver, cvxpy"], check=True)
+    imports = time.perf_counter() - start
+    print(f"(imports alone, python -c 'import ufm.cli.main, ufm.solver, cvxpy': {imports:.1f} s wall)\n")
+    print("| output | solve (s) | polish + certificate (s) | whole command, wall (s) |")
+    print("|---|---:|---:|---:|")
+    for extra in (["--json"], []):
+        with tempfile.TemporaryDirectory() as folder:
+            start = time.perf_counter()
+            command = [sys.executable, "-c", "from ufm.cli.main import app; app()", "solve",
+                       "--counts", "500x500,5x500", "--tau", "1", "--out", folder, *extra]
+            out = subprocess.run(command, capture_output=True, text=True, check=True)
+            wall = time.perf_counter() - start
+            data = json.loads(open(f"{folder}/solution.json").read())
+        del out
+        print(f"| {'--json' if extra else 'table'} | {data['solve_s']:.3f} | {data['polish_s']:.3f} | {wall:.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per case")
+    parser.add_argument("--only", choices=("cost", "accuracy", "cli"), help="one table only")
     args = parser.parse_args()
-    print("# STEP counts (n = 50, R = 10), full batch, tau = 0.1, ETF prototypes, n_w = 10\n")
-    print("| k | form | status | iterations | total (s) | compile (s) | peak memory (MB) | max entry difference to interior point |")
-    print("|---:|---|---|---:|---:|---:|---:|---:|")
-    reference = {}
-    for form, label, ks in (("collapsed", "interior point (Clarabel)", (10, 20, 50, 100)),
-                            ("bm", "Burer-Monteiro + certificate", (10, 20, 50, 100, 200)),
-                            ("reduced", "symmetry-reduced (Clarabel)", (10, 20, 50, 100, 1000))):
-        for k in ks:
-            r = run(k, form, args.timeout)
-            if r is None:
-                print(f"| {k} | {label} | over {args.timeout:g} s | | | | | |")
-                continue
-            if form == "collapsed":
-                reference[k] = np.array(r["gram"])
-            diff = f"{np.abs(np.array(r['gram']) - reference[k]).max():.1e}" if k in reference and form != "collapsed" else ""
-            status = r["status"] + (f", certified gap {r['gap']:.0e}" if r.get("gap") is not None else "")
-            print(f"| {k} | {label} | {status} | {r['iterations']} | {r['wall']:.2f} | {r['compile']:.2f} | "
-                  f"{r['peak_mb']:.0f} | {diff} |")
+    if args.only in (None, "cost"):
+        cost_table(args.timeout)
+    if args.only in (None, "accuracy"):
+        accuracy_table(args.timeout)
+    if args.only in (None, "cli"):
+        cli_table()
 
 
 if __name__ == "__main__":

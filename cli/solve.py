@@ -22,7 +22,7 @@ from ufm.imbalance import class_counts, labels_from_counts, parse_counts
 from ufm.plots import gram_heatmaps, save_figure
 from ufm.runio import write_json
 from ufm.simulate import SimConfig
-from ufm.solver import SOLVERS, class_mean_gram, solve, solve_full
+from ufm.solver import SOLVERS, class_groups, class_mean_gram, nonnegative_prototypes, solve, solve_full
 
 
 @user_errors
@@ -59,9 +59,16 @@ def solve_command(
     if n_w > 0:
         g_star = load_gram(gram_file) if gram_file else make_gram(geometry, len(n), n, gamma)
     extra = {}
+    if relu and g_star is not None:  # ReLU features can only reach non-negative prototypes: find them or refuse
+        try:
+            extra["nonnegative_prototypes"] = nonnegative_prototypes(g_star, len(n)).tolist()
+        except ValueError as err:
+            raise ValueError(f"--relu: {err}") from None
     if full:
         if relu:
             raise ValueError("--full does not support --relu yet; drop one of them")
+        if solver == "BM":
+            raise ValueError("--full is an interior-point solve: use --solver auto, CLARABEL or SCS")
         labels = labels_from_counts(n)
         batches = (epoch_batches(labels, len(labels), "full", torch.Generator(), len(n)) if batching == "full"
                    else epoch_batches(labels, batch_size, batching, torch.Generator().manual_seed(seed), len(n)))
@@ -69,7 +76,7 @@ def solve_command(
         result = solve_full(labels.numpy(), index, tau, g_star, n_w, prototype_anchors,
                             "CLARABEL" if solver == "auto" else solver, len(n))
         y = labels.numpy()
-        extra = {"min_within_class_cosine": float(min(result.gram[np.ix_(y == a, y == a)].min() for a in range(len(n))))}
+        extra["min_within_class_cosine"] = float(min(result.gram[np.ix_(y == a, y == a)].min() for a in range(len(n))))
         result = replace(result, gram=class_mean_gram(result.gram, y), cross=None)
     else:
         result = solve(comp.numpy(), tau, g_star, n_w, prototype_anchors, solver, reduce, relu)
@@ -78,30 +85,52 @@ def solve_command(
     write_json(folder / "solution.json", summary)
     grams = [result.gram] if g_star is None else [result.gram, g_star.numpy()]
     titles = ["optimal G_M"] if g_star is None else ["optimal G_M", "prototype Gram G_*"]
-    save_figure(gram_heatmaps(grams, titles, f"counts {n.tolist()}, tau {tau:g}, n_w {n_w:g}"), folder / "gram.png")
+    save_figure(gram_heatmaps(grams, titles, f"counts {n.tolist() if len(n) <= 12 else f'k = {len(n)}'}, tau {tau:g}, "
+                                             f"n_w {n_w:g}"), folder / "gram.png")
     if as_json:
         print_json({**summary, "run_folder": str(folder)})
         return
-    table = Table(title=f"optimal class-mean Gram ({result.solver}: {result.status}, objective {result.objective:.8g})",
-                  box=box.SIMPLE, padding=(0, 1), pad_edge=False)
-    table.add_column("class", justify="right", no_wrap=True)
-    table.add_column("n", justify="right", no_wrap=True)
-    for c in range(len(n)):
-        table.add_column(str(c), justify="right", no_wrap=True)
-    for a in range(len(n)):
-        table.add_row(str(a), str(int(n[a])), *(f"{v:+.3f}" for v in result.gram[a]))
-    console.print(f"class counts n = {n.tolist()}, {len(comp)} batch(es), tau {tau:g}, n_w {n_w:g}")
-    console.print(table)
-    res = result.residuals
+    console.print(f"class counts n = {n.tolist() if len(n) <= 20 else f'{len(n)} classes'}, {len(comp)} batch(es), "
+                  f"tau {tau:g}, n_w {n_w:g}")
+    console.print(_gram_table(result, n.tolist()))
     if full:
         console.print(f"full N x N solve: smallest within-class cosine {extra['min_within_class_cosine']:.6f} "
                       "(1 means the classes collapse); the table shows G_M of the solution")
-    if "certified_gap" in res:
-        console.print(f"certified gap {res['certified_gap']:.2e} ({res['relative_gap']:.1e} relative), entries agree "
-                      f"across restarts to {res['entry_spread']:.1e}, {result.solve_s:.2f} s; folder {folder}")
-    else:
-        console.print(f"min eigenvalue {res['min_eigenvalue']:.1e}, max |diag - 1| {res['max_diag_error']:.1e}, "
-                      f"{res['iterations']} iterations, {result.solve_s:.2f} s; folder {folder}")
+    console.print(result.describe())
+    console.print(f"folder {folder}")
+
+
+def _gram_table(result, counts: list[int], most: int = 20) -> Table:
+    """G_M in full up to ``most`` classes; above, one row and column per group of equal counts (grouped
+    solve) or the first ``most`` classes."""
+    k = len(counts)
+    title = (f"optimal class-mean Gram ({result.method}, {result.solver}: {result.status}, "
+             f"objective {result.objective:.10g})")
+    table = Table(box=box.SIMPLE, padding=(0, 1), pad_edge=False)
+    if k > most and result.groups is not None:
+        groups = class_groups(counts)
+        table.title = title + ": one row and column per group of equal-count classes"
+        table.add_column("group (classes, n)", justify="right", no_wrap=True)
+        for gi in range(len(groups)):
+            table.add_column(f"group {gi}", justify="right", no_wrap=True)
+        for gi, ga in enumerate(groups):
+            cells = []
+            for gj, gb in enumerate(groups):
+                if gi != gj:
+                    cells.append(f"{result.gram[ga[0], gb[0]]:+.8f}")
+                else:
+                    cells.append(f"{result.gram[ga[0], ga[1]]:+.8f}" if len(ga) > 1 else "-")
+            table.add_row(f"{gi} ({len(ga)}, {counts[ga[0]]})", *cells)
+        return table
+    shown = min(k, most)
+    table.title = title + (f" (first {shown} of {k} classes; all in solution.json)" if shown < k else "")
+    table.add_column("class", justify="right", no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    for c in range(shown):
+        table.add_column(str(c), justify="right", no_wrap=True)
+    for a in range(shown):
+        table.add_row(str(a), str(int(counts[a])), *(f"{v:+.4f}" for v in result.gram[a, :shown]))
+    return table
 
 
 @user_errors

@@ -44,6 +44,8 @@ def solver_vs_simulator(cfg: SimConfig) -> list[dict]:
             "distance_simulator": float(gram_distance(*(_t(g_sim), _t(g_star)))),
             "distance_solver": float(gram_distance(*(_t(result.gram), _t(g_star)))),
             "solver_status": result.status,
+            "solver_method": result.method,
+            "solver_entry_accuracy": result.entry_accuracy,
         })
     return rows
 

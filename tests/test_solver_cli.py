@@ -1,0 +1,100 @@
+"""``ufm solve``: every path (method x output) exits 0 and prints its numbers, the same fields on every path."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ufm.cli.main import app
+
+runner = CliRunner()
+
+FIELDS = ("objective", "status", "method", "solver", "iterations", "newton_iterations", "min_eigenvalue",
+          "max_diag_error", "certified_gap", "relative_gap", "entry_accuracy", "accuracy_source", "note", "groups",
+          "compile_s", "solve_s", "polish_s", "total_s", "gram", "cross")
+
+CASES = {
+    "interior": (["--counts", "5,4,3", "--tau", "0.5"], "interior", "newton"),
+    "grouped": (["--counts", "6x2,2x2", "--tau", "0.5", "--n-w", "5"], "grouped", "newton"),
+    "bm": (["--counts", "6x2,2x2", "--tau", "0.5", "--n-w", "5", "--solver", "BM"], "bm", "restarts"),
+    "scs": (["--counts", "5,4,3", "--tau", "0.5", "--solver", "SCS", "--no-reduce"], "interior", "newton"),
+    "batch-set": (["--counts", "12x3,3x2", "--batching", "binding", "--batch-size", "8", "--n-w", "5"],
+                  "interior", "newton"),
+    "relu": (["--counts", "20x3,2x2", "--tau", "0.5", "--relu"], "grouped", "none"),
+    "full": (["--counts", "4x2,2x2", "--tau", "0.5", "--full"], "full", "none"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_path_prints_the_same_fields_as_json_and_as_a_table(case, tmp_path):
+    args, method, source = CASES[case]
+    result = runner.invoke(app, ["solve", *args, "--out", str(tmp_path / "a"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert all(f in data for f in FIELDS), [f for f in FIELDS if f not in data]
+    assert data["method"] == method and data["accuracy_source"] == source and data["status"] == "optimal"
+    k = len(data["counts"])
+    gram = np.array(data["gram"])
+    assert gram.shape == (k, k) and np.allclose(np.diag(gram), 1, atol=1e-6)
+    assert np.linalg.eigvalsh(gram).min() > -1e-6
+    if source == "newton":
+        assert data["entry_accuracy"] < 1e-5 and data["relative_gap"] < 1e-9
+    assert json.loads((tmp_path / "a" / "solution.json").read_text())["objective"] == data["objective"]
+
+    table = runner.invoke(app, ["solve", *args, "--out", str(tmp_path / "b")])
+    assert table.exit_code == 0, table.output
+    text = " ".join(table.stdout.split())
+    for phrase in ("optimal class-mean Gram", f"{method} (", "certified gap", "entries accurate to",
+                   "min eigenvalue", "Newton", "s solve"):
+        assert phrase in text, phrase
+    assert f"objective {data['objective']:.10g}" in text
+    first_row = re.search(r"\b0 +\d+ +\+1\.0000 +([+-]\d\.\d{4})", text)  # class 0, its count, 1, then M_01
+    assert first_row and float(first_row.group(1)) == pytest.approx(gram[0, 1], abs=1e-4)
+
+
+def test_k_1000_step_through_the_cli_prints_the_oracle_values(tmp_path):
+    # the grouped method at k = 1000 (issue 12), as JSON and as the group table; oracle values from
+    # tests/test_solver_accuracy.py (mpmath): majority -0.0020036130, minority 0.0019254675, across -0.0000393210
+    exact = np.array([-0.0020036129652, 0.0019254674511, -0.0000393209782])
+    result = runner.invoke(app, ["solve", "--counts", "500x500,5x500", "--tau", "1", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    gram = np.array(data["gram"])
+    assert data["method"] == "grouped" and data["groups"] == [500, 500]
+    np.testing.assert_allclose([gram[0, 1], gram[-1, -2], gram[0, -1]], exact, atol=1e-9)
+    table = runner.invoke(app, ["solve", "--counts", "500x500,5x500", "--tau", "1", "--out", str(tmp_path)])
+    assert table.exit_code == 0, table.output
+    text = " ".join(table.stdout.split())
+    rows = re.findall(r"\d \((\d+), (\d+)\) ([+-]\d\.\d{8}) ([+-]\d\.\d{8})", text)
+    assert [(int(a), int(b)) for a, b, _, _ in rows] == [(500, 500), (500, 5)]
+    printed = np.array([[float(x), float(y)] for _, _, x, y in rows])
+    np.testing.assert_allclose(printed, [[exact[0], exact[2]], [exact[2], exact[1]]], atol=1e-8)
+
+
+def test_relu_prototypes_must_be_non_negative(tmp_path):
+    ok = tmp_path / "g.csv"
+    ok.write_text("1,0.5,0.5\n0.5,1,0.5\n0.5,0.5,1\n")  # completely positive: non-negative prototypes exist
+    result = runner.invoke(app, ["solve", "--counts", "20,20,2", "--tau", "0.5", "--relu", "--n-w", "5",
+                                 "--gram-file", str(ok), "--out", str(tmp_path / "a"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert min(min(row) for row in data["cross"]) >= -1e-8
+    w = np.array(data["nonnegative_prototypes"])  # the prototypes that realize G_* with ReLU features
+    assert w.min() >= 0 and np.abs(w @ w.T - np.loadtxt(ok, delimiter=",")).max() < 1e-6
+    # doubly non-negative but not completely positive (5 x 5): no W >= 0 with W W^T = G_*
+    g = np.array([[1, 1, 0, 0, 1], [1, 2, 1, 0, 0], [0, 1, 2, 1, 0], [0, 0, 1, 2, 1], [1, 0, 0, 1, 6]], float)
+    d = 1 / np.sqrt(np.diag(g))
+    bad = tmp_path / "bad.npy"
+    np.save(bad, g * d[:, None] * d[None, :])
+    result = runner.invoke(app, ["solve", "--counts", "20,20,2,2,2", "--tau", "0.5", "--relu", "--n-w", "5",
+                                 "--gram-file", str(bad), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2 and "no non-negative prototypes" in result.output
+    result = runner.invoke(app, ["solve", "--counts", "20x2,2x2", "--relu", "--n-w", "5", "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "negative cosines" in result.output  # the default ETF
+
+
+def test_full_refuses_the_bm_solver(tmp_path):
+    result = runner.invoke(app, ["solve", "--counts", "4x2,2x2", "--full", "--solver", "BM", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "interior-point" in result.output

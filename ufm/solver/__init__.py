@@ -1,0 +1,134 @@
+"""Certified optimal geometry of batch SCL with fixed prototypes: a convex program in the Gram matrix.
+
+Collapsed form (every sample of class c equals its unit class mean mu_c): the unknowns are M = [mu_a . mu_c]
+(k x k, unit diagonal) and, with prototypes W (Gram G_*), X = [mu_a . w_c]; the joint Gram
+[[M, X], [X^T, G_*]] must be PSD, exactly the condition for unit vectors mu_c to exist next to the fixed w_c.
+The objective (:mod:`ufm.solver.problem`, written once) is a sum of log-sum-exps of affine functions of
+(M, X) minus an affine function: convex, over a convex set, so its optimum is global and certifiable.
+
+One validated :class:`Problem` feeds every method:
+
+- ``grouped`` (:mod:`.grouped`): one full batch, classes grouped by equal counts, G_* constant on the group
+  blocks: a few variables whatever k; interior point, then Newton on the KKT conditions in float64, and a
+  certificate in the reduced space;
+- ``interior`` (:mod:`.interior`, the same machinery with one group per class): any batch-set, k up to about 30;
+- ``bm`` (:mod:`.lowrank`): Burer-Monteiro with a certificate, for large k without the symmetry;
+- ``full`` (:mod:`.full`): every sample its own row (no collapse assumed), N up to about 60.
+
+:func:`solve` dispatches: the symmetry reduction first whenever it applies (at any k), else the interior
+point up to k = 30 (or with ``nonnegative``), else Burer-Monteiro.  Every method returns a
+:class:`SolveResult` with the same typed fields.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .certificate import FEASIBILITY_TOL
+from .certificate import certify as _certify
+from .full import class_mean_gram, full_objective, solve_full
+from .grouped import solve_grouped as _solve_grouped
+from .interior import solve_interior
+from .lowrank import solve_bm as _solve_bm
+from .nonneg import nonnegative_prototypes
+from .problem import LSEProgram, Problem, class_groups
+from .result import SolveResult
+
+__all__ = [
+    "SOLVERS",
+    "AUTO_BM_ABOVE",
+    "FEASIBILITY_TOL",
+    "Problem",
+    "LSEProgram",
+    "SolveResult",
+    "class_groups",
+    "class_mean_gram",
+    "collapsed_objective",
+    "certify",
+    "full_objective",
+    "nonnegative_prototypes",
+    "solve",
+    "solve_bm",
+    "solve_collapsed",
+    "solve_full",
+    "solve_grouped",
+]
+
+SOLVERS = ("CLARABEL", "SCS", "BM")
+AUTO_BM_ABOVE = 30  # solver="auto" without the symmetry: interior point up to this k, Burer-Monteiro above
+
+
+def _problem(compositions, tau, g_star, n_w, prototype_anchors, nonnegative) -> Problem:
+    """A :class:`Problem` from its parts, or the given one (then the other arguments must keep their defaults)."""
+    if isinstance(compositions, Problem):
+        if (tau, g_star, n_w, prototype_anchors, nonnegative) != (0.1, None, 0.0, True, False):
+            raise ValueError("pass either a Problem or its parts (tau, g_star, n_w, ...), not both")
+        return compositions
+    return Problem.make(compositions, tau, g_star, n_w, prototype_anchors, nonnegative)
+
+
+def collapsed_objective(gram: np.ndarray, cross: np.ndarray | None, compositions, tau: float = 0.1, g_star=None,
+                        n_w: float = 0.0, prototype_anchors: bool = True) -> float:
+    """The batch-set loss of collapsed features with class-mean Gram ``gram [k, k]`` and cross-Gram
+    ``cross [k, k]`` (for checking a solution or a simulator's geometry)."""
+    return _problem(compositions, tau, g_star, n_w, prototype_anchors, False).objective(gram, cross)
+
+
+def solve_collapsed(compositions, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototype_anchors: bool = True,
+                    solver: str = "CLARABEL", nonnegative: bool = False, polish: bool = True) -> SolveResult:
+    """The collapsed problem by interior point (``solver`` CLARABEL or SCS) for any batch-set
+    ``compositions [num_batches, k]`` (class counts of each batch), temperature ``tau`` and, with
+    ``n_w > 0``, prototypes of Gram ``g_star``; Newton polish and certificate as in :mod:`.grouped` (one
+    group per class; the polish runs while its KKT system has at most 1000 unknowns, about k <= 17 with
+    prototypes and k <= 31 without, else the full-space certificate of :mod:`.certificate` is used).
+
+    ``nonnegative`` (ReLU features, the UFM+): also M >= 0 and X >= 0 entrywise.  Gram matrices of
+    non-negative vectors form the completely positive cone; PSD and entrywise >= 0 (doubly non-negative)
+    is a relaxation of it, exact for matrices of order <= 4 (Maxfield and Minc 1962) and otherwise a lower
+    bound on the ReLU optimum, tight whenever the returned Gram is itself realizable by non-negative
+    vectors (for instance the orthogonal frame, realized by the standard basis)."""
+    return solve_interior(_problem(compositions, tau, g_star, n_w, prototype_anchors, nonnegative), solver, polish)
+
+
+def solve_grouped(counts, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototype_anchors: bool = True,
+                  solver: str = "CLARABEL", nonnegative: bool = False, polish: bool = True) -> SolveResult:
+    """The collapsed problem for one full batch of class ``counts [k]``, reduced by symmetry (classes of
+    equal counts; G_* must be constant on their blocks), polished and certified: see :mod:`.grouped`."""
+    if not isinstance(counts, Problem):
+        counts = np.asarray(counts)
+        if counts.ndim != 1 and not (counts.ndim == 2 and counts.shape[0] == 1):
+            raise ValueError(f"counts must be one full batch [k], got shape {counts.shape}")
+        counts = counts.reshape(1, -1)
+    return _solve_grouped(_problem(counts, tau, g_star, n_w, prototype_anchors, nonnegative), solver, polish)
+
+
+def solve_bm(compositions, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototype_anchors: bool = True,
+             seeds: tuple[int, ...] = (0, 1), max_iter: int = 2000) -> SolveResult:
+    """The collapsed problem by Burer-Monteiro with a certificate: see :mod:`.lowrank`."""
+    return _solve_bm(_problem(compositions, tau, g_star, n_w, prototype_anchors, False), tuple(seeds), max_iter)
+
+
+def certify(gram: np.ndarray, cross: np.ndarray | None, compositions, tau: float = 0.1, g_star=None,
+            n_w: float = 0.0, prototype_anchors: bool = True, tol: float = FEASIBILITY_TOL) -> dict:
+    """Certified suboptimality ``certified_gap`` >= objective(gram, cross) - optimum of a collapsed geometry
+    (any source); refuses (ValueError) one that is not feasible within ``tol``: see :mod:`.certificate`."""
+    return _certify(_problem(compositions, tau, g_star, n_w, prototype_anchors, False), gram, cross, tol)
+
+
+def solve(compositions, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototype_anchors: bool = True,
+          solver: str = "auto", reduce: bool = True, nonnegative: bool = False, polish: bool = True) -> SolveResult:
+    """The optimal collapsed geometry.  ``solver``: ``auto`` (the symmetry-reduced method whenever it applies
+    and ``reduce``, at any k; else the interior point (Clarabel) up to k = 30 or with ``nonnegative``, else
+    Burer-Monteiro), ``CLARABEL`` or ``SCS`` (interior point, reduced when it applies and ``reduce``), or
+    ``BM`` (Burer-Monteiro, never reduced)."""
+    if solver not in ("auto", *SOLVERS):
+        raise ValueError(f"solver {solver!r} is not supported; choose auto or one of {', '.join(SOLVERS)}")
+    problem = _problem(compositions, tau, g_star, n_w, prototype_anchors, nonnegative)
+    if solver == "BM":
+        return _solve_bm(problem)
+    conic = "CLARABEL" if solver == "auto" else solver
+    if reduce and problem.groups is not None and len(problem.groups) < problem.k:
+        return _solve_grouped(problem, conic, polish)
+    if solver == "auto" and problem.k > AUTO_BM_ABOVE and not nonnegative:
+        return _solve_bm(problem)
+    return solve_collapsed(problem, solver=conic, polish=polish)

@@ -1,0 +1,87 @@
+"""The result of every solver method, with the same typed fields whatever the method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SolveResult"]
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """Optimal class-mean Gram ``gram [k, k]`` (``[N, N]`` for the full solve), cross-Gram ``cross`` =
+    [mu_a . w_c] (or None without prototypes) and the objective (the batch-set loss, not normalized).
+
+    - ``status``: "optimal" when the certificate and the residuals hold, else "optimal_inaccurate";
+    - ``method``: "grouped" (symmetry-reduced), "interior" (collapsed, interior point), "bm"
+      (Burer-Monteiro) or "full" (N x N); ``solver``: CLARABEL, SCS or BM;
+    - ``iterations``: interior-point (or L-BFGS) iterations; ``newton_iterations``: of the polish (0: none);
+    - ``min_eigenvalue`` of the joint Gram [[M, X], [X^T, G_*]] and ``max_diag_error`` = max |M_aa - 1|;
+    - ``certified_gap``: a proven bound on objective - optimum (weak duality), ``relative_gap`` the same
+      over |objective|; None where no certificate is computed (the ReLU relaxation, the full solve);
+    - ``entry_accuracy``: estimated bound on max |reported entry - optimal entry|, and ``accuracy_source``:
+      "newton" (size of one more Newton correction of the KKT system, after quadratic convergence),
+      "restarts" (largest entry difference between Burer-Monteiro restarts: empirical) or "none";
+    - ``note``: why a polish was not accepted, or other caveats ("" if none);
+    - ``groups``: sizes of the groups of equal-count classes (grouped method), else None;
+    - times in seconds: ``compile_s`` (building the program; cvxpy compilation for the full solve), ``solve_s``
+      (the interior-point or L-BFGS solve, cvxpy canonicalization included), ``polish_s`` (Newton and certificate).
+    """
+
+    gram: np.ndarray
+    cross: np.ndarray | None
+    objective: float
+    status: str
+    method: str
+    solver: str
+    iterations: int
+    newton_iterations: int
+    min_eigenvalue: float
+    max_diag_error: float
+    certified_gap: float | None
+    relative_gap: float | None
+    entry_accuracy: float | None
+    accuracy_source: str
+    note: str
+    groups: tuple[int, ...] | None
+    compile_s: float
+    solve_s: float
+    polish_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.compile_s + self.solve_s + self.polish_s
+
+    def diagnostics(self) -> dict:
+        """Every field but the matrices (JSON-ready)."""
+        return {
+            "objective": self.objective, "status": self.status, "method": self.method, "solver": self.solver,
+            "iterations": self.iterations, "newton_iterations": self.newton_iterations,
+            "min_eigenvalue": self.min_eigenvalue, "max_diag_error": self.max_diag_error,
+            "certified_gap": self.certified_gap, "relative_gap": self.relative_gap,
+            "entry_accuracy": self.entry_accuracy, "accuracy_source": self.accuracy_source, "note": self.note,
+            "groups": None if self.groups is None else list(self.groups),
+            "compile_s": self.compile_s, "solve_s": self.solve_s, "polish_s": self.polish_s, "total_s": self.total_s,
+        }
+
+    def summary(self) -> dict:
+        """:meth:`diagnostics` with ``gram`` and ``cross`` as lists."""
+        return {**self.diagnostics(), "gram": self.gram.tolist(),
+                "cross": None if self.cross is None else self.cross.tolist()}
+
+    def describe(self) -> str:
+        """One line with every diagnostic (what the CLI prints under the table)."""
+        def num(v, fmt):
+            return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, fmt)
+
+        acc = f"entries accurate to {num(self.entry_accuracy, '.1e')} ({self.accuracy_source})"
+        gap = f"certified gap {num(self.certified_gap, '.2e')} ({num(self.relative_gap, '.1e')} relative)"
+        text = (f"{self.method} ({self.solver}): {self.status}, objective {self.objective:.10g}, {gap}, {acc}, "
+                f"min eigenvalue {self.min_eigenvalue:.1e}, max |diag - 1| {self.max_diag_error:.1e}, "
+                f"{self.iterations} iterations + {self.newton_iterations} Newton, "
+                f"{self.solve_s:.3f} s solve + {self.polish_s:.3f} s polish")
+        if self.groups is not None:
+            text += f", groups {list(self.groups)}"
+        return text + (f"; note: {self.note}" if self.note else "")
