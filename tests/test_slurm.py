@@ -97,6 +97,14 @@ def test_interrupted_sweep_cancels_its_jobs_and_a_rerun_finishes_it(tmp_path):
     assert [r["ratio"] for r in report["rows"]] == [1.0, 2.0, 4.0, 8.0]
 
 
+def test_refused_submission_is_one_clear_error(tmp_path):
+    result = runner.invoke(app, ["sweep", "--epochs", "2", "--ratio", "1", "--executor", "slurm", "--partition",
+                                 "no-such-partition", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2, result.output
+    assert "sbatch refused the job array" in result.output and "invalid partition name" in result.output.lower()
+    assert "Traceback" not in result.output
+
+
 def test_tasks_take_their_threads_from_the_allocation(tmp_path):
     """OMP_NUM_THREADS=1 in the submitting shell does not matter: --cpus-per-task decides."""
     cfg = ExecutorConfig(executor="slurm", cpus_per_task=2, time_min=5)
