@@ -93,6 +93,13 @@ def test_slurm_parameters_make_the_sbatch_file(tmp_path):
         assert f"#SBATCH {line}\n" in text
 
 
+def test_missing_sbatch_is_one_clear_error(monkeypatch, tmp_path):
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch there
+    with pytest.raises(ValueError, match="needs SLURM's sbatch on PATH"):
+        run_tasks([FunctionTask(name="a", fn=task_threads)], ExecutorConfig(executor="slurm"), tmp_path)
+
+
 def test_missing_submitit_is_one_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit now raises ImportError
     with pytest.raises(ValueError, match=r'pip install -e "\.\[cluster\]"'):

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,9 +18,9 @@ from typer.testing import CliRunner
 
 from ufm.cli.main import app
 from ufm.deep.train import TrainConfig, train
-from ufm.executors import ExecutorConfig, FunctionTask, run_tasks
+from ufm.executors import ExecutorConfig, FunctionTask, TasksFailed, run_tasks
 from ufm.simulate import SimConfig
-from ufm.sweep import run_sweep
+from ufm.sweep import run_point, run_sweep
 
 from _idx import tiny_idx
 
@@ -97,10 +98,39 @@ def test_interrupted_sweep_cancels_its_jobs_and_a_rerun_finishes_it(tmp_path):
     assert [r["ratio"] for r in report["rows"]] == [1.0, 2.0, 4.0, 8.0]
 
 
-def test_tasks_take_their_threads_from_the_allocation(tmp_path):
-    """OMP_NUM_THREADS=1 in the submitting shell does not matter: --cpus-per-task decides."""
-    cfg = ExecutorConfig(executor="slurm", cpus_per_task=2, time_min=5)
-    assert run_tasks([FunctionTask(name="threads", fn=torch.get_num_threads)], cfg, tmp_path) == {"threads": 2}
+def test_refused_submission_is_one_clear_error(tmp_path):
+    result = runner.invoke(app, ["sweep", "--epochs", "2", "--ratio", "1", "--executor", "slurm", "--partition",
+                                 "no-such-partition", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2, result.output
+    assert "sbatch refused the job array" in result.output and "invalid partition name" in result.output.lower()
+    assert "Traceback" not in result.output
+
+
+def test_threads_from_the_allocation_and_failed_or_killed_tasks(tmp_path):
+    """OMP_NUM_THREADS=1 in the submitting shell does not matter: --cpus-per-task decides the threads.  A task
+    that raises, and one killed by scancel (no result), are reported as failed; the others' results stay."""
+    cfg = ExecutorConfig(executor="slurm", cpus_per_task=2, time_min=60)
+    tasks = [FunctionTask(name="threads", fn=torch.get_num_threads),
+             FunctionTask(name="bad", fn=run_point, args=("nope", {}, str(tmp_path))),
+             FunctionTask(name="sleeper", fn=time.sleep, args=(150,))]
+
+    def kill_the_sleeper() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            logs = list(tmp_path.glob("*_2_0_log.out"))
+            if logs and "Starting with JobEnvironment" in logs[0].read_text():
+                subprocess.run(["scancel", logs[0].name.split("_")[0] + "_2"], timeout=30)
+                return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_the_sleeper)
+    killer.start()
+    with pytest.raises(TasksFailed) as err:
+        run_tasks(tasks, cfg, tmp_path)
+    killer.join()
+    assert err.value.results == {"threads": 2}
+    assert "unknown sweep kind" in err.value.failures["bad"]
+    assert "ended without a result" in err.value.failures["sleeper"]
 
 
 def test_preempted_training_is_requeued_and_resumes_to_the_same_weights(tmp_path):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import io
 import math
 import multiprocessing
 import os
@@ -329,11 +330,22 @@ def _squeue_ids(job_ids: Sequence[str]) -> set[str] | None:
 def submit_slurm(tasks: list[Task], cfg: ExecutorConfig, log_folder: Path, name: str) -> list:
     """Submit ``tasks`` as one job array; returns submitit's jobs (``job.job_id``, ``job.result()``)."""
     submitit = require_submitit()
+    from submitit.core.utils import FailedJobError, FailedSubmissionError
+
+    if shutil.which("sbatch") is None:
+        raise ValueError("the slurm executor needs SLURM's sbatch on PATH: run on the cluster's login node (or start "
+                         "a one-node cluster here with scripts/local-slurm.sh)")
     executor = submitit.SlurmExecutor(folder=log_folder)
     executor.update_parameters(job_name=name, **slurm_parameters(cfg))
     tasks = [replace(t, parallel=1) for t in tasks]  # SLURM_CPUS_PER_TASK decides the threads
-    with executor.batch():
-        jobs = [executor.submit(task) for task in tasks]
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes sbatch's error; it is in the message
+            with executor.batch():
+                jobs = [executor.submit(task) for task in tasks]
+    except (FailedJobError, FailedSubmissionError) as err:
+        lines = [line for line in str(err).splitlines() if line.strip()]
+        raise ValueError(f"sbatch refused the job array: {lines[-1] if lines else 'no message'} (check the "
+                         "partition, account, time limit, resources and --slurm-extra options)") from None
     return jobs
 
 
