@@ -22,7 +22,7 @@ def _annotation(tp: Any) -> Any:
         return List[args[0]]
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
         inner = [a for a in args if a is not type(None)][0]
-        return Optional[inner]
+        return Optional[_annotation(inner)]
     return tp
 
 
@@ -35,7 +35,7 @@ def config_parameters(cls: type, skip: tuple[str, ...] = ()) -> list[inspect.Par
             continue
         default = f.default
         flag = "--" + f.name.replace("_", "-")
-        if hints[f.name] is bool:
+        if hints[f.name] in (bool, Optional[bool]):
             flag = f"{flag}/--no-{flag[2:]}"
         option = typer.Option(
             list(default) if isinstance(default, tuple) else default,

@@ -28,20 +28,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ufm._config import check_at_least_one, check_choices, from_dict
+from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_choices, check_device_name, check_values, from_dict
+from ufm._config import refuse_without_effect
 from ufm._config import option as _opt
 from ufm.analysis import geometry_summary, mean_gram
 from ufm.batching import SCHEMES, Batches, bound_examples, epoch_batches
 from ufm.geometry import check_gram, load_gram, make_gram, prototypes_from_gram
-from ufm.imbalance import class_counts, labels_from_counts, minority_mask
+from ufm.imbalance import PROFILES, class_counts, labels_from_counts, minority_mask
 from ufm.losses import ce_fixed_classifier_loss, class_averaging_loss, limit_loss, prop1_loss, scl_loss
 from ufm.runio import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
 
 __all__ = ["LOSSES", "SimConfig", "Problem", "SimResult", "SimulationDiverged", "batchset_loss", "build_problem", "simulate"]
 
 LOSSES = ("scl", "class-averaging", "ce", "limit", "prop1")
+# The options of each loss beyond tau: the others have no effect and are refused when set.
+LOSS_OPTIONS = {"scl": ("n_w", "prototype_anchors"), "class-averaging": ("n_w",), "ce": (), "limit": ("prototype_anchors",),
+                "prop1": ()}
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
+DEFAULT_N_W = (0.0, 100.0)
 
 
 class SimulationDiverged(ValueError):
@@ -54,53 +59,91 @@ class SimConfig:
 
     The runs are the product ``n_w x tau x seeds`` (stacked).  Defaults: k = 10 classes, STEP imbalance
     R = 10 with half the classes minority, ETF prototypes, SCL with n_w = 0 and n_w = 100 side by side.
+
+    Validated when built: every number finite and in range, and an option set away from its default where
+    it has no effect is refused (``gamma`` without the minority geometry, ``geometry`` with ``gram_file``,
+    ``momentum`` with Adam, ``batch_size`` in full batch, ``ratio`` for balanced counts, ``minority_fraction``
+    outside STEP, ``n_w`` and ``prototype_anchors`` for losses that do not have them: see ``LOSS_OPTIONS``).
+    ``n_w=None`` means (0, 100) for losses with prototype copies and (0,) for the others (their runs record
+    n_w = 0); ``prototype_anchors=None`` means True where the loss has the option and stays None elsewhere.
     """
 
     k: int = _opt(10, "number of classes")
     profile: str = _opt("step", "class counts: balanced, step or long-tail")
     n_major: int = _opt(50, "samples in each majority class")
-    ratio: float = _opt(10.0, "imbalance ratio R (majority / minority count)")
+    ratio: float = _opt(10.0, "imbalance ratio R (majority / minority count; not for balanced)")
     minority_fraction: float = _opt(0.5, "fraction rho of minority classes (step profile)")
     d: int = _opt(32, "embedding dimension")
     geometry: str = _opt("etf", "target G_*: etf, orthogonal or minority (rarer classes get larger angles)")
-    gamma: float = _opt(1.0, "strength of the minority geometry (0 = ETF)")
+    gamma: float = _opt(1.0, "strength of the minority geometry (0 = ETF; minority geometry only)")
     gram_file: str | None = _opt(None, "a k x k G_* (.npy/.csv/.txt) instead of --geometry")
     loss: str = _opt("scl", "scl, class-averaging (BCL-style), ce (fixed classifier W), limit (exact large-n_w "
                           "limit of scl) or prop1 (the published limit)")
-    n_w: tuple[float, ...] = _opt((0.0, 100.0), "copies of each prototype; repeat the option to stack runs")
+    n_w: tuple[float, ...] | None = _opt(None, "copies of each prototype; repeat the option to stack runs (default "
+                                               "0 and 100 for scl and class-averaging; the other losses have no n_w)")
     tau: tuple[float, ...] = _opt((0.1,), "temperature; repeat to stack runs")
     seeds: tuple[int, ...] = _opt((0,), "random seed; repeat to stack runs")
-    prototype_anchors: bool = _opt(True, "prototype copies are anchors too (else only positives/negatives)")
+    prototype_anchors: bool | None = _opt(None, "prototype copies are anchors too (else only positives/negatives); "
+                                                "scl and limit only, default on")
     relu: bool = _opt(False, "non-negative features (UFM+, Kini et al. 2023)")
     batching: str = _opt("shuffle", "full, shuffle (random reshuffling), balanced or binding")
-    batch_size: int = _opt(32, "batch size n (binding adds the k bound examples)")
+    batch_size: int = _opt(32, "batch size n (binding adds the k bound examples; not for full)")
     optimizer: str = _opt("adam", "adam or sgd")
     lr: float = _opt(0.1, "learning rate")
-    momentum: float = _opt(0.9, "SGD momentum")
+    momentum: float = _opt(0.9, "SGD momentum, in [0, 1) (sgd only)")
     schedule: str = _opt("cosine", "learning-rate schedule: constant, step (x0.1 at 1/3, 2/3) or cosine")
     epochs: int = _opt(4000, "maximum number of epochs (one step per epoch)")
     tol: float = _opt(0.0, "stop when every run's relative loss change is below this (0: run all epochs)")
     log_every: int = _opt(10, "record metrics every this many epochs")
     dtype: str = _opt("float32", "float32 or float64")
-    device: str = _opt("auto", "auto (CUDA when present), cpu or cuda")
+    device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
 
     def __post_init__(self) -> None:
         for name in ("n_w", "tau", "seeds"):
             value = getattr(self, name)
-            object.__setattr__(self, name, tuple(value) if isinstance(value, (list, tuple)) else (value,))
+            if value is not None:
+                object.__setattr__(self, name, tuple(value) if isinstance(value, (list, tuple)) else (value,))
         check_choices(self, {"loss": LOSSES, "batching": SCHEMES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
-                             "dtype": ("float32", "float64")})
-        if not self.n_w or not self.tau or not self.seeds:
-            raise ValueError("n_w, tau and seeds each need at least one value")
-        if any(not math.isfinite(v) or v < 0 for v in self.n_w):
-            raise ValueError(f"n_w values must be finite and >= 0, got {self.n_w}")
-        if any(not math.isfinite(v) or v <= 0 for v in self.tau):
-            raise ValueError(f"temperatures must be finite and > 0, got {self.tau}")
-        check_at_least_one(self, ("d", "epochs", "log_every", "batch_size"))
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"learning rate must be > 0, got {self.lr}")
-        if self.tol < 0:
-            raise ValueError(f"tol must be >= 0 (0 runs every epoch), got {self.tol}")
+                             "dtype": ("float32", "float64"), "profile": PROFILES})
+        check_device_name(self.device)
+        check_values(self, {"k": Range(1), "n_major": Range(1), "ratio": Range(1), "minority_fraction": UNIT,
+                            "d": Range(1), "gamma": NON_NEGATIVE, "n_w": NON_NEGATIVE, "tau": POSITIVE,
+                            "seeds": Range(0), "batch_size": Range(1), "lr": POSITIVE,
+                            "momentum": Range(0, 1, high_open=True), "epochs": Range(1), "tol": NON_NEGATIVE,
+                            "log_every": Range(1)})
+        for name in ("n_w", "tau", "seeds"):
+            value = getattr(self, name)
+            if value is not None and not value:
+                raise ValueError(f"{name} needs at least one value")
+            if value is not None and len(set(value)) < len(value):
+                raise ValueError(f"{name}={list(value)} repeats a value: the stacked runs would be identical copies; "
+                                 "give each value once")
+        options = LOSS_OPTIONS[self.loss]
+        if self.n_w is None:
+            object.__setattr__(self, "n_w", DEFAULT_N_W if "n_w" in options else (0.0,))
+        elif "n_w" not in options and self.n_w != (0.0,):
+            raise ValueError(f"n_w={list(self.n_w)} has no effect with loss {self.loss} (it has no prototype copies; "
+                             "its runs record n_w = 0): drop n_w, or use loss scl or class-averaging")
+        if "prototype_anchors" in options:
+            if self.prototype_anchors is None:
+                object.__setattr__(self, "prototype_anchors", True)
+        elif self.prototype_anchors is not None:
+            raise ValueError(f"prototype_anchors={self.prototype_anchors} has no effect with loss {self.loss}; "
+                             "drop it (only scl and limit have the two anchor conventions)")
+        if self.gram_file is not None:
+            if not str(self.gram_file).strip():
+                raise ValueError("gram_file is empty; give the path of a k x k Gram file or leave it unset")
+            refuse_without_effect(self, "geometry", "when gram_file gives G_*; drop one of them")
+        if self.geometry != "minority" or self.gram_file is not None:
+            refuse_without_effect(self, "gamma", "without the minority geometry")
+        if self.profile != "step":
+            refuse_without_effect(self, "minority_fraction", f"with profile {self.profile} (step only)")
+        if self.profile == "balanced":
+            refuse_without_effect(self, "ratio", "with balanced counts")
+        if self.optimizer != "sgd":
+            refuse_without_effect(self, "momentum", f"with optimizer {self.optimizer} (sgd only)")
+        if self.batching == "full":
+            refuse_without_effect(self, "batch_size", "with full batching (one batch of all samples)")
 
     @property
     def runs(self) -> list[dict]:

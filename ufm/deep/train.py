@@ -73,11 +73,18 @@ class TrainConfig:
     compile: bool = _opt(False, "torch.compile the model (CUDA)")
 
     def __post_init__(self) -> None:
+        from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_device_name, check_values
+        from ufm.imbalance import PROFILES
+
         check_choices(self, {"dataset": DATASETS, "loss": LOSSES, "batching": tuple(s for s in SCHEMES if s != "full"),
-                             "head": HEADS, "augment": AUGMENTATIONS})
+                             "head": HEADS, "augment": AUGMENTATIONS, "profile": PROFILES,
+                             "geometry": ("etf", "orthogonal", "minority")})
+        check_device_name(self.device)
+        check_values(self, {"ratio": Range(1), "minority_fraction": UNIT, "n_major": NON_NEGATIVE,
+                            "test_per_class": NON_NEGATIVE, "n_w": NON_NEGATIVE, "gamma": NON_NEGATIVE, "tau": POSITIVE,
+                            "lr": POSITIVE, "momentum": Range(0, 1, high_open=True), "weight_decay": NON_NEGATIVE,
+                            "seed": NON_NEGATIVE})
         check_at_least_one(self, ("epochs", "batch_size", "eval_every", "checkpoint_every", "width", "embed_dim"))
-        if not (self.tau > 0 and self.lr > 0 and self.n_w >= 0):
-            raise ValueError("tau and lr must be > 0 and n_w >= 0")
 
     def to_dict(self) -> dict:
         return asdict(self)
