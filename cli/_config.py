@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import re
 import typing
 from typing import Any, Callable, List, Optional
 
@@ -48,6 +49,15 @@ def config_parameters(cls: type, skip: tuple[str, ...] = ()) -> list[inspect.Par
     return params
 
 
+def flag_names(message: str, names: list[str]) -> str:
+    """A config's error message with the field it starts with (and "drop/leave <field>") written as the flag."""
+    for name in sorted(names, key=len, reverse=True):
+        flag = "--" + name.replace("_", "-")
+        message = re.sub(rf"^{name}(?=[ =])", flag, message)
+        message = re.sub(rf"\b(drop|leave) {name}\b", rf"\1 {flag}", message)
+    return message
+
+
 def with_config_options(cls: type, skip: tuple[str, ...] = ()) -> Callable:
     """Decorator: the command receives ``config=cls(...)`` built from the generated options."""
     names = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
@@ -61,7 +71,11 @@ def with_config_options(cls: type, skip: tuple[str, ...] = ()) -> Callable:
         def wrapper(**kwargs: Any) -> Any:
             values = {name: kwargs.pop(name) for name in names}
             values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-            return fn(config=cls(**values), **kwargs)
+            try:
+                config = cls(**values)
+            except ValueError as err:
+                raise ValueError(flag_names(str(err), names)) from None
+            return fn(config=config, **kwargs)
 
         params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + config_parameters(cls, skip)
         wrapper.__signature__ = sig.replace(parameters=params, return_annotation=None)

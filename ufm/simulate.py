@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_choices, check_device_name, check_values, from_dict
 from ufm._config import refuse_without_effect
 from ufm._config import option as _opt
+from ufm._checks import check_memory
 from ufm.analysis import geometry_summary, mean_gram
 from ufm.batching import SCHEMES, Batches, bound_examples, epoch_batches
 from ufm.geometry import check_gram, load_gram, make_gram, prototypes_from_gram
@@ -38,7 +39,8 @@ from ufm.imbalance import PROFILES, class_counts, labels_from_counts, minority_m
 from ufm.losses import ce_fixed_classifier_loss, class_averaging_loss, limit_loss, prop1_loss, scl_loss
 from ufm.runio import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
 
-__all__ = ["LOSSES", "SimConfig", "Problem", "SimResult", "SimulationDiverged", "batchset_loss", "build_problem", "simulate"]
+__all__ = ["LOSSES", "SimConfig", "Problem", "SimResult", "SimulationDiverged", "batchset_loss", "build_problem", "simulate",
+           "memory_estimate", "check_simulation_size", "num_samples"]
 
 LOSSES = ("scl", "class-averaging", "ce", "limit", "prop1")
 # The options of each loss beyond tau: the others have no effect and are refused when set.
@@ -123,7 +125,7 @@ class SimConfig:
             object.__setattr__(self, "n_w", DEFAULT_N_W if "n_w" in options else (0.0,))
         elif "n_w" not in options and self.n_w != (0.0,):
             raise ValueError(f"n_w={list(self.n_w)} has no effect with loss {self.loss} (it has no prototype copies; "
-                             "its runs record n_w = 0): drop n_w, or use loss scl or class-averaging")
+                             "its runs record n_w = 0): drop n_w (or use loss scl or class-averaging)")
         if "prototype_anchors" in options:
             if self.prototype_anchors is None:
                 object.__setattr__(self, "prototype_anchors", True)
@@ -133,7 +135,7 @@ class SimConfig:
         if self.gram_file is not None:
             if not str(self.gram_file).strip():
                 raise ValueError("gram_file is empty; give the path of a k x k Gram file or leave it unset")
-            refuse_without_effect(self, "geometry", "when gram_file gives G_*; drop one of them")
+            refuse_without_effect(self, "geometry", "when gram_file gives G_*")
         if self.geometry != "minority" or self.gram_file is not None:
             refuse_without_effect(self, "gamma", "without the minority geometry")
         if self.profile != "step":
@@ -340,11 +342,64 @@ def _retract(h: torch.Tensor, relu: bool) -> torch.Tensor:
     return F.normalize(h, dim=-1)
 
 
+def num_samples(cfg: SimConfig) -> int:
+    """N, the total class count of ``cfg``'s profile, without building the ``[k]`` counts (an upper bound for
+    long-tail): sizes are checked before anything is allocated."""
+    k, n = cfg.k, cfg.n_major
+    if cfg.profile == "balanced":
+        return k * n
+    if cfg.profile == "step":
+        k_min = math.floor(cfg.minority_fraction * k + 1e-9)
+        return (k - k_min) * n + k_min * int(n // cfg.ratio)
+    if k == 1 or cfg.ratio == 1:
+        return k * n
+    q = cfg.ratio ** (-1 / (k - 1))  # sum_c n q^c, c = 0..k-1
+    return math.ceil(n * (1 - q**k) / (1 - q))
+
+
+def memory_estimate(cfg: SimConfig) -> int:
+    """Estimated peak bytes of :func:`simulate` for ``cfg``, from the sizes alone (S runs, N samples, d, k, batches).
+
+    Terms: the embeddings with their gradient, Adam moments and the float64 initialization (S N d);
+    each epoch's gathered batches (S B n d) and the similarities of each batch with the prototypes and their
+    backward (S B n (n + k), 4 copies), NC1 (12 S d^2), within ~30% of the peak measured on the CPU; G_* (k^2).
+    """
+    e = 4 if cfg.dtype == "float32" else 8
+    runs, n_total, d, k = len(cfg.runs), num_samples(cfg), cfg.d, cfg.k
+    if cfg.batching == "full":
+        rows, batches = n_total, 1
+    else:
+        base = min(cfg.batch_size, n_total)
+        rows, batches = base + (k if cfg.batching == "binding" else 0), math.ceil(n_total / base)
+    state = runs * n_total * d * (5 * e + 16)
+    gather = 3 * runs * batches * rows * d * e
+    similarities = 4 * runs * batches * rows * (rows + k) * e
+    nc1 = 12 * runs * d * d * e
+    target = 8 * (8 * k * k + 3 * k * d)
+    return int(state + gather + similarities + nc1 + target)
+
+
+def check_simulation_size(cfg: SimConfig, max_memory_gb: float | None = None) -> None:
+    """Refuse, before allocating anything, a simulation estimated (:func:`memory_estimate`) to exceed the memory
+    limit (``max_memory_gb``, else ``$UFM_MAX_MEMORY_GB``, else the device's available memory)."""
+    device = resolve_device(cfg.device)
+    sizes = (f"{len(cfg.runs)} stacked run(s) x N = {num_samples(cfg)} samples x d = {cfg.d}, k = {cfg.k}, "
+             f"{'full batch' if cfg.batching == 'full' else f'batches of {cfg.batch_size}'}, {cfg.dtype}")
+    check_memory(memory_estimate(cfg), f"this simulation ({sizes})",
+                 "lower n_major, k, d, the batch size or the number of stacked runs (n_w x tau x seeds)",
+                 max_memory_gb, device)
+
+
 def simulate(
     cfg: SimConfig,
     progress: Callable[[int, int, dict], None] | None = None,
+    max_memory_gb: float | None = None,
 ) -> SimResult:
-    """Run the stacked UFM optimization of ``cfg``; ``progress(epoch, epochs, metrics)`` after each log."""
+    """Run the stacked UFM optimization of ``cfg``; ``progress(epoch, epochs, metrics)`` after each log.
+
+    The sizes are checked first (:func:`check_simulation_size`; ``max_memory_gb`` overrides the limit).
+    """
+    check_simulation_size(cfg, max_memory_gb)
     problem = build_problem(cfg)
     device = resolve_device(cfg.device)
     dtype = getattr(torch, cfg.dtype)
