@@ -110,8 +110,8 @@ def test_divergence_is_reported_with_the_epoch():
     [
         ({"n_major": 4, "ratio": 4, "n_w": (0,)}, "single sample"),
         ({"loss": "mse"}, "loss='mse' is not one of"),
-        ({"tau": (0.0,)}, "temperatures must be"),
-        ({"n_w": (-1,)}, "n_w values"),
+        ({"tau": (0.0,)}, "tau must be > 0"),
+        ({"n_w": (-1,)}, "n_w must be >= 0"),
         ({"d": 2}, "rank 3 > embedding dimension d=2"),
         ({"batch_size": 2, "batching": "shuffle"}, "smaller than the number of classes"),
         ({"device": "cuda:0"} if not __import__("torch").cuda.is_available() else {"device": "tpu"}, "device"),

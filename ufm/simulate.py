@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 
 from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_choices, check_device_name, check_values, from_dict
-from ufm._config import refuse_without_effect
 from ufm._config import option as _opt
 from ufm._checks import check_memory
 from ufm.analysis import geometry_summary, mean_gram
@@ -62,12 +61,12 @@ class SimConfig:
     The runs are the product ``n_w x tau x seeds`` (stacked).  Defaults: k = 10 classes, STEP imbalance
     R = 10 with half the classes minority, ETF prototypes, SCL with n_w = 0 and n_w = 100 side by side.
 
-    Validated when built: every number finite and in range, and an option set away from its default where
-    it has no effect is refused (``gamma`` without the minority geometry, ``geometry`` with ``gram_file``,
-    ``momentum`` with Adam, ``batch_size`` in full batch, ``ratio`` for balanced counts, ``minority_fraction``
-    outside STEP, ``n_w`` and ``prototype_anchors`` for losses that do not have them: see ``LOSS_OPTIONS``).
-    ``n_w=None`` means (0, 100) for losses with prototype copies and (0,) for the others (their runs record
-    n_w = 0); ``prototype_anchors=None`` means True where the loss has the option and stays None elsewhere.
+    Validated when built: every number finite and in range, no value repeated in ``n_w``, ``tau``, ``seeds``,
+    several ``n_w`` refused for a loss without prototype copies (identical runs), ``geometry`` refused beside
+    ``gram_file``.  :meth:`without_effect` lists the fields that do nothing here (``gamma`` without the minority
+    geometry, ``momentum`` with Adam, ``batch_size`` in full batch, ...): the CLI refuses them when typed.
+    ``n_w=None`` means (0, 100) for losses with prototype copies and (0,) for the others (see ``LOSS_OPTIONS``);
+    ``prototype_anchors=None`` means True where the loss has the option and is recorded None elsewhere.
     """
 
     k: int = _opt(10, "number of classes")
@@ -123,29 +122,45 @@ class SimConfig:
         options = LOSS_OPTIONS[self.loss]
         if self.n_w is None:
             object.__setattr__(self, "n_w", DEFAULT_N_W if "n_w" in options else (0.0,))
-        elif "n_w" not in options and self.n_w != (0.0,):
-            raise ValueError(f"n_w={list(self.n_w)} has no effect with loss {self.loss} (it has no prototype copies; "
-                             "its runs record n_w = 0): drop n_w (or use loss scl or class-averaging)")
+        elif "n_w" not in options and len(self.n_w) > 1:
+            raise ValueError(f"n_w={list(self.n_w)} stacks runs that loss {self.loss} makes identical (it has no "
+                             "prototype copies); give one n_w (or none), or use loss scl or class-averaging")
         if "prototype_anchors" in options:
             if self.prototype_anchors is None:
                 object.__setattr__(self, "prototype_anchors", True)
-        elif self.prototype_anchors is not None:
-            raise ValueError(f"prototype_anchors={self.prototype_anchors} has no effect with loss {self.loss}; "
-                             "drop it (only scl and limit have the two anchor conventions)")
+        else:  # recorded as not applicable; the CLI refuses the option when it is typed (see without_effect)
+            object.__setattr__(self, "prototype_anchors", None)
         if self.gram_file is not None:
             if not str(self.gram_file).strip():
                 raise ValueError("gram_file is empty; give the path of a k x k Gram file or leave it unset")
-            refuse_without_effect(self, "geometry", "when gram_file gives G_*")
+            if self.geometry != "etf":
+                raise ValueError(f"geometry={self.geometry!r} and gram_file both give G_*; drop one of them")
+
+    def without_effect(self) -> dict[str, str]:
+        """The fields that have no effect in this configuration, each with the reason.
+
+        The CLI refuses any of them given on the command line; in the library they keep their values (the
+        configs of run folders and derived configs stay valid), except ``prototype_anchors``, recorded as None.
+        """
+        options = LOSS_OPTIONS[self.loss]
+        out = {}
+        if "n_w" not in options:
+            out["n_w"] = f"with loss {self.loss} (it has no prototype copies)"
+        if "prototype_anchors" not in options:
+            out["prototype_anchors"] = f"with loss {self.loss} (only scl and limit have the two anchor conventions)"
+        if self.gram_file is not None:
+            out["geometry"] = "when gram_file gives G_*"
         if self.geometry != "minority" or self.gram_file is not None:
-            refuse_without_effect(self, "gamma", "without the minority geometry")
+            out["gamma"] = "without the minority geometry"
         if self.profile != "step":
-            refuse_without_effect(self, "minority_fraction", f"with profile {self.profile} (step only)")
+            out["minority_fraction"] = f"with profile {self.profile} (step only)"
         if self.profile == "balanced":
-            refuse_without_effect(self, "ratio", "with balanced counts")
+            out["ratio"] = "with balanced counts"
         if self.optimizer != "sgd":
-            refuse_without_effect(self, "momentum", f"with optimizer {self.optimizer} (sgd only)")
+            out["momentum"] = f"with optimizer {self.optimizer} (sgd only)"
         if self.batching == "full":
-            refuse_without_effect(self, "batch_size", "with full batching (one batch of all samples)")
+            out["batch_size"] = "with full batching (one batch of all samples)"
+        return out
 
     @property
     def runs(self) -> list[dict]:
