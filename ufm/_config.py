@@ -5,7 +5,7 @@ Validation happens where a config is built (``__post_init__``), before any compu
 - :func:`check_values` walks the fields by their type hints: every ``float`` (or tuple of floats) must be
   finite, every ``int`` a true integer that fits in int64, and the explicit ``ranges`` hold;
 - :func:`check_choices` / :func:`check_at_least_one` for names and counts;
-- :func:`refuse_without_effect` refuses a field set away from its default where it has no effect.
+- a config's ``without_effect()`` lists the fields that do nothing in it; the CLI refuses them when typed.
 
 Every message names the field (the CLI prints ``--field-name`` for it) and what to change.
 """
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 import typing
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["option", "Range", "check_values", "check_choices", "check_at_least_one", "check_device_name",
-           "refuse_without_effect", "from_dict"]
+           "from_dict"]
 
 INT64_MAX = 2**63 - 1
 
@@ -126,18 +126,6 @@ def check_device_name(name: str, field_name: str = "device") -> None:
     if head == "cuda" and index.isdigit():
         return
     raise ValueError(f"{field_name}={name!r} is not a device ufm runs on; use auto, cpu, cuda or cuda:N")
-
-
-def _default(cfg, name: str) -> Any:
-    f = next(f for f in fields(cfg) if f.name == name)
-    return f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-
-
-def refuse_without_effect(cfg, name: str, reason: str) -> None:
-    """Refuse ``name`` set away from its default where, as ``reason`` says, it has no effect."""
-    value, default = getattr(cfg, name), _default(cfg, name)
-    if value != default and not (isinstance(default, tuple) and tuple(value) == default):
-        raise ValueError(f"{name}={value!r} has no effect {reason}; leave {name} at its default ({default!r})")
 
 
 def from_dict(cls, data: dict):
