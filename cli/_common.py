@@ -1,10 +1,21 @@
-"""Helpers shared by the commands: user-error handling and JSON output."""
+"""Helpers shared by the commands: user-error handling, output-folder options and checks, JSON output.
+
+Conventions for every command that writes (see the README's section on errors):
+- ``--out`` is checked before any compute (:func:`check_out`): not under a file, writable, and a run folder that
+  already holds files is refused unless ``--overwrite`` is given (figure folders just get their PNGs replaced);
+- a run folder is written into a staging folder and renamed into place (``ufm.runio.staged_dir``), so a failed
+  run leaves no half-written folder;
+- sizes that come from the user are checked against the memory available before allocating; ``--max-memory-gb``
+  (or ``$UFM_MAX_MEMORY_GB``) overrides the limit.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 import math
+import time
+from pathlib import Path
 from typing import Any, Callable
 
 import typer
@@ -26,6 +37,36 @@ def user_errors(fn: Callable) -> Callable:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+OVERWRITE_HELP = "replace the files of an existing run folder (without it, a folder that holds files is refused)"
+MAX_MEMORY_HELP = ("refuse sizes estimated to need more than this many GiB (default: the memory available now; "
+                   "also $UFM_MAX_MEMORY_GB)")
+
+
+def overwrite_option() -> Any:
+    return typer.Option(False, "--overwrite", help=OVERWRITE_HELP)
+
+
+def max_memory_option() -> Any:
+    return typer.Option(None, "--max-memory-gb", help=MAX_MEMORY_HELP)
+
+
+def check_out(out: Path | str, overwrite: bool = False, run_folder: bool = True) -> Path:
+    """``--out`` checked before any compute (see ``ufm.runio.check_out_dir``)."""
+    from ufm.runio import check_out_dir
+
+    return check_out_dir(out, "--out", overwrite=overwrite, run_folder=run_folder)
+
+
+def default_out(prefix: str) -> Path:
+    """``runs/<prefix>-<time>``, with a numbered suffix if that folder exists already (two runs in one second)."""
+    base = Path("runs") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, number = base, 1
+    while path.exists():
+        number += 1
+        path = base.with_name(f"{base.name}-{number}")
+    return path
 
 
 def _jsonable(x: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import re
 import typing
 from typing import Any, Callable, List, Optional
 
@@ -22,7 +23,7 @@ def _annotation(tp: Any) -> Any:
         return List[args[0]]
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
         inner = [a for a in args if a is not type(None)][0]
-        return Optional[inner]
+        return Optional[_annotation(inner)]
     return tp
 
 
@@ -35,7 +36,7 @@ def config_parameters(cls: type, skip: tuple[str, ...] = ()) -> list[inspect.Par
             continue
         default = f.default
         flag = "--" + f.name.replace("_", "-")
-        if hints[f.name] is bool:
+        if hints[f.name] in (bool, Optional[bool]):
             flag = f"{flag}/--no-{flag[2:]}"
         option = typer.Option(
             list(default) if isinstance(default, tuple) else default,
@@ -48,6 +49,33 @@ def config_parameters(cls: type, skip: tuple[str, ...] = ()) -> list[inspect.Par
     return params
 
 
+CONTEXT = "_ufm_context"  # the click context typer passes in, to tell typed options from defaults
+
+
+def flag_names(message: str, names: list[str]) -> str:
+    """A config's error message with the field it starts with (and "drop/leave <field>") written as the flag."""
+    for name in sorted(names, key=len, reverse=True):
+        flag = "--" + name.replace("_", "-")
+        message = re.sub(rf"^{name}(?=[ =])", flag, message)
+        if "_" in name:  # a name like gram_file is never prose
+            message = re.sub(rf"(?<![\w-]){name}\b", flag, message)
+        message = re.sub(rf"\b(drop|leave) {name}\b", rf"\1 {flag}", message)
+    return message
+
+
+def refuse_typed_without_effect(config: Any, names: list[str], ctx: Any) -> None:
+    """Refuse the options typed on the command line that ``config.without_effect()`` says do nothing."""
+    without = getattr(config, "without_effect", lambda: {})()
+    if ctx is None or not without:
+        return
+    typed = [name for name in names if name in without
+             and getattr(ctx.get_parameter_source(name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")]
+    if typed:
+        name = typed[0]
+        flag = "--" + name.replace("_", "-")
+        raise ValueError(f"{flag} has no effect {flag_names(without[name], names)}; drop it")
+
+
 def with_config_options(cls: type, skip: tuple[str, ...] = ()) -> Callable:
     """Decorator: the command receives ``config=cls(...)`` built from the generated options."""
     names = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
@@ -55,15 +83,25 @@ def with_config_options(cls: type, skip: tuple[str, ...] = ()) -> Callable:
     def decorate(fn: Callable) -> Callable:
         sig = inspect.signature(fn)
         hints = typing.get_type_hints(fn)  # resolve string annotations in fn's own module
-        own = [p.replace(annotation=hints[p.name]) for p in sig.parameters.values() if p.name != "config"]
+        own = [p.replace(annotation=hints[p.name]) for p in sig.parameters.values() if p.name not in ("config", "ctx")]
+        wants_ctx = "ctx" in sig.parameters  # the command reads the context too (e.g. which options were typed)
 
         @functools.wraps(fn)
         def wrapper(**kwargs: Any) -> Any:
+            ctx = kwargs.pop(CONTEXT, None)
             values = {name: kwargs.pop(name) for name in names}
             values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-            return fn(config=cls(**values), **kwargs)
+            try:
+                config = cls(**values)
+            except ValueError as err:
+                raise ValueError(flag_names(str(err), names)) from None
+            refuse_typed_without_effect(config, names, ctx)
+            if wants_ctx:
+                kwargs["ctx"] = ctx
+            return fn(config=config, **kwargs)
 
         params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + config_parameters(cls, skip)
+        params.append(inspect.Parameter(CONTEXT, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context))
         wrapper.__signature__ = sig.replace(parameters=params, return_annotation=None)
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         del wrapper.__wrapped__

@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import console, print_json, user_errors
+from ._common import check_out, console, print_json, user_errors
 from ufm.figures import prop1_gaps, scl_vs_ce_figure
 from ufm.prop1 import minimizers, scl_vs_ce, verdict_line, verdicts, verify
 
@@ -23,6 +23,10 @@ def verify_prop1_command(
     """Compare exact SCL with prototypes (n_w = 1 ... 10^4) with the published Proposition 1 limit and with
     the limit derived in docs/prop1.md: value and Riemannian-gradient gaps on 16 cases (random and
     near-optimal features, ETF and minority-weighted targets, tau 0.1 and 0.5, two batch compositions)."""
+    if epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {epochs}")
+    if out:
+        check_out(out, run_folder=False)
     rows = verify()
     summary = verdicts(rows)
     with console.status("minimizing the exact loss and both limits in the UFM"):

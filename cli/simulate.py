@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from pathlib import Path
 from typing import List, Optional
@@ -11,11 +10,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._common import console, err_console, print_json, user_errors
+from ._common import (check_out, console, default_out, err_console, max_memory_option, overwrite_option, print_json,
+                      user_errors)
 from ._config import with_config_options
 from ufm.figures import FIGURES, deep_fig1, render
 from ufm.plots import gram_heatmaps, save_figure
-from ufm.simulate import SimConfig, SimResult, simulate
+from ufm.runio import staged_dir
+from ufm.simulate import SimConfig, SimResult, build_problem, check_simulation_size, simulate
 
 
 def _progress(quiet: bool) -> Progress:
@@ -35,7 +36,8 @@ def _fmt(x: Optional[float], spec: str = ".4f") -> str:
     return "-" if x is None or x != x else format(x, spec)
 
 
-def _run_with_progress(cfg: SimConfig, quiet: bool, label: str = "simulate") -> SimResult:
+def _run_with_progress(cfg: SimConfig, quiet: bool, label: str = "simulate",
+                       max_memory_gb: Optional[float] = None) -> SimResult:
     with _progress(quiet) as bar:
         task = bar.add_task(label, total=cfg.epochs, status="")
 
@@ -45,11 +47,11 @@ def _run_with_progress(cfg: SimConfig, quiet: bool, label: str = "simulate") -> 
 
         with warnings.catch_warnings():  # the summary carries the warnings; they are printed once, below
             warnings.simplefilter("ignore", UserWarning)
-            return simulate(cfg, progress=update)
+            return simulate(cfg, progress=update, max_memory_gb=max_memory_gb)
 
 
 def _default_out(prefix: str) -> Path:
-    return Path("runs") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return default_out(prefix)
 
 
 @user_errors
@@ -57,6 +59,8 @@ def _default_out(prefix: str) -> Path:
 def simulate_command(
     config: SimConfig,
     out: Optional[Path] = typer.Option(None, help="run folder (default runs/simulate-<time>)"),
+    overwrite: bool = overwrite_option(),
+    max_memory_gb: Optional[float] = max_memory_option(),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
 ) -> None:
     """Optimize unconstrained features under SCL with fixed prototypes; compare G_M with G_*.
@@ -65,17 +69,22 @@ def simulate_command(
     n_w = 100 stacked side by side. Writes config.json, summary.json, arrays.npz, metrics.jsonl and
     G_M-vs-G_* heatmaps (gram_heatmaps.png) into the run folder.
     """
-    result = _run_with_progress(config, as_json)
-    folder = result.save(out or _default_out("simulate"))
+    folder = check_out(out or _default_out("simulate"), overwrite)
+    check_simulation_size(config, max_memory_gb)
+    build_problem(config)  # the Gram file, the counts and G_* are checked before the progress bar starts
+    result = _run_with_progress(config, as_json, max_memory_gb=max_memory_gb)
+    with staged_dir(folder, overwrite) as stage:
+        result.save(stage)
+        runs = result.summary()["runs"]
+        titles = ["target G_*"] + [f"n_w={r['n_w']:g}, tau={r['tau']:g}, seed {r['seed']}" for r in runs]
+        save_figure(gram_heatmaps([result.g_star, *result.g_m], titles, f"G_M of each run, {config.loss}"),
+                    stage / "gram_heatmaps.png")
     summary = result.summary()
-    runs = summary["runs"]
-    titles = ["target G_*"] + [f"n_w={r['n_w']:g}, tau={r['tau']:g}, seed {r['seed']}" for r in runs]
-    save_figure(gram_heatmaps([result.g_star, *result.g_m], titles, f"G_M of each run, {config.loss}"),
-                folder / "gram_heatmaps.png")
     summary["run_folder"] = str(folder)
     if as_json:
         print_json(summary)
         return
+    runs = summary["runs"]
     table = Table(title=f"{config.loss}, {config.profile} counts {summary['counts']}, {config.batching} batches of "
                         f"{config.batch_size}, {summary['epochs_run']} epochs in {summary['elapsed_s']:.1f} s ({summary['device']})")
     for col in ("n_w", "tau", "seed", "distance to G_*", "NC1", "angle majority", "angle minority", "angle across"):
@@ -99,6 +108,13 @@ def figures_command(
                                               "from them (deep_fig1_*.png) instead of the registered figures"),
 ) -> None:
     """Regenerate every registered figure from code (fixed seeds) into figures/, or Figure 1 from --runs."""
+    given = [flag for flag, value in (("--runs", runs), ("--list", list_only), ("--name", name), ("--quick", quick)) if value]
+    for first, others in (("--runs", ("--list", "--name", "--quick")), ("--list", ("--name", "--quick"))):
+        clash = [flag for flag in others if flag in given]
+        if first in given and clash:
+            raise ValueError(f"{first} does not combine with {', '.join(clash)} (they would be ignored); drop one of them")
+    if not list_only:
+        check_out(out, run_folder=False)
     if runs:
         path = deep_fig1(runs, out)
         console.print(f"wrote {path.parent}/deep_fig1_heatmaps.png and {path}")

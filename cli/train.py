@@ -67,6 +67,7 @@ def train_command(
         runs = {name: (cfg, out / name, False) for name, cfg in preset(preset_name, given).items()}
     else:
         runs = {out.name: (config, out, False)}
+    _refuse_without_effect(given, [cfg for cfg, _, _ in runs.values()])
     for _, folder, cont in runs.values():
         if not cont:
             check_fresh_folder(folder)
@@ -113,6 +114,14 @@ def train_command(
     console.print(table)
     if figures is not None:
         console.print(f"figures: {figures.parent}/deep_fig1_*.png")
+
+
+def _refuse_without_effect(given: dict, configs: list[TrainConfig]) -> None:
+    """Refuse a typed option that has no effect in any of the runs."""
+    for name in given:
+        reasons = [cfg.fields_without_effect().get(name) for cfg in configs]
+        if reasons and all(reasons):
+            raise ValueError(f"--{name.replace('_', '-')} has no effect {reasons[0]}; drop it")
 
 
 def _given(ctx: typer.Context, name: str) -> bool:

@@ -176,3 +176,36 @@ def test_download_checks_the_md5_and_extracts(tmp_path, monkeypatch):
     monkeypatch.setitem(data.CIFAR_SOURCES, "cifar10", (url, hashlib.md5(buffer.getvalue()).hexdigest(), folder))
     assert data.download_cifar(root, "cifar10") == root / "cifar-10-batches-py"
     assert len(load_cifar(root, "cifar10", "test").images) == 6
+
+
+def test_files_that_are_not_what_they_claim_name_the_file(tmp_path):
+    import os
+    import pickle
+
+    from PIL import Image
+
+    # IDX: empty, a header cut short, a .gz that is not gzip
+    for name, content in (("train-images-idx3-ubyte", b""), ("train-labels-idx1-ubyte", b"\x00\x00\x08")):
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte has 0 bytes, fewer than the 16-byte IDX header"):
+        load_idx(tmp_path, "train")
+    gz = tmp_path / "gz"
+    gz.mkdir()
+    (gz / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz is not a readable gzip file"):
+        load_idx(gz, "test")
+    # an image folder with a .jpg that is not an image
+    folder = tmp_path / "folder" / "train" / "cat"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(folder / "0.png")
+    (folder / "1.jpg").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="1.jpg is not a readable image"):
+        load_image_folder(tmp_path / "folder", "train")
+    # CIFAR batches: random bytes, a pickled list, a dict with wrongly shaped data
+    base = tmp_path / "c" / "cifar-10-batches-py"
+    base.mkdir(parents=True)
+    for content in (os.urandom(200), pickle.dumps([1, 2]),
+                    pickle.dumps({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]})):
+        (base / "data_batch_1").write_bytes(content)
+        with pytest.raises(ValueError, match="data_batch_1 .*(not a CIFAR|download the data again)"):
+            load_cifar(tmp_path / "c")

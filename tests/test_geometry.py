@@ -102,7 +102,7 @@ def test_load_gram_from_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_gram(tmp_path / "missing.npy")
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError, match="could not read"):
+    with pytest.raises(ValueError, match="bad.csv is not a numeric text table"):
         load_gram(tmp_path / "bad.csv")
 
 
@@ -115,3 +115,32 @@ def test_make_gram_by_name():
         make_gram("cube", 3)
     with pytest.raises(ValueError, match="k >= 2"):
         etf_gram(1)
+
+
+def test_prototypes_in_a_large_dimension_are_a_rotation_and_cost_d_times_k():
+    """d = 20000 would need a 3.2 GB d x d QR before; the d x k draw realizes G_* in generic coordinates."""
+    g = etf_gram(6)
+    w = prototypes_from_gram(g, 20000, seed=3)
+    assert w.shape == (6, 20000)
+    torch.testing.assert_close(w @ w.T, g, atol=1e-12, rtol=0)
+    assert int((w.abs() > 1e-12).all(0).sum()) == 20000  # no zero-padded coordinates left
+    torch.testing.assert_close(prototypes_from_gram(g, 20000, seed=3), w, atol=0, rtol=0)  # seeded
+    assert not torch.allclose(prototypes_from_gram(g, 20000, seed=4), w)
+
+
+def test_bad_gram_files_name_the_file(tmp_path):
+    import os
+
+    (tmp_path / "empty.npy").write_bytes(b"")
+    np.save(tmp_path / "good.npy", np.eye(3))
+    (tmp_path / "trunc.npy").write_bytes((tmp_path / "good.npy").read_bytes()[:100])
+    (tmp_path / "random.npy").write_bytes(os.urandom(300))
+    np.save(tmp_path / "str.npy", np.array([["a", "b"], ["c", "d"]]))
+    np.save(tmp_path / "cplx.npy", np.eye(3, dtype=complex))
+    with open(tmp_path / "npz.npy", "wb") as f:
+        np.savez(f, g=np.eye(3))
+    for name, what in (("empty.npy", "is empty"), ("trunc.npy", "is not a .npy array"), ("random.npy", "is not a .npy"),
+                       ("str.npy", "real numbers"), ("cplx.npy", "real numbers"), ("npz.npy", ".npz archive")):
+        with pytest.raises(ValueError, match=what) as err:
+            load_gram(tmp_path / name)
+        assert name in str(err.value)

@@ -25,3 +25,98 @@ def test_a_write_killed_midway_leaves_the_previous_file_intact(tmp_path):
             raise RuntimeError("killed")
     assert json.loads(target.read_text()) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.json"]  # no temporary left behind
+
+
+def test_killed_writes_leave_no_temporaries_for_good(tmp_path):
+    """SIGKILL mid-write leaves `.name.*.tmp`; the next write of the same target removes it (not others')."""
+    target = tmp_path / "checkpoint.pt"
+    stale = tmp_path / ".checkpoint.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    other = tmp_path / ".metrics.jsonl.xyz.tmp"
+    other.write_text("{}")
+    write_json(target, {"epoch": 3})
+    assert not stale.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".metrics.jsonl.xyz.tmp", "checkpoint.pt"]
+
+
+def test_files_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {})
+        write_npz(tmp_path / "b.npz", x=np.zeros(2))
+        os.umask(0o077)
+        write_jsonl(tmp_path / "c.jsonl", [{}])
+    finally:
+        os.umask(old)
+    mode = lambda name: stat.S_IMODE((tmp_path / name).stat().st_mode)
+    assert mode("a.json") == 0o644 and mode("b.npz") == 0o644 and mode("c.jsonl") == 0o600
+
+
+def test_malformed_files_name_the_file_and_the_place(tmp_path):
+    from ufm.runio import read_json
+
+    (tmp_path / "config.json").write_text('{"k": 4,\n "d": }')
+    with pytest.raises(ValueError, match=r"config.json is not valid JSON \(line 2, column 7"):
+        read_json(tmp_path / "config.json")
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2, "lo\n')
+    with pytest.raises(ValueError, match="metrics.jsonl line 2 is not valid JSON"):
+        read_jsonl(tmp_path / "metrics.jsonl")
+    (tmp_path / "arrays.npz").write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(ValueError, match="arrays.npz is not a readable .npz archive"):
+        read_npz(tmp_path / "arrays.npz")
+    np.save(tmp_path / "one.npy", np.eye(2))
+    with pytest.raises(ValueError, match="one array, not an archive"):
+        read_npz(tmp_path / "one.npy")
+    with pytest.raises(FileNotFoundError, match="missing.json does not exist"):
+        read_json(tmp_path / "missing.json")
+
+
+def test_load_checkpoint_refuses_empty_truncated_and_random_files(tmp_path):
+    import os
+
+    import torch
+
+    from ufm.runio import load_checkpoint
+
+    good = tmp_path / "checkpoint.pt"
+    torch.save({"epoch": 3, "model": {"w": torch.ones(2)}}, good)
+    assert load_checkpoint(good, required=("epoch", "model"))["epoch"] == 3
+    data = good.read_bytes()
+    cases = {"empty.pt": b"", "truncated.pt": data[: len(data) // 2], "random.pt": os.urandom(len(data)),
+             "cut-tail.pt": data[:-30]}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=f"checkpoint .*{name}") as err:
+            load_checkpoint(tmp_path / name)
+        assert "start the run again" in str(err.value)
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match="holds a list"):
+        load_checkpoint(tmp_path / "list.pt")
+    with pytest.raises(ValueError, match=r"lacks \['optimizer'\]"):
+        load_checkpoint(good, required=("epoch", "optimizer"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "none.pt")
+
+
+def test_check_out_dir(tmp_path):
+    from ufm.runio import check_out_dir
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="lies under .*file, which is a file"):
+        check_out_dir(tmp_path / "file" / "run")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        check_out_dir(tmp_path / "file")
+    run = tmp_path / "run"
+    assert check_out_dir(run / "deeper") == run / "deeper" and not run.exists()  # checks without creating
+    run.mkdir()
+    check_out_dir(run)  # an empty folder is fine
+    (run / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="already holds files \\(config.json\\); choose another --out or pass --overwrite"):
+        check_out_dir(run)
+    check_out_dir(run, overwrite=True)
+    check_out_dir(run, run_folder=False)  # a figure folder: named PNGs are replaced
+    with pytest.raises(ValueError, match="cannot be written"):
+        check_out_dir("/proc/ufm-no-such-folder")

@@ -110,8 +110,8 @@ def test_divergence_is_reported_with_the_epoch():
     [
         ({"n_major": 4, "ratio": 4, "n_w": (0,)}, "single sample"),
         ({"loss": "mse"}, "loss='mse' is not one of"),
-        ({"tau": (0.0,)}, "temperatures must be"),
-        ({"n_w": (-1,)}, "n_w values"),
+        ({"tau": (0.0,)}, "tau must be > 0"),
+        ({"n_w": (-1,)}, "n_w must be >= 0"),
         ({"d": 2}, "rank 3 > embedding dimension d=2"),
         ({"batch_size": 2, "batching": "shuffle"}, "smaller than the number of classes"),
         ({"device": "cuda:0"} if not __import__("torch").cuda.is_available() else {"device": "tpu"}, "device"),
@@ -121,3 +121,17 @@ def test_divergence_is_reported_with_the_epoch():
 def test_bad_configs(overrides, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         simulate(SimConfig(**{**SMALL, "epochs": 2, **overrides}))
+
+
+def test_relu_features_get_non_negative_prototypes_for_any_non_negative_target(tmp_path):
+    import numpy as np
+    import torch
+
+    from ufm.simulate import build_problem
+
+    g = np.full((4, 4), 0.3) + 0.7 * np.eye(4)  # non-negative, PSD, not the orthogonal frame
+    np.save(tmp_path / "g.npy", g)
+    problem = build_problem(SimConfig(k=4, n_major=6, ratio=2.0, relu=True, gram_file=str(tmp_path / "g.npy"), d=8))
+    w = problem.prototypes
+    assert float(w.min()) >= 0
+    torch.testing.assert_close(w @ w.T, torch.as_tensor(g, dtype=w.dtype), atol=1e-6, rtol=0)

@@ -94,3 +94,58 @@ def check_positive(value: Scalar, name: str, allow_zero: bool) -> None:
     if bool(bad.any()):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound}, got {t[bad].flatten()[0].item():g}")
+
+
+MEMORY_ENV = "UFM_MAX_MEMORY_GB"
+
+
+def available_memory_bytes(device: "torch.device | str" = "cpu") -> int:
+    """Memory a new allocation can use now: free CUDA memory on a GPU, ``MemAvailable`` (else total RAM) on the CPU."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def memory_limit_bytes(max_memory_gb: float | None = None, device: "torch.device | str" = "cpu") -> tuple[int, str]:
+    """(limit in bytes, where it comes from): ``max_memory_gb``, else ``$UFM_MAX_MEMORY_GB``, else the device's
+    available memory."""
+    import os
+
+    for value, source in ((max_memory_gb, "max_memory_gb"), (os.environ.get(MEMORY_ENV), MEMORY_ENV)):
+        if value is None or value == "":
+            continue
+        try:
+            gb = float(value)
+        except ValueError:
+            raise ValueError(f"{source}={value!r} is not a number of GiB") from None
+        if not math.isfinite(gb) or gb <= 0:
+            raise ValueError(f"{source} must be a positive number of GiB, got {value}")
+        return int(gb * 1024**3), f"the limit {gb:g} GiB set by {source}"
+    device = torch.device(device)
+    free = available_memory_bytes(device)
+    return free, f"the {free / 1024**3:.1f} GiB available on {device.type}"
+
+
+def check_memory(need_bytes: float, what: str, fix: str, max_memory_gb: float | None = None,
+                 device: "torch.device | str" = "cpu") -> None:
+    """Refuse, before allocating, a computation estimated to need more than the memory limit.
+
+    ``what`` names the computation and its sizes; ``fix`` says which sizes to lower.  The message gives the
+    estimate, the limit and how to override it (``max_memory_gb`` / ``--max-memory-gb`` or ``$UFM_MAX_MEMORY_GB``).
+    """
+    limit, source = memory_limit_bytes(max_memory_gb, device)
+    if need_bytes > limit:
+        raise ValueError(
+            f"{what} needs about {need_bytes / 1024**3:.3g} GiB, more than {source}; {fix}, or raise the limit "
+            f"with --max-memory-gb (or ${MEMORY_ENV}) if the estimate is too cautious"
+        )

@@ -1,13 +1,107 @@
-"""Config dataclass helpers shared by the experiment configs."""
+"""Config dataclass helpers shared by the experiment configs.
+
+Validation happens where a config is built (``__post_init__``), before any compute:
+
+- :func:`check_values` walks the fields by their type hints: every ``float`` (or tuple of floats) must be
+  finite, every ``int`` a true integer that fits in int64, and the explicit ``ranges`` hold;
+- :func:`check_choices` / :func:`check_at_least_one` for names and counts;
+- a config's ``without_effect()`` lists the fields that do nothing in it; the CLI refuses them when typed.
+
+Every message names the field (the CLI prints ``--field-name`` for it) and what to change.
+"""
 
 from __future__ import annotations
 
-from dataclasses import field, fields
+import math
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["option", "Range", "check_values", "check_choices", "check_at_least_one", "check_device_name",
+           "from_dict"]
+
+INT64_MAX = 2**63 - 1
 
 
 def option(default, help: str):
     """A config field with its command-line help (the CLI builds its options from these)."""
     return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Range:
+    """An interval for a numeric field: ``low`` / ``high`` (None: unbounded), each end open or closed."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return False
+        return True
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+POSITIVE = Range(0, None, low_open=True)
+NON_NEGATIVE = Range(0)
+UNIT = Range(0, 1)
+
+
+def _kind(tp: Any) -> tuple[type | None, bool]:
+    """(scalar type, is_tuple) of a field's type hint: ``float``, ``tuple[float, ...]``, ``float | None``..."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union or (origin is not None and type(None) in args):
+        inner = [a for a in args if a is not type(None)]
+        return _kind(inner[0]) if len(inner) == 1 else (None, False)
+    if origin is tuple:
+        return (args[0] if args else None), True
+    return (tp if tp in (int, float, bool, str) else None), False
+
+
+def check_values(cfg: Any, ranges: dict[str, Range] | None = None) -> None:
+    """Every float field finite, every int field an integer in int64, each ``ranges[name]`` satisfied.
+
+    Driven by the dataclass's type hints, so a new float field is checked for finiteness without being
+    listed; tuple fields are checked element by element; ``None`` (an unset optional) is skipped.
+    """
+    hints = typing.get_type_hints(type(cfg))
+    ranges = ranges or {}
+    for f in fields(cfg):
+        kind, is_tuple = _kind(hints[f.name])
+        value = getattr(cfg, f.name)
+        if value is None:
+            continue
+        values = value if is_tuple and isinstance(value, (tuple, list)) else (value,)
+        for v in values:
+            if kind is float:
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise ValueError(f"{f.name} must be a number, got {v!r}")
+                if not math.isfinite(v):
+                    raise ValueError(f"{f.name} must be a finite number, got {v}")
+            elif kind is int:
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise ValueError(f"{f.name} must be an integer, got {v!r}")
+                if abs(v) > INT64_MAX:
+                    raise ValueError(f"{f.name}={v} is out of range; use a value below 2^63")
+            elif kind is bool and not isinstance(v, bool):
+                raise ValueError(f"{f.name} must be true or false, got {v!r}")
+            elif kind is str and not isinstance(v, str):
+                raise ValueError(f"{f.name} must be a string, got {v!r}")
+            if f.name in ranges and not ranges[f.name].holds(v):
+                raise ValueError(f"{f.name} must be {ranges[f.name]}, got {v:g}")
+    unknown = set(ranges) - {f.name for f in fields(cfg)}
+    if unknown:  # a typo in a config's own range table is a bug, not a user error
+        raise AssertionError(f"ranges for unknown fields {sorted(unknown)}")
 
 
 def check_choices(cfg, choices: dict[str, tuple[str, ...]]) -> None:
@@ -24,8 +118,20 @@ def check_at_least_one(cfg, names: tuple[str, ...]) -> None:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
 
 
+def check_device_name(name: str, field_name: str = "device") -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (whether CUDA is present is checked when the device is resolved)."""
+    if name in ("auto", "cpu", "cuda"):
+        return
+    head, _, index = name.partition(":")
+    if head == "cuda" and index.isdigit():
+        return
+    raise ValueError(f"{field_name}={name!r} is not a device ufm runs on; use auto, cpu, cuda or cuda:N")
+
+
 def from_dict(cls, data: dict):
     """``cls(**data)``, refusing unknown fields (a config read back from a run folder)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a {cls.__name__} must be a JSON object of fields, got {type(data).__name__}")
     unknown = set(data) - {f.name for f in fields(cls)}
     if unknown:
         raise ValueError(f"unknown config fields {sorted(unknown)}")

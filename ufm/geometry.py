@@ -73,6 +73,21 @@ def gram_rank(g: torch.Tensor, tol: float = GRAM_TOL) -> int:
     return int((ev > tol * max(1.0, float(ev.max()))).sum())
 
 
+def _as_real_matrix(g) -> torch.Tensor:
+    """``g`` as a float64 tensor, refusing what is not an array of real numbers (strings, objects, complex)."""
+    if isinstance(g, torch.Tensor):
+        if g.is_complex() or g.dtype == torch.bool:
+            raise ValueError(f"the Gram matrix must hold real numbers, got dtype {g.dtype}")
+        return g.detach().to(torch.float64)
+    try:
+        arr = np.asarray(g)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"the Gram matrix must be a k x k array of real numbers: {err}") from None
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"the Gram matrix must hold real numbers, got numpy dtype {arr.dtype}")
+    return torch.as_tensor(arr, dtype=torch.float64)
+
+
 def check_gram(g, d: int | None = None, tol: float = GRAM_TOL) -> torch.Tensor:
     """Validate a target Gram and return it as a symmetric float64 tensor ``[k, k]``.
 
@@ -80,7 +95,7 @@ def check_gram(g, d: int | None = None, tol: float = GRAM_TOL) -> torch.Tensor:
     (max |G - G^T| > tol), not unit-diagonal (max |G_cc - 1| > tol), not PSD (smallest eigenvalue
     < -tol * max(1, largest)), or rank > d.
     """
-    g = torch.as_tensor(g, dtype=torch.float64)
+    g = _as_real_matrix(g)
     if g.dim() != 2 or g.shape[0] != g.shape[1] or g.shape[0] < 1:
         raise ValueError(f"a Gram matrix must be square k x k, got shape {tuple(g.shape)}")
     if not bool(torch.isfinite(g).all()):
@@ -116,14 +131,24 @@ def load_gram(path: str | Path) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Gram file {path} does not exist; pass a .npy, .csv or .txt file holding a k x k matrix")
+    if path.stat().st_size == 0:
+        raise ValueError(f"Gram file {path} is empty; it should hold a k x k matrix (.npy, .csv or .txt)")
     try:
         if path.suffix == ".npy":
-            arr = np.load(path)
+            arr = np.load(path, allow_pickle=False)
         else:
             arr = np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=2)
-    except (ValueError, OSError) as err:
-        raise ValueError(f"could not read a numeric k x k matrix from {path}: {err}") from err
-    return check_gram(arr)
+    except (ValueError, OSError, EOFError, UnicodeDecodeError) as err:
+        kind = "a .npy array" if path.suffix == ".npy" else "a numeric text table"
+        raise ValueError(f"Gram file {path} is not {kind} of a k x k matrix ({err}); "
+                         "write it with numpy.save or numpy.savetxt") from None
+    if not isinstance(arr, np.ndarray):  # np.load gives an NpzFile for .npz archives whatever the suffix
+        arr.close()
+        raise ValueError(f"Gram file {path} is an .npz archive, not one array; save the k x k matrix with numpy.save")
+    try:
+        return check_gram(arr)
+    except ValueError as err:
+        raise ValueError(f"Gram file {path}: {err}") from None
 
 
 def make_gram(name: str, k: int, counts=None, gamma: float = 1.0) -> torch.Tensor:
@@ -151,18 +176,23 @@ def prototypes_from_gram(
     """Unit prototypes W ``[k, d]`` with W W^T = G (to round-off), from G = V diag(λ) V^T.
 
     W = V_r diag(λ_r)^(1/2) padded with zero columns to d (r = rank), rows renormalized.  With
-    ``seed``, W is multiplied by a seeded random rotation of R^d (same Gram, generic coordinates).
+    ``seed``, W is multiplied by a seeded random rotation of R^d (same Gram, generic coordinates), drawn as a
+    d x min(d, k) orthonormal matrix, so a large d costs O(d k^2).
     """
     if not isinstance(d, int) or d < 1:
         raise ValueError(f"embedding dimension d must be a positive integer, got {d!r}")
     g = check_gram(g, d, tol)
     ev, vecs = torch.linalg.eigh(g)
-    order = torch.argsort(ev, descending=True)[: min(d, len(ev))]
-    w = vecs[:, order] * ev[order].clamp_min(0).sqrt()
-    w = torch.nn.functional.pad(w, (0, d - w.shape[1]))
+    m = min(d, len(ev))
+    order = torch.argsort(ev, descending=True)[:m]
+    w = vecs[:, order] * ev[order].clamp_min(0).sqrt()  # [k, m]
     w = w / torch.linalg.vector_norm(w, dim=1, keepdim=True)
-    if seed is not None:
+    if seed is None:
+        w = torch.nn.functional.pad(w, (0, d - m))
+    else:
+        # W padded to d columns times a Haar rotation R of R^d is W R[:m]; R[:m]^T is a Haar-random d x m matrix
+        # with orthonormal columns: the sign-fixed QR of a d x m Gaussian, O(d m^2) instead of O(d^3).
         gen = torch.Generator().manual_seed(seed)
-        q, r = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
-        w = w @ (q * torch.sign(r.diagonal()))
+        q, r = torch.linalg.qr(torch.randn(d, m, generator=gen, dtype=torch.float64))
+        w = w @ (q * torch.sign(r.diagonal())).T
     return w.to(dtype=dtype, device=device)

@@ -28,21 +28,28 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ufm._config import check_at_least_one, check_choices, from_dict
+from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_choices, check_device_name, check_values, from_dict
 from ufm._config import option as _opt
+from ufm._checks import check_memory
 from ufm.analysis import geometry_summary, mean_gram
 from ufm.batching import SCHEMES, Batches, bound_examples, epoch_batches
 from ufm.geometry import check_gram, load_gram, make_gram, prototypes_from_gram
-from ufm.imbalance import class_counts, labels_from_counts, minority_mask
+from ufm.imbalance import PROFILES, class_counts, labels_from_counts, minority_mask
 from ufm.losses import LOSSES as LOSS_REGISTRY
 from ufm.losses import batch_loss
 from ufm.runio import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
 
-__all__ = ["LOSSES", "SimConfig", "Problem", "SimResult", "SimulationDiverged", "batchset_loss", "build_problem", "simulate"]
+__all__ = ["LOSSES", "SimConfig", "Problem", "SimResult", "SimulationDiverged", "batchset_loss", "build_problem", "simulate",
+           "memory_estimate", "check_simulation_size", "num_samples"]
 
 LOSSES = tuple(LOSS_REGISTRY)
+# The options of each loss beyond tau (from the loss registry): the others have no effect and are refused when set.
+LOSS_OPTIONS = {name: tuple(option for option, used in (("n_w", spec.uses_n_w),
+                                                         ("prototype_anchors", spec.uses_anchor_convention)) if used)
+                for name, spec in LOSS_REGISTRY.items()}
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
+DEFAULT_N_W = (0.0, 100.0)
 
 
 class SimulationDiverged(ValueError):
@@ -55,53 +62,107 @@ class SimConfig:
 
     The runs are the product ``n_w x tau x seeds`` (stacked).  Defaults: k = 10 classes, STEP imbalance
     R = 10 with half the classes minority, ETF prototypes, SCL with n_w = 0 and n_w = 100 side by side.
+
+    Validated when built: every number finite and in range, no value repeated in ``n_w``, ``tau``, ``seeds``,
+    several ``n_w`` refused for a loss without prototype copies (identical runs), ``geometry`` refused beside
+    ``gram_file``.  :meth:`without_effect` lists the fields that do nothing here (``gamma`` without the minority
+    geometry, ``momentum`` with Adam, ``batch_size`` in full batch, ...): the CLI refuses them when typed.
+    ``n_w=None`` means (0, 100) for losses with prototype copies and (0,) for the others (see ``LOSS_OPTIONS``);
+    ``prototype_anchors=None`` means True where the loss has the option and is recorded None elsewhere.
     """
 
     k: int = _opt(10, "number of classes")
     profile: str = _opt("step", "class counts: balanced, step or long-tail")
     n_major: int = _opt(50, "samples in each majority class")
-    ratio: float = _opt(10.0, "imbalance ratio R (majority / minority count)")
+    ratio: float = _opt(10.0, "imbalance ratio R (majority / minority count; not for balanced)")
     minority_fraction: float = _opt(0.5, "fraction rho of minority classes (step profile)")
     d: int = _opt(32, "embedding dimension")
     geometry: str = _opt("etf", "target G_*: etf, orthogonal or minority (rarer classes get larger angles)")
-    gamma: float = _opt(1.0, "strength of the minority geometry (0 = ETF)")
+    gamma: float = _opt(1.0, "strength of the minority geometry (0 = ETF; minority geometry only)")
     gram_file: str | None = _opt(None, "a k x k G_* (.npy/.csv/.txt) instead of --geometry")
     loss: str = _opt("scl", "scl, class-averaging (BCL-style), ce (fixed classifier W), limit (exact large-n_w "
                           "limit of scl) or prop1 (the published limit)")
-    n_w: tuple[float, ...] = _opt((0.0, 100.0), "copies of each prototype; repeat the option to stack runs")
+    n_w: tuple[float, ...] | None = _opt(None, "copies of each prototype; repeat the option to stack runs (default "
+                                               "0 and 100 for scl and class-averaging; the other losses have no n_w)")
     tau: tuple[float, ...] = _opt((0.1,), "temperature; repeat to stack runs")
     seeds: tuple[int, ...] = _opt((0,), "random seed; repeat to stack runs")
-    prototype_anchors: bool = _opt(True, "prototype copies are anchors too (else only positives/negatives)")
+    prototype_anchors: bool | None = _opt(None, "prototype copies are anchors too (else only positives/negatives); "
+                                                "scl and limit only, default on")
     relu: bool = _opt(False, "non-negative features (UFM+, Kini et al. 2023)")
     batching: str = _opt("shuffle", "full, shuffle (random reshuffling), balanced or binding")
-    batch_size: int = _opt(32, "batch size n (binding adds the k bound examples)")
+    batch_size: int = _opt(32, "batch size n (binding adds the k bound examples; not for full)")
     optimizer: str = _opt("adam", "adam or sgd")
     lr: float = _opt(0.1, "learning rate")
-    momentum: float = _opt(0.9, "SGD momentum")
+    momentum: float = _opt(0.9, "SGD momentum, in [0, 1) (sgd only)")
     schedule: str = _opt("cosine", "learning-rate schedule: constant, step (x0.1 at 1/3, 2/3) or cosine")
     epochs: int = _opt(4000, "maximum number of epochs (one step per epoch)")
     tol: float = _opt(0.0, "stop when every run's relative loss change is below this (0: run all epochs)")
     log_every: int = _opt(10, "record metrics every this many epochs")
     dtype: str = _opt("float32", "float32 or float64")
-    device: str = _opt("auto", "auto (CUDA when present), cpu or cuda")
+    device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
 
     def __post_init__(self) -> None:
         for name in ("n_w", "tau", "seeds"):
             value = getattr(self, name)
-            object.__setattr__(self, name, tuple(value) if isinstance(value, (list, tuple)) else (value,))
+            if value is not None:
+                object.__setattr__(self, name, tuple(value) if isinstance(value, (list, tuple)) else (value,))
         check_choices(self, {"loss": LOSSES, "batching": SCHEMES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
-                             "dtype": ("float32", "float64")})
-        if not self.n_w or not self.tau or not self.seeds:
-            raise ValueError("n_w, tau and seeds each need at least one value")
-        if any(not math.isfinite(v) or v < 0 for v in self.n_w):
-            raise ValueError(f"n_w values must be finite and >= 0, got {self.n_w}")
-        if any(not math.isfinite(v) or v <= 0 for v in self.tau):
-            raise ValueError(f"temperatures must be finite and > 0, got {self.tau}")
-        check_at_least_one(self, ("d", "epochs", "log_every", "batch_size"))
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"learning rate must be > 0, got {self.lr}")
-        if self.tol < 0:
-            raise ValueError(f"tol must be >= 0 (0 runs every epoch), got {self.tol}")
+                             "dtype": ("float32", "float64"), "profile": PROFILES})
+        check_device_name(self.device)
+        check_values(self, {"k": Range(1), "n_major": Range(1), "ratio": Range(1), "minority_fraction": UNIT,
+                            "d": Range(1), "gamma": NON_NEGATIVE, "n_w": NON_NEGATIVE, "tau": POSITIVE,
+                            "seeds": Range(0), "batch_size": Range(1), "lr": POSITIVE,
+                            "momentum": Range(0, 1, high_open=True), "epochs": Range(1), "tol": NON_NEGATIVE,
+                            "log_every": Range(1)})
+        for name in ("n_w", "tau", "seeds"):
+            value = getattr(self, name)
+            if value is not None and not value:
+                raise ValueError(f"{name} needs at least one value")
+            if value is not None and len(set(value)) < len(value):
+                raise ValueError(f"{name}={list(value)} repeats a value: the stacked runs would be identical copies; "
+                                 "give each value once")
+        options = LOSS_OPTIONS[self.loss]
+        if self.n_w is None:
+            object.__setattr__(self, "n_w", DEFAULT_N_W if "n_w" in options else (0.0,))
+        elif "n_w" not in options and len(self.n_w) > 1:
+            raise ValueError(f"n_w={list(self.n_w)} stacks runs that loss {self.loss} makes identical (it has no "
+                             "prototype copies); give one n_w (or none), or use loss scl or class-averaging")
+        if "prototype_anchors" in options:
+            if self.prototype_anchors is None:
+                object.__setattr__(self, "prototype_anchors", True)
+        else:  # recorded as not applicable; the CLI refuses the option when it is typed (see without_effect)
+            object.__setattr__(self, "prototype_anchors", None)
+        if self.gram_file is not None:
+            if not str(self.gram_file).strip():
+                raise ValueError("gram_file is empty; give the path of a k x k Gram file or leave it unset")
+            if self.geometry != "etf":
+                raise ValueError(f"geometry={self.geometry!r} and gram_file both give G_*; drop one of them")
+
+    def without_effect(self) -> dict[str, str]:
+        """The fields that have no effect in this configuration, each with the reason.
+
+        The CLI refuses any of them given on the command line; in the library they keep their values (the
+        configs of run folders and derived configs stay valid), except ``prototype_anchors``, recorded as None.
+        """
+        options = LOSS_OPTIONS[self.loss]
+        out = {}
+        if "n_w" not in options:
+            out["n_w"] = f"with loss {self.loss} (it has no prototype copies)"
+        if "prototype_anchors" not in options:
+            out["prototype_anchors"] = f"with loss {self.loss} (only scl and limit have the two anchor conventions)"
+        if self.gram_file is not None:
+            out["geometry"] = "when gram_file gives G_*"
+        if self.geometry != "minority" or self.gram_file is not None:
+            out["gamma"] = "without the minority geometry"
+        if self.profile != "step":
+            out["minority_fraction"] = f"with profile {self.profile} (step only)"
+        if self.profile == "balanced":
+            out["ratio"] = "with balanced counts"
+        if self.optimizer != "sgd":
+            out["momentum"] = f"with optimizer {self.optimizer} (sgd only)"
+        if self.batching == "full":
+            out["batch_size"] = "with full batching (one batch of all samples)"
+        return out
 
     @property
     def runs(self) -> list[dict]:
@@ -143,8 +204,14 @@ def build_problem(cfg: SimConfig) -> Problem:
             f"classes {lonely} have a single sample: with n_w = 0 they never have a positive pair under SCL; "
             "use at least 2 samples per class (raise n_major or lower the ratio) or n_w > 0"
         )
-    # With ReLU features the prototypes must be reachable: take them non-negative when G_* allows it.
-    w = prototypes_from_gram(g, cfg.d, seed=None if cfg.relu else 0)
+    # With ReLU features the prototypes must be reachable: non-negative whenever G_* is (or a clear error when no
+    # non-negative factorization exists); a G_* with negative cosines keeps signed prototypes (simulate warns).
+    if cfg.relu and not bool((g < -1e-12).any()):
+        from ufm.solver.nonneg import nonnegative_prototypes
+
+        w = nonnegative_prototypes(g, cfg.d).to(g.dtype)
+    else:
+        w = prototypes_from_gram(g, cfg.d, seed=0)
     return Problem(counts, labels_from_counts(counts), g, w, minority_mask(counts))
 
 
@@ -287,11 +354,64 @@ def _retract(h: torch.Tensor, relu: bool) -> torch.Tensor:
     return F.normalize(h, dim=-1)
 
 
+def num_samples(cfg: SimConfig) -> int:
+    """N, the total class count of ``cfg``'s profile, without building the ``[k]`` counts (an upper bound for
+    long-tail): sizes are checked before anything is allocated."""
+    k, n = cfg.k, cfg.n_major
+    if cfg.profile == "balanced":
+        return k * n
+    if cfg.profile == "step":
+        k_min = math.floor(cfg.minority_fraction * k + 1e-9)
+        return (k - k_min) * n + k_min * int(n // cfg.ratio)
+    if k == 1 or cfg.ratio == 1:
+        return k * n
+    q = cfg.ratio ** (-1 / (k - 1))  # sum_c n q^c, c = 0..k-1
+    return math.ceil(n * (1 - q**k) / (1 - q))
+
+
+def memory_estimate(cfg: SimConfig) -> int:
+    """Estimated peak bytes of :func:`simulate` for ``cfg``, from the sizes alone (S runs, N samples, d, k, batches).
+
+    Terms: the embeddings with their gradient, Adam moments and the float64 initialization (S N d);
+    each epoch's gathered batches (S B n d) and the similarities of each batch with the prototypes and their
+    backward (S B n (n + k), 4 copies), NC1 (12 S d^2), within ~30% of the peak measured on the CPU; G_* (k^2).
+    """
+    e = 4 if cfg.dtype == "float32" else 8
+    runs, n_total, d, k = len(cfg.runs), num_samples(cfg), cfg.d, cfg.k
+    if cfg.batching == "full":
+        rows, batches = n_total, 1
+    else:
+        base = min(cfg.batch_size, n_total)
+        rows, batches = base + (k if cfg.batching == "binding" else 0), math.ceil(n_total / base)
+    state = runs * n_total * d * (5 * e + 16)
+    gather = 3 * runs * batches * rows * d * e
+    similarities = 4 * runs * batches * rows * (rows + k) * e
+    nc1 = 12 * runs * d * d * e
+    target = 8 * (8 * k * k + 3 * k * d)
+    return int(state + gather + similarities + nc1 + target)
+
+
+def check_simulation_size(cfg: SimConfig, max_memory_gb: float | None = None) -> None:
+    """Refuse, before allocating anything, a simulation estimated (:func:`memory_estimate`) to exceed the memory
+    limit (``max_memory_gb``, else ``$UFM_MAX_MEMORY_GB``, else the device's available memory)."""
+    device = resolve_device(cfg.device)
+    sizes = (f"{len(cfg.runs)} stacked run(s) x N = {num_samples(cfg)} samples x d = {cfg.d}, k = {cfg.k}, "
+             f"{'full batch' if cfg.batching == 'full' else f'batches of {cfg.batch_size}'}, {cfg.dtype}")
+    check_memory(memory_estimate(cfg), f"this simulation ({sizes})",
+                 "lower n_major, k, d, the batch size or the number of stacked runs (n_w x tau x seeds)",
+                 max_memory_gb, device)
+
+
 def simulate(
     cfg: SimConfig,
     progress: Callable[[int, int, dict], None] | None = None,
+    max_memory_gb: float | None = None,
 ) -> SimResult:
-    """Run the stacked UFM optimization of ``cfg``; ``progress(epoch, epochs, metrics)`` after each log."""
+    """Run the stacked UFM optimization of ``cfg``; ``progress(epoch, epochs, metrics)`` after each log.
+
+    The sizes are checked first (:func:`check_simulation_size`; ``max_memory_gb`` overrides the limit).
+    """
+    check_simulation_size(cfg, max_memory_gb)
     problem = build_problem(cfg)
     device = resolve_device(cfg.device)
     dtype = getattr(torch, cfg.dtype)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from ufm._config import check_at_least_one, check_choices, from_dict
+from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_at_least_one, check_choices, check_device_name
+from ufm._config import check_values, from_dict
 from ufm._config import option as _opt
 from ufm.batching import SCHEMES
 from ufm.deep.augment import AUGMENTATIONS
 from ufm.deep.model import HEADS
+from ufm.imbalance import PROFILES
 
 __all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "preset", "resumed_config"]
 
@@ -67,15 +69,40 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_choices(self, {"dataset": DATASETS, "loss": LOSSES, "batching": tuple(s for s in SCHEMES if s != "full"),
                              "head": HEADS, "augment": AUGMENTATIONS, "reduction": REDUCTIONS,
-                             "lr_schedule": SCHEDULES, "binding_examples": BINDINGS,
-                             "dtype": DTYPES})
+                             "lr_schedule": SCHEDULES, "binding_examples": BINDINGS, "dtype": DTYPES,
+                             "profile": PROFILES, "geometry": ("etf", "orthogonal", "minority")})
+        check_device_name(self.device)
+        check_values(self, {"ratio": Range(1), "minority_fraction": UNIT, "n_major": NON_NEGATIVE,
+                            "test_per_class": NON_NEGATIVE, "n_w": NON_NEGATIVE, "gamma": NON_NEGATIVE, "tau": POSITIVE,
+                            "lr": POSITIVE, "momentum": Range(0, 1, high_open=True), "weight_decay": NON_NEGATIVE,
+                            "seed": NON_NEGATIVE})
         check_at_least_one(self, ("epochs", "batch_size", "eval_every", "checkpoint_every", "width", "embed_dim"))
-        if not (self.tau > 0 and self.lr > 0 and self.n_w >= 0):
-            raise ValueError("tau and lr must be > 0 and n_w >= 0")
         if self.width > MAX_WIDTH:
             params = 11.2e6 * (self.width / 64) ** 2
             raise ValueError(f"width={self.width} makes a ResNet-18 of about {params / 1e9:.1f} billion parameters "
                              f"(width 64, the standard network, has 11 million); use a width <= {MAX_WIDTH}")
+
+    def fields_without_effect(self) -> dict[str, str]:
+        """The fields that do nothing in this run, each with the reason (``ufm train`` refuses them when they are
+        typed and have no effect in any of the runs they apply to)."""
+        out = {}
+        if self.loss == "ce":
+            out["n_w"] = "with loss ce (it has no prototype copies)"
+        if self.loss != "scl":
+            out["prototype_anchors"] = f"with loss {self.loss} (only scl has the two anchor conventions)"
+        if not (self.loss == "scl" and self.prototype_anchors and self.n_w > 0):
+            out["reduction"] = "unless prototype copies are anchors (scl, n_w > 0): mean and 2B then coincide"
+        if self.geometry != "minority":
+            out["gamma"] = "without the minority geometry"
+        if self.profile != "step":
+            out["minority_fraction"] = f"with profile {self.profile} (step only)"
+        if self.profile == "balanced":
+            out["ratio"] = "with balanced counts"
+        if self.batching != "binding":
+            out["binding_examples"] = f"with batching {self.batching} (binding only)"
+        if self.head == "relu":
+            out["embed_dim"] = "with the relu head (its dimension is 8 x width)"
+        return out
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -17,6 +17,7 @@ import pickle
 import struct
 import tarfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +68,18 @@ def _missing(path: Path, what: str, how: str) -> FileNotFoundError:
 
 
 def _unpickle(path: Path) -> dict:
+    """A CIFAR batch (a pickled dict).  Any failure of ``pickle.load`` here means the file is not one: random or
+    truncated bytes raise any of the errors below."""
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError) as err:
-        raise ValueError(f"{path} is not a CIFAR python-format batch ({err}); download the data again") from err
+            batch = pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError,
+            KeyError, UnicodeDecodeError, OverflowError, MemoryError) as err:
+        raise ValueError(f"{path} is not a CIFAR python-format batch ({type(err).__name__}: {err}); "
+                         "download the data again") from None
+    if not isinstance(batch, dict):
+        raise ValueError(f"{path} holds a pickled {type(batch).__name__}, not a CIFAR batch dict; download the data again")
+    return batch
 
 
 def load_cifar(root: str | Path, name: str = "cifar10", split: str = "train") -> ImageData:
@@ -99,9 +107,13 @@ def load_cifar(root: str | Path, name: str = "cifar10", split: str = "train") ->
         batch = _unpickle(base / file)
         if b"data" not in batch or label_key not in batch:
             raise ValueError(f"{base / file} lacks {b'data'!r} or {label_key!r}: not a {name} batch")
-        data.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.extend(batch[label_key])
-    classes = tuple(n.decode() for n in _unpickle(base / meta)[names_key]) if (base / meta).is_file() else ()
+        pixels, batch_labels = np.asarray(batch[b"data"]), list(batch[label_key])
+        if pixels.dtype != np.uint8 or pixels.ndim != 2 or pixels.shape[1] != 3 * 32 * 32 or len(pixels) != len(batch_labels):
+            raise ValueError(f"{base / file} holds {pixels.dtype} data of shape {pixels.shape} and {len(batch_labels)} "
+                             "labels, not N x 3072 uint8 pixels with N labels: not a CIFAR batch; download the data again")
+        data.append(pixels.reshape(-1, 3, 32, 32))
+        labels.extend(batch_labels)
+    classes = tuple(n.decode() for n in _unpickle(base / meta).get(names_key, ())) if (base / meta).is_file() else ()
     labels_t = torch.tensor(labels, dtype=torch.long)
     if not classes:
         classes = tuple(str(c) for c in range(int(labels_t.max()) + 1))
@@ -147,8 +159,12 @@ def load_image_folder(root: str | Path, split: str = "train") -> ImageData:
     for label, cls in enumerate(classes):
         files = sorted(p for p in (base / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         for file in files:
-            with Image.open(file) as img:
-                images.append(np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img))
+            try:
+                with Image.open(file) as img:
+                    images.append(np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img))
+            except (OSError, ValueError, Image.DecompressionBombError) as err:  # UnidentifiedImageError is an OSError
+                raise ValueError(f"{file} is not a readable image ({err}); remove it or replace it with a "
+                                 ".png/.jpg image") from None
             labels.append(label)
     if not images:
         raise ValueError(f"no .png/.jpg images under {base}")
@@ -165,7 +181,14 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
     found = next((p for p in candidates if p.is_file()), None)
     if found is None:
         raise _missing(path, "IDX file", "install Debian's dataset-fashion-mnist package or download the IDX files")
-    raw = gzip.decompress(found.read_bytes()) if found.suffix == ".gz" else found.read_bytes()
+    try:
+        raw = gzip.decompress(found.read_bytes()) if found.suffix == ".gz" else found.read_bytes()
+    except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
+        raise ValueError(f"{found} is not a readable gzip file ({err}); download it again") from None
+    header = 16 if magic == 2051 else 8
+    if len(raw) < header:
+        raise ValueError(f"{found} has {len(raw)} bytes, fewer than the {header}-byte IDX header: it is empty or "
+                         "truncated; download it again")
     got, count = struct.unpack(">II", raw[:8])
     if got != magic:
         raise ValueError(f"{found} has magic number {got}, expected {magic}: not an IDX {'image' if magic == 2051 else 'label'} file")

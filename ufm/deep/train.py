@@ -37,6 +37,7 @@ from ufm.geometry import make_gram, prototypes_from_gram
 from ufm.imbalance import class_counts, minority_mask
 from ufm.losses import batch_loss
 from ufm.provenance import provenance
+from ufm import runio
 from ufm.runio import atomic_path, read_json, write_json, write_jsonl, write_npz
 from ufm.simulate import resolve_device
 
@@ -105,21 +106,13 @@ def _schedule(cfg: TrainConfig) -> Callable[[int], float]:
     return lambda e: 0.1 ** sum(e >= m for m in milestones)
 
 
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "generator", "bound", "history", "grams", "epoch")
+
+
 def load_checkpoint(path: str | Path) -> dict:
-    """A checkpoint, every tensor on the CPU (the trainer moves what belongs on the device itself: the
-    generator state and the bound examples stay on the CPU); a clear error for a file that is not one."""
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for torn files
-        raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}: {err}); it may be truncated "
-                         "or from another program: delete it to start over, or restore a good copy") from None
-    expected = {"model", "optimizer", "scheduler", "generator", "bound", "history", "grams", "epoch"}
-    if not isinstance(state, dict) or not expected <= set(state):
-        raise ValueError(f"{path} is not a ufm training checkpoint (it lacks {sorted(expected - set(state or {}))})")
-    return state
+    """A training checkpoint with every tensor on the CPU (the trainer moves what belongs on the device itself:
+    the generator state and the bound examples stay on the CPU); a clear error for a file that is not one."""
+    return runio.load_checkpoint(path, map_location="cpu", required=CHECKPOINT_KEYS)
 
 
 def check_fresh_folder(run_dir: str | Path) -> None:
@@ -127,7 +120,7 @@ def check_fresh_folder(run_dir: str | Path) -> None:
     run_dir = Path(run_dir)
     held = [name for name in ("checkpoint.pt", "config.json", "metrics.jsonl") if (run_dir / name).exists()]
     if held:
-        raise ValueError(f"{run_dir} already holds a training run ({', '.join(held)}); continue it with "
+        raise ValueError(f"{run_dir} already holds a run ({', '.join(held)}); continue a training run with "
                          f"--resume {run_dir}, or choose another --out")
     existing = run_dir.absolute()
     while not existing.exists():
