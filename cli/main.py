@@ -8,6 +8,7 @@ import typer
 
 import ufm
 from .check import check
+from .maps import copies_command
 from .simulate import figures_command, simulate_command, sweep_command
 from .prop1 import verify_prop1_command
 from .solve import agree_command, solve_command
@@ -43,3 +44,4 @@ app.command("figures")(figures_command)
 app.command("train")(train_command)
 app.command("deep-figures")(deep_figures_command)
 app.command()(check)
+app.command("copies")(copies_command)
