@@ -308,7 +308,8 @@ def block_gram(counts, a: float, b: float, c: float) -> np.ndarray:
 
 def _block_from_params(counts, theta: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
     """Unconstrained theta (3,) -> a valid block Gram: a = -1/(p-1) + (1 + 1/(p-1)) sigmoid(theta_0), same for
-    b, and c = tanh(theta_2) sqrt((1 + (p-1) a)(1 + (q-1) b) / (p q)) (the PSD boundary at |tanh| = 1)."""
+    b, and c = sin(theta_2) sqrt((1 + (p-1) a)(1 + (q-1) b) / (p q)) (the PSD boundary at |sin| = 1, where
+    the ETF lies: its prototypes sum to zero)."""
     counts = np.asarray(counts)
     p = int((counts == counts.max()).sum())
     q = len(counts) - p
@@ -316,7 +317,7 @@ def _block_from_params(counts, theta: np.ndarray) -> tuple[np.ndarray, tuple[flo
     lo_a, lo_b = -1 / max(p - 1, 1), -1 / max(q - 1, 1)
     a = lo_a + (1 - lo_a) * sig(theta[0])
     b = lo_b + (1 - lo_b) * sig(theta[1])
-    c = math.tanh(theta[2]) * math.sqrt(max((1 + (p - 1) * a) * (1 + (q - 1) * b), 0.0) / (p * q))
+    c = math.sin(theta[2]) * math.sqrt(max((1 + (p - 1) * a) * (1 + (q - 1) * b), 0.0) / (p * q))
     return block_gram(counts, a, b, c), (a, b, c)
 
 
@@ -327,6 +328,7 @@ def best_block_prototypes(
     g_star=None,
     prototype_anchors: bool = True,
     max_evals: int = 150,
+    solver: str = "BM",
 ) -> dict:
     """Choose the prototype Gram G_w among two-group block Grams (:func:`block_gram`: majority-majority,
     minority-minority and across cosines) to minimize the distance of the optimal G_M to ``g_star``
@@ -340,7 +342,7 @@ def best_block_prototypes(
     counts = np.asarray(counts)
     k = len(counts)
     target = (check_gram(g_star).numpy() if g_star is not None else make_gram("etf", k).numpy())
-    base = solve_point(counts, tau, target, n_w, prototype_anchors)
+    base = solve_point(counts, tau, target, n_w, prototype_anchors, solver=solver)
     major = counts == counts.max()
     p, q = int(major.sum()), int((~major).sum())
     if p < 2 or q < 2:
@@ -351,18 +353,18 @@ def best_block_prototypes(
     bound = math.sqrt((1 + (p - 1) * a0) * (1 + (q - 1) * b0) / (p * q))
     logit = lambda v, lo: math.log((v - lo) / (1 - v))  # noqa: E731
     theta0 = np.array([logit(a0, -1 / (p - 1)), logit(b0, -1 / (q - 1)),
-                       math.atanh(max(-0.999, min(0.999, c0 / bound))) if bound > 0 else 0.0])
+                       math.asin(max(-1.0, min(1.0, c0 / bound))) if bound > 0 else 0.0])
     cache: dict[tuple, SolvePoint] = {}
 
     def point(theta: np.ndarray) -> SolvePoint:
         key = tuple(np.round(theta, 12))
         if key not in cache:
             g_w, _ = _block_from_params(counts, theta)
-            cache[key] = solve_point(counts, tau, target, n_w, prototype_anchors, g_w=g_w)
+            cache[key] = solve_point(counts, tau, target, n_w, prototype_anchors, g_w=g_w, solver=solver)
         return cache[key]
 
     res = minimize(lambda t: point(t).distance, theta0, method="Nelder-Mead",
-                   options={"maxfev": max_evals, "xatol": 1e-4, "fatol": 1e-7, "initial_simplex": None})
+                   options={"maxfev": max_evals, "xatol": 1e-4, "fatol": 1e-7})
     best_theta = min(cache, key=lambda t: cache[t].distance)
     best = cache[best_theta]
     _, (a, b, c) = _block_from_params(counts, np.array(best_theta))
