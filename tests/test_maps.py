@@ -100,3 +100,16 @@ def test_block_prototype_grams_are_valid_and_contain_the_etf():
         g, (a, b, c) = _block_from_params(counts, theta)
         check_gram(g)  # PSD with unit diagonal, or raises
         assert g[0, 1] == pytest.approx(a) and g[3, 4] == pytest.approx(b) and g[0, 3] == pytest.approx(c)
+
+
+def test_prototypes_that_differ_from_the_target_can_bring_g_m_closer():
+    from ufm.maps import best_block_prototypes
+
+    out = best_block_prototypes(STEP4, 0.5, 10.0, G4, max_evals=60, solver="auto")
+    assert out["distance_g_star"] == pytest.approx(solve_point(STEP4, 0.5, G4, 10.0, solver="BM").distance, abs=1e-4)
+    assert out["distance_best"] < 0.5 * out["distance_g_star"]
+    # an independent solve (the other solver) with the designed prototype Gram confirms it
+    g_w = check_gram(np.array(out["g_w"])).numpy()
+    assert solve_point(STEP4, 0.5, G4, 10.0, g_w=g_w, solver="BM").distance == pytest.approx(out["distance_best"], abs=1e-4)
+    with pytest.raises(ValueError, match="two majority and two minority"):
+        best_block_prototypes([5, 5, 1], 0.5, 1.0)

@@ -334,7 +334,7 @@ def best_block_prototypes(
     minority-minority and across cosines) to minimize the distance of the optimal G_M to ``g_star``
     (default the ETF) at ``n_w`` copies (full batch), by Nelder-Mead (scipy) from G_w = G_*, over a
     parametrization that keeps G_w valid.  Returns the distance with G_w = G_*, the best one found, the
-    best (a, b, c), the number of solves and the certificate of the best solve.  A local search over a
+    best (a, b, c) and G_w (``g_w``, k x k), the number of solves and the certificate of the best solve.  A local search over a
     restricted family: a smaller distance found is real (certified solve), no improvement proves nothing
     beyond this family and this search."""
     from scipy.optimize import minimize
@@ -367,11 +367,11 @@ def best_block_prototypes(
                    options={"maxfev": max_evals, "xatol": 1e-4, "fatol": 1e-7})
     best_theta = min(cache, key=lambda t: cache[t].distance)
     best = cache[best_theta]
-    _, (a, b, c) = _block_from_params(counts, np.array(best_theta))
+    g_best, (a, b, c) = _block_from_params(counts, np.array(best_theta))
     return {
         "counts": counts.tolist(), "tau": tau, "n_w": n_w, "prototype_anchors": prototype_anchors,
         "distance_g_star": base.distance, "distance_best": best.distance,
         "improvement": base.distance - best.distance, "relative_improvement": 1 - best.distance / base.distance,
-        "g_star_cosines": (a0, b0, c0), "best_cosines": (a, b, c), "solves": len(cache),
+        "g_star_cosines": (a0, b0, c0), "best_cosines": (a, b, c), "g_w": g_best.tolist(), "solves": len(cache),
         "best_status": best.status, "best_certified_gap": best.certified_gap, "converged": bool(res.success),
     }
