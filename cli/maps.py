@@ -75,3 +75,40 @@ def copies_command(
     else:
         console.print(f"not reached up to n_w = {max_n_w:g}: distance {result.steps[-1].distance:.6f} there "
                       f"> {target_distance:g}")
+
+
+@user_errors
+def design_prototypes_command(
+    counts: Optional[str] = typer.Option(None, help="class counts, e.g. 50x5,5x5 (overrides --profile)"),
+    k: int = typer.Option(10, help="number of classes (with --profile)"),
+    profile: str = typer.Option("step", help="balanced, step or long-tail (when --counts is not given)"),
+    n_major: int = typer.Option(50, help="samples in each majority class"),
+    ratio: float = typer.Option(10.0, help="imbalance ratio R"),
+    tau: float = typer.Option(0.1, help="temperature"),
+    n_w: float = typer.Option(10.0, "--n-w", help="copies of each prototype per batch"),
+    prototype_anchors: bool = typer.Option(True, "--prototype-anchors/--no-prototype-anchors",
+                                           help="prototype copies are anchors too"),
+    max_evals: int = typer.Option(150, help="solves the Nelder-Mead search may make"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON (with the designed G_w)"),
+) -> None:
+    """Prototype Gram G_w (majority, minority and across cosines) whose optimal G_M is closest to the ETF
+    target at --n-w copies, full batch, against G_w = G_*."""
+    from ufm.maps import best_block_prototypes
+
+    n = parse_counts(counts) if counts else class_counts(profile, k, n_major, ratio)
+    out = best_block_prototypes(n.numpy(), tau, n_w, make_gram("etf", len(n)), prototype_anchors, max_evals)
+    if as_json:
+        print_json(out)
+        return
+    a0, b0, c0 = out["g_star_cosines"]
+    a, b, c = out["best_cosines"]
+    console.print(f"class counts n = {n.tolist()}, tau {tau:g}, n_w {n_w:g}, "
+                  f"{'prototype anchors' if prototype_anchors else 'batch anchors only'}, full batch, ETF target")
+    table = Table(box=box.SIMPLE, padding=(0, 1))
+    for col in ("prototype Gram", "majority cos", "minority cos", "across cos", "distance of optimal G_M to G_*"):
+        table.add_column(col, justify="right")
+    table.add_row("G_w = G_*", f"{a0:+.4f}", f"{b0:+.4f}", f"{c0:+.4f}", f"{out['distance_g_star']:.6f}")
+    table.add_row("designed G_w", f"{a:+.4f}", f"{b:+.4f}", f"{c:+.4f}", f"{out['distance_best']:.2e}")
+    console.print(table)
+    console.print(f"{out['solves']} certified solves (best: {out['best_status']}, certified gap "
+                  f"{out['best_certified_gap']:.1e}); Nelder-Mead {'converged' if out['converged'] else 'stopped at --max-evals'}")

@@ -113,3 +113,13 @@ def test_prototypes_that_differ_from_the_target_can_bring_g_m_closer():
     assert solve_point(STEP4, 0.5, G4, 10.0, g_w=g_w, solver="BM").distance == pytest.approx(out["distance_best"], abs=1e-4)
     with pytest.raises(ValueError, match="two majority and two minority"):
         best_block_prototypes([5, 5, 1], 0.5, 1.0)
+
+
+def test_design_prototypes_command():
+    result = runner.invoke(app, ["design-prototypes", "--counts", "20x2,2x2", "--tau", "0.5", "--n-w", "10",
+                                 "--max-evals", "20", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["solves"] <= 21 and data["distance_best"] <= data["distance_g_star"] + 1e-6
+    result = runner.invoke(app, ["design-prototypes", "--counts", "20x2,2x2", "--tau", "-1"])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
