@@ -56,7 +56,8 @@ def test_large_n_w_limit_reaches_the_target(anchors):
 
 def test_bad_inputs_are_refused():
     for kwargs, match in (({"target_distance": -0.1}, "target_distance"), ({"max_n_w": 0}, "max_n_w"),
-                          ({"rel_tol": 0}, "rel_tol")):
+                          ({"rel_tol": 0}, "rel_tol"),
+                          ({"max_n_w": 0.5}, "max_n_w must be >= 1 with prototype anchors")):
         with pytest.raises(ValueError, match=match):
             minimal_copies(STEP4, 0.5, G4, **{"target_distance": 0.05, **kwargs})
     with pytest.raises(ValueError, match="k = 4"):

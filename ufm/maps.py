@@ -179,6 +179,8 @@ def minimal_copies(
         raise ValueError(f"max_n_w must be a finite number > 0, got {max_n_w}")
     if not (0 < rel_tol < 1):
         raise ValueError(f"rel_tol must lie in (0, 1), got {rel_tol}")
+    if prototype_anchors and max_n_w < 1:
+        raise ValueError(f"max_n_w must be >= 1 with prototype anchors (fewer than one copy is not a count), got {max_n_w}")
     comp = _compositions(counts)
     steps: list[SolvePoint] = []
 
