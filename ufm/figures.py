@@ -217,3 +217,61 @@ def deep_fig1(run_dirs: list[str | Path], out: str | Path, snapshots: int = 4) -
     fig = lines_vs_x(series, "epoch", "distance of G_M to G_*", "distance to the target during training",
                      xscale="linear")
     return save_figure(fig, out / "deep_fig1_distance.png")
+
+
+def _distance_heatmaps(panels: list[tuple[str, list[dict], str]], suptitle: str):
+    """One annotated heatmap per (title, rows, row key): rows of :func:`ufm.maps.distance_cell`, x = n_w."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.6, 3.9), squeeze=False)
+    vmax = max(r["distance"] for _, rows, _ in panels for r in rows if r["distance"] is not None) or 1.0
+    image = None
+    for ax, (title, rows, key) in zip(axes[0], panels):
+        ys, xs = sorted({r[key] for r in rows}), sorted({r["n_w"] for r in rows})
+        grid = np.full((len(ys), len(xs)), np.nan)
+        for r in rows:
+            if r["distance"] is not None:
+                grid[ys.index(r[key]), xs.index(r["n_w"])] = r["distance"]
+        image = ax.imshow(grid, vmin=0, vmax=vmax, cmap="viridis", aspect="auto", origin="lower")
+        for i in range(len(ys)):
+            for j in range(len(xs)):
+                text = "n/a" if np.isnan(grid[i, j]) else f"{grid[i, j]:.3f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=6.5,
+                        color="white" if np.isnan(grid[i, j]) or grid[i, j] < 0.6 * vmax else "black")
+        ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs], fontsize=7)
+        ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys], fontsize=7)
+        ax.set_xlabel("n_w (copies of each prototype)", fontsize=8)
+        ax.set_ylabel("imbalance ratio R" if key == "ratio" else "temperature tau", fontsize=8)
+        ax.set_title(title, fontsize=8.5)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="distance of optimal G_M to G_*")
+    fig.suptitle(suptitle, fontsize=9.5, y=1.04)
+    return fig
+
+
+def maps_distance_figure(out: Path, quick: bool = False, rows: dict | None = None) -> Path:
+    """Distance of the certified optimal G_M to the ETF over (R, n_w) (STEP, majority 200, tau 0.1) and over
+    (tau, n_w) (STEP R = 10, majority 50), k = 10, full batch, both anchor conventions."""
+    from ufm.maps import N_WS, RATIOS, TAUS, distance_map, map_cells
+
+    anchors = (True,) if quick else (True, False)
+    if rows is None:
+        n_ws = (0.0, 10.0) if quick else N_WS
+        rows = {
+            "ratio": distance_map(map_cells(ratios=(1.0, 10.0) if quick else RATIOS, taus=(0.1,), n_ws=n_ws,
+                                            anchors=anchors, n_major=200)),
+            "tau": distance_map(map_cells(ratios=(10.0,), taus=(1.0,) if quick else TAUS, n_ws=n_ws,
+                                          anchors=anchors, n_major=50)),
+        }
+    panels = []
+    for key, label in (("ratio", "STEP majority 200, tau 0.1"), ("tau", "STEP 50x5,5x5 (R = 10)")):
+        for a in anchors:
+            sub = [r for r in rows[key] if r["prototype_anchors"] == a]
+            if sub:
+                panels.append((f"{label}\n{'prototype anchors' if a else 'batch anchors only'}", sub, key))
+    fig = _distance_heatmaps(panels, "certified optimum (Burer-Monteiro), k = 10, full batch, ETF target")
+    return save_figure(fig, out / "maps_distance.png")
+
+
+FIGURES["maps-distance"] = Figure(
+    "maps-distance", "distance of the optimal G_M to the ETF over (R, n_w) and (tau, n_w), both anchor conventions",
+    maps_distance_figure)
