@@ -59,8 +59,8 @@ def test_plan_names_points_by_values_and_config_hash():
     assert all(a.name != b.name and a.name.split("-")[0] == b.name.split("-")[0] for a, b in zip(points, other))
     with pytest.raises(ValueError, match="batch_size must be >= 1"):  # every point is checked up front
         plan("simulate", TINY, {"batch_size": (8, 0)})
-    with pytest.raises(ValueError, match="minority fraction rho must lie in"):  # ... including its problem (counts, G_*)
-        plan("simulate", TINY, {"minority_fraction": (0.5, 2.0)})
+    with pytest.raises(ValueError, match="cannot be realized"):  # ... including its problem (counts, G_*)
+        plan("simulate", TINY, {"d": (16, 1)})
     with pytest.raises(ValueError, match="unknown sweep kind"):
         plan("train", TINY, grid)
 
