@@ -126,8 +126,9 @@ def test_crop_flip_is_per_image_random_yet_seeded_and_crops_windows():
     for i in range(8):  # every output is a window of the padded image, maybe mirrored
         windows = [padded[i, :, r : r + 8, c : c + 8] for r in range(5) for c in range(5)]
         assert any(torch.equal(a[i], wdw) or torch.equal(a[i], wdw.flip(-1)) for wdw in windows)
-    u8 = crop_flip(torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8), torch.Generator().manual_seed(1))
-    assert u8.dtype == torch.uint8 and int(u8.max()) <= 255
+    raw = torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8)
+    u8 = crop_flip(raw, torch.Generator().manual_seed(1))  # uint8 in, uint8 out, the same pixels as in float
+    assert u8.dtype == torch.uint8 and torch.equal(u8.float(), crop_flip(raw.float(), torch.Generator().manual_seed(1)))
     views = two_views(x[:4], torch.Generator().manual_seed(2))
     assert views.shape == (8, 3, 8, 8)
     z = normalize(torch.full((1, 3, 2, 2), 128, dtype=torch.uint8), (128.0, 128.0, 128.0), (64.0, 64.0, 64.0))
