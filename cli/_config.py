@@ -63,15 +63,19 @@ def flag_names(message: str, names: list[str]) -> str:
     return message
 
 
+def typed(ctx: Any, name: str) -> bool:
+    """Whether option ``name`` was given on the command line (or its environment variable), even at its default."""
+    return ctx is not None and getattr(ctx.get_parameter_source(name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")
+
+
 def refuse_typed_without_effect(config: Any, names: list[str], ctx: Any) -> None:
     """Refuse the options typed on the command line that ``config.without_effect()`` says do nothing."""
     without = getattr(config, "without_effect", lambda: {})()
     if ctx is None or not without:
         return
-    typed = [name for name in names if name in without
-             and getattr(ctx.get_parameter_source(name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")]
-    if typed:
-        name = typed[0]
+    given = [name for name in names if name in without and typed(ctx, name)]
+    if given:
+        name = given[0]
         flag = "--" + name.replace("_", "-")
         raise ValueError(f"{flag} has no effect {flag_names(without[name], names)}; drop it")
 

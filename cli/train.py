@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ._common import console, err_console, print_json, user_errors
-from ._config import with_config_options
+from ._config import typed, with_config_options
 from ._executor import with_executor_options
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
 from ufm.deep.train import (PRESETS, TrainConfig, check_fresh_folder, preset, resumed_config, train,
@@ -57,7 +57,7 @@ def train_command(
     if resume is not None:
         if preset_name:
             raise ValueError("--resume continues one run folder; drop --preset (each preset run has its own folder)")
-        if _given(ctx, "out"):
+        if typed(ctx, "out"):
             raise ValueError("--resume continues the run in its own folder; drop --out")
         if not (resume / "config.json").is_file():
             raise FileNotFoundError(f"{resume} holds no training run (no config.json); give the folder of a run")
@@ -124,15 +124,9 @@ def _refuse_without_effect(given: dict, configs: list[TrainConfig]) -> None:
             raise ValueError(f"--{name.replace('_', '-')} has no effect {reasons[0]}; drop it")
 
 
-def _given(ctx: typer.Context, name: str) -> bool:
-    """Whether option ``name`` was set on the command line (even to its default value)."""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
-
-
 def _given_fields(ctx: typer.Context, config: TrainConfig) -> dict:
     """The config fields set on the command line, with their values."""
-    return {name: value for name, value in config.to_dict().items() if _given(ctx, name)}
+    return {name: value for name, value in config.to_dict().items() if typed(ctx, name)}
 
 
 @user_errors
