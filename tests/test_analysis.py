@@ -124,3 +124,21 @@ def test_exact_etf_class_means_read_zero_centered_under_any_counts(seed):
     noise = noisy - h
     noise = noise - class_means(noise, y, k)[y]
     assert gram_distance(mean_gram(h + noise, y, k, center=True), g).item() < 1e-10
+
+
+@pytest.mark.parametrize("n, d, k", [(200, 16, 5), (150, 8, 10), (100, 3, 4)])
+def test_nc1_equals_the_d_by_d_pseudo_inverse_formula(n, d, k):
+    """NC1 in the span of the class means equals tr(Sigma_W Sigma_B^+) / k with d x d matrices (also when d < k)."""
+    import math
+
+    gen = torch.Generator().manual_seed(n + d)
+    h = torch.randn(3, n, d, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, k, (n,), generator=gen)
+    onehot = torch.nn.functional.one_hot(y, k).double()
+    mu = (onehot.T @ h) / onehot.sum(0)[:, None]
+    within = h - onehot @ mu
+    between = mu - h.mean(-2, keepdim=True)
+    sigma_w = within.transpose(-1, -2) @ within / n
+    pinv = torch.linalg.pinv(between.transpose(-1, -2) @ between / k, hermitian=True, rtol=math.sqrt(2.2e-16))
+    expected = (sigma_w * pinv).sum((-2, -1)) / k
+    torch.testing.assert_close(nc1(h, y, k), expected, rtol=1e-9, atol=0)

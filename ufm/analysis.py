@@ -79,16 +79,19 @@ def nc1(h: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
 
     Sigma_W = 1/N sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T, Sigma_B = 1/k sum_c (mu_c - mu_G)(mu_c - mu_G)^T
     with mu_G the global mean of all rows; the pseudo-inverse drops eigenvalues below sqrt(eps) x largest.
+    Computed in the span of the class means, never d x d: with B = [mu_c - mu_G]_c = U S V^T (thin SVD, k x d),
+    Sigma_B^+ = V diag(k / S^2) V^T, so NC1 = sum_j ||(h - mu_y) v_j||^2 / (N S_j^2): O(N d k).
     """
     onehot = _onehot(y, k, h)
     mu = class_means(h, y, k)
     within = h - onehot @ mu
-    sigma_w = within.transpose(-1, -2) @ within / h.shape[-2]
     between = mu - h.mean(-2, keepdim=True)
-    sigma_b = between.transpose(-1, -2) @ between / k
+    _, sv, vh = torch.linalg.svd(between, full_matrices=False)  # [..., m], [..., m, d]
+    eig = sv.square()
     rtol = math.sqrt(torch.finfo(h.dtype).eps)
-    pinv = torch.linalg.pinv(sigma_b, hermitian=True, rtol=rtol)
-    return (sigma_w * pinv.transpose(-1, -2)).sum((-2, -1)) / k
+    keep = eig > rtol * eig.amax(-1, keepdim=True)
+    spread = (within @ vh.transpose(-1, -2)).square().sum(-2) / h.shape[-2]  # [..., m]: v_j^T Sigma_W v_j
+    return torch.where(keep, spread / torch.where(keep, eig, torch.ones_like(eig)), torch.zeros_like(eig)).sum(-1)
 
 
 def _pair_mean(values: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
