@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._common import console, err_console, print_json, user_errors
+from ._common import console, err_console, max_memory_option, print_json, user_errors
 from ._config import typed, with_config_options
 from ._executor import with_executor_options
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
@@ -40,6 +40,7 @@ def train_command(
     as_json: bool = typer.Option(False, "--json", help="print the summaries as JSON"),
     download: bool = typer.Option(False, "--download", help="first fetch CIFAR from its official address into "
                                   "--data-root (MD5-checked; needs internet)"),
+    max_memory_gb: Optional[float] = max_memory_option(),
     nproc: int = typer.Option(1, "--nproc", help="data-parallel processes on this node (torchrun's launcher; gloo "
                               "on the CPU, NCCL with one GPU per process on CUDA); the same result as one process"),
 ) -> None:
@@ -94,7 +95,7 @@ def train_command(
             if nproc > 1:
                 result = train_distributed(cfg, folder, nproc, resume=cont)
             else:
-                result = train(cfg, folder, resume=cont, progress=update)
+                result = train(cfg, folder, resume=cont, progress=update, max_memory_gb=max_memory_gb)
             summaries[name] = {**result, "run_folder": str(folder)}
     if int(os.environ.get("RANK", "0")) > 0:
         return  # a torchrun worker other than rank 0: rank 0 reports

@@ -255,3 +255,17 @@ def test_linear_probe_separates_separable_embeddings_and_not_random_labels():
     noise = torch.randn(400, 16, generator=gen)
     random_labels = torch.randint(0, 4, (400,), generator=gen)
     assert linear_probe(noise[:200], random_labels[:200], noise[200:], random_labels[200:], 4) < 0.45
+
+
+def test_a_run_too_large_for_the_memory_limit_is_refused_before_allocating(image_folder, tmp_path):
+    result = CliRunner().invoke(app, ["train", "--dataset", "folder", "--data-root", str(image_folder), "--n-major", "10",
+                                      "--ratio", "5", "--width", "512", "--batch-size", "20", "--device", "cpu",
+                                      "--max-memory-gb", "0.5", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "GiB" in result.output and "--width" in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()
+    from ufm.deep.train import load_data, memory_estimate
+
+    cfg = tiny(image_folder, width=512)
+    train_set, test_set = load_data(cfg)
+    params = 11.2e6 * 8**2 * 4 * 3  # width 512 = 8 x 64: 717 M parameters, with gradient and momentum
+    assert memory_estimate(cfg, train_set, test_set) > params

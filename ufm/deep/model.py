@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["HEADS", "ResNet18", "check_head_reaches"]
+__all__ = ["HEADS", "ResNet18", "check_head_reaches", "activation_floats"]
 
 HEADS = ("linear", "relu")
 
@@ -69,3 +69,22 @@ def check_head_reaches(g_star: torch.Tensor, head: str) -> None:
             "the target G_* has negative cosines, which non-negative (relu-head) embeddings cannot reach; "
             "use --head linear, or an orthogonal-frame target (--geometry orthogonal)"
         )
+
+
+def activation_floats(width: int, head: str, embed_dim: int, channels: int, size: tuple[int, int]) -> int:
+    """Numbers in the outputs of every module for one image of ``channels x size``: about what a training step keeps
+    for the backward per image.  Counted on the meta device (nothing is allocated)."""
+    with torch.device("meta"):
+        model = ResNet18(width, head, embed_dim, channels)
+        total = 0
+
+        def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            nonlocal total
+            if isinstance(output, torch.Tensor):
+                total += output.numel()
+
+        hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+        model(torch.empty(1, channels, *size))
+        for hook in hooks:
+            hook.remove()
+    return total

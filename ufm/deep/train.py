@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ufm._checks import check_memory
 from ufm.batching import bound_examples, epoch_batches
 from ufm.deep import distributed
 from ufm.deep.augment import AUGMENT
@@ -141,18 +142,32 @@ class _State:
     epoch: int
 
 
+def memory_estimate(cfg: TrainConfig, train: ImageData, test: ImageData) -> float:
+    """Bytes a run needs on its device: both data sets as uint8, the model with its gradient and momentum, and
+    the activations of one step (two views of ``batch_size`` images, kept for the backward, and their gradient)."""
+    from ufm.deep.model import activation_floats
+
+    item = 8 if cfg.dtype == "float64" else 4
+    channels, size = train.images.shape[1], tuple(train.images.shape[2:])
+    params = 11.2e6 * (cfg.width / 64) ** 2
+    acts = activation_floats(cfg.width, cfg.head, cfg.embed_dim, channels, size) * 2 * cfg.batch_size
+    return train.images.numel() + test.images.numel() + 3 * params * item + 2 * acts * item
+
+
 def train(
     cfg: TrainConfig,
     run_dir: str | Path,
     resume: bool = False,
     progress: Callable[[int, int, dict], None] | None = None,
     stop_after: int | None = None,
+    max_memory_gb: float | None = None,
 ) -> dict:
     """Train (or, with ``resume``, continue) the run in ``run_dir``; returns the summary.
 
     With ``resume``, ``cfg`` may differ from the run's saved config only in :data:`RESUMABLE` fields
     (e.g. more epochs; build it with :func:`resumed_config`).  ``stop_after``: stop after this epoch
-    (writing a checkpoint), as if the run were killed there.
+    (writing a checkpoint), as if the run were killed there.  ``max_memory_gb``: the limit of the size check made
+    before anything is allocated (default: the memory the device has available, see ``ufm._checks.check_memory``).
     """
     run_dir = Path(run_dir)
     checkpoint_path = run_dir / "checkpoint.pt"
@@ -174,6 +189,11 @@ def train(
     dtype = getattr(torch, cfg.dtype)
     train_set, test_set, counts, train_index = _prepare_data(cfg)
     k = len(train_set.classes)
+    check_memory(memory_estimate(cfg, train_set, test_set),
+                 f"training (ResNet-18 width {cfg.width}, batches of {cfg.batch_size} x 2 views, "
+                 f"{len(train_set.labels) + len(test_set.labels)} images on {device})",
+                 "lower --width or --batch-size, or train on fewer images (--n-major, --test-per-class)",
+                 max_memory_gb, device)
     if resume:
         recorded = np.load(run_dir / "data.npz")["train_index"]
         if not np.array_equal(recorded, train_index.numpy()):
