@@ -14,11 +14,13 @@ from ._common import console, err_console, max_memory_option, print_json, user_e
 from ._config import typed, with_config_options
 from ._executor import with_executor_options
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
+from ufm.deep.config import grid_runs
 from ufm.deep.train import (PRESETS, TrainConfig, check_fresh_folder, preset, resumed_config, train,
                             train_distributed)
 from ufm.executors import ExecutorConfig, run_training
 from ufm.figures import deep_fig1
 from ufm.runio import read_json
+from ufm.sweep import parse_grid
 
 
 def _fmt(entry: dict, key: str, spec: str) -> str:
@@ -40,6 +42,8 @@ def train_command(
     as_json: bool = typer.Option(False, "--json", help="print the summaries as JSON"),
     download: bool = typer.Option(False, "--download", help="first fetch CIFAR from its official address into "
                                   "--data-root (MD5-checked; needs internet)"),
+    grid: List[str] = typer.Option([], "--grid", help="FIELD=V1,V2,... (repeatable): one run per point of the "
+                                   "product (of each preset run), in OUT/FIELD=V,...; with --executor slurm one job array"),
     max_memory_gb: Optional[float] = max_memory_option(),
     nproc: int = typer.Option(1, "--nproc", help="data-parallel processes on this node (torchrun's launcher; gloo "
                               "on the CPU, NCCL with one GPU per process on CUDA); the same result as one process"),
@@ -56,16 +60,22 @@ def train_command(
                          "process: drop one of the two")
     given = _given_fields(ctx, config)
     if resume is not None:
-        if preset_name:
-            raise ValueError("--resume continues one run folder; drop --preset (each preset run has its own folder)")
+        if preset_name or grid:
+            raise ValueError("--resume continues one run folder; drop --preset and --grid (each run has its own folder)")
         if typed(ctx, "out"):
             raise ValueError("--resume continues the run in its own folder; drop --out")
         if not (resume / "config.json").is_file():
             raise FileNotFoundError(f"{resume} holds no training run (no config.json); give the folder of a run")
         saved = TrainConfig.from_dict(read_json(resume / "config.json"))
         runs = {resume.name: (resumed_config(saved, given), resume, True)}
-    elif preset_name:
-        runs = {name: (cfg, out / name, False) for name, cfg in preset(preset_name, given).items()}
+    elif preset_name or grid:
+        axes = parse_grid(grid, TrainConfig)
+        both = sorted(set(axes) & set(given))
+        if both:
+            raise ValueError(f"--{both[0].replace('_', '-')} is given both as an option and in --grid; keep one")
+        bases = preset(preset_name, given) if preset_name else {"": config}
+        configs = grid_runs(bases, axes) if axes else bases
+        runs = {name: (cfg, out / name, False) for name, cfg in configs.items()}
     else:
         runs = {out.name: (config, out, False)}
     _refuse_without_effect(given, [cfg for cfg, _, _ in runs.values()])

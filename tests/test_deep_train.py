@@ -215,7 +215,7 @@ def test_cli_preset_flags_override_even_at_the_global_default_and_resume_flags(i
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["scl-nw0"]["epochs"] == 2
     for bad, needle in ((["--width", "8"], "cannot change width"), (["--out", str(tmp_path / "o")], "drop --out"),
-                        (["--preset", "cpu-small"], "drop --preset")):
+                        (["--preset", "cpu-small"], "drop --preset and --grid")):
         result = runner.invoke(app, ["train", "--resume", run, *bad])
         assert result.exit_code == 2 and needle in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["train", "--preset", "cpu-small", "--epochs", "1", *common, "--out", str(tmp_path / "p")])
@@ -269,3 +269,20 @@ def test_a_run_too_large_for_the_memory_limit_is_refused_before_allocating(image
     train_set, test_set = load_data(cfg)
     params = 11.2e6 * 8**2 * 4 * 3  # width 512 = 8 x 64: 717 M parameters, with gradient and momentum
     assert memory_estimate(cfg, train_set, test_set) > params
+
+
+def test_a_grid_of_training_configs_runs_one_folder_per_point(image_folder, tmp_path):
+    runner = CliRunner()
+    common = ["--dataset", "folder", "--data-root", str(image_folder), "--n-major", "10", "--ratio", "5", "--width", "4",
+              "--embed-dim", "8", "--batch-size", "8", "--epochs", "1", "--device", "cpu"]
+    result = runner.invoke(app, ["train", *common, "--grid", "n_w=0,5", "--grid", "tau=0.1,0.5",
+                                 "--out", str(tmp_path / "g"), "--json"])
+    assert result.exit_code == 0, result.output
+    summaries = json.loads(result.stdout)
+    assert sorted(summaries) == ["n_w=0,tau=0.1", "n_w=0,tau=0.5", "n_w=5,tau=0.1", "n_w=5,tau=0.5"]
+    saved = json.loads((tmp_path / "g" / "n_w=5,tau=0.5" / "config.json").read_text())
+    assert (saved["n_w"], saved["tau"], saved["width"]) == (5.0, 0.5, 4)
+    for bad, needle in ((["--grid", "width=4,8"], "both as an option and in --grid"),
+                        (["--grid", "colour=red"], "unknown grid field"), (["--grid", "tau=0.1,x"], "tau")):
+        result = runner.invoke(app, ["train", *common, *bad, "--out", str(tmp_path / "bad")])
+        assert result.exit_code == 2 and needle in result.output and "Traceback" not in result.output, result.output

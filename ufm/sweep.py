@@ -183,6 +183,11 @@ def _plain(value: Any) -> Any:
     return value[0] if isinstance(value, tuple) and len(value) == 1 else value
 
 
+def point_label(values: dict) -> str:
+    """A folder-safe name for a grid point's values: ``ratio=10,tau=0.1``."""
+    return ",".join(f"{name}={_fmt(value)}" for name, value in values.items())
+
+
 def _fmt(value: Any) -> str:
     value = _plain(value)
     text = format(value, "g") if isinstance(value, float) else str(value)

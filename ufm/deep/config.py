@@ -16,7 +16,7 @@ from ufm.deep.augment import AUGMENTATIONS
 from ufm.deep.model import HEADS
 from ufm.imbalance import PROFILES
 
-__all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "preset", "resumed_config"]
+__all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "preset", "resumed_config", "grid_runs"]
 
 DATASETS = ("cifar10", "cifar100", "folder", "idx")
 LOSSES = ("scl", "class-averaging", "ce")  # the batch losses of ufm.losses.LOSSES that train a network
@@ -165,6 +165,22 @@ PRESETS: dict[str, dict[str, dict]] = {
         "scl-nw100": {**_SMALL, "loss": "scl", "n_w": 100.0},
     },
 }
+
+
+def grid_runs(runs: dict[str, TrainConfig], grid: dict[str, tuple]) -> dict[str, TrainConfig]:
+    """Every run of ``runs`` at every point of the Cartesian product ``grid`` (field -> values), named
+    ``RUN/FIELD=V,...`` (or ``FIELD=V,...`` for a single unnamed run ``""``): a grid of training configs."""
+    import itertools
+
+    from ufm.sweep import point_label
+
+    out = {}
+    for name, cfg in runs.items():
+        for combo in itertools.product(*grid.values()):
+            values = dict(zip(grid, combo))
+            label = point_label(values)
+            out[f"{name}/{label}" if name else label] = TrainConfig(**{**cfg.to_dict(), **values})
+    return out
 
 
 def preset(name: str, overrides: dict | None = None) -> dict[str, TrainConfig]:
