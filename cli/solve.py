@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
@@ -13,51 +12,36 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import console, print_json, user_errors
+from ._common import (check_out, console, default_out, max_memory_option, overwrite_option, print_json,
+                      user_errors)
 from ._config import with_config_options
 from ufm.agreement import solver_vs_simulator
-from ufm.batching import epoch_batches, epoch_compositions
-from ufm.geometry import load_gram, make_gram
-from ufm.imbalance import class_counts, labels_from_counts, parse_counts
+from ufm.batching import epoch_batches
+from ufm._checks import check_memory
+from ufm.imbalance import labels_from_counts
 from ufm.plots import gram_heatmaps, save_figure
 from ufm.runio import write_json
 from ufm.simulate import SimConfig
-from ufm.solver import SOLVERS, class_groups, class_mean_gram, nonnegative_prototypes, solve, solve_full
+from ufm.spec import SolveConfig
+from ufm.solver import class_groups, class_mean_gram, nonnegative_prototypes, solve, solve_full
 
 
 @user_errors
+@with_config_options(SolveConfig)
 def solve_command(
-    counts: Optional[str] = typer.Option(None, help="class counts, e.g. 5000x5,500x5 (overrides --profile)"),
-    k: int = typer.Option(10, help="number of classes (with --profile)"),
-    profile: str = typer.Option("step", help="balanced, step or long-tail (when --counts is not given)"),
-    n_major: int = typer.Option(50, help="samples in each majority class"),
-    ratio: float = typer.Option(10.0, help="imbalance ratio R"),
-    minority_fraction: float = typer.Option(0.5, help="fraction of minority classes (step)"),
-    tau: float = typer.Option(0.1, help="temperature"),
-    n_w: float = typer.Option(0.0, "--n-w", help="copies of each prototype per batch"),
-    geometry: str = typer.Option("etf", help="prototype Gram G_*: etf, orthogonal or minority"),
-    gamma: float = typer.Option(1.0, help="strength of the minority geometry"),
-    gram_file: Optional[Path] = typer.Option(None, help="a k x k G_* file instead of --geometry"),
-    prototype_anchors: bool = typer.Option(True, "--prototype-anchors/--no-prototype-anchors",
-                                           help="prototype copies are anchors too"),
-    batching: str = typer.Option("full", help="full, or the batch-set of one seeded epoch: shuffle, balanced, binding"),
-    batch_size: int = typer.Option(32, help="batch size for --batching other than full"),
-    seed: int = typer.Option(0, help="seed of the epoch whose batch-set is solved"),
-    solver: str = typer.Option("auto", help=f"auto, or one of {', '.join(SOLVERS)} (BM: Burer-Monteiro with a "
-                                               "certificate, for large k)"),
-    reduce: bool = typer.Option(True, "--reduce/--no-reduce",
-                                help="solve the symmetry-reduced problem when classes with equal counts allow it"),
-    relu: bool = typer.Option(False, "--relu", help="non-negative features: the doubly non-negative relaxation"),
+    config: SolveConfig,
     full: bool = typer.Option(False, "--full", help="every sample its own row (no collapse assumed; N up to ~60)"),
     out: Optional[Path] = typer.Option(None, help="folder for solution.json and gram.png (default runs/solve-<time>)"),
     as_json: bool = typer.Option(False, "--json", help="print the solution as JSON"),
+    overwrite: bool = overwrite_option(),
+    max_memory_gb: Optional[float] = max_memory_option(),
 ) -> None:
     """Globally optimal class-mean Gram of batch SCL (with prototypes) for collapsed features (cvxpy)."""
-    n = parse_counts(counts) if counts else class_counts(profile, k, n_major, ratio, minority_fraction)
-    comp = n.unsqueeze(0) if batching == "full" else epoch_compositions(n, batch_size, batching, seed)
-    g_star = None
-    if n_w > 0:
-        g_star = load_gram(gram_file) if gram_file else make_gram(geometry, len(n), n, gamma)
+    folder = check_out(out or default_out("solve"), overwrite)
+    n = config.class_counts()
+    comp = config.compositions(n)
+    tau, n_w, solver, relu = config.tau, config.n_w, config.solver, config.relu
+    g_star = config.g_star(n) if n_w > 0 else None
     extra = {}
     if relu and g_star is not None:  # ReLU features can only reach non-negative prototypes: find them or refuse
         try:
@@ -70,17 +54,23 @@ def solve_command(
         if solver == "BM":
             raise ValueError("--full is an interior-point solve: use --solver auto, CLARABEL or SCS")
         labels = labels_from_counts(n)
-        batches = (epoch_batches(labels, len(labels), "full", torch.Generator(), len(n)) if batching == "full"
-                   else epoch_batches(labels, batch_size, batching, torch.Generator().manual_seed(seed), len(n)))
+        # the interior point's Hessian block of the PSD cone is dense over the N(N+1)/2 entries of the Gram; with the
+        # factorization's workspace, about 16 copies of it in float64
+        entries = len(labels) * (len(labels) + 1) / 2
+        check_memory(16 * 8.0 * entries**2, f"the full N x N interior-point solve ({len(labels)} samples)",
+                     "solve fewer samples (N up to ~60 is practical), or drop --full for the collapsed problem",
+                     max_memory_gb)
+        batches = (epoch_batches(labels, len(labels), "full", torch.Generator(), len(n)) if config.batching == "full"
+                   else epoch_batches(labels, config.batch_size, config.batching,
+                                      torch.Generator().manual_seed(config.seed), len(n)))
         index = [row[keep].numpy() for row, keep in zip(batches.index, batches.mask)]
-        result = solve_full(labels.numpy(), index, tau, g_star, n_w, prototype_anchors,
+        result = solve_full(labels.numpy(), index, tau, g_star, n_w, config.prototype_anchors,
                             "CLARABEL" if solver == "auto" else solver, len(n))
         y = labels.numpy()
         extra["min_within_class_cosine"] = float(min(result.gram[np.ix_(y == a, y == a)].min() for a in range(len(n))))
         result = replace(result, gram=class_mean_gram(result.gram, y), cross=None)
     else:
-        result = solve(comp.numpy(), tau, g_star, n_w, prototype_anchors, solver, reduce, relu)
-    folder = out or Path("runs") / f"solve-{time.strftime('%Y%m%d-%H%M%S')}"
+        result = solve(comp.numpy(), tau, g_star, n_w, config.prototype_anchors, solver, config.reduce, relu)
     summary = {"counts": n.tolist(), "batches": len(comp), "tau": tau, "n_w": n_w, **extra, **result.summary()}
     write_json(folder / "solution.json", summary)
     grams = [result.gram] if g_star is None else [result.gram, g_star.numpy()]

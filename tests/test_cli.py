@@ -91,11 +91,11 @@ def test_solve_prints_json_and_writes_folder(tmp_path):
     data = json.loads(result.stdout)
     assert data["status"] == "optimal" and data["counts"] == [6, 6, 2, 2]
     assert len(data["gram"]) == 4 and (out / "gram.png").is_file() and (out / "solution.json").is_file()
-    result = runner.invoke(app, ["solve", "--k", "4", "--n-major", "6", "--ratio", "3", "--tau", "0.5", "--out", str(out)])
+    result = runner.invoke(app, ["solve", "--k", "4", "--n-major", "6", "--ratio", "3", "--tau", "0.5", "--out", str(out), "--overwrite"])
     assert result.exit_code == 0 and "optimal class-mean Gram" in result.stdout
-    result = runner.invoke(app, ["solve", "--counts", "5x3,1x2", "--out", str(out)])
+    result = runner.invoke(app, ["solve", "--counts", "5x3,1x2", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "never have two samples" in result.output
-    result = runner.invoke(app, ["solve", "--counts", "5y3", "--out", str(out)])
+    result = runner.invoke(app, ["solve", "--counts", "5y3", "--out", str(tmp_path / "y")])
     assert result.exit_code == 2 and "cannot read class counts" in result.output
 
 
@@ -112,7 +112,7 @@ def test_solve_full_and_relu(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["min_within_class_cosine"] > 0.9999 and len(data["gram"]) == 4
-    result = runner.invoke(app, ["solve", "--counts", "20x3,2x2", "--tau", "0.5", "--relu", "--out", str(tmp_path), "--json"])
+    result = runner.invoke(app, ["solve", "--counts", "20x3,2x2", "--tau", "0.5", "--relu", "--out", str(tmp_path / "relu"), "--json"])
     assert result.exit_code == 0, result.output
     gram = json.loads(result.stdout)["gram"]
     assert max(abs(gram[a][b] - (a == b)) for a in range(5) for b in range(5)) < 1e-4

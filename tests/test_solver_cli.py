@@ -64,7 +64,7 @@ def test_k_1000_step_through_the_cli_prints_the_oracle_values(tmp_path):
     gram = np.array(data["gram"])
     assert data["method"] == "grouped" and data["groups"] == [500, 500]
     np.testing.assert_allclose([gram[0, 1], gram[-1, -2], gram[0, -1]], exact, atol=1e-9)
-    table = runner.invoke(app, ["solve", "--counts", "500x500,5x500", "--tau", "1", "--out", str(tmp_path)])
+    table = runner.invoke(app, ["solve", "--counts", "500x500,5x500", "--tau", "1", "--out", str(tmp_path / "table")])
     assert table.exit_code == 0, table.output
     text = " ".join(table.stdout.split())
     rows = re.findall(r"\d \((\d+), (\d+)\) ([+-]\d\.\d{8}) ([+-]\d\.\d{8})", text)

@@ -31,10 +31,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ufm._config import check_choices, from_dict
-from ufm._config import option as _opt
 from ufm.runio import atomic_path, read_json, write_json
 from ufm.simulate import SimConfig, simulate
+from ufm.spec import SolveConfig
 
 __all__ = [
     "KINDS",
@@ -53,50 +52,6 @@ __all__ = [
 METRICS = ("distance", "nc1", "max_angle_error", "angle_majority", "angle_minority", "angle_across", "loss")
 SOLVE_METRICS = ("objective", "status", "distance", "max_angle_error", "angle_majority", "angle_minority",
                  "angle_across", "solve_s")
-
-
-@dataclass(frozen=True)
-class SolveConfig:
-    """One convex solve: class counts, batching, tau, n_w copies of prototypes with Gram G_* (``ufm solve``'s
-    options, collapsed features)."""
-
-    counts: str | None = _opt(None, "class counts, e.g. 50x5,5x5 (instead of k / profile / n_major / ratio)")
-    k: int = _opt(10, "number of classes")
-    profile: str = _opt("step", "class counts: balanced, step or long-tail")
-    n_major: int = _opt(50, "samples in each majority class")
-    ratio: float = _opt(10.0, "imbalance ratio R (majority / minority count)")
-    minority_fraction: float = _opt(0.5, "fraction rho of minority classes (step profile)")
-    tau: float = _opt(0.1, "temperature")
-    n_w: float = _opt(0.0, "copies of each prototype per batch")
-    geometry: str = _opt("etf", "prototype Gram G_*: etf, orthogonal or minority")
-    gamma: float = _opt(1.0, "strength of the minority geometry")
-    gram_file: str | None = _opt(None, "a k x k G_* (.npy/.csv/.txt) instead of --geometry")
-    prototype_anchors: bool = _opt(True, "prototype copies are anchors too")
-    batching: str = _opt("full", "full, or the batch-set of one seeded epoch: shuffle, balanced, binding")
-    batch_size: int = _opt(32, "batch size when batching is not full")
-    seed: int = _opt(0, "seed of the epoch whose batch-set is solved")
-    solver: str = _opt("auto", "auto, CLARABEL, SCS or BM")
-    reduce: bool = _opt(True, "solve the symmetry-reduced problem when equal-count classes allow it")
-    relu: bool = _opt(False, "non-negative features (doubly non-negative relaxation)")
-
-    def __post_init__(self) -> None:
-        from ufm.batching import SCHEMES
-        from ufm.solver import SOLVERS
-
-        check_choices(self, {"batching": SCHEMES, "solver": ("auto", *SOLVERS)})
-        if not (self.tau > 0 and math.isfinite(self.tau)):
-            raise ValueError(f"tau must be finite and > 0, got {self.tau}")
-        if not (self.n_w >= 0 and math.isfinite(self.n_w)):
-            raise ValueError(f"n_w must be finite and >= 0, got {self.n_w}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "SolveConfig":
-        return from_dict(cls, data)
 
 
 KINDS: dict[str, type] = {"simulate": SimConfig, "solve": SolveConfig}
@@ -221,17 +176,8 @@ def plan(kind: str, base: Any, grid: dict[str, Sequence]) -> list[Point]:
 
 def _solve_problem(cfg: SolveConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(class counts ``[k]``, batch compositions ``[B, k]``, G_* ``[k, k]``) of one SolveConfig."""
-    from ufm.batching import epoch_compositions
-    from ufm.geometry import check_gram, load_gram, make_gram
-    from ufm.imbalance import class_counts, parse_counts
-
-    n = parse_counts(cfg.counts) if cfg.counts else class_counts(cfg.profile, cfg.k, cfg.n_major, cfg.ratio,
-                                                                  cfg.minority_fraction)
-    comp = n.unsqueeze(0) if cfg.batching == "full" else epoch_compositions(n, cfg.batch_size, cfg.batching, cfg.seed)
-    g_star = check_gram(load_gram(cfg.gram_file) if cfg.gram_file else make_gram(cfg.geometry, len(n), n, cfg.gamma))
-    if len(g_star) != len(n):
-        raise ValueError(f"G_* is {len(g_star)} x {len(g_star)} but there are {len(n)} classes; make them match")
-    return n, comp, g_star
+    n = cfg.class_counts()
+    return n, cfg.compositions(n), cfg.g_star(n)
 
 
 def _check_point(kind: str, cfg: Any) -> None:
