@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -10,29 +9,17 @@ from rich import box
 from rich.table import Table
 
 from ._common import console, print_json, user_errors
-from ufm.batching import epoch_compositions
-from ufm.geometry import load_gram, make_gram
+from ._config import with_config_options
+from ufm.geometry import make_gram
 from ufm.imbalance import class_counts, parse_counts
 from ufm.maps import minimal_copies
+from ufm.spec import ProblemSpec
 
 
 @user_errors
+@with_config_options(ProblemSpec, skip=("n_w",))
 def copies_command(
-    counts: Optional[str] = typer.Option(None, help="class counts, e.g. 50x5,5x5 (overrides --profile)"),
-    k: int = typer.Option(10, help="number of classes (with --profile)"),
-    profile: str = typer.Option("step", help="balanced, step or long-tail (when --counts is not given)"),
-    n_major: int = typer.Option(50, help="samples in each majority class"),
-    ratio: float = typer.Option(10.0, help="imbalance ratio R"),
-    minority_fraction: float = typer.Option(0.5, help="fraction of minority classes (step)"),
-    tau: float = typer.Option(0.1, help="temperature"),
-    geometry: str = typer.Option("etf", help="target Gram G_*: etf, orthogonal or minority"),
-    gamma: float = typer.Option(1.0, help="strength of the minority geometry"),
-    gram_file: Optional[Path] = typer.Option(None, help="a k x k G_* file instead of --geometry"),
-    prototype_anchors: bool = typer.Option(True, "--prototype-anchors/--no-prototype-anchors",
-                                           help="prototype copies are anchors too"),
-    batching: str = typer.Option("full", help="full, or the batch-set of one seeded epoch: shuffle, balanced, binding"),
-    batch_size: int = typer.Option(32, help="batch size for --batching other than full"),
-    seed: int = typer.Option(0, help="seed of the epoch whose batch-set is solved"),
+    config: ProblemSpec,
     target_distance: float = typer.Option(0.05, help="wanted distance of the optimal G_M to G_*"),
     max_n_w: float = typer.Option(1e4, "--max-n-w", help="give up above this many copies"),
     tol: float = typer.Option(1e-3, help="relative tolerance of the answer"),
@@ -41,9 +28,10 @@ def copies_command(
 ) -> None:
     """Smallest n_w (copies of each prototype; fractional allowed) whose optimal G_M is within
     --target-distance of G_*, by a monotone search over the certified solver."""
-    n = parse_counts(counts) if counts else class_counts(profile, k, n_major, ratio, minority_fraction)
-    comp = n.unsqueeze(0) if batching == "full" else epoch_compositions(n, batch_size, batching, seed)
-    g_star = load_gram(gram_file) if gram_file else make_gram(geometry, len(n), n, gamma)
+    n = config.class_counts()
+    comp = config.compositions(n)
+    g_star = config.g_star(n)
+    tau, prototype_anchors = config.tau, config.prototype_anchors
     try:
         result = minimal_copies(comp.numpy(), tau, g_star, target_distance, prototype_anchors, max_n_w, tol,
                                 solver=solver)

@@ -216,3 +216,23 @@ def test_losses_without_n_w_default_to_one_run():
     cfg = SimConfig(loss="limit", prototype_anchors=False)
     assert cfg.prototype_anchors is False and "n_w" in cfg.without_effect()
     assert SimConfig.from_dict(cfg.to_dict()) == cfg  # a run folder's config reads back
+
+
+def test_solve_and_copies_read_one_validated_specification(tmp_path):
+    """ufm solve and ufm copies take their problem flags from ufm.spec.ProblemSpec: the same refusals for both."""
+    from typer.testing import CliRunner
+
+    from ufm.cli.main import app
+
+    runner = CliRunner()
+    for command in (["solve", "--out", str(tmp_path / "s")], ["copies"]):
+        for bad, needle in ((["--counts", ""], "--counts is empty"),
+                            (["--counts", "5,4", "--k", "3"], "--k has no effect when counts are given"),
+                            (["--gamma", "3"], "--gamma has no effect without the minority geometry"),
+                            (["--tau", "nan"], "--tau must be a finite number"),
+                            (["--gram-file", str(tmp_path / "g.npy"), "--geometry", "orthogonal"], "drop one of them")):
+            result = runner.invoke(app, [*command, *bad])
+            assert result.exit_code == 2 and needle in result.output and "Traceback" not in result.output, (
+                command, bad, result.output)
+    result = runner.invoke(app, ["solve", "--full", "--counts", "100x2", "--out", str(tmp_path / "f")])
+    assert result.exit_code == 2 and "GiB" in result.output and not (tmp_path / "f").exists()
