@@ -76,7 +76,7 @@ def main() -> None:
         train(cfg, Path(tmp) / "run")
         history = read_jsonl(Path(tmp) / "run" / "metrics.jsonl")
     last = history[-1]
-    images = last["images_per_s"] * last["seconds"]
+    images = round(last["images_per_s"] * last["seconds"])  # images per epoch (a count)
     flops = step_flops(args.width, args.embed_dim, 2) / 2 * 2 * images  # per view, two views per image
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     peak = matmul_peak(device, dtype, 8192 if device.type == "cuda" else 2048)

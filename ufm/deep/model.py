@@ -75,7 +75,7 @@ def activation_floats(width: int, head: str, embed_dim: int, channels: int, size
     """Numbers in the outputs of every module for one image of ``channels x size``: about what a training step keeps
     for the backward per image.  Counted on the meta device (nothing is allocated)."""
     with torch.device("meta"):
-        model = ResNet18(width, head, embed_dim, channels)
+        model = ResNet18(width, head, embed_dim, channels).eval()  # eval: BatchNorm takes a single tiny image
         total = 0
 
         def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
