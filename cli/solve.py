@@ -7,7 +7,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import typer
 from rich import box
@@ -22,7 +21,7 @@ from ufm.imbalance import class_counts, labels_from_counts, parse_counts
 from ufm.plots import gram_heatmaps, save_figure
 from ufm.runio import write_json
 from ufm.simulate import SimConfig
-from ufm.solver import SOLVERS, class_groups, class_mean_gram, nonnegative_prototypes, solve, solve_full
+from ufm.solver import SOLVERS, class_groups, nonnegative_prototypes, solve, solve_full, solve_full_bm
 
 
 @user_errors
@@ -48,7 +47,8 @@ def solve_command(
     reduce: bool = typer.Option(True, "--reduce/--no-reduce",
                                 help="solve the symmetry-reduced problem when classes with equal counts allow it"),
     relu: bool = typer.Option(False, "--relu", help="non-negative features: the doubly non-negative relaxation"),
-    full: bool = typer.Option(False, "--full", help="every sample its own row (no collapse assumed; N up to ~60)"),
+    full: bool = typer.Option(False, "--full", help="every sample its own row (no collapse assumed; N up to ~60, "
+                                                    "thousands with --solver BM)"),
     out: Optional[Path] = typer.Option(None, help="folder for solution.json and gram.png (default runs/solve-<time>)"),
     as_json: bool = typer.Option(False, "--json", help="print the solution as JSON"),
 ) -> None:
@@ -67,17 +67,17 @@ def solve_command(
     if full:
         if relu:
             raise ValueError("--full does not support --relu yet; drop one of them")
-        if solver == "BM":
-            raise ValueError("--full is an interior-point solve: use --solver auto, CLARABEL or SCS")
         labels = labels_from_counts(n)
         batches = (epoch_batches(labels, len(labels), "full", torch.Generator(), len(n)) if batching == "full"
                    else epoch_batches(labels, batch_size, batching, torch.Generator().manual_seed(seed), len(n)))
         index = [row[keep].numpy() for row, keep in zip(batches.index, batches.mask)]
-        result = solve_full(labels.numpy(), index, tau, g_star, n_w, prototype_anchors,
-                            "CLARABEL" if solver == "auto" else solver, len(n))
-        y = labels.numpy()
-        extra["min_within_class_cosine"] = float(min(result.gram[np.ix_(y == a, y == a)].min() for a in range(len(n))))
-        result = replace(result, gram=class_mean_gram(result.gram, y), cross=None)
+        if solver == "BM":
+            result = solve_full_bm(labels.numpy(), index, tau, g_star, n_w, prototype_anchors, len(n))
+        else:
+            result = solve_full(labels.numpy(), index, tau, g_star, n_w, prototype_anchors,
+                                "CLARABEL" if solver == "auto" else solver, len(n))
+        extra["min_within_class_cosine"] = result.min_within_class_cosine
+        result = replace(result, gram=result.class_means, cross=None)
     else:
         result = solve(comp.numpy(), tau, g_star, n_w, prototype_anchors, solver, reduce, relu)
     folder = out or Path("runs") / f"solve-{time.strftime('%Y%m%d-%H%M%S')}"
