@@ -6,7 +6,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import typer
 from rich import box
@@ -23,14 +22,15 @@ from ufm.plots import gram_heatmaps, save_figure
 from ufm.runio import write_json
 from ufm.simulate import SimConfig
 from ufm.spec import SolveConfig
-from ufm.solver import class_groups, class_mean_gram, nonnegative_prototypes, solve, solve_full
+from ufm.solver import class_groups, nonnegative_prototypes, solve, solve_full, solve_full_bm
 
 
 @user_errors
 @with_config_options(SolveConfig)
 def solve_command(
     config: SolveConfig,
-    full: bool = typer.Option(False, "--full", help="every sample its own row (no collapse assumed; N up to ~60)"),
+    full: bool = typer.Option(False, "--full", help="every sample its own row (no collapse assumed; N up to ~60, "
+                                                    "thousands with --solver BM)"),
     out: Optional[Path] = typer.Option(None, help="folder for solution.json and gram.png (default runs/solve-<time>)"),
     as_json: bool = typer.Option(False, "--json", help="print the solution as JSON"),
     overwrite: bool = overwrite_option(),
@@ -51,24 +51,25 @@ def solve_command(
     if full:
         if relu:
             raise ValueError("--full does not support --relu yet; drop one of them")
-        if solver == "BM":
-            raise ValueError("--full is an interior-point solve: use --solver auto, CLARABEL or SCS")
         labels = labels_from_counts(n)
-        # the interior point's Hessian block of the PSD cone is dense over the N(N+1)/2 entries of the Gram; with the
-        # factorization's workspace, about 16 copies of it in float64
-        entries = len(labels) * (len(labels) + 1) / 2
-        check_memory(16 * 8.0 * entries**2, f"the full N x N interior-point solve ({len(labels)} samples)",
-                     "solve fewer samples (N up to ~60 is practical), or drop --full for the collapsed problem",
-                     max_memory_gb)
+        if solver != "BM":
+            # the interior point's Hessian block of the PSD cone is dense over the N(N+1)/2 entries of the Gram;
+            # with the factorization's workspace, about 16 copies of it in float64
+            entries = len(labels) * (len(labels) + 1) / 2
+            check_memory(16 * 8.0 * entries**2, f"the full N x N interior-point solve ({len(labels)} samples)",
+                         "solve fewer samples (N up to ~60 is practical), use --solver BM (low rank, certified), "
+                         "or drop --full for the collapsed problem", max_memory_gb)
         batches = (epoch_batches(labels, len(labels), "full", torch.Generator(), len(n)) if config.batching == "full"
                    else epoch_batches(labels, config.batch_size, config.batching,
                                       torch.Generator().manual_seed(config.seed), len(n)))
         index = [row[keep].numpy() for row, keep in zip(batches.index, batches.mask)]
-        result = solve_full(labels.numpy(), index, tau, g_star, n_w, config.prototype_anchors,
-                            "CLARABEL" if solver == "auto" else solver, len(n))
-        y = labels.numpy()
-        extra["min_within_class_cosine"] = float(min(result.gram[np.ix_(y == a, y == a)].min() for a in range(len(n))))
-        result = replace(result, gram=class_mean_gram(result.gram, y), cross=None)
+        if solver == "BM":
+            result = solve_full_bm(labels.numpy(), index, tau, g_star, n_w, config.prototype_anchors, len(n))
+        else:
+            result = solve_full(labels.numpy(), index, tau, g_star, n_w, config.prototype_anchors,
+                                "CLARABEL" if solver == "auto" else solver, len(n))
+        extra["min_within_class_cosine"] = result.min_within_class_cosine
+        result = replace(result, gram=result.class_means, cross=None)
     else:
         result = solve(comp.numpy(), tau, g_star, n_w, config.prototype_anchors, solver, config.reduce, relu)
     summary = {"counts": n.tolist(), "batches": len(comp), "tau": tau, "n_w": n_w, **extra, **result.summary()}

@@ -95,6 +95,10 @@ def test_relu_prototypes_must_be_non_negative(tmp_path):
     assert result.exit_code == 2 and "negative cosines" in result.output  # the default ETF
 
 
-def test_full_refuses_the_bm_solver(tmp_path):
-    result = runner.invoke(app, ["solve", "--counts", "4x2,2x2", "--full", "--solver", "BM", "--out", str(tmp_path)])
-    assert result.exit_code == 2 and "interior-point" in result.output
+def test_full_with_the_bm_solver_prints_the_within_class_cosine(tmp_path):
+    # --full --solver BM is the certified Burer-Monteiro full solve (it used to be refused)
+    result = runner.invoke(app, ["solve", "--counts", "4x2,2x2", "--tau", "0.5", "--full", "--solver", "BM",
+                                 "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "full (BM): optimal" in text and "smallest within-class cosine 1.000000" in text

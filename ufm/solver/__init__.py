@@ -13,7 +13,9 @@ One validated :class:`Problem` feeds every method:
   certificate in the reduced space;
 - ``interior`` (:mod:`.interior`, the same machinery with one group per class): any batch-set, k up to about 30;
 - ``bm`` (:mod:`.lowrank`): Burer-Monteiro with a certificate, for large k without the symmetry;
-- ``full`` (:mod:`.full`): every sample its own row (no collapse assumed), N up to about 60.
+- ``full`` (:mod:`.full`): every sample its own row (no collapse assumed), N up to about 60;
+- ``solve_full_bm`` (:mod:`.lowrank_full`): the same full problem by Burer-Monteiro with a certificate, N in the
+  hundreds to thousands (is collapse optimal?).
 
 :func:`solve` dispatches: the symmetry reduction first whenever it applies (at any k), else the interior
 point up to k = 30 (or with ``nonnegative``), else Burer-Monteiro.  Every method returns a
@@ -26,13 +28,14 @@ import numpy as np
 
 from .certificate import FEASIBILITY_TOL
 from .certificate import certify as _certify
-from .full import class_mean_gram, full_objective, solve_full
+from .full import class_mean_gram, full_objective, solve_full, within_class_min
 from .grouped import solve_grouped as _solve_grouped
 from .interior import solve_interior
 from .lowrank import solve_bm as _solve_bm
+from .lowrank_full import solve_full_bm
 from .nonneg import nonnegative_prototypes
 from .problem import LSEProgram, Problem, class_groups
-from .result import SolveResult
+from .result import FullSolveResult, SolveResult
 
 __all__ = [
     "SOLVERS",
@@ -41,6 +44,7 @@ __all__ = [
     "Problem",
     "LSEProgram",
     "SolveResult",
+    "FullSolveResult",
     "class_groups",
     "class_mean_gram",
     "collapsed_objective",
@@ -51,6 +55,8 @@ __all__ = [
     "solve_bm",
     "solve_collapsed",
     "solve_full",
+    "solve_full_bm",
+    "within_class_min",
     "solve_grouped",
 ]
 

@@ -7,7 +7,8 @@ solution is A - (A - A^T) N N^T (A = grad_X^T X G_*^+ / 2) plus any N Y N^T, tak
 along N (this does not change <S, J0> since G_* N = 0).  Then S = grad f(J0) - blkdiag(diag nu, Omega) and,
 for every feasible J, f(J) >= f(J0) - <S, J0> + tr(J) min(0, lambda_min(S)) with tr J = k (+ k with
 prototypes).  The bound is a bound on objective(J0) - optimum only when J0 is feasible, which
-:func:`feasibility` checks first.
+:func:`feasibility` checks first.  :func:`gram_certificate` is the same bound for any number n of unit rows
+(the full problem: one row per sample, tr J = N + tr G_*).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .problem import Problem
+from .problem import LSEProgram, Problem
 
-__all__ = ["FEASIBILITY_TOL", "feasibility", "certificate", "certify"]
+__all__ = ["FEASIBILITY_TOL", "feasibility", "certificate", "gram_certificate", "certify"]
 
 FEASIBILITY_TOL = 1e-7
 
@@ -48,15 +49,23 @@ def feasibility(problem: Problem, gram: np.ndarray, cross: np.ndarray | None) ->
 def certificate(problem: Problem, gram: np.ndarray, cross: np.ndarray | None) -> dict:
     """``certified_gap`` >= objective(gram, cross) - optimum for a feasible (gram, cross) (no check here),
     ``relative_gap`` and ``dual_min_eigenvalue`` (see the module docstring)."""
-    k = problem.k
-    g = problem.g_star
+    return gram_certificate(problem.program, gram, cross, problem.g_star, problem.k)
+
+
+def gram_certificate(program: LSEProgram, gram: np.ndarray, cross: np.ndarray | None, g_star: np.ndarray | None,
+                     k: int) -> dict:
+    """The certificate of the module docstring for any program on v = [vec M (n x n), vec X (n x k), vec G_*]
+    with unit rows (diag M = 1) next to fixed rows of Gram ``g_star [k, k]`` (None: no prototypes, X = 0 and
+    G_* = I carry no weight): the collapsed problem (n = k) and the full one (n = N samples) alike."""
+    n = np.asarray(gram).shape[0]
+    g = g_star
     g_t = torch.from_numpy(g) if g is not None else None
     m = torch.as_tensor(np.asarray(gram, dtype=float))
     m = ((m + m.T) / 2).requires_grad_()
-    x = torch.as_tensor(np.zeros((k, k)) if cross is None else np.asarray(cross, dtype=float)).clone().requires_grad_()
+    x = torch.as_tensor(np.zeros((n, k)) if cross is None else np.asarray(cross, dtype=float)).clone().requires_grad_()
     eye = torch.eye(k, dtype=torch.float64)
     g_flat = (g_t if g_t is not None else eye).reshape(-1)
-    value = problem.program.torch(torch.cat([m.reshape(-1), x.reshape(-1), g_flat]))
+    value = program.torch(torch.cat([m.reshape(-1), x.reshape(-1), g_flat]))
     grad_m, grad_x = torch.autograd.grad(value, (m, x))
     m, x = m.detach(), x.detach()
     sym = (grad_m + grad_m.T) / 2
@@ -69,13 +78,13 @@ def certificate(problem: Problem, gram: np.ndarray, cross: np.ndarray | None) ->
         omega = a - ((a - a.T) @ null_basis) @ null_basis.T
         omega = (omega + omega.T) / 2
         dual = torch.cat([torch.cat([top, 0.5 * grad_x], 1), torch.cat([0.5 * grad_x.T, -omega], 1)], 0)
-        dual[k:, k:] += 10 * torch.linalg.matrix_norm(dual, 2) * (null_basis @ null_basis.T)
+        dual[n:, n:] += 10 * torch.linalg.matrix_norm(dual, 2) * (null_basis @ null_basis.T)
         joint = torch.cat([torch.cat([m, x], 1), torch.cat([x.T, g_t], 1)], 0)
     else:
         dual, joint = top, m
     lam_min = float(torch.linalg.eigvalsh((dual + dual.T) / 2).min())
     gap = float((dual * joint).sum()) - float(torch.trace(joint)) * min(0.0, lam_min)
-    roundoff = 8 * np.finfo(float).eps * (abs(float(value.detach())) + problem.program.total)  # of evaluating f
+    roundoff = 8 * np.finfo(float).eps * (abs(float(value.detach())) + program.total)  # of evaluating f
     gap = max(gap, 0.0) + roundoff
     return {"certified_gap": gap, "relative_gap": gap / abs(float(value.detach())), "dual_min_eigenvalue": lam_min}
 

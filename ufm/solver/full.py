@@ -15,9 +15,9 @@ import numpy as np
 
 from .grouped import UNPOLISHED_TOLERANCES as TOLERANCES
 from .problem import LSEProgram, Row, check_tau_n_w
-from .result import SolveResult
+from .result import FullSolveResult
 
-__all__ = ["solve_full", "full_objective", "full_program", "class_mean_gram"]
+__all__ = ["solve_full", "full_objective", "full_program", "class_mean_gram", "within_class_min", "check_full"]
 
 
 def full_program(labels: np.ndarray, batches: list[np.ndarray], k: int, n_w: float, prototype_anchors: bool,
@@ -50,7 +50,7 @@ def full_program(labels: np.ndarray, batches: list[np.ndarray], k: int, n_w: flo
     return LSEProgram.from_rows(rows, n * n + n * k + k * k, tau)
 
 
-def _check_full(labels, batches, g_star, n_w, num_classes) -> tuple[np.ndarray, list[np.ndarray], int,
+def check_full(labels, batches, g_star, n_w, num_classes) -> tuple[np.ndarray, list[np.ndarray], int,
                                                                     np.ndarray | None]:
     from ufm.geometry import check_gram
 
@@ -78,7 +78,7 @@ def full_objective(gram: np.ndarray, cross: np.ndarray | None, labels, batches, 
                    n_w: float = 0.0, prototype_anchors: bool = True) -> float:
     """The batch-set loss of N samples with Gram ``gram [N, N]`` and cross-Gram ``cross [N, k]``."""
     check_tau_n_w(tau, n_w)
-    labels, batches, k, g = _check_full(labels, batches, g_star, n_w, None)
+    labels, batches, k, g = check_full(labels, batches, g_star, n_w, None)
     n = len(labels)
     x = np.zeros((n, k)) if cross is None else np.asarray(cross, dtype=float)
     g = np.eye(k) if g is None else g
@@ -87,7 +87,7 @@ def full_objective(gram: np.ndarray, cross: np.ndarray | None, labels, batches, 
 
 
 def solve_full(labels, batches, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototype_anchors: bool = True,
-               solver: str = "CLARABEL", num_classes: int | None = None) -> SolveResult:
+               solver: str = "CLARABEL", num_classes: int | None = None) -> FullSolveResult:
     """Globally optimal Gram of all N samples (no collapse assumed) for a batch-set: ``labels [N]`` and
     ``batches``, a list of sample-index arrays (e.g. the rows of a :class:`ufm.batching.Batches` with its
     mask applied).  ``gram`` is N x N, ``cross`` N x k.  The certificate that class collapse is (or is not)
@@ -96,7 +96,7 @@ def solve_full(labels, batches, tau: float = 0.1, g_star=None, n_w: float = 0.0,
     check_tau_n_w(tau, n_w)
     if solver not in TOLERANCES:
         raise ValueError(f"solver {solver!r} is not supported here; choose one of {', '.join(TOLERANCES)}")
-    labels, batches, k, g = _check_full(labels, batches, g_star, n_w, num_classes)
+    labels, batches, k, g = check_full(labels, batches, g_star, n_w, num_classes)
     n = len(labels)
     program = full_program(labels, batches, k, n_w, prototype_anchors, tau)
     start = time.perf_counter()
@@ -131,9 +131,10 @@ def solve_full(labels, batches, tau: float = 0.1, g_star=None, n_w: float = 0.0,
     g_full = np.eye(k) if g is None else g
     x_full = np.zeros((n, k)) if cross is None else cross
     value = program.numpy(np.concatenate([gram.ravel(), x_full.ravel(), g_full.ravel()]))
-    return SolveResult(gram, cross, value, problem.status, "full", solver, int(problem.solver_stats.num_iters or 0), 0,
-                       float(np.linalg.eigvalsh(joint).min()), float(np.abs(np.diag(gram) - 1).max()), None, None,
-                       None, "none", "", None, compile_s, solve_s, 0.0)
+    return FullSolveResult(gram, cross, value, problem.status, "full", solver, int(problem.solver_stats.num_iters or 0),
+                           0, float(np.linalg.eigvalsh(joint).min()), float(np.abs(np.diag(gram) - 1).max()), None,
+                           None, None, "none", "", None, compile_s, solve_s, 0.0, class_mean_gram(gram, labels),
+                           within_class_min(gram, labels))
 
 
 def class_mean_gram(sample_gram: np.ndarray, labels) -> np.ndarray:
@@ -145,3 +146,12 @@ def class_mean_gram(sample_gram: np.ndarray, labels) -> np.ndarray:
     m = onehot.T @ np.asarray(sample_gram) @ onehot
     d = 1 / np.sqrt(np.diag(m))
     return m * d[:, None] * d[None, :]
+
+
+def within_class_min(sample_gram: np.ndarray, labels) -> np.ndarray:
+    """The smallest cosine between two samples of each class ``[k]`` (1 for a class that collapses; NaN for a
+    label without samples)."""
+    labels = np.asarray(labels)
+    g = np.asarray(sample_gram)
+    return np.array([g[np.ix_(labels == a, labels == a)].min() if (labels == a).any() else np.nan
+                     for a in range(int(labels.max()) + 1)])

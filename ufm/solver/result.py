@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SolveResult"]
+__all__ = ["SolveResult", "FullSolveResult"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +85,27 @@ class SolveResult:
         if self.groups is not None:
             text += f", groups {list(self.groups)}"
         return text + (f"; note: {self.note}" if self.note else "")
+
+
+@dataclass(frozen=True)
+class FullSolveResult(SolveResult):
+    """A full (uncollapsed) solve: ``gram [N, N]``, ``cross [N, k]``, plus whether the classes collapse:
+    ``class_means [k, k]`` (G_M, the normalized class means) and ``within_class_min [k]`` (the smallest
+    cosine between two samples of each class; 1 for a class that collapses, 1 for a single-sample class)."""
+
+    class_means: np.ndarray | None = None
+    within_class_min: np.ndarray | None = None
+
+    @property
+    def min_within_class_cosine(self) -> float:
+        return float(np.nanmin(self.within_class_min))
+
+    def diagnostics(self) -> dict:
+        return {**super().diagnostics(), "min_within_class_cosine": self.min_within_class_cosine,
+                "within_class_min_cosines": np.asarray(self.within_class_min).tolist()}
+
+    def summary(self) -> dict:
+        return {**super().summary(), "class_means": np.asarray(self.class_means).tolist()}
+
+    def describe(self) -> str:
+        return super().describe() + f"; smallest within-class cosine {self.min_within_class_cosine:.8f}"
