@@ -136,3 +136,13 @@ def from_dict(cls, data: dict):
     if unknown:
         raise ValueError(f"unknown config fields {sorted(unknown)}")
     return cls(**data)
+
+
+def check_gram_source(gram_file, geometry: str, default_geometry: str = "etf") -> None:
+    """G_* comes from ``gram_file`` or from ``geometry``, not both (a non-default geometry with a file is a conflict)."""
+    if gram_file is None:
+        return
+    if not str(gram_file).strip():
+        raise ValueError("gram_file is empty; give the path of a k x k Gram file or leave it unset")
+    if geometry != default_geometry:
+        raise ValueError(f"geometry={geometry!r} and gram_file both give G_*; drop one of them")

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_choices, check_device_name, check_values, from_dict
+from ufm._config import (NON_NEGATIVE, POSITIVE, UNIT, Range, check_choices, check_device_name, check_gram_source,
+                         check_values, from_dict)
 from ufm._config import option as _opt
 from ufm._checks import check_memory
 from ufm.analysis import geometry_summary, mean_gram
@@ -132,11 +133,7 @@ class SimConfig:
                 object.__setattr__(self, "prototype_anchors", True)
         else:  # recorded as not applicable; the CLI refuses the option when it is typed (see without_effect)
             object.__setattr__(self, "prototype_anchors", None)
-        if self.gram_file is not None:
-            if not str(self.gram_file).strip():
-                raise ValueError("gram_file is empty; give the path of a k x k Gram file or leave it unset")
-            if self.geometry != "etf":
-                raise ValueError(f"geometry={self.geometry!r} and gram_file both give G_*; drop one of them")
+        check_gram_source(self.gram_file, self.geometry)
 
     def without_effect(self) -> dict[str, str]:
         """The fields that have no effect in this configuration, each with the reason.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_choices, check_values, from_dict
+from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_choices, check_gram_source, check_values, from_dict
 from ufm._config import option as _opt
 
 __all__ = ["ProblemSpec", "SolveConfig"]
@@ -51,11 +51,7 @@ class ProblemSpec:
                             "seed": NON_NEGATIVE})
         if self.counts is not None and not self.counts.strip():
             raise ValueError("counts is empty; give class counts such as 50x5,5x5, or leave it unset for the profile")
-        if self.gram_file is not None:
-            if not str(self.gram_file).strip():
-                raise ValueError("gram_file is empty; give the path of a k x k Gram file or leave it unset")
-            if self.geometry != "etf":
-                raise ValueError(f"geometry={self.geometry!r} and gram_file both give G_*; drop one of them")
+        check_gram_source(self.gram_file, self.geometry)
 
     def without_effect(self) -> dict[str, str]:
         """The fields that do nothing in this spec, each with the reason (the CLI refuses them when typed)."""

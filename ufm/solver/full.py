@@ -14,7 +14,7 @@ import cvxpy as cp
 import numpy as np
 
 from .grouped import UNPOLISHED_TOLERANCES as TOLERANCES
-from .problem import LSEProgram, Row, check_tau_n_w
+from .problem import LSEProgram, Row, check_tau_n_w, prototype_gram
 from .result import FullSolveResult
 
 __all__ = ["solve_full", "full_objective", "full_program", "class_mean_gram", "within_class_min", "check_full"]
@@ -52,8 +52,6 @@ def full_program(labels: np.ndarray, batches: list[np.ndarray], k: int, n_w: flo
 
 def check_full(labels, batches, g_star, n_w, num_classes) -> tuple[np.ndarray, list[np.ndarray], int,
                                                                     np.ndarray | None]:
-    from ufm.geometry import check_gram
-
     labels = np.asarray(labels).astype(np.int64)
     batches = [np.asarray(b).astype(np.int64) for b in batches]
     n = len(labels)
@@ -64,14 +62,7 @@ def check_full(labels, batches, g_star, n_w, num_classes) -> tuple[np.ndarray, l
     k = num_classes or (int(labels.max()) + 1 if g_star is None else len(np.asarray(g_star)))
     if labels.min() < 0 or labels.max() >= k:
         raise ValueError(f"labels must lie in [0, {k})")
-    g = None
-    if n_w > 0:
-        if g_star is None:
-            raise ValueError("prototypes (n_w > 0) need their Gram g_star")
-        g = check_gram(g_star).numpy()
-        if g.shape != (k, k):
-            raise ValueError(f"g_star is {g.shape[0]} x {g.shape[0]} but the problem has k = {k} classes")
-    return labels, batches, k, g
+    return labels, batches, k, prototype_gram(g_star, n_w, k)
 
 
 def full_objective(gram: np.ndarray, cross: np.ndarray | None, labels, batches, tau: float, g_star=None,

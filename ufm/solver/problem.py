@@ -138,6 +138,18 @@ def check_compositions(compositions, n_w: float) -> np.ndarray:
     return comp.astype(np.int64)
 
 
+def prototype_gram(g_star, n_w: float, k: int) -> np.ndarray | None:
+    """The validated ``[k, k]`` Gram of the prototypes when there are copies (n_w > 0), else None."""
+    if n_w <= 0:
+        return None
+    if g_star is None:
+        raise ValueError("prototypes (n_w > 0) need their Gram g_star")
+    g = check_gram(g_star).numpy()
+    if g.shape != (k, k):
+        raise ValueError(f"g_star is {g.shape[0]} x {g.shape[0]} but the problem has k = {k} classes")
+    return g
+
+
 def check_tau_n_w(tau: float, n_w: float) -> None:
     if not (np.isfinite(tau) and tau > 0):
         raise ValueError(f"tau must be > 0, got {tau}")
@@ -222,15 +234,9 @@ class Problem:
         check_tau_n_w(float(tau), float(n_w))
         comp = check_compositions(compositions, float(n_w))
         k = comp.shape[1]
-        g = None
-        if n_w > 0:
-            if g_star is None:
-                raise ValueError("prototypes (n_w > 0) need their Gram g_star")
-            g = check_gram(g_star).numpy()
-            if g.shape != (k, k):
-                raise ValueError(f"g_star is {g.shape[0]} x {g.shape[0]} but the problem has k = {k} classes")
-            if nonnegative and (g < -1e-9).any():
-                raise ValueError("g_star has negative cosines, which non-negative (ReLU) features cannot reach next to "
+        g = prototype_gram(g_star, n_w, k)
+        if nonnegative and g is not None and (g < -1e-9).any():
+            raise ValueError("g_star has negative cosines, which non-negative (ReLU) features cannot reach next to "
                                  "non-negative prototypes; use a non-negative g_star such as the orthogonal frame")
         return cls(comp, float(tau), g, float(n_w), bool(prototype_anchors), bool(nonnegative))
 
