@@ -103,7 +103,7 @@ def train_command(
                            f"{_fmt(entry, 'distance', '.3f')}, {entry['images_per_s']:.0f} img/s")
 
             if nproc > 1:
-                result = train_distributed(cfg, folder, nproc, resume=cont)
+                result = train_distributed(cfg, folder, nproc, resume=cont, max_memory_gb=max_memory_gb)
             else:
                 result = train(cfg, folder, resume=cont, progress=update, max_memory_gb=max_memory_gb)
             summaries[name] = {**result, "run_folder": str(folder)}

@@ -123,13 +123,7 @@ def check_fresh_folder(run_dir: str | Path) -> None:
     if held:
         raise ValueError(f"{run_dir} already holds a run ({', '.join(held)}); continue a training run with "
                          f"--resume {run_dir}, or choose another --out")
-    existing = run_dir.absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ValueError(f"cannot make the run folder {run_dir}: {existing} is a file; choose another --out")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot make the run folder {run_dir}: {existing} is not writable; choose another --out")
+    runio.check_out_dir(run_dir, "--out", run_folder=False)  # not under a file, and writable
 
 
 @dataclass
@@ -330,27 +324,28 @@ def train(
     return summary
 
 
-def _train_process(cfg: dict, run_dir: str, resume: bool, stop_after: int | None) -> dict:
+def _train_process(cfg: dict, run_dir: str, resume: bool, stop_after: int | None,
+                   max_memory_gb: float | None) -> dict:
     """One rank of :func:`train_distributed` (module level, so the launcher can import it)."""
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-    return train(TrainConfig.from_dict(cfg), run_dir, resume, stop_after=stop_after)
+    return train(TrainConfig.from_dict(cfg), run_dir, resume, stop_after=stop_after, max_memory_gb=max_memory_gb)
 
 
 def train_distributed(cfg: TrainConfig, run_dir: str | Path, nproc: int, resume: bool = False,
-                      stop_after: int | None = None) -> dict:
+                      stop_after: int | None = None, max_memory_gb: float | None = None) -> dict:
     """:func:`train` in ``nproc`` data-parallel processes on this node (torchrun's launcher; gloo on the CPU,
     NCCL with one GPU per process on CUDA); returns rank 0's summary."""
     if nproc < 1:
         raise ValueError(f"nproc must be >= 1, got {nproc}")
     if nproc == 1:
-        return train(cfg, run_dir, resume, stop_after=stop_after)
+        return train(cfg, run_dir, resume, stop_after=stop_after, max_memory_gb=max_memory_gb)
     if cfg.batch_size < nproc:
         raise ValueError(f"batch_size {cfg.batch_size} is smaller than nproc {nproc}: every process needs images")
     if resolve_device(cfg.device).type == "cuda" and torch.cuda.device_count() < nproc:
         raise ValueError(f"nproc {nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}")
     if not resume:
         check_fresh_folder(run_dir)
-    return distributed.launch(nproc, _train_process, cfg.to_dict(), str(run_dir), resume, stop_after)
+    return distributed.launch(nproc, _train_process, cfg.to_dict(), str(run_dir), resume, stop_after, max_memory_gb)
 
 
 def _first_of_each_class(labels: torch.Tensor, k: int) -> torch.Tensor:
