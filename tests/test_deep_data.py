@@ -210,3 +210,43 @@ def test_files_that_are_not_what_they_claim_name_the_file(tmp_path):
         (base / "data_batch_1").write_bytes(content)
         with pytest.raises(ValueError, match="data_batch_1 .*(not a CIFAR|download the data again)"):
             load_cifar(tmp_path / "c")
+
+
+def _folder(root, split, classes, size=4):
+    from PIL import Image
+
+    for name in classes:
+        path = root / split / name
+        path.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((size, size, 3), 40 * i, dtype=np.uint8)).save(path / f"{i}.png")
+
+
+def test_a_test_split_with_other_classes_is_refused_not_relabelled(tmp_path):
+    from ufm.deep.config import TrainConfig
+    from ufm.deep.train import load_data
+
+    # test has "bird" where train has "ant": sorted, "cat" would be label 1 in train and label 1 in test, but
+    # "bird" in test would take label 0, the label of "ant" in train -> silently wrong labels without the check
+    _folder(tmp_path / "a", "train", ["ant", "cat"])
+    _folder(tmp_path / "a", "test", ["bird", "cat"])
+    cfg = TrainConfig(dataset="folder", data_root=str(tmp_path / "a"))
+    with pytest.raises(ValueError, match=r"other classes than the training split.*only in train: \['ant'\]"):
+        load_data(cfg)
+    _folder(tmp_path / "b", "train", ["ant", "cat"])
+    _folder(tmp_path / "b", "test", ["ant", "cat"], size=6)
+    with pytest.raises(ValueError, match=r"test images .* are \[3, 6, 6\] but training images are \[3, 4, 4\]"):
+        load_data(TrainConfig(dataset="folder", data_root=str(tmp_path / "b")))
+    _folder(tmp_path / "c", "train", ["ant", "cat"])
+    _folder(tmp_path / "c", "test", ["ant", "cat"])
+    train, test = load_data(TrainConfig(dataset="folder", data_root=str(tmp_path / "c")))
+    assert train.classes == test.classes == ("ant", "cat")
+
+
+def test_idx_test_labels_beyond_the_training_classes_are_refused():
+    from ufm.deep.data import check_splits
+
+    train = ImageData(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]), ("0", "1"))
+    check_splits(train, ImageData(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([1, 0]), ("0", "1")))
+    with pytest.raises(ValueError, match="labels outside 0..1"):
+        check_splits(train, ImageData(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([2, 0]), ("0", "1")))

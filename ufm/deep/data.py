@@ -26,6 +26,7 @@ import torch
 
 __all__ = [
     "ImageData",
+    "check_splits",
     "CIFAR_SOURCES",
     "load_cifar",
     "download_cifar",
@@ -174,6 +175,26 @@ def load_image_folder(root: str | Path, split: str = "train") -> ImageData:
     arr = np.stack(images)
     arr = arr[:, None] if arr.ndim == 3 else arr.transpose(0, 3, 1, 2)
     return ImageData(torch.from_numpy(np.ascontiguousarray(arr)), torch.tensor(labels), tuple(classes))
+
+
+def check_splits(train: ImageData, test: ImageData, root: str | Path = "") -> None:
+    """Refuse a test split whose labels would not mean the training split's classes: other class names (an
+    image folder's test split with other class folders would shift every label), labels beyond the
+    training classes, or images of another shape."""
+    where = f" under {root}" if str(root) else ""
+    if test.classes != train.classes:
+        only_train = sorted(set(train.classes) - set(test.classes))
+        only_test = sorted(set(test.classes) - set(train.classes))
+        detail = (f"only in train: {only_train[:5]}, only in test: {only_test[:5]}" if only_train or only_test
+                  else "same names in another order")
+        raise ValueError(f"the test split{where} has other classes than the training split ({detail}); labels are "
+                         "numbered by class name, so both splits need the same class folders")
+    if len(test.labels) and (int(test.labels.min()) < 0 or int(test.labels.max()) >= len(train.classes)):
+        raise ValueError(f"the test split{where} has labels outside 0..{len(train.classes) - 1}, the training "
+                         "split's classes; use matching train and test files")
+    if tuple(test.images.shape[1:]) != tuple(train.images.shape[1:]):
+        raise ValueError(f"test images{where} are {list(test.images.shape[1:])} but training images are "
+                         f"{list(train.images.shape[1:])} (channels, height, width); give both splits one size")
 
 
 def _read_idx(path: Path, magic: int) -> np.ndarray:

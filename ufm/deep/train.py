@@ -31,7 +31,7 @@ from ufm.batching import bound_examples, epoch_batches
 from ufm.deep import distributed
 from ufm.deep.augment import AUGMENT
 from ufm.deep.config import PRESETS, RESUMABLE, TrainConfig, preset, resumed_config
-from ufm.deep.data import ImageData, imbalanced_subset, load_cifar, load_idx, load_image_folder
+from ufm.deep.data import ImageData, check_splits, imbalanced_subset, load_cifar, load_idx, load_image_folder
 from ufm.deep.evaluate import Normalizer, embed, evaluate, linear_probe
 from ufm.deep.model import ResNet18, check_head_reaches
 from ufm.geometry import make_gram, prototypes_from_gram
@@ -52,10 +52,14 @@ CIFAR_STD = (63.0, 62.1, 66.7)
 def load_data(cfg: TrainConfig) -> tuple[ImageData, ImageData]:
     """(train, test) from ``cfg.dataset`` under ``cfg.data_root``."""
     if cfg.dataset in ("cifar10", "cifar100"):
-        return load_cifar(cfg.data_root, cfg.dataset, "train"), load_cifar(cfg.data_root, cfg.dataset, "test")
-    if cfg.dataset == "folder":
-        return load_image_folder(cfg.data_root, "train"), load_image_folder(cfg.data_root, "test")
-    return load_idx(cfg.data_root, "train"), load_idx(cfg.data_root, "test")
+        train, test = load_cifar(cfg.data_root, cfg.dataset, "train"), load_cifar(cfg.data_root, cfg.dataset, "test")
+    elif cfg.dataset == "folder":
+        train, test = load_image_folder(cfg.data_root, "train"), load_image_folder(cfg.data_root, "test")
+    else:
+        train = load_idx(cfg.data_root, "train")
+        test = load_idx(cfg.data_root, "test", classes=train.classes)
+    check_splits(train, test, cfg.data_root)
+    return train, test
 
 
 def _prepare_data(cfg: TrainConfig) -> tuple[ImageData, ImageData, torch.Tensor, torch.Tensor]:
