@@ -149,7 +149,7 @@ class TargetGeometry(NamedGeometry):
         g = check_gram(load_gram(self.gram_file))
         if len(g) != len(counts):
             raise ValueError(f"the Gram in {self.gram_file} is {len(g)} x {len(g)} but there are {len(counts)} "
-                             "classes; make them match")
+                             f"classes; make them match (k = {len(g)} classes, or another Gram file)")
         return g
 
 
