@@ -169,7 +169,7 @@ def test_train_values_are_finite_and_in_range(tmp_path, option, value, needle):
 
 
 def test_check_values(tmp_path):
-    refused(["check", "--tau", "nan"], "--tau must be a finite number > 0")
+    refused(["check", "--tau", "nan"], "--tau must be a finite number, got nan")
     refused(["check", "--n", "0"], "--n must be >= 1")
 
 
