@@ -262,3 +262,16 @@ def test_design_prototypes_honours_the_target_geometry(tmp_path):
     _refused(["design-prototypes", "--n-w", "0"], "--n-w must be > 0")
     with pytest.raises(ValueError, match="leave batching full"):
         DesignConfig(batching="shuffle")
+
+
+def test_train_grid_over_a_field_without_effect_is_refused():
+    from ufm.deep.config import grid_runs
+
+    with pytest.raises(ValueError, match="grid field gamma has no effect without the minority geometry"):
+        grid_runs({"": TrainConfig()}, {"gamma": (0.5, 2.0)})
+    with pytest.raises(ValueError, match="grid field binding_examples has no effect with batching shuffle"):
+        grid_runs({"": TrainConfig()}, {"binding_examples": ("random", "first")})
+    runs = grid_runs({"": TrainConfig()}, {"geometry": ("etf", "minority"), "gamma": (0.5, 2.0)})  # minority points
+    assert len(runs) == 4
+    _refused(["train", "--grid", "ratio=2,4", "--profile", "balanced", "--out", "/nonexistent-ufm-x"],
+             "grid field ratio has no effect with balanced counts")

@@ -162,7 +162,9 @@ PRESETS: dict[str, dict[str, dict]] = {
 
 def grid_runs(runs: dict[str, TrainConfig], grid: dict[str, tuple]) -> dict[str, TrainConfig]:
     """Every run of ``runs`` at every point of the Cartesian product ``grid`` (field -> values), named
-    ``RUN/FIELD=V,...`` (or ``FIELD=V,...`` for a single unnamed run ``""``): a grid of training configs."""
+    ``RUN/FIELD=V,...`` (or ``FIELD=V,...`` for a single unnamed run ``""``): a grid of training configs.
+    A grid field without effect in every config (:meth:`TrainConfig.without_effect`) is refused: its values would
+    train identical runs."""
     import itertools
 
     from ufm.sweep import point_label
@@ -173,6 +175,11 @@ def grid_runs(runs: dict[str, TrainConfig], grid: dict[str, tuple]) -> dict[str,
             values = dict(zip(grid, combo))
             label = point_label(values)
             out[f"{name}/{label}" if name else label] = TrainConfig(**{**cfg.to_dict(), **values})
+    for field in grid:
+        reasons = [cfg.without_effect().get(field) for cfg in out.values()]
+        if out and all(reasons):
+            raise ValueError(f"grid field {field} has no effect {reasons[0]}: its {len(grid[field])} values would "
+                             "train identical runs; drop it from the grid (or set what gives it an effect)")
     return out
 
 
