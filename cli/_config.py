@@ -80,8 +80,17 @@ def refuse_typed_without_effect(config: Any, names: list[str], ctx: Any) -> None
         raise ValueError(f"{flag} has no effect {flag_names(without[name], names)}; drop it")
 
 
-def with_config_options(cls: type, skip: tuple[str, ...] = ()) -> Callable:
-    """Decorator: the command receives ``config=cls(...)`` built from the generated options."""
+def typed_names(cls: type, ctx: Any, skip: tuple[str, ...] = ()) -> list[str]:
+    """The fields of ``cls`` whose options were typed on the command line."""
+    return [f.name for f in dataclasses.fields(cls) if f.name not in skip and typed(ctx, f.name)]
+
+
+def with_config_options(cls: type, skip: tuple[str, ...] = (), refuse_typed: bool = True) -> Callable:
+    """Decorator: the command receives ``config=cls(...)`` built from the generated options.
+
+    Options typed on the command line that ``config.without_effect()`` lists are refused (one line), unless
+    ``refuse_typed`` is False: then the command checks them itself (a sweep, where a grid may give them an
+    effect), reading which were typed from ``ctx`` (see :func:`typed_names`)."""
     names = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
 
     def decorate(fn: Callable) -> Callable:
@@ -99,7 +108,8 @@ def with_config_options(cls: type, skip: tuple[str, ...] = ()) -> Callable:
                 config = cls(**values)
             except ValueError as err:
                 raise ValueError(flag_names(str(err), names)) from None
-            refuse_typed_without_effect(config, names, ctx)
+            if refuse_typed:
+                refuse_typed_without_effect(config, names, ctx)
             if wants_ctx:
                 kwargs["ctx"] = ctx
             return fn(config=config, **kwargs)

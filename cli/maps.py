@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich import box
 from rich.table import Table
 
 from ._common import console, print_json, user_errors
 from ._config import with_config_options
-from ufm.geometry import make_gram
-from ufm.imbalance import class_counts, parse_counts
 from ufm.maps import minimal_copies
-from ufm.spec import ProblemSpec
+from ufm.spec import DesignConfig, ProblemSpec
 
 
 @user_errors
@@ -66,32 +62,26 @@ def copies_command(
 
 
 @user_errors
+@with_config_options(DesignConfig, skip=("batching", "batch_size", "seed"))
 def design_prototypes_command(
-    counts: Optional[str] = typer.Option(None, help="class counts, e.g. 50x5,5x5 (overrides --profile)"),
-    k: int = typer.Option(10, help="number of classes (with --profile)"),
-    profile: str = typer.Option("step", help="balanced, step or long-tail (when --counts is not given)"),
-    n_major: int = typer.Option(50, help="samples in each majority class"),
-    ratio: float = typer.Option(10.0, help="imbalance ratio R"),
-    tau: float = typer.Option(0.1, help="temperature"),
-    n_w: float = typer.Option(10.0, "--n-w", help="copies of each prototype per batch"),
-    prototype_anchors: bool = typer.Option(True, "--prototype-anchors/--no-prototype-anchors",
-                                           help="prototype copies are anchors too"),
-    max_evals: int = typer.Option(150, help="solves the Nelder-Mead search may make"),
+    config: DesignConfig,
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON (with the designed G_w)"),
 ) -> None:
-    """Prototype Gram G_w (majority, minority and across cosines) whose optimal G_M is closest to the ETF
-    target at --n-w copies, full batch, against G_w = G_*."""
+    """Prototype Gram G_w (majority, minority and across cosines) whose optimal G_M is closest to the target
+    G_* (--geometry or --gram-file) at --n-w copies, full batch, against G_w = G_*."""
     from ufm.maps import best_block_prototypes
 
-    n = parse_counts(counts) if counts else class_counts(profile, k, n_major, ratio)
-    out = best_block_prototypes(n.numpy(), tau, n_w, make_gram("etf", len(n)), prototype_anchors, max_evals)
+    n = config.class_counts()
+    tau, n_w, prototype_anchors = config.tau, config.n_w, config.prototype_anchors
+    out = best_block_prototypes(n.numpy(), tau, n_w, config.g_star(n), prototype_anchors, config.max_evals)
     if as_json:
         print_json(out)
         return
     a0, b0, c0 = out["g_star_cosines"]
     a, b, c = out["best_cosines"]
     console.print(f"class counts n = {n.tolist()}, tau {tau:g}, n_w {n_w:g}, "
-                  f"{'prototype anchors' if prototype_anchors else 'batch anchors only'}, full batch, ETF target")
+                  f"{'prototype anchors' if prototype_anchors else 'batch anchors only'}, full batch, target G_* "
+                  f"{config.gram_file or config.geometry}")
     table = Table(box=box.SIMPLE, padding=(0, 1))
     for col in ("prototype Gram", "majority cos", "minority cos", "across cos", "distance of optimal G_M to G_*"):
         table.add_column(col, justify="right")

@@ -10,28 +10,28 @@ from rich import box
 from rich.table import Table
 
 from ._common import check_out, console, print_json, user_errors
+from ._config import with_config_options
 from ufm.figures import prop1_gaps, scl_vs_ce_figure
-from ufm.prop1 import minimizers, scl_vs_ce, verdict_line, verdicts, verify
+from ufm.prop1 import Prop1Config, minimizers, scl_vs_ce, verdict_line, verdicts, verify
 
 
 @user_errors
+@with_config_options(Prop1Config)
 def verify_prop1_command(
+    config: Prop1Config,
     out: Optional[Path] = typer.Option(Path("runs/verify-prop1"), help="folder for prop1_gaps.png"),
     as_json: bool = typer.Option(False, "--json", help="print the verdicts and every row as JSON"),
-    epochs: int = typer.Option(2000, help="epochs of the UFM minimizations (minimizers and the CE comparison)"),
 ) -> None:
     """Compare exact SCL with prototypes (n_w = 1 ... 10^4) with the published Proposition 1 limit and with
     the limit derived in docs/prop1.md: value and Riemannian-gradient gaps on 16 cases (random and
     near-optimal features, ETF and minority-weighted targets, tau 0.1 and 0.5, two batch compositions)."""
-    if epochs < 1:
-        raise ValueError(f"--epochs must be >= 1, got {epochs}")
     if out:
         check_out(out, run_folder=False)
     rows = verify()
     summary = verdicts(rows)
     with console.status("minimizing the exact loss and both limits in the UFM"):
-        mins = minimizers(epochs=epochs)
-        ce_rows = scl_vs_ce(epochs=epochs)
+        mins = minimizers(epochs=config.epochs, device=config.device)
+        ce_rows = scl_vs_ce(epochs=config.epochs, device=config.device)
     figures = [prop1_gaps(out), scl_vs_ce_figure(out, rows=ce_rows)] if out else []
     if as_json:
         print_json({"verdicts": summary, "minimizers": mins, "scl_vs_ce": ce_rows,

@@ -12,11 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ._common import console, err_console, print_json, user_errors
-from ._config import with_config_options
+from ._config import flag_names, typed_names, with_config_options
 from ._executor import with_executor_options
 from ufm.executors import ExecutorConfig
 from ufm.simulate import SimConfig
-from ufm.sweep import KINDS, SolveConfig, gather, parse_grid, run_sweep
+from ufm.sweep import KINDS, SolveConfig, check_grid_effects, gather, parse_grid, run_sweep
 
 _GRID_HELP = ("FIELD=V1,V2,... over any config field (repeat for a Cartesian product), e.g. --grid ratio=1,10,100 "
               "--grid k=5,10; values are parsed by the field's type")
@@ -38,21 +38,29 @@ def _cell(value: Any, spec: str) -> str:
     return str(value)
 
 
-def _grid(kind: str, config: Any, specs: Optional[List[str]], ratio: Optional[List[float]]) -> dict:
-    """The grid from --grid and the --ratio shorthand; a grid field also set by its own option is refused."""
+def _grid(kind: str, config: Any, specs: Optional[List[str]], ratio: Optional[List[float]], ctx: Any) -> dict:
+    """The grid from --grid and the --ratio shorthand; a grid field also set by its own option is refused, and so
+    are a grid field and a typed option that have no effect at any point (identical points, an ignored option)."""
     cls = KINDS[kind]
     grid = parse_grid(specs or [], cls)
     if ratio:
         if "ratio" in grid:
             raise ValueError("--ratio and --grid ratio=... both set the ratios; use one of them")
         grid = {"ratio": tuple(float(r) for r in ratio), **grid}
-    defaults = cls()
+    given = typed_names(cls, ctx, skip=("ratio",))
     for name in grid:
-        if name != "ratio" and getattr(config, name) != getattr(defaults, name):
+        if name in given:
             flag = "--" + name.replace("_", "-")
             raise ValueError(f"{name} is both an option ({flag}) and a grid field; drop one of them")
     if not grid and kind == "simulate":
+        if "ratio" in config.without_effect():
+            raise ValueError(f"the default grid of ufm sweep is over the ratio, which has no effect "
+                             f"{config.without_effect()['ratio']}; give the grid with --grid FIELD=V1,V2,...")
         grid = {"ratio": (1.0, 10.0, 100.0)}  # `ufm sweep` alone: the imbalance ratios R = 1, 10, 100
+    try:
+        check_grid_effects(kind, config, grid, given)
+    except ValueError as err:  # a typed option is named by its flag; the grid fields keep their field names
+        raise ValueError(flag_names(str(err), given)) from None
     return grid
 
 
@@ -68,8 +76,8 @@ def _print_table(kind: str, report: dict, grid_fields: List[str]) -> None:
 
 
 def _run(kind: str, config: Any, grid_specs, ratio, out: Optional[Path], executor: ExecutorConfig,
-         as_json: bool) -> None:
-    grid = _grid(kind, config, grid_specs, ratio)
+         as_json: bool, ctx: Any) -> None:
+    grid = _grid(kind, config, grid_specs, ratio, ctx)
     prefix = "sweep" if kind == "simulate" else "solve-sweep"
     folder = out or Path("runs") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
     start = time.perf_counter()
@@ -106,9 +114,10 @@ def _run(kind: str, config: Any, grid_specs, ratio, out: Optional[Path], executo
 
 
 @user_errors
-@with_config_options(SimConfig, skip=("ratio",))
+@with_config_options(SimConfig, skip=("ratio",), refuse_typed=False)
 @with_executor_options
 def sweep_command(
+    ctx: typer.Context,
     config: SimConfig,
     executor: ExecutorConfig,
     grid: Optional[List[str]] = typer.Option(None, "--grid", help=_GRID_HELP),
@@ -124,13 +133,14 @@ def sweep_command(
     Writes table.csv, table.json and distance_vs_nw.png (distance to G_* against n_w, one line per setting of
     the other grid fields) from the finished points; `ufm gather DIR` rebuilds them at any time.
     """
-    _run("simulate", config, grid, ratio, out, executor, as_json)
+    _run("simulate", config, grid, ratio, out, executor, as_json, ctx)
 
 
 @user_errors
-@with_config_options(SolveConfig, skip=("ratio",))
+@with_config_options(SolveConfig, skip=("ratio",), refuse_typed=False)
 @with_executor_options
 def solve_sweep_command(
+    ctx: typer.Context,
     config: SolveConfig,
     executor: ExecutorConfig,
     grid: Optional[List[str]] = typer.Option(None, "--grid", help=_GRID_HELP),
@@ -142,7 +152,7 @@ def solve_sweep_command(
     --grid ratio=1,10,100 --grid n_w=0,10,100 --grid tau=0.1,1 for a map of the optimal geometry."""
     if not grid and not ratio:
         raise ValueError("give the grid: --grid FIELD=V1,V2,... (e.g. --grid n_w=0,10,100) or --ratio")
-    _run("solve", config, grid, ratio, out, executor, as_json)
+    _run("solve", config, grid, ratio, out, executor, as_json, ctx)
 
 
 @user_errors

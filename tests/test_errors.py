@@ -148,7 +148,7 @@ def test_corrupt_input_files_are_named(tmp_path, sim_run):
     ("--n-w", "inf", "--n-w must be a finite number"), ("--tau", "nan", "--tau must be a finite number"),
     ("--ratio", "inf", "--ratio must be a finite number"), ("--minority-fraction", "nan", "--minority-fraction must be"),
     ("--momentum", "1", "--momentum must be in [0, 1)"), ("--seeds", "-1", "--seeds must be >= 0"),
-    ("--seeds", "1" + "0" * 25, "--seeds=1" + "0" * 25 + " is out of range"), ("--k", "0", "--k must be >= 1"),
+    ("--seeds", "1" + "0" * 25, "--seeds=1" + "0" * 25 + " is out of range"), ("--k", "1", "--k must be >= 2"),
     ("--device", "meta", "--device='meta' is not a device"),
 ])
 def test_simulate_values_are_finite_and_in_range(tmp_path, option, value, needle):
@@ -169,7 +169,7 @@ def test_train_values_are_finite_and_in_range(tmp_path, option, value, needle):
 
 
 def test_check_values(tmp_path):
-    refused(["check", "--tau", "nan"], "--tau must be a finite number > 0")
+    refused(["check", "--tau", "nan"], "--tau must be a finite number, got nan")
     refused(["check", "--n", "0"], "--n must be >= 1")
 
 
@@ -201,8 +201,8 @@ def test_conflicting_or_ineffective_options_are_refused(tmp_path, sim_run):
             args = args[:8] + args[10:]
         refused(["simulate", *args, *extra, "--out", out], needle, out=out)
     refused(["check", "--gram-file", tmp_path / "g.npy", "--geometry", "orthogonal", "--k", "4"],
-            "--gram-file and --geometry both give G_*")
-    refused(["check", "--gram-file", tmp_path / "g.npy"], "is 4 x 4 but --k is 10; pass --k 4")
+            "--geometry='orthogonal' and --gram-file both give G_*")
+    refused(["check", "--gram-file", tmp_path / "g.npy"], "is 4 x 4 but there are 10 classes; make them match (k = 4")
     figs = tmp_path / "figs"
     refused(["figures", "--runs", sim_run, "--name", "prop1-gaps", "--out", figs], "--runs does not combine with --name")
     refused(["figures", "--list", "--quick"], "--list does not combine with --quick")

@@ -32,7 +32,7 @@ def test_parse_grid_uses_the_field_types():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("foo=1,2", "unknown grid field 'foo'; SimConfig has k, profile"),
+    ("foo=1,2", "unknown grid field 'foo'; SimConfig has profile, n_major"),
     ("k=3,x", "grid value 'x' for k is not an integer"),
     ("ratio=1,inf", "grid value 'inf' for ratio is not a finite number"),
     ("relu=maybe", "grid value 'maybe' for relu is not true or false"),

@@ -14,6 +14,7 @@ vanish at the rate 1 / n_w.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -21,12 +22,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ufm._config import Range, check_device_name, check_values
+from ufm._config import option as _opt
 from ufm.geometry import make_gram, prototypes_from_gram
 from ufm.imbalance import labels_from_counts
 from ufm.losses import limit_loss, prop1_loss, scl_loss
 
 __all__ = [
     "Prop1Case",
+    "Prop1Config",
     "default_cases",
     "gaps",
     "minimizers",
@@ -55,6 +59,22 @@ class Prop1Case:
     @property
     def name(self) -> str:
         return f"{self.geometry}, tau {self.tau:g}, counts {list(self.counts)}, {self.inputs} h"
+
+
+@dataclass(frozen=True)
+class Prop1Config:
+    """``ufm verify-prop1``: the UFM minimizations behind :func:`minimizers` and :func:`scl_vs_ce` (the gaps of
+    :func:`verify` need no options)."""
+
+    epochs: int = _opt(2000, "epochs of the UFM minimizations (minimizers and the CE comparison)")
+    device: str = _opt("cpu", "device of the UFM minimizations: cpu, cuda, cuda:N or auto")
+
+    def __post_init__(self) -> None:
+        check_values(self, {"epochs": Range(1)})
+        check_device_name(self.device)
+
+    def without_effect(self) -> dict[str, str]:
+        return {}
 
 
 def default_cases() -> list[Prop1Case]:
@@ -109,8 +129,15 @@ def gaps(case: Prop1Case, n_ws=N_WS) -> list[dict]:
 
 
 def verify(cases: list[Prop1Case] | None = None, n_ws=N_WS) -> list[dict]:
-    """:func:`gaps` for every case (``default_cases()`` by default)."""
-    return [row for case in (cases or default_cases()) for row in gaps(case, n_ws)]
+    """:func:`gaps` for every case (``default_cases()`` by default).  Deterministic, so computed once per
+    (cases, n_ws) in a process: ``ufm verify-prop1`` and its figure read the same rows (fresh copies each call)."""
+    rows = _verify(tuple(cases or default_cases()), tuple(n_ws))
+    return [dict(row) for row in rows]
+
+
+@functools.lru_cache(maxsize=8)
+def _verify(cases: tuple[Prop1Case, ...], n_ws: tuple[float, ...]) -> tuple[dict, ...]:
+    return tuple(row for case in cases for row in gaps(case, n_ws))
 
 
 def _slope(n_ws: np.ndarray, values: np.ndarray) -> float:

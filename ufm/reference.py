@@ -23,18 +23,21 @@ def augment(
     return z, labels, is_w
 
 
-MAX_NAIVE_BYTES = 2 * 1024**3
-
-
-def _check_memory(labels: torch.Tensor, element_size: int) -> None:
-    """Refuse sizes whose (anchor, positive, other) terms, kept for backward, would exceed MAX_NAIVE_BYTES."""
+def naive_memory_bytes(labels: torch.Tensor, element_size: int) -> int:
+    """Bytes of the (anchor, positive, other) terms that :func:`naive_scl_loss` keeps for backward:
+    3 x (sum over classes of count^2) x rows x element size, for the materialized ``labels: [rows]``."""
     pairs = int((torch.bincount(labels) ** 2).sum())
-    need = 3 * pairs * len(labels) * element_size
-    if need > MAX_NAIVE_BYTES:
-        raise ValueError(
-            f"the naive reference would need about {need / 1024**3:.1f} GiB for {len(labels)} materialized rows; "
-            f"lower n_w or the batch size (it is a test oracle, not a training loss)"
-        )
+    return 3 * pairs * len(labels) * element_size
+
+
+def _check_memory(labels: torch.Tensor, element_size: int, max_memory_gb: float | None = None) -> None:
+    """Refuse sizes whose naive terms would exceed the memory limit (``max_memory_gb``, else
+    ``$UFM_MAX_MEMORY_GB``, else the memory available now; see :func:`ufm._checks.check_memory`)."""
+    from ufm._checks import check_memory
+
+    check_memory(naive_memory_bytes(labels, element_size),
+                 f"the naive reference ({len(labels)} materialized rows)",
+                 "lower n_w or the batch size (it is a test oracle, not a training loss)", max_memory_gb)
 
 
 def naive_scl_loss(
@@ -44,10 +47,14 @@ def naive_scl_loss(
     n_w: int = 0,
     tau: float = 1.0,
     prototype_anchors: bool = True,
+    max_memory_gb: float | None = None,
 ) -> torch.Tensor:
-    """Eq. (1) term by term: for each anchor i, the mean over positives j of log sum_{l != i} exp(s_il - s_ij)."""
+    """Eq. (1) term by term: for each anchor i, the mean over positives j of log sum_{l != i} exp(s_il - s_ij).
+
+    Sizes estimated to need more than ``max_memory_gb`` (default ``$UFM_MAX_MEMORY_GB``, else the memory
+    available now) are refused before anything is allocated."""
     z, labels, is_w = augment(h, y, prototypes, n_w)
-    _check_memory(labels, h.element_size())
+    _check_memory(labels, h.element_size(), max_memory_gb)
     s = z @ z.T / tau
     total = 0 * z.sum()  # keeps the graph (zero gradient) when no anchor has a positive
     for i in range(len(z)):
@@ -124,12 +131,14 @@ def check_against_reference(
     tau: float = 0.5,
     prototype_anchors: bool = True,
     seed: int = 0,
+    max_memory_gb: float | None = None,
 ) -> dict[str, float]:
     """Compare :func:`ufm.losses.scl_loss` with :func:`naive_scl_loss` on one random float64 batch.
 
     The batch has n unit embeddings in R^d with random labels over the k = len(gram) classes (so some
     classes are missing or singletons) and prototypes realizing ``gram``.  Returns both losses, the
     absolute loss and gradient differences, the wall times and the row counts of the two computations.
+    The naive loss refuses sizes above ``max_memory_gb`` (see :func:`naive_scl_loss`).
     """
     import time
 
@@ -143,11 +152,13 @@ def check_against_reference(
     h = torch.nn.functional.normalize(torch.randn(n, d, generator=gen, dtype=torch.float64), dim=-1)
     out = {}
     grads = []
-    for name, fn in (("ufm", scl_loss), ("naive", naive_scl_loss)):
+    losses = (("ufm", lambda x: scl_loss(x, y, w, n_w, tau, prototype_anchors)),
+              ("naive", lambda x: naive_scl_loss(x, y, w, n_w, tau, prototype_anchors, max_memory_gb)))
+    for name, fn in losses:
         for _ in range(2):  # the first call pays one-off start-up costs; time the second
             x = h.clone().requires_grad_()
             start = time.perf_counter()
-            loss = fn(x, y, w, n_w, tau, prototype_anchors)
+            loss = fn(x)
             (grad,) = torch.autograd.grad(loss, x, allow_unused=True, materialize_grads=True)
             out[f"time_{name}_s"] = time.perf_counter() - start
         out[f"loss_{name}"] = float(loss.detach())
@@ -157,3 +168,28 @@ def check_against_reference(
     out["rows_ufm"] = n + k
     out["rows_naive"] = n + k * n_w
     return out
+
+
+def check_memory_bytes(cfg) -> float:
+    """Bytes of ``ufm check`` (a :class:`ufm.spec.CheckConfig`), float64: the naive loss keeps (anchor, positive,
+    other) terms for each of the n + k n_w materialized rows (about k (n / k + n_w)^2 positive pairs with random
+    labels), the fast loss an (n + k) x (n + k) similarity matrix, plus the materialized copies."""
+    k, n, d, n_w = cfg.k, cfg.n, cfg.d, cfg.n_w
+    rows = n + k * n_w
+    pairs = k * (n / k + n_w) ** 2
+    return 8 * (3 * pairs * rows + 3 * rows * rows + 6 * (n + k) ** 2 + 3 * rows * d)
+
+
+def run_check(cfg, max_memory_gb: float | None = None, tol: float = 1e-9) -> dict:
+    """``ufm check``: :func:`check_against_reference` for a :class:`ufm.spec.CheckConfig`, its size refused first
+    when estimated above ``max_memory_gb`` (the same limit reaches the naive loss's own check).  Adds ``agree``:
+    |loss difference| <= tol max(1, |loss|) and max |gradient difference| <= tol."""
+    from ufm._checks import check_memory
+
+    check_memory(check_memory_bytes(cfg), f"the check (k = {cfg.k}, n = {cfg.n}, d = {cfg.d}, n_w = {cfg.n_w}; the "
+                 f"naive loss materializes {cfg.n + cfg.k * cfg.n_w} rows)", "lower n, n_w, k or d", max_memory_gb)
+    result = check_against_reference(cfg.g_star(), cfg.n, cfg.d, cfg.n_w, cfg.tau, not cfg.batch_anchors_only,
+                                     cfg.seed, max_memory_gb)
+    result["agree"] = (result["loss_abs_diff"] <= tol * max(1.0, abs(result["loss_naive"]))
+                       and result["grad_max_abs_diff"] <= tol)
+    return result

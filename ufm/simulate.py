@@ -20,7 +20,7 @@ import itertools
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -28,17 +28,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ufm._config import (NON_NEGATIVE, POSITIVE, UNIT, Range, check_choices, check_device_name, check_gram_source,
-                         check_values, from_dict)
+from ufm._config import NON_NEGATIVE, POSITIVE, Range, check_choices, check_device_name, check_values
 from ufm._config import option as _opt
 from ufm._checks import check_memory
 from ufm.analysis import geometry_summary, mean_gram
 from ufm.batching import SCHEMES, Batches, bound_examples, epoch_batches
-from ufm.geometry import check_gram, load_gram, make_gram, prototypes_from_gram
-from ufm.imbalance import PROFILES, class_counts, labels_from_counts, minority_mask
+from ufm.geometry import check_gram, prototypes_from_gram
+from ufm.imbalance import labels_from_counts, minority_mask
 from ufm.losses import LOSSES as LOSS_REGISTRY
 from ufm.losses import batch_loss
 from ufm.runio import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
+from ufm.spec import ClassCounts, TargetGeometry
 
 __all__ = ["LOSSES", "SimConfig", "Problem", "SimResult", "SimulationDiverged", "batchset_loss", "build_problem", "simulate",
            "memory_estimate", "check_simulation_size", "num_samples"]
@@ -58,7 +58,7 @@ class SimulationDiverged(ValueError):
 
 
 @dataclass(frozen=True)
-class SimConfig:
+class SimConfig(TargetGeometry, ClassCounts):
     """One experiment: a class-count profile, a target geometry, a loss, batching and an optimizer.
 
     The runs are the product ``n_w x tau x seeds`` (stacked).  Defaults: k = 10 classes, STEP imbalance
@@ -72,15 +72,7 @@ class SimConfig:
     ``prototype_anchors=None`` means True where the loss has the option and is recorded None elsewhere.
     """
 
-    k: int = _opt(10, "number of classes")
-    profile: str = _opt("step", "class counts: balanced, step or long-tail")
-    n_major: int = _opt(50, "samples in each majority class")
-    ratio: float = _opt(10.0, "imbalance ratio R (majority / minority count; not for balanced)")
-    minority_fraction: float = _opt(0.5, "fraction rho of minority classes (step profile)")
     d: int = _opt(32, "embedding dimension")
-    geometry: str = _opt("etf", "target G_*: etf, orthogonal or minority (rarer classes get larger angles)")
-    gamma: float = _opt(1.0, "strength of the minority geometry (0 = ETF; minority geometry only)")
-    gram_file: str | None = _opt(None, "a k x k G_* (.npy/.csv/.txt) instead of --geometry")
     loss: str = _opt("scl", "scl, class-averaging (BCL-style), ce (fixed classifier W), limit (exact large-n_w "
                           "limit of scl) or prop1 (the published limit)")
     n_w: tuple[float, ...] | None = _opt(None, "copies of each prototype; repeat the option to stack runs (default "
@@ -107,11 +99,11 @@ class SimConfig:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, tuple(value) if isinstance(value, (list, tuple)) else (value,))
+        super().__post_init__()
         check_choices(self, {"loss": LOSSES, "batching": SCHEMES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
-                             "dtype": ("float32", "float64"), "profile": PROFILES})
+                             "dtype": ("float32", "float64")})
         check_device_name(self.device)
-        check_values(self, {"k": Range(1), "n_major": Range(1), "ratio": Range(1), "minority_fraction": UNIT,
-                            "d": Range(1), "gamma": NON_NEGATIVE, "n_w": NON_NEGATIVE, "tau": POSITIVE,
+        check_values(self, {"d": Range(1), "n_w": NON_NEGATIVE, "tau": POSITIVE,
                             "seeds": Range(0), "batch_size": Range(1), "lr": POSITIVE,
                             "momentum": Range(0, 1, high_open=True), "epochs": Range(1), "tol": NON_NEGATIVE,
                             "log_every": Range(1)})
@@ -133,7 +125,6 @@ class SimConfig:
                 object.__setattr__(self, "prototype_anchors", True)
         else:  # recorded as not applicable; the CLI refuses the option when it is typed (see without_effect)
             object.__setattr__(self, "prototype_anchors", None)
-        check_gram_source(self.gram_file, self.geometry)
 
     def without_effect(self) -> dict[str, str]:
         """The fields that have no effect in this configuration, each with the reason.
@@ -142,19 +133,11 @@ class SimConfig:
         configs of run folders and derived configs stay valid), except ``prototype_anchors``, recorded as None.
         """
         options = LOSS_OPTIONS[self.loss]
-        out = {}
+        out = super().without_effect()  # the class counts' and the target geometry's
         if "n_w" not in options:
             out["n_w"] = f"with loss {self.loss} (it has no prototype copies)"
         if "prototype_anchors" not in options:
             out["prototype_anchors"] = f"with loss {self.loss} (only scl and limit have the two anchor conventions)"
-        if self.gram_file is not None:
-            out["geometry"] = "when gram_file gives G_*"
-        if self.geometry != "minority" or self.gram_file is not None:
-            out["gamma"] = "without the minority geometry"
-        if self.profile != "step":
-            out["minority_fraction"] = f"with profile {self.profile} (step only)"
-        if self.profile == "balanced":
-            out["ratio"] = "with balanced counts"
         if self.optimizer != "sgd":
             out["momentum"] = f"with optimizer {self.optimizer} (sgd only)"
         if self.batching == "full":
@@ -165,14 +148,6 @@ class SimConfig:
     def runs(self) -> list[dict]:
         """The stacked runs, in order: one dict (n_w, tau, seed) each."""
         return [{"n_w": w, "tau": t, "seed": s} for w, t, s in itertools.product(self.n_w, self.tau, self.seeds)]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "SimConfig":
-        return from_dict(cls, data)
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -187,14 +162,8 @@ class Problem:
 
 def build_problem(cfg: SimConfig) -> Problem:
     """Counts from the profile, G_* from the geometry (or file), W realizing G_* in R^d (seeded rotation)."""
-    counts = class_counts(cfg.profile, cfg.k, cfg.n_major, cfg.ratio, cfg.minority_fraction)
-    if cfg.gram_file:
-        g = load_gram(cfg.gram_file)
-        if len(g) != cfg.k:
-            raise ValueError(f"the Gram in {cfg.gram_file} is {len(g)} x {len(g)} but k={cfg.k}; set k to match")
-    else:
-        g = make_gram(cfg.geometry, cfg.k, counts, cfg.gamma)
-    g = check_gram(g, cfg.d)
+    counts = cfg.class_counts()
+    g = check_gram(cfg.g_star(counts), cfg.d)
     lonely = torch.nonzero(counts < 2).flatten().tolist()
     if lonely and cfg.loss in ("scl", "class-averaging") and min(cfg.n_w) == 0:
         raise ValueError(

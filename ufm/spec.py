@@ -1,41 +1,165 @@
-"""The experiment specification of a collapsed problem, validated once: class counts, tau, prototypes (n_w copies
-of a geometry G_*, the anchor convention) and the batching of one epoch.
+"""The experiment specification, validated once: class counts, target geometry, tau, prototypes (n_w copies
+of G_*, the anchor convention) and the batching of one epoch.
+
+The fields shared by several configs are declared once, here, in small frozen dataclass blocks that the
+configs inherit (field, default, help text, validation and ``without_effect()`` reasons written once):
+
+- :class:`ImbalanceProfile` (profile, n_major, ratio, minority_fraction) and :class:`ClassCounts` (+ k,
+  ``class_counts()``): :class:`ProblemSpec`, :class:`ufm.simulate.SimConfig`; ``TrainConfig`` takes the
+  profile only (its k comes from the data set) and overrides n_major's default (0: all the data set has);
+- :class:`NamedGeometry` (geometry, gamma, ``g_star(counts)``) and :class:`TargetGeometry` (+ gram_file):
+  ``ProblemSpec``, ``SimConfig``, :class:`CheckConfig`; ``TrainConfig`` takes the named geometry only.
 
 :class:`ProblemSpec` is read by ``ufm solve``, ``ufm solve-sweep``, ``ufm copies`` and ``ufm design-prototypes``,
 whose flags are generated from its fields (``cli/_config.py``); :class:`SolveConfig` adds the solver's own options.
-``without_effect()`` lists the fields that do nothing in a given spec (the CLI refuses them when typed).
+``without_effect()`` lists the fields that do nothing in a given spec (the CLI refuses them when typed, a sweep
+refuses a grid over them).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_choices, check_gram_source, check_values, from_dict
 from ufm._config import option as _opt
 
-__all__ = ["ProblemSpec", "SolveConfig"]
+__all__ = ["ImbalanceProfile", "ClassCounts", "NamedGeometry", "TargetGeometry", "ProblemSpec", "SolveConfig",
+           "DesignConfig", "CheckConfig", "GEOMETRIES"]
 
 GEOMETRIES = ("etf", "orthogonal", "minority")
 
 
 @dataclass(frozen=True)
-class ProblemSpec:
+class _Block:
+    """The root of the blocks: each block's ``__post_init__`` and ``without_effect`` add their own part and call
+    ``super()`` (cooperative), so a config that inherits several blocks runs every block's part once."""
+
+    def __post_init__(self) -> None:
+        pass
+
+    def without_effect(self) -> dict[str, str]:
+        """The fields that do nothing in this config, each with the reason (the CLI refuses them when typed)."""
+        return {}
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """The config from its ``to_dict()`` (a run folder's config.json), refusing unknown fields."""
+        return from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class ImbalanceProfile(_Block):
+    """The class-count profile: balanced, STEP (a fraction rho of minority classes) or long-tail (geometric)."""
+
+    # the lowest n_major allowed (TrainConfig: 0, all the images the data set has)
+    N_MAJOR_RANGE: ClassVar[Range] = Range(1)
+
+    profile: str = _opt("step", "class counts: balanced, step or long-tail")
+    n_major: int = _opt(50, "samples in each majority class")
+    ratio: float = _opt(10.0, "imbalance ratio R (majority / minority count; not for balanced)")
+    minority_fraction: float = _opt(0.5, "fraction rho of minority classes (step profile)")
+
+    def __post_init__(self) -> None:
+        from ufm.imbalance import PROFILES
+
+        super().__post_init__()
+        check_choices(self, {"profile": PROFILES})
+        check_values(self, {"n_major": self.N_MAJOR_RANGE, "ratio": Range(1), "minority_fraction": UNIT})
+
+    def without_effect(self) -> dict[str, str]:
+        out = super().without_effect()
+        if self.profile != "step":
+            out.setdefault("minority_fraction", f"with profile {self.profile} (step only)")
+        if self.profile == "balanced":
+            out.setdefault("ratio", "with balanced counts")
+        return out
+
+
+@dataclass(frozen=True)
+class ClassCounts(ImbalanceProfile):
+    """k classes with counts from the profile."""
+
+    k: int = _opt(10, "number of classes")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_values(self, {"k": Range(2)})
+
+    def class_counts(self) -> torch.Tensor:
+        """``[k]`` class counts (majority first) from the profile."""
+        from ufm.imbalance import class_counts
+
+        return class_counts(self.profile, self.k, self.n_major, self.ratio, self.minority_fraction)
+
+
+@dataclass(frozen=True)
+class NamedGeometry(_Block):
+    """The target Gram G_* by name: the simplex ETF, the orthogonal frame, or the minority-weighted geometry."""
+
+    geometry: str = _opt("etf", "target G_*: etf, orthogonal or minority (rarer classes get larger angles)")
+    gamma: float = _opt(1.0, "strength of the minority geometry (0 = ETF; minority geometry only)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choices(self, {"geometry": GEOMETRIES})
+        check_values(self, {"gamma": NON_NEGATIVE})
+
+    def without_effect(self) -> dict[str, str]:
+        out = super().without_effect()
+        if self.geometry != "minority" or getattr(self, "gram_file", None) is not None:
+            out.setdefault("gamma", "without the minority geometry")
+        return out
+
+    def g_star(self, counts: torch.Tensor) -> torch.Tensor:
+        """``[k, k]`` the validated G_* for the class counts ``counts: [k]`` (the minority geometry reads them)."""
+        from ufm.geometry import check_gram, make_gram
+
+        return check_gram(make_gram(self.geometry, len(counts), counts, self.gamma))
+
+
+@dataclass(frozen=True)
+class TargetGeometry(NamedGeometry):
+    """G_* by name, or read from a k x k Gram file."""
+
+    gram_file: str | None = _opt(None, "a k x k G_* (.npy/.csv/.txt) instead of --geometry")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_gram_source(self.gram_file, self.geometry)
+
+    def without_effect(self) -> dict[str, str]:
+        out = super().without_effect()
+        if self.gram_file is not None:
+            out.setdefault("geometry", "when gram_file gives G_*")
+        return out
+
+    def g_star(self, counts: torch.Tensor) -> torch.Tensor:
+        """``[k, k]`` the validated G_* (from ``gram_file`` or ``geometry``), refused unless it has one row per class."""
+        from ufm.geometry import check_gram, load_gram
+
+        if self.gram_file is None:
+            return super().g_star(counts)
+        g = check_gram(load_gram(self.gram_file))
+        if len(g) != len(counts):
+            raise ValueError(f"the Gram in {self.gram_file} is {len(g)} x {len(g)} but there are {len(counts)} "
+                             f"classes; make them match (k = {len(g)} classes, or another Gram file)")
+        return g
+
+
+@dataclass(frozen=True)
+class ProblemSpec(TargetGeometry, ClassCounts):
     """Class counts, batching, tau and n_w copies of prototypes with Gram G_* (collapsed features)."""
 
     counts: str | None = _opt(None, "class counts, e.g. 50x5,5x5 (instead of k / profile / n_major / ratio)")
-    k: int = _opt(10, "number of classes")
-    profile: str = _opt("step", "class counts: balanced, step or long-tail")
-    n_major: int = _opt(50, "samples in each majority class")
-    ratio: float = _opt(10.0, "imbalance ratio R (majority / minority count)")
-    minority_fraction: float = _opt(0.5, "fraction rho of minority classes (step profile)")
     tau: float = _opt(0.1, "temperature")
     n_w: float = _opt(0.0, "copies of each prototype per batch")
-    geometry: str = _opt("etf", "prototype Gram G_*: etf, orthogonal or minority")
-    gamma: float = _opt(1.0, "strength of the minority geometry")
-    gram_file: str | None = _opt(None, "a k x k G_* (.npy/.csv/.txt) instead of --geometry")
     prototype_anchors: bool = _opt(True, "prototype copies are anchors too")
     batching: str = _opt("full", "full, or the batch-set of one seeded epoch: shuffle, balanced, binding")
     batch_size: int = _opt(32, "batch size when batching is not full")
@@ -43,30 +167,19 @@ class ProblemSpec:
 
     def __post_init__(self) -> None:
         from ufm.batching import SCHEMES
-        from ufm.imbalance import PROFILES
 
-        check_choices(self, {"batching": SCHEMES, "profile": PROFILES, "geometry": GEOMETRIES})
-        check_values(self, {"k": Range(2), "n_major": Range(1), "ratio": Range(1), "minority_fraction": UNIT,
-                            "tau": POSITIVE, "n_w": NON_NEGATIVE, "gamma": NON_NEGATIVE, "batch_size": Range(1),
-                            "seed": NON_NEGATIVE})
+        super().__post_init__()
+        check_choices(self, {"batching": SCHEMES})
+        check_values(self, {"tau": POSITIVE, "n_w": NON_NEGATIVE, "batch_size": Range(1), "seed": NON_NEGATIVE})
         if self.counts is not None and not self.counts.strip():
             raise ValueError("counts is empty; give class counts such as 50x5,5x5, or leave it unset for the profile")
-        check_gram_source(self.gram_file, self.geometry)
 
     def without_effect(self) -> dict[str, str]:
-        """The fields that do nothing in this spec, each with the reason (the CLI refuses them when typed)."""
         out = {}
         if self.counts is not None:
             for name in ("k", "profile", "n_major", "ratio", "minority_fraction"):
                 out[name] = "when counts are given"
-        if self.profile != "step":
-            out.setdefault("minority_fraction", f"with profile {self.profile} (step only)")
-        if self.profile == "balanced":
-            out.setdefault("ratio", "with balanced counts")
-        if self.gram_file is not None:
-            out["geometry"] = "when gram_file gives G_*"
-        if self.geometry != "minority" or self.gram_file is not None:
-            out["gamma"] = "without the minority geometry"
+        out.update({k: v for k, v in super().without_effect().items() if k not in out})
         if self.batching == "full":
             out["batch_size"] = "with full batching (one batch of all samples)"
             out["seed"] = "with full batching (nothing is drawn)"
@@ -74,11 +187,9 @@ class ProblemSpec:
 
     def class_counts(self) -> torch.Tensor:
         """``[k]`` class counts (from ``counts`` or the profile)."""
-        from ufm.imbalance import class_counts, parse_counts
+        from ufm.imbalance import parse_counts
 
-        if self.counts is not None:
-            return parse_counts(self.counts)
-        return class_counts(self.profile, self.k, self.n_major, self.ratio, self.minority_fraction)
+        return parse_counts(self.counts) if self.counts is not None else super().class_counts()
 
     def compositions(self, counts: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, k]`` class counts of each batch of the epoch (one row for full batch)."""
@@ -90,20 +201,7 @@ class ProblemSpec:
 
     def g_star(self, counts: torch.Tensor | None = None) -> torch.Tensor:
         """``[k, k]`` the validated target Gram G_* (from ``gram_file`` or ``geometry``), matching the classes."""
-        from ufm.geometry import check_gram, load_gram, make_gram
-
-        n = self.class_counts() if counts is None else counts
-        g = check_gram(load_gram(self.gram_file) if self.gram_file else make_gram(self.geometry, len(n), n, self.gamma))
-        if len(g) != len(n):
-            raise ValueError(f"G_* is {len(g)} x {len(g)} but there are {len(n)} classes; make them match")
-        return g
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict):
-        return from_dict(cls, data)
+        return super().g_star(self.class_counts() if counts is None else counts)
 
 
 @dataclass(frozen=True)
@@ -126,3 +224,55 @@ class SolveConfig(ProblemSpec):
             for name in ("geometry", "gamma", "gram_file", "prototype_anchors"):
                 out.setdefault(name, "with n_w = 0 (no prototypes)")
         return out
+
+
+@dataclass(frozen=True)
+class DesignConfig(ProblemSpec):
+    """``ufm design-prototypes``: a :class:`ProblemSpec` (full batch) and the search's budget.
+
+    The search is over prototype Grams G_w at ``n_w`` copies, full batch, for the optimal G_M closest to G_*
+    (:func:`ufm.maps.best_block_prototypes`)."""
+
+    n_w: float = _opt(10.0, "copies of each prototype per batch")
+    max_evals: int = _opt(150, "solves the Nelder-Mead search may make")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_values(self, {"n_w": POSITIVE, "max_evals": Range(1)})
+        if self.batching != "full":
+            raise ValueError(f"batching={self.batching!r}: the prototype design solves the full-batch problem; "
+                             "leave batching full")
+
+
+@dataclass(frozen=True)
+class CheckConfig(TargetGeometry):
+    """``ufm check``: one random batch of ``n`` unit embeddings in R^d with labels over k classes, k prototypes
+    realizing G_* with ``n_w`` copies each, tau; the minority geometry reads the counts k, k - 1, ..., 1."""
+
+    k: int = _opt(10, "number of classes (prototypes)")
+    n: int = _opt(32, "batch size")
+    d: int = _opt(16, "embedding dimension")
+    n_w: int = _opt(50, "copies of each prototype in the batch (materialized by the naive loss)")
+    tau: float = _opt(0.5, "temperature")
+    batch_anchors_only: bool = _opt(False, "prototypes are not anchors")
+    seed: int = _opt(0, "random seed")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_values(self, {"k": Range(1), "n": Range(1), "d": Range(1), "n_w": NON_NEGATIVE, "tau": POSITIVE,
+                            "seed": NON_NEGATIVE})
+
+    def without_effect(self) -> dict[str, str]:
+        out = super().without_effect()
+        if self.n_w == 0:
+            for name in ("geometry", "gamma", "gram_file", "batch_anchors_only"):
+                out.setdefault(name, "with n_w = 0 (no prototypes in the batch)")
+        return out
+
+    def class_counts(self) -> torch.Tensor:
+        """``[k]`` the counts k, k - 1, ..., 1 that the minority geometry reads (the batch's labels are random)."""
+        return torch.arange(self.k, 0, -1)
+
+    def g_star(self, counts: torch.Tensor | None = None) -> torch.Tensor:
+        """``[k, k]`` the validated G_* of the check."""
+        return super().g_star(self.class_counts() if counts is None else counts)

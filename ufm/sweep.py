@@ -42,6 +42,8 @@ __all__ = [
     "Point",
     "parse_grid",
     "plan",
+    "check_grid_effects",
+    "without_effect_at_every_point",
     "run_point",
     "run_sweep",
     "gather",
@@ -171,6 +173,31 @@ def plan(kind: str, base: Any, grid: dict[str, Sequence]) -> list[Point]:
     return points
 
 
+def without_effect_at_every_point(points: Sequence[Point], names: Sequence[str]) -> dict[str, str]:
+    """The fields among ``names`` that have no effect at any of ``points`` (each config's ``without_effect()``),
+    with the reason at the first point: setting them, or gridding over them, changes no run."""
+    out = {}
+    for name in names:
+        reasons = [p.config.without_effect().get(name) for p in points]
+        if points and all(reasons):
+            out[name] = reasons[0]
+    return out
+
+
+def check_grid_effects(kind: str, base: Any, grid: dict[str, Sequence], given: Sequence[str] = (),
+                       points: list[Point] | None = None) -> list[Point]:
+    """Refuse, before anything runs, a grid field without effect at every point (its values would run identical
+    points) and a field in ``given`` (set by the user, e.g. typed options) without effect at every point (silently
+    ignored).  Returns the points (:func:`plan`)."""
+    points = plan(kind, base, grid) if points is None else points
+    for name, reason in without_effect_at_every_point(points, list(grid)).items():
+        raise ValueError(f"grid field {name} has no effect {reason}: its {len(grid[name])} values would run identical "
+                         f"points; drop it from the grid (or set what gives it an effect)")
+    for name, reason in without_effect_at_every_point(points, [n for n in given if n not in grid]).items():
+        raise ValueError(f"{name} has no effect {reason} at any point of the grid; drop it")
+    return points
+
+
 # --------------------------------------------------------------------------------------------- one point
 
 
@@ -263,7 +290,8 @@ def run_sweep(
     done: Callable[[str, bool], None] | None = None,
 ) -> dict:
     """Run the unfinished points of the sweep in ``folder`` with ``executor`` (an
-    :class:`ufm.executors.ExecutorConfig`; default inline), then :func:`gather` the table.
+    :class:`ufm.executors.ExecutorConfig`; default inline), then :func:`gather` the table.  A grid field without
+    effect at every point is refused first (:func:`check_grid_effects`).
 
     Returns gather's dict plus ``skipped`` (points already finished) and ``ran`` (points run now), or, for
     SLURM without waiting, ``submitted`` {point: job id}.  A failed point does not stop the others; after the
@@ -273,7 +301,7 @@ def run_sweep(
 
     executor = executor or ExecutorConfig()
     folder = Path(folder).resolve()
-    points = plan(kind, base, grid)
+    points = check_grid_effects(kind, base, grid)
     record = _sweep_record(kind, base, grid, points)
     if (folder / "config.json").is_file():
         old = read_json(folder / "config.json")
@@ -354,7 +382,9 @@ def sweep(
     progress: Callable[[int, int, dict], None] | None = None,
 ) -> list[dict]:
     """Final metrics of every run for every combination of ``grid`` values (config field -> values), in
-    memory (no folders): one row per run with the grid values, n_w, tau, seed and the last logged metrics."""
+    memory (no folders): one row per run with the grid values, n_w, tau, seed and the last logged metrics.
+    A grid field without effect at every point is refused (:func:`check_grid_effects`)."""
+    check_grid_effects("simulate", cfg, grid)
     names = list(grid)
     rows = []
     for values in itertools.product(*(grid[name] for name in names)):

@@ -6,15 +6,16 @@ set of runs, each a dict of the fields it sets; flags given on the command line 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
+from typing import ClassVar
 
-from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_at_least_one, check_choices, check_device_name
-from ufm._config import check_values, from_dict
+from ufm._config import NON_NEGATIVE, POSITIVE, Range, check_at_least_one, check_choices, check_device_name
+from ufm._config import check_values
 from ufm._config import option as _opt
 from ufm.batching import SCHEMES
 from ufm.deep.augment import AUGMENTATIONS
 from ufm.deep.model import HEADS
-from ufm.imbalance import PROFILES
+from ufm.spec import ImbalanceProfile, NamedGeometry
 
 __all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "preset", "resumed_config", "grid_runs"]
 
@@ -28,14 +29,19 @@ MAX_WIDTH = 1024  # 16 x the standard ResNet-18's width: 2.9 billion parameters
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """One training run.  Defaults are the paper's setting (350 epochs, SGD 0.1, batch 128, tau 0.1)."""
+class TrainConfig(NamedGeometry, ImbalanceProfile):
+    """One training run.  Defaults are the paper's setting (350 epochs, SGD 0.1, batch 128, tau 0.1).
+
+    The imbalance profile of the training set (profile, n_major, ratio, minority_fraction) and the named target
+    geometry (geometry, gamma) are the shared blocks of :mod:`ufm.spec`; k is the data set's number of classes,
+    and n_major defaults to 0 (all the images each majority class has).
+    """
+
+    N_MAJOR_RANGE: ClassVar[Range] = NON_NEGATIVE
 
     dataset: str = _opt("cifar10", "cifar10, cifar100 (official python format), folder ({train,test}/<class>/*) or idx")
     data_root: str = _opt("data", "folder holding the data set")
-    profile: str = _opt("step", "imbalance profile of the training set: balanced, step or long-tail")
-    ratio: float = _opt(10.0, "imbalance ratio R")
-    minority_fraction: float = _opt(0.5, "fraction of minority classes (step)")
+    # the profile's n_major, with the data set's default: 0 means all the images of each majority class
     n_major: int = _opt(0, "training samples per majority class (0: all the data set has)")
     test_per_class: int = _opt(0, "test samples per class (0: all)")
     loss: str = _opt("scl", "scl, class-averaging (BCL-style) or ce (fixed classifier W)")
@@ -43,8 +49,6 @@ class TrainConfig:
     prototype_anchors: bool = _opt(True, "prototype copies are anchors too (scl)")
     reduction: str = _opt("mean", "mean: SupCon's mean over anchors (prototype copies counted when they are "
                                   "anchors); 2B: the sum over anchors divided by the 2B embeddings of the batch")
-    geometry: str = _opt("etf", "prototype Gram G_*: etf, orthogonal or minority")
-    gamma: float = _opt(1.0, "strength of the minority geometry")
     tau: float = _opt(0.1, "temperature")
     batching: str = _opt("shuffle", "shuffle, balanced or binding")
     binding_examples: str = _opt("random", "binding: the bound example of each class is a random one or the first")
@@ -67,13 +71,13 @@ class TrainConfig:
     dtype: str = _opt("float32", "float32 (bf16 autocast on CUDA) or float64 (exact checks on the CPU)")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_choices(self, {"dataset": DATASETS, "loss": LOSSES, "batching": tuple(s for s in SCHEMES if s != "full"),
                              "head": HEADS, "augment": AUGMENTATIONS, "reduction": REDUCTIONS,
                              "lr_schedule": SCHEDULES, "binding_examples": BINDINGS, "dtype": DTYPES,
-                             "profile": PROFILES, "geometry": ("etf", "orthogonal", "minority")})
+})
         check_device_name(self.device)
-        check_values(self, {"ratio": Range(1), "minority_fraction": UNIT, "n_major": NON_NEGATIVE,
-                            "test_per_class": NON_NEGATIVE, "n_w": NON_NEGATIVE, "gamma": NON_NEGATIVE, "tau": POSITIVE,
+        check_values(self, {"test_per_class": NON_NEGATIVE, "n_w": NON_NEGATIVE, "tau": POSITIVE,
                             "lr": POSITIVE, "momentum": Range(0, 1, high_open=True), "weight_decay": NON_NEGATIVE,
                             "seed": NON_NEGATIVE})
         check_at_least_one(self, ("epochs", "batch_size", "eval_every", "checkpoint_every", "width", "embed_dim"))
@@ -82,34 +86,23 @@ class TrainConfig:
             raise ValueError(f"width={self.width} makes a ResNet-18 of about {params / 1e9:.1f} billion parameters "
                              f"(width 64, the standard network, has 11 million); use a width <= {MAX_WIDTH}")
 
-    def fields_without_effect(self) -> dict[str, str]:
+    def without_effect(self) -> dict[str, str]:
         """The fields that do nothing in this run, each with the reason (``ufm train`` refuses them when they are
         typed and have no effect in any of the runs they apply to)."""
-        out = {}
+        out = super().without_effect()  # the profile's and the geometry's
         if self.loss == "ce":
             out["n_w"] = "with loss ce (it has no prototype copies)"
         if self.loss != "scl":
             out["prototype_anchors"] = f"with loss {self.loss} (only scl has the two anchor conventions)"
         if not (self.loss == "scl" and self.prototype_anchors and self.n_w > 0):
             out["reduction"] = "unless prototype copies are anchors (scl, n_w > 0): mean and 2B then coincide"
-        if self.geometry != "minority":
-            out["gamma"] = "without the minority geometry"
-        if self.profile != "step":
-            out["minority_fraction"] = f"with profile {self.profile} (step only)"
-        if self.profile == "balanced":
-            out["ratio"] = "with balanced counts"
         if self.batching != "binding":
             out["binding_examples"] = f"with batching {self.batching} (binding only)"
         if self.head == "relu":
             out["embed_dim"] = "with the relu head (its dimension is 8 x width)"
         return out
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        return from_dict(cls, data)
+    fields_without_effect = without_effect  # the older name
 
 
 # What a resumed run may change: its length, its bookkeeping and where it runs; not the model, data or loss.
@@ -169,7 +162,9 @@ PRESETS: dict[str, dict[str, dict]] = {
 
 def grid_runs(runs: dict[str, TrainConfig], grid: dict[str, tuple]) -> dict[str, TrainConfig]:
     """Every run of ``runs`` at every point of the Cartesian product ``grid`` (field -> values), named
-    ``RUN/FIELD=V,...`` (or ``FIELD=V,...`` for a single unnamed run ``""``): a grid of training configs."""
+    ``RUN/FIELD=V,...`` (or ``FIELD=V,...`` for a single unnamed run ``""``): a grid of training configs.
+    A grid field without effect in every config (:meth:`TrainConfig.without_effect`) is refused: its values would
+    train identical runs."""
     import itertools
 
     from ufm.sweep import point_label
@@ -180,6 +175,11 @@ def grid_runs(runs: dict[str, TrainConfig], grid: dict[str, tuple]) -> dict[str,
             values = dict(zip(grid, combo))
             label = point_label(values)
             out[f"{name}/{label}" if name else label] = TrainConfig(**{**cfg.to_dict(), **values})
+    for field in grid:
+        reasons = [cfg.without_effect().get(field) for cfg in out.values()]
+        if out and all(reasons):
+            raise ValueError(f"grid field {field} has no effect {reasons[0]}: its {len(grid[field])} values would "
+                             "train identical runs; drop it from the grid (or set what gives it an effect)")
     return out
 
 

@@ -1,0 +1,277 @@
+"""One specification (issue 12): the shared class-count and target-geometry fields declared once, old configs
+still loading, flags generated from configs for check / verify-prop1 / design-prototypes, and options or grid
+fields without effect refused instead of run as identical copies."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ufm.cli.main import app
+from ufm.deep.config import TrainConfig
+from ufm.geometry import make_gram
+from ufm.prop1 import Prop1Case, Prop1Config
+from ufm.reference import _check_memory, naive_memory_bytes, naive_scl_loss, run_check
+from ufm.simulate import SimConfig, build_problem
+from ufm.spec import (CheckConfig, ClassCounts, DesignConfig, ImbalanceProfile, NamedGeometry, ProblemSpec,
+                      SolveConfig, TargetGeometry)
+from ufm.sweep import check_grid_effects, run_sweep
+
+runner = CliRunner()
+
+
+def _fields(cls) -> dict:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _refused(args, *needles, env=None):
+    result = runner.invoke(app, [str(a) for a in args], env=env)
+    text = result.output.strip()
+    assert result.exit_code == 2, (args, text)
+    assert text.startswith("error:") and len(text.splitlines()) == 1 and "Traceback" not in text, text
+    for needle in needles:
+        assert needle in text, (needle, text)
+    return text
+
+
+# --- the shared fields, declared once ------------------------------------------------------------------------------
+
+def test_shared_fields_are_the_same_field_objects():
+    """Every config takes the class-count and geometry fields (default, help) from the blocks of ufm.spec."""
+    blocks = {ImbalanceProfile: ("profile", "n_major", "ratio", "minority_fraction"), ClassCounts: ("k",),
+              NamedGeometry: ("geometry", "gamma"), TargetGeometry: ("gram_file",)}
+    users = {ProblemSpec: (ImbalanceProfile, ClassCounts, NamedGeometry, TargetGeometry),
+             SolveConfig: (ImbalanceProfile, ClassCounts, NamedGeometry, TargetGeometry),
+             SimConfig: (ImbalanceProfile, ClassCounts, NamedGeometry, TargetGeometry),
+             CheckConfig: (NamedGeometry, TargetGeometry),
+             TrainConfig: (ImbalanceProfile, NamedGeometry)}
+    for cls, used in users.items():
+        own = _fields(cls)
+        for block in used:
+            for name in blocks[block]:
+                if cls is TrainConfig and name == "n_major":
+                    continue  # overridden on purpose: 0 = all the images of the data set
+                assert own[name] is _fields(block)[name], (cls.__name__, name)
+    # TrainConfig: k comes from the data set, no Gram file; n_major defaults to 0 and 0 is valid
+    assert "k" not in _fields(TrainConfig) and "gram_file" not in _fields(TrainConfig)
+    assert TrainConfig().n_major == 0 and SimConfig().n_major == ProblemSpec().n_major == 50
+    with pytest.raises(ValueError, match="n_major must be >= 1"):
+        SimConfig(n_major=0)
+
+
+@pytest.mark.parametrize("cls", [ProblemSpec, SimConfig, TrainConfig])
+def test_shared_validation_and_reasons_are_written_once(cls):
+    for kwargs, message in (({"ratio": 0.5}, "ratio must be >= 1"), ({"profile": "zipf"}, "profile='zipf' is not"),
+                            ({"minority_fraction": 1.5}, "minority_fraction must be in [0, 1]"),
+                            ({"geometry": "simplex"}, "geometry='simplex' is not"), ({"gamma": -1.0}, "gamma must be")):
+        with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")):
+            cls(**kwargs)
+    without = cls(profile="balanced").without_effect()
+    assert without["ratio"] == "with balanced counts"
+    assert without["minority_fraction"] == "with profile balanced (step only)"
+    assert without["gamma"] == "without the minority geometry"
+    assert "gamma" not in cls(geometry="minority").without_effect()
+
+
+def test_target_geometry_g_star_is_one_computation():
+    counts = torch.tensor([20, 20, 4, 4])
+    for geometry in ("etf", "orthogonal", "minority"):
+        expected = make_gram(geometry, 4, counts, 0.5)
+        sim = build_problem(SimConfig(k=4, n_major=20, ratio=5, geometry=geometry, gamma=0.5)).g_star
+        spec = ProblemSpec(counts="20x2,4x2", geometry=geometry, gamma=0.5).g_star()
+        assert torch.allclose(sim, expected.to(sim.dtype)) and torch.allclose(spec, expected.to(spec.dtype))
+
+
+def test_gram_file_size_refused_with_the_fix(tmp_path):
+    np.save(tmp_path / "g.npy", np.eye(3))
+    for cfg in (SimConfig(k=4, gram_file=str(tmp_path / "g.npy")), CheckConfig(k=4, gram_file=str(tmp_path / "g.npy"))):
+        with pytest.raises(ValueError, match=r"is 3 x 3 but there are 4 classes; make them match \(k = 3"):
+            build_problem(cfg) if isinstance(cfg, SimConfig) else cfg.g_star()
+
+
+# --- old configs still load ----------------------------------------------------------------------------------------
+
+OLD_SIM = {"k": 6, "profile": "step", "n_major": 12, "ratio": 4.0, "minority_fraction": 0.5, "d": 8, "geometry": "etf",
+           "gamma": 1.0, "gram_file": None, "loss": "scl", "n_w": [0.0, 100.0], "tau": [0.1], "seeds": [0],
+           "prototype_anchors": True, "relu": False, "batching": "shuffle", "batch_size": 32, "optimizer": "adam",
+           "lr": 0.1, "momentum": 0.9, "schedule": "cosine", "epochs": 4000, "tol": 0.0, "log_every": 10,
+           "dtype": "float32", "device": "auto"}
+OLD_SOLVE = {"counts": None, "k": 10, "profile": "step", "n_major": 50, "ratio": 10.0, "minority_fraction": 0.5,
+             "tau": 0.1, "n_w": 0.0, "geometry": "etf", "gamma": 1.0, "gram_file": None, "prototype_anchors": True,
+             "batching": "full", "batch_size": 32, "seed": 0, "solver": "auto", "reduce": True, "relu": False}
+OLD_TRAIN = {"dataset": "cifar10", "data_root": "data", "profile": "step", "ratio": 10.0, "minority_fraction": 0.5,
+             "n_major": 0, "test_per_class": 0, "loss": "scl", "n_w": 100.0, "prototype_anchors": True,
+             "reduction": "mean", "geometry": "etf", "gamma": 1.0, "tau": 0.1, "batching": "shuffle",
+             "binding_examples": "random", "batch_size": 128, "epochs": 350, "lr": 0.1, "lr_schedule": "step",
+             "momentum": 0.9, "weight_decay": 5e-4, "width": 64, "head": "linear", "augment": "crop-flip",
+             "embed_dim": 128, "eval_every": 10, "checkpoint_every": 10, "seed": 0, "device": "auto",
+             "compile": False, "dtype": "float32"}
+
+
+@pytest.mark.parametrize("cls, old", [(SimConfig, OLD_SIM), (SolveConfig, OLD_SOLVE), (TrainConfig, OLD_TRAIN)])
+def test_config_json_of_before_the_blocks_still_loads(cls, old):
+    """A config.json written before the shared blocks (every key of the time) loads and writes the same keys."""
+    cfg = cls.from_dict(json.loads(json.dumps(old)))
+    assert json.loads(json.dumps(cfg.to_dict())) == old
+    if cls is not TrainConfig:  # the defaults of the time are still the defaults
+        assert cls().to_dict().keys() == old.keys()
+    with pytest.raises(ValueError, match="unknown config fields"):
+        cls.from_dict({**old, "n_classes": 3})
+
+
+def test_old_sweep_folder_still_gathers(tmp_path):
+    """A sweep folder (config.json of kind, base and grid) made by the older field order is read back."""
+    from ufm.sweep import gather, plan
+
+    base = SolveConfig.from_dict(OLD_SOLVE | {"counts": "6x2,2x2", "n_w": 10.0})
+    grid = {"tau": (0.5, 1.0)}
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"kind": "solve", "base": {**OLD_SOLVE, "counts": "6x2,2x2",
+                                                                              "n_w": 10.0},
+                                                    "grid": {"tau": [0.5, 1.0]},
+                                                    "points": [p.name for p in plan("solve", base, grid)]}))
+    report = gather(folder)
+    assert report["total"] == 2 and report["finished"] == 0
+
+
+# --- sweeps: a grid field or typed option without effect at every point is refused -----------------------------------
+
+def test_grid_over_a_field_without_effect_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"grid field batch_size has no effect with full batching .* 2 values would"):
+        check_grid_effects("solve", SolveConfig(counts="6x2,2x2"), {"batch_size": (16, 32)})
+    with pytest.raises(ValueError, match="grid field ratio has no effect with balanced counts"):
+        check_grid_effects("simulate", SimConfig(profile="balanced", k=4, n_major=8), {"ratio": (1.0, 2.0)})
+    with pytest.raises(ValueError, match="grid field n_w has no effect with loss ce"):
+        check_grid_effects("simulate", SimConfig(loss="ce", k=4, n_major=8, ratio=4), {"n_w": ((0.0,), (10.0,))})
+    with pytest.raises(ValueError, match="grid field gamma has no effect without the minority geometry"):
+        run_sweep(tmp_path / "s", "solve", SolveConfig(counts="6x2,2x2", n_w=1.0), {"gamma": (0.5, 1.0)})
+    assert not (tmp_path / "s").exists()  # refused before the sweep folder is made
+    # a field with an effect at some points is fine: ratio matters at the step points
+    points = check_grid_effects("simulate", SimConfig(k=4, n_major=8, ratio=4),
+                                {"profile": ("balanced", "step"), "ratio": (1.0, 2.0)})
+    assert len(points) == 4
+    # a set field is refused only when it has no effect at every point
+    check_grid_effects("solve", SolveConfig(counts="6x2,2x2", batch_size=4), {"batching": ("full", "shuffle")},
+                       given=["batch_size"])
+    with pytest.raises(ValueError, match="^batch_size has no effect with full batching .* at any point of the grid"):
+        check_grid_effects("solve", SolveConfig(counts="6x2,2x2", batch_size=4), {"tau": (0.5, 1.0)},
+                           given=["batch_size"])
+
+
+def test_sweep_commands_refuse_identical_points(tmp_path):
+    out = tmp_path / "s"
+    _refused(["sweep", "--profile", "balanced", "--ratio", "1", "--ratio", "2", "--out", out],
+             "grid field ratio has no effect with balanced counts")
+    _refused(["sweep", "--profile", "balanced", "--out", out], "the default grid of ufm sweep is over the ratio")
+    _refused(["solve-sweep", "--batching", "full", "--grid", "batch_size=16,32", "--out", out],
+             "grid field batch_size has no effect with full batching")
+    _refused(["solve-sweep", "--batch-size", "16", "--grid", "tau=0.1,1", "--out", out],
+             "--batch-size has no effect with full batching (one batch of all samples) at any point of the grid")
+    _refused(["sweep", "--gamma", "2", "--grid", "geometry=etf,orthogonal", "--out", out],
+             "--gamma has no effect without the minority geometry at any point")
+    # an option typed at its default is still "both an option and a grid field"; n_w with loss ce was misread before
+    _refused(["sweep", "--k", "10", "--grid", "k=3,4", "--out", out], "k is both an option (--k) and a grid field")
+    _refused(["sweep", "--loss", "ce", "--grid", "n_w=0,10", "--out", out], "grid field n_w has no effect with loss ce")
+    assert not out.exists()
+
+
+# --- ufm check: flags from CheckConfig, memory limit from --max-memory-gb ------------------------------------------------
+
+def test_check_memory_limit_follows_max_memory_gb(monkeypatch):
+    monkeypatch.delenv("UFM_MAX_MEMORY_GB", raising=False)
+    labels = torch.zeros(700, dtype=torch.long)  # one class of 700 rows: 3 x 700^2 x 700 x 8 bytes = 7.7 GiB
+    assert naive_memory_bytes(labels, 8) == 3 * 700**2 * 700 * 8
+    _check_memory(labels, 8, max_memory_gb=10.0)  # above the old fixed 2 GiB, below the limit given: accepted
+    with pytest.raises(ValueError, match="more than the limit 5 GiB set by max_memory_gb"):
+        _check_memory(labels, 8, max_memory_gb=5.0)
+    h = torch.nn.functional.normalize(torch.randn(6, 3, dtype=torch.float64), dim=-1)
+    with pytest.raises(ValueError, match="the naive reference .* more than the limit 1e-06 GiB"):
+        naive_scl_loss(h, torch.tensor([0, 0, 1, 1, 2, 2]), tau=0.5, max_memory_gb=1e-6)
+    # run_check's own estimate and the naive loss's check read the same limit
+    small = CheckConfig(k=3, n=6, d=4, n_w=2)
+    assert run_check(small, max_memory_gb=1.0)["agree"]
+    with pytest.raises(ValueError, match="the check .* more than the limit 1e-09 GiB set by max_memory_gb"):
+        run_check(small, max_memory_gb=1e-9)
+    _refused(["check", "--k", "3", "--n", "6", "--max-memory-gb", "1e-9"], "the check", "lower --n, --n-w, --k or --d")
+    _refused(["check", "--k", "3", "--n", "6"], "the check", env={"UFM_MAX_MEMORY_GB": "1e-9"})
+
+
+def test_check_flags_are_generated_and_work():
+    result = runner.invoke(app, ["check", "--help"])
+    for flag in ("--k", "--n", "--d", "--n-w", "--tau", "--geometry", "--gamma", "--gram-file",
+                 "--batch-anchors-only", "--seed", "--max-memory-gb", "--json"):
+        assert flag in result.output, flag
+    result = runner.invoke(app, ["check", "--k", "4", "--n", "9", "--d", "5", "--n-w", "3", "--geometry", "minority",
+                                 "--gamma", "0.5", "--batch-anchors-only", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["agree"] and data["rows_naive"] == 9 + 4 * 3
+    # the minority geometry with gamma 0.5 reached the loss: it differs from the ETF check's loss
+    etf = json.loads(runner.invoke(app, ["check", "--k", "4", "--n", "9", "--d", "5", "--n-w", "3",
+                                         "--batch-anchors-only", "--json"]).output)
+    assert abs(etf["loss_ufm"] - data["loss_ufm"]) > 1e-6
+    _refused(["check", "--gamma", "2"], "--gamma has no effect without the minority geometry")
+    _refused(["check", "--n-w", "0", "--geometry", "orthogonal"], "--geometry has no effect with --n-w = 0 (no prototypes")
+    _refused(["check", "--k", "0"], "--k must be >= 1")
+
+
+# --- ufm verify-prop1 and ufm design-prototypes ----------------------------------------------------------------------
+
+def test_verify_prop1_flags_and_one_computation_of_the_gaps(monkeypatch):
+    import ufm.prop1 as prop1
+
+    result = runner.invoke(app, ["verify-prop1", "--help"])
+    assert "--epochs" in result.output and "--device" in result.output
+    _refused(["verify-prop1", "--epochs", "0"], "--epochs must be >= 1")
+    _refused(["verify-prop1", "--device", "tpu"], "--device='tpu' is not a device")
+    assert Prop1Config().epochs == 2000
+    calls = []
+    real = prop1.gaps
+    monkeypatch.setattr(prop1, "gaps", lambda case, n_ws: calls.append(case) or real(case, n_ws))
+    cases = [Prop1Case(tau=0.7, seed=3)]
+    first = prop1.verify(cases, n_ws=(1.0, 10.0))
+    first[0]["n_w"] = -1.0  # callers get copies
+    second = prop1.verify(cases, n_ws=(1.0, 10.0))
+    assert len(calls) == 1 and second[0]["n_w"] == 1.0 and len(second) == 4
+
+
+def test_design_prototypes_honours_the_target_geometry(tmp_path):
+    result = runner.invoke(app, ["design-prototypes", "--help"])
+    for flag in ("--counts", "--k", "--profile", "--n-major", "--ratio", "--minority-fraction", "--tau", "--n-w",
+                 "--geometry", "--gamma", "--gram-file", "--prototype-anchors", "--max-evals", "--json"):
+        assert flag in result.output, flag
+    assert "--batching" not in result.output and "--batch-size" not in result.output
+    counts = torch.tensor([20, 20, 4, 4])
+    g = make_gram("minority", 4, counts, 0.5).numpy()
+    result = runner.invoke(app, ["design-prototypes", "--counts", "20x2,4x2", "--tau", "0.5", "--n-w", "10",
+                                 "--geometry", "minority", "--gamma", "0.5", "--max-evals", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    a0, b0, c0 = json.loads(result.output)["g_star_cosines"]
+    assert np.allclose([a0, b0, c0], [g[0, 1], g[2, 3], g[0, 2]], atol=1e-12)  # the minority G_*, not the ETF
+    np.save(tmp_path / "g.npy", g)
+    result = runner.invoke(app, ["design-prototypes", "--counts", "20x2,4x2", "--tau", "0.5", "--n-w", "10",
+                                 "--gram-file", tmp_path / "g.npy", "--max-evals", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert np.allclose(json.loads(result.output)["g_star_cosines"], [a0, b0, c0], atol=1e-12)
+    _refused(["design-prototypes", "--gamma", "2"], "--gamma has no effect without the minority geometry")
+    _refused(["design-prototypes", "--counts", "5x4", "--k", "3"], "--k has no effect when counts are given")
+    _refused(["design-prototypes", "--n-w", "0"], "--n-w must be > 0")
+    with pytest.raises(ValueError, match="leave batching full"):
+        DesignConfig(batching="shuffle")
+
+
+def test_train_grid_over_a_field_without_effect_is_refused():
+    from ufm.deep.config import grid_runs
+
+    with pytest.raises(ValueError, match="grid field gamma has no effect without the minority geometry"):
+        grid_runs({"": TrainConfig()}, {"gamma": (0.5, 2.0)})
+    with pytest.raises(ValueError, match="grid field binding_examples has no effect with batching shuffle"):
+        grid_runs({"": TrainConfig()}, {"binding_examples": ("random", "first")})
+    runs = grid_runs({"": TrainConfig()}, {"geometry": ("etf", "minority"), "gamma": (0.5, 2.0)})  # minority points
+    assert len(runs) == 4
+    _refused(["train", "--grid", "ratio=2,4", "--profile", "balanced", "--out", "/nonexistent-ufm-x"],
+             "grid field ratio has no effect with balanced counts")
