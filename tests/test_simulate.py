@@ -135,3 +135,17 @@ def test_relu_features_get_non_negative_prototypes_for_any_non_negative_target(t
     w = problem.prototypes
     assert float(w.min()) >= 0
     torch.testing.assert_close(w @ w.T, torch.as_tensor(g, dtype=w.dtype), atol=1e-6, rtol=0)
+
+
+def test_explicit_counts_give_the_classes_and_the_size_check():
+    from ufm.simulate import build_problem, memory_estimate, num_samples
+
+    cfg = SimConfig(counts="7x2,3,2", epochs=1, d=4)
+    assert build_problem(cfg).counts.tolist() == [7, 7, 3, 2]
+    assert num_samples(cfg) == 19
+    assert memory_estimate(cfg) < memory_estimate(SimConfig(counts="7x2,3,2,2", epochs=1, d=4))
+    assert set(cfg.without_effect()) >= {"k", "profile", "n_major", "ratio"}
+    with pytest.raises(ValueError, match="more than 1000000 classes"):
+        SimConfig(counts="5x2000000")
+    with pytest.raises(ValueError, match="cannot read class counts"):
+        SimConfig(counts="5y3")

@@ -94,6 +94,9 @@ def minority_mask(counts) -> torch.Tensor:
     return n < torch.sqrt(n.max() * n.min())
 
 
+MAX_CLASSES = 1_000_000
+
+
 def parse_counts(spec: str) -> torch.Tensor:
     """Class counts from text: ``"5000x5,500x5"`` (count x number of classes) or ``"50,50,5"``."""
     counts: list[int] = []
@@ -107,6 +110,8 @@ def parse_counts(spec: str) -> torch.Tensor:
             raise ValueError(f"cannot read class counts {spec!r}: write e.g. 5000x5,500x5 or 50,50,5") from None
         if value < 1 or repeat < 1:
             raise ValueError(f"class counts and repeats must be >= 1 in {spec!r}")
+        if repeat > MAX_CLASSES or len(counts) + repeat > MAX_CLASSES:
+            raise ValueError(f"{spec!r} asks for more than {MAX_CLASSES} classes; give fewer")
         counts += [value] * repeat
     if len(counts) < 2:
         raise ValueError(f"need at least 2 classes, got {spec!r}")

@@ -322,7 +322,9 @@ def _retract(h: torch.Tensor, relu: bool) -> torch.Tensor:
 
 def num_samples(cfg: SimConfig) -> int:
     """N, the total class count of ``cfg``'s profile, without building the ``[k]`` counts (an upper bound for
-    long-tail): sizes are checked before anything is allocated."""
+    long-tail; the sum of ``counts`` when given): sizes are checked before anything is allocated."""
+    if cfg.counts is not None:
+        return int(cfg.class_counts().sum())
     k, n = cfg.k, cfg.n_major
     if cfg.profile == "balanced":
         return k * n
@@ -335,6 +337,11 @@ def num_samples(cfg: SimConfig) -> int:
     return math.ceil(n * (1 - q**k) / (1 - q))
 
 
+def num_classes(cfg: SimConfig) -> int:
+    """k: the number of ``counts`` when given, else ``cfg.k``."""
+    return len(cfg.class_counts()) if cfg.counts is not None else cfg.k
+
+
 def memory_estimate(cfg: SimConfig) -> int:
     """Estimated peak bytes of :func:`simulate` for ``cfg``, from the sizes alone (S runs, N samples, d, k, batches).
 
@@ -343,7 +350,7 @@ def memory_estimate(cfg: SimConfig) -> int:
     backward (S B n (n + k), 4 copies), NC1 (12 S d^2), within ~30% of the peak measured on the CPU; G_* (k^2).
     """
     e = 4 if cfg.dtype == "float32" else 8
-    runs, n_total, d, k = len(cfg.runs), num_samples(cfg), cfg.d, cfg.k
+    runs, n_total, d, k = len(cfg.runs), num_samples(cfg), cfg.d, num_classes(cfg)
     if cfg.batching == "full":
         rows, batches = n_total, 1
     else:
@@ -361,7 +368,7 @@ def check_simulation_size(cfg: SimConfig, max_memory_gb: float | None = None) ->
     """Refuse, before allocating anything, a simulation estimated (:func:`memory_estimate`) to exceed the memory
     limit (``max_memory_gb``, else ``$UFM_MAX_MEMORY_GB``, else the device's available memory)."""
     device = resolve_device(cfg.device)
-    sizes = (f"{len(cfg.runs)} stacked run(s) x N = {num_samples(cfg)} samples x d = {cfg.d}, k = {cfg.k}, "
+    sizes = (f"{len(cfg.runs)} stacked run(s) x N = {num_samples(cfg)} samples x d = {cfg.d}, k = {num_classes(cfg)}, "
              f"{'full batch' if cfg.batching == 'full' else f'batches of {cfg.batch_size}'}, {cfg.dtype}")
     check_memory(memory_estimate(cfg), f"this simulation ({sizes})",
                  "lower n_major, k, d, the batch size or the number of stacked runs (n_w x tau x seeds)",
@@ -392,7 +399,7 @@ def simulate(
 
     runs = cfg.runs
     labels = problem.labels
-    n_samples, k = len(labels), cfg.k
+    n_samples, k = len(labels), len(problem.counts)
     gens = [torch.Generator().manual_seed(run["seed"]) for run in runs]
     init = torch.stack([torch.randn(n_samples, cfg.d, generator=g, dtype=torch.float64) for g in gens])
     h = _retract(init.abs() if cfg.relu else init, cfg.relu).to(device=device, dtype=dtype)

@@ -87,15 +87,33 @@ class ClassCounts(ImbalanceProfile):
     """k classes with counts from the profile."""
 
     k: int = _opt(10, "number of classes")
+    counts: str | None = _opt(None, "class counts, e.g. 50x5,5x5 (instead of k / profile / n_major / ratio)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_values(self, {"k": Range(2)})
+        if self.counts is not None:
+            from ufm.imbalance import parse_counts
+
+            if not self.counts.strip():
+                raise ValueError("counts is empty; give class counts such as 50x5,5x5, or leave it unset for the "
+                                 "profile")
+            parse_counts(self.counts)  # refused here, before anything runs
+
+    def without_effect(self) -> dict[str, str]:
+        out = {}
+        if self.counts is not None:
+            for name in ("k", "profile", "n_major", "ratio", "minority_fraction"):
+                out[name] = "when counts are given"
+        out.update({k: v for k, v in super().without_effect().items() if k not in out})
+        return out
 
     def class_counts(self) -> torch.Tensor:
-        """``[k]`` class counts (majority first) from the profile."""
-        from ufm.imbalance import class_counts
+        """``[k]`` class counts: ``counts`` when given, else the profile's (majority first)."""
+        from ufm.imbalance import class_counts, parse_counts
 
+        if self.counts is not None:
+            return parse_counts(self.counts)
         return class_counts(self.profile, self.k, self.n_major, self.ratio, self.minority_fraction)
 
 
@@ -157,7 +175,6 @@ class TargetGeometry(NamedGeometry):
 class ProblemSpec(TargetGeometry, ClassCounts):
     """Class counts, batching, tau and n_w copies of prototypes with Gram G_* (collapsed features)."""
 
-    counts: str | None = _opt(None, "class counts, e.g. 50x5,5x5 (instead of k / profile / n_major / ratio)")
     tau: float = _opt(0.1, "temperature")
     n_w: float = _opt(0.0, "copies of each prototype per batch")
     prototype_anchors: bool = _opt(True, "prototype copies are anchors too")
@@ -171,25 +188,13 @@ class ProblemSpec(TargetGeometry, ClassCounts):
         super().__post_init__()
         check_choices(self, {"batching": SCHEMES})
         check_values(self, {"tau": POSITIVE, "n_w": NON_NEGATIVE, "batch_size": Range(1), "seed": NON_NEGATIVE})
-        if self.counts is not None and not self.counts.strip():
-            raise ValueError("counts is empty; give class counts such as 50x5,5x5, or leave it unset for the profile")
 
     def without_effect(self) -> dict[str, str]:
-        out = {}
-        if self.counts is not None:
-            for name in ("k", "profile", "n_major", "ratio", "minority_fraction"):
-                out[name] = "when counts are given"
-        out.update({k: v for k, v in super().without_effect().items() if k not in out})
+        out = super().without_effect()
         if self.batching == "full":
             out["batch_size"] = "with full batching (one batch of all samples)"
             out["seed"] = "with full batching (nothing is drawn)"
         return out
-
-    def class_counts(self) -> torch.Tensor:
-        """``[k]`` class counts (from ``counts`` or the profile)."""
-        from ufm.imbalance import parse_counts
-
-        return parse_counts(self.counts) if self.counts is not None else super().class_counts()
 
     def compositions(self, counts: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, k]`` class counts of each batch of the epoch (one row for full batch)."""

@@ -34,7 +34,7 @@ from ufm.deep.config import PRESETS, RESUMABLE, TrainConfig, preset, resumed_con
 from ufm.deep.data import ImageData, check_splits, imbalanced_subset, load_cifar, load_idx, load_image_folder
 from ufm.deep.evaluate import Normalizer, embed, evaluate, linear_probe
 from ufm.deep.model import ResNet18, check_head_reaches
-from ufm.geometry import make_gram, prototypes_from_gram
+from ufm.geometry import prototypes_from_gram
 from ufm.imbalance import class_counts, minority_mask
 from ufm.losses import batch_loss
 from ufm.provenance import provenance
@@ -197,7 +197,7 @@ def train(
         if not np.array_equal(recorded, train_index.numpy()):
             raise ValueError(f"the data under {cfg.data_root} is not the data {run_dir} was trained on "
                              "(its chosen training images differ); point --data-root at the original data")
-    g_star = make_gram(cfg.geometry, k, counts, cfg.gamma)
+    g_star = cfg.g_star(counts)
     check_head_reaches(g_star, cfg.head)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
