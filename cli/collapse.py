@@ -88,6 +88,10 @@ def collapse_map_command(
                 "lifted dual eig", "min cos maj / min", "verdict"):
         table.add_column(col, justify="right")
     for r in rows:
+        if r["verdict"] == "error":
+            table.add_row(r["profile"], f"{r['ratio']:g}", str(r["N"]), f"{r['tau']:g}", f"{r['n_w']:g}",
+                          "-", "-", "-", "-", "-", f"error: {r['error']}")
+            continue
         table.add_row(r["profile"], f"{r['ratio']:g}", str(r["N"]), f"{r['tau']:g}", f"{r['n_w']:g}",
                       "-" if r["n_w"] == 0 else ("prototype" if r["prototype_anchors"] else "batch"),
                       f"{r['relative_difference']:+.1e}", f"{r['relative_collapse_gap']:.1e}",

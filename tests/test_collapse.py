@@ -103,3 +103,10 @@ def test_the_cli(tmp_path):
     assert bad.exit_code == 2 and "--anchors" in bad.output
     bad = runner.invoke(app, ["collapse-map", "--batching", "shuffle", "--k", "3", "--n-major", "4"])
     assert bad.exit_code == 2 and "--batch-size" in bad.output
+
+
+def test_an_ill_posed_cell_is_reported_not_fatal():
+    # n_w = 0 and a class of one sample: nothing determines that class's mean; the other cells are kept
+    rows = collapse_map([CollapseCell((3, 3, 1), 0.5, 0.0), CollapseCell((3, 3, 1), 0.5, 1.0)])
+    assert rows[0]["verdict"] == "error" and "no positive pair" in rows[0]["error"]
+    assert rows[1]["verdict"] == "collapse optimal"

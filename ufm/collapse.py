@@ -43,7 +43,7 @@ from ufm.solver.lowrank_full import default_rank, lift_collapsed, prototype_rows
 __all__ = ["VERDICTS", "CollapseCell", "collapse_cell", "cell_batches", "lifted_certificate", "map_cells",
            "collapse_map", "ROUNDOFF"]
 
-VERDICTS = ("collapse optimal", "not optimal", "undecided")
+VERDICTS = ("collapse optimal", "not optimal", "undecided", "error")
 ROUNDOFF = 1e-11  # relative round-off allowed when comparing two float64 objectives (sums of ~N^2 terms)
 BATCHINGS = ("full", "shuffle")
 
@@ -199,8 +199,10 @@ def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[
 def collapse_map(cells: Sequence[CollapseCell], executor=None, log_folder: str | Path | None = None,
                  done=None) -> list[dict]:
     """:func:`collapse_cell` for every cell through :func:`ufm.executors.run_tasks` (``executor`` an
-    :class:`ufm.executors.ExecutorConfig`; inline by default), in the order of ``cells``."""
-    from ufm.executors import ExecutorConfig, FunctionTask, run_tasks
+    :class:`ufm.executors.ExecutorConfig`; inline by default), in the order of ``cells``.  A cell whose
+    problem is ill-posed (e.g. n_w = 0 with a class of one sample: nothing determines its mean) comes back as
+    its cell with ``verdict`` "error" and the reason in ``error``; the other cells are kept."""
+    from ufm.executors import ExecutorConfig, FunctionTask, TasksFailed, run_tasks
 
     executor = executor or ExecutorConfig()
     cells = list(cells)
@@ -209,7 +211,11 @@ def collapse_map(cells: Sequence[CollapseCell], executor=None, log_folder: str |
         if executor.executor != "inline":
             raise ValueError("log_folder is needed for the local and slurm executors")
         log_folder = "."
-    out = run_tasks(tasks, executor, log_folder, name="ufm-collapse-map", done=done)
+    try:
+        out = run_tasks(tasks, executor, log_folder, name="ufm-collapse-map", done=done)
+    except TasksFailed as err:
+        out = {**err.results, **{c.name: {**c.to_dict(), "name": c.name, "N": sum(c.counts), "verdict": "error",
+                                          "error": err.failures[c.name]} for c in cells if c.name in err.failures}}
     if not executor.wait:
         return [{"name": c.name, "job": out[c.name]} for c in cells]
     return [out[c.name] for c in cells]
