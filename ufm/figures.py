@@ -296,7 +296,7 @@ def collapse_map_figure(out: Path, quick: bool = False, rows: list[dict] | None 
             cells = map_cells(profiles=("step",), ratios=(2.0,), taus=(0.5,), n_ws=(0.0, 1.0), anchors=(True,),
                               k=3, n_major=4)
         else:
-            cells = map_cells(ratios=(2.0, 5.0, 10.0, 20.0), taus=(0.1,), n_ws=(0.0, 1.0, 2.0, 10.0, 100.0))
+            cells = map_cells(ratios=(2.0, 10.0, 20.0), taus=(0.1,), n_ws=(0.0, 1.0, 2.0, 10.0, 100.0))
         rows = collapse_map(cells)
     panels = [(p, a) for p in dict.fromkeys(r["profile"] for r in rows) for a in (True, False)
               if any(r["profile"] == p and r["prototype_anchors"] == a and r["n_w"] > 0 for r in rows)]
@@ -309,7 +309,8 @@ def collapse_map_figure(out: Path, quick: bool = False, rows: list[dict] | None 
         for r in sub:
             i, j = ys.index(r["ratio"]), xs.index(r["n_w"])
             grid[i, j] = _VERDICT_CODE[r["verdict"]]
-            text = "ill-posed" if r["verdict"] == "error" else f"{r['min_cos']:.4f}" if r["min_cos"] < 0.99995 else "1"
+            text = ("ill-posed" if r["verdict"] == "error" else f"{r['min_cos']:.4f}" if r["min_cos"] < 0.99995
+                    else "1" if r["min_cos"] > 1 - 1e-6 else ">0.99995")
             ax.text(j, i, text, ha="center", va="center", fontsize=6.5)
         ax.imshow(grid, vmin=0, vmax=2, cmap=cmap, aspect="auto", origin="lower")
         ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs], fontsize=7)
