@@ -58,7 +58,9 @@ def collapse_map_command(
                           minority_fraction, target, batching, batch_size, batch_seed, tuple(range(seeds)), rel_tol)
     except ValueError as err:
         msg = str(err)
-        for arg, flag in (("batch_size", "--batch-size"), ("rel_tol", "--rel-tol"), ("n_w", "--n-w")):
+        for arg, flag in (("batch_size", "--batch-size"), ("batch_seed", "--batch-seed"), ("rel_tol", "--rel-tol"),
+                          ("n_w", "--n-w"), ("minority_fraction", "--minority-fraction"), ("profiles", "--profile"),
+                          ("batching='shuffle'", "--batching shuffle")):
             msg = msg.replace(arg, flag)
         raise ValueError(msg) from None
     if out is None and executor.executor != "inline":

@@ -87,6 +87,10 @@ def test_map_cells_and_bad_input():
         map_cells(ratios=(2.0, 2.0))
     with pytest.raises(ValueError, match="batch_size"):
         CollapseCell((4, 4), 0.1, 1.0, batching="shuffle")
+    with pytest.raises(ValueError, match="batch_seed apply to batching='shuffle' only"):
+        CollapseCell((4, 4), 0.1, 1.0, batch_seed=3)
+    with pytest.raises(ValueError, match="minority_fraction applies to the step profile"):
+        map_cells(profiles=("long-tail",), minority_fraction=0.3)
     with pytest.raises(ValueError, match="target"):
         CollapseCell((4, 4), 0.1, 1.0, target="simplex")
 
@@ -103,6 +107,8 @@ def test_the_cli(tmp_path):
     assert bad.exit_code == 2 and "--anchors" in bad.output
     bad = runner.invoke(app, ["collapse-map", "--batching", "shuffle", "--k", "3", "--n-major", "4"])
     assert bad.exit_code == 2 and "--batch-size" in bad.output
+    bad = runner.invoke(app, ["collapse-map", "--profile", "long-tail", "--minority-fraction", "0.3"])
+    assert bad.exit_code == 2 and "--minority-fraction applies to the step profile" in bad.output
 
 
 def test_an_ill_posed_cell_is_reported_not_fatal():

@@ -93,8 +93,7 @@ def test_minimize_unit_rows_the_shared_lbfgs_routine():
     # known minimum: ||sum_i u_i||^2 over unit rows is 0 (n >= 2 rows can cancel), and the rows stay unit
     from ufm.solver.lowrank import minimize_unit_rows
 
-    start = torch.nn.functional.normalize(torch.ones(5, 3, dtype=torch.float64) + 0.1 * torch.eye(5, 3,
-                                                                                              dtype=torch.float64), dim=1)
+    start = torch.ones(5, 3, dtype=torch.float64) + 0.1 * torch.eye(5, 3, dtype=torch.float64)
     solutions, iterations = minimize_unit_rows(lambda u: (u.sum(0) ** 2).sum(), 5, 3, (0, 1), 200, starts=[start])
     assert len(solutions) == 3 and iterations > 0  # the given start first, then one per seed
     for value, rows in solutions:

@@ -83,8 +83,8 @@ class CollapseCell:
         if self.batching == "shuffle" and not 2 <= self.batch_size < sum(self.counts):
             raise ValueError(f"batch_size must be in [2, N) = [2, {sum(self.counts)}) for reshuffled batches, "
                              f"got {self.batch_size}")
-        if self.batching == "full" and self.batch_size not in (0, sum(self.counts)):
-            raise ValueError("batch_size applies to batching='shuffle' only")
+        if self.batching == "full" and (self.batch_size not in (0, sum(self.counts)) or self.batch_seed != 0):
+            raise ValueError("batch_size and batch_seed apply to batching='shuffle' only")
         if not (0 < self.rel_tol < 1):
             raise ValueError(f"rel_tol must be in (0, 1), got {self.rel_tol}")
 
@@ -181,6 +181,8 @@ def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[
     """The grid profiles x ratios x taus x n_ws x anchors (counts from :func:`ufm.imbalance.class_counts`
     with ``k``, ``n_major`` and, for STEP, ``minority_fraction``); at n_w = 0 the anchor convention does not
     matter, so only one cell is made there."""
+    if minority_fraction != 0.5 and "step" not in profiles:
+        raise ValueError("minority_fraction applies to the step profile only; add step to profiles or drop it")
     cells = []
     for profile in profiles:
         for ratio in ratios:
