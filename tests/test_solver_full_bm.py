@@ -87,3 +87,38 @@ def test_bad_input_and_the_cli(tmp_path):
     assert data["solver"] == "BM" and data["method"] == "full" and len(data["gram"]) == 4
     assert data["min_within_class_cosine"] == pytest.approx(0.945, abs=5e-4)
     assert data["certified_gap"] < 1e-6
+
+
+def test_minimize_unit_rows_the_shared_lbfgs_routine():
+    # known minimum: ||sum_i u_i||^2 over unit rows is 0 (n >= 2 rows can cancel), and the rows stay unit
+    from ufm.solver.lowrank import minimize_unit_rows
+
+    start = torch.ones(5, 3, dtype=torch.float64) + 0.1 * torch.eye(5, 3, dtype=torch.float64)
+    solutions, iterations = minimize_unit_rows(lambda u: (u.sum(0) ** 2).sum(), 5, 3, (0, 1), 200, starts=[start])
+    assert len(solutions) == 3 and iterations > 0  # the given start first, then one per seed
+    for value, rows in solutions:
+        assert value < 1e-12
+        np.testing.assert_allclose(rows.norm(dim=1).numpy(), 1, atol=1e-14)
+    with pytest.raises(ValueError, match="at least one seed or start"):
+        minimize_unit_rows(lambda u: u.sum(), 2, 2, (), 10)
+
+
+def test_accuracy_estimates_against_the_exact_optimum():
+    # full batch 5,5,3, tau 0.5, n_w 1: collapse is optimal (certified by the lifted certificate, ufm.collapse),
+    # so the exact optimum is the collapsed one lifted to N samples: the BM objective is within its certified
+    # gap of it and its Gram entries within (a small multiple of) the restart estimate entry_accuracy
+    from ufm.collapse import lifted_certificate
+
+    counts = [5, 5, 3]
+    labels, index = _batches(counts, 13, "full")
+    g = etf_gram(3).numpy()
+    bm = solve_full_bm(labels, index, 0.5, g, 1.0)
+    col = solve(np.array([counts]), 0.5, g, 1.0)
+    lifted = lifted_certificate(labels, index, 3, col.gram, col.cross, g, 1.0, True, 0.5)
+    assert lifted["certified_gap"] < 1e-10 * lifted["objective"]  # the exact optimum, to round-off
+    exact = lifted["objective"] - lifted["certified_gap"]
+    assert exact - 1e-12 <= bm.objective <= exact + bm.certified_gap + lifted["certified_gap"]
+    onehot = np.eye(3)[labels]
+    error = np.abs(bm.gram - onehot @ col.gram @ onehot.T).max()
+    assert bm.accuracy_source == "restarts" and bm.entry_accuracy < 1e-6
+    assert error <= 10 * bm.entry_accuracy + 1e-8

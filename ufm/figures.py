@@ -275,3 +275,58 @@ def maps_distance_figure(out: Path, quick: bool = False, rows: dict | None = Non
 FIGURES["maps-distance"] = Figure(
     "maps-distance", "distance of the optimal G_M to the ETF over (R, n_w) and (tau, n_w), both anchor conventions",
     maps_distance_figure)
+
+
+# --- Is collapse optimal? (ufm.collapse): verdict maps over (R, n_w) --------------------------------------------
+
+_VERDICT_CODE = {"collapse optimal": 0, "undecided": 1, "not optimal": 2, "error": np.nan}
+
+
+def collapse_map_figure(out: Path, quick: bool = False, rows: list[dict] | None = None) -> Path:
+    """Verdict of :func:`ufm.collapse.collapse_cell` over (R, n_w), full batch, k = 10, majority 20, tau 0.1,
+    ETF target: STEP and long-tail, prototype anchors and batch anchors only; each cell annotated with the
+    smallest within-class cosine of the uncollapsed optimum (quick: k = 3, majority 4, two cells)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    from ufm.collapse import collapse_map, map_cells
+
+    if rows is None:
+        if quick:
+            cells = map_cells(profiles=("step",), ratios=(2.0,), taus=(0.5,), n_ws=(0.0, 1.0), anchors=(True,),
+                              k=3, n_major=4)
+        else:
+            cells = map_cells(ratios=(2.0, 10.0, 20.0), taus=(0.1,), n_ws=(0.0, 1.0, 2.0, 10.0, 100.0))
+        rows = collapse_map(cells)
+    panels = [(p, a) for p in dict.fromkeys(r["profile"] for r in rows) for a in (True, False)
+              if any(r["profile"] == p and r["prototype_anchors"] == a and r["n_w"] > 0 for r in rows)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.9 * len(panels) + 0.4, 3.4), squeeze=False)
+    cmap = ListedColormap(["#4c9a5a", "#d9c45a", "#c0504d"])
+    for ax, (profile, anchors) in zip(axes[0], panels):
+        sub = [r for r in rows if r["profile"] == profile and (r["prototype_anchors"] == anchors or r["n_w"] == 0)]
+        ys, xs = sorted({r["ratio"] for r in sub}), sorted({r["n_w"] for r in sub})
+        grid = np.full((len(ys), len(xs)), np.nan)
+        for r in sub:
+            i, j = ys.index(r["ratio"]), xs.index(r["n_w"])
+            grid[i, j] = _VERDICT_CODE[r["verdict"]]
+            text = ("ill-posed" if r["verdict"] == "error" else f"{r['min_cos']:.4f}" if r["min_cos"] < 0.99995
+                    else "1" if r["min_cos"] > 1 - 1e-6 else ">0.99995")
+            ax.text(j, i, text, ha="center", va="center", fontsize=6.5)
+        ax.imshow(grid, vmin=0, vmax=2, cmap=cmap, aspect="auto", origin="lower")
+        ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs], fontsize=7)
+        ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys], fontsize=7)
+        ax.set_xlabel("n_w (copies of each prototype)", fontsize=8)
+        ax.set_ylabel("imbalance ratio R", fontsize=8)
+        ax.set_title(f"{profile}, {'prototype anchors' if anchors else 'batch anchors only'}", fontsize=8.5)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(c)) for c in range(3)]
+    fig.legend(handles, ["collapse optimal (certified)", "undecided", "not optimal (certified)"], loc="lower center",
+               ncol=3, fontsize=7.5, bbox_to_anchor=(0.5, -0.08))
+    taus = sorted({r["tau"] for r in rows})
+    fig.suptitle(f"is collapse optimal? full batch, tau {', '.join(f'{t:g}' for t in taus)}, ETF target "
+                 "(cell text: smallest within-class cosine of the N x N optimum)", fontsize=9, y=1.03)
+    return save_figure(fig, out / "collapse_map.png")
+
+
+FIGURES["collapse-map"] = Figure(
+    "collapse-map", "where collapse stops being optimal over (R, n_w): certified verdicts, STEP and long-tail, "
+    "both anchor conventions", collapse_map_figure)

@@ -3,7 +3,8 @@ solve is slow (its PSD block has order about 2k).
 
 Factor the class means as unit rows u_a in R^p (p = k + rank G_*, enough for the optimum of the convex
 problem), prototypes as the fixed rows w~ of :attr:`Problem.factor` (w~ w~^T = G_*), and minimize the
-objective (:attr:`Problem.program`) with L-BFGS in float64 from each seed.  The certificate is
+objective (:attr:`Problem.program`) with L-BFGS in float64 from each seed (:func:`minimize_unit_rows`, the
+routine the full problem's :mod:`.lowrank_full` uses too).  The certificate is
 :func:`ufm.solver.certificate.certificate`; the entry accuracy reported is the largest entry difference
 between the restarts (empirical: an estimate, not a bound).
 """
@@ -11,6 +12,7 @@ between the restarts (empirical: an estimate, not a bound).
 from __future__ import annotations
 
 import time
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +21,45 @@ from .certificate import certificate
 from .problem import Problem
 from .result import SolveResult
 
-__all__ = ["solve_bm"]
+__all__ = ["solve_bm", "minimize_unit_rows"]
+
+
+def minimize_unit_rows(objective: Callable[[torch.Tensor], torch.Tensor], n: int, p: int, seeds: tuple[int, ...],
+                       max_iter: int, rounds: int = 3, starts: Sequence[torch.Tensor] = (),
+                       tolerance_grad: float = 1e-14, tolerance_change: float = 1e-18
+                       ) -> tuple[list[tuple[float, torch.Tensor]], int]:
+    """Minimize ``objective(U)`` over ``n`` unit rows ``U [n, p]`` (float64) by L-BFGS on the free rows,
+    normalized inside the objective: from each of ``starts`` (given [n, p] points, normalized) and then one
+    Gaussian start per seed, ``rounds`` fresh L-BFGS runs of up to ``max_iter`` iterations (each from the
+    normalized rows: the free rows' norms drift otherwise and the steps shrink).  Returns ([(objective, unit
+    rows U)] per start, in order, and the total number of L-BFGS iterations)."""
+    if max_iter < 1 or rounds < 1:
+        raise ValueError("minimize_unit_rows needs max_iter >= 1 and rounds >= 1")
+    initial = [torch.nn.functional.normalize(torch.as_tensor(s, dtype=torch.float64).reshape(n, p), dim=1)
+               for s in starts]
+    initial += [torch.nn.functional.normalize(torch.randn(n, p, generator=torch.Generator().manual_seed(int(seed)),
+                                                          dtype=torch.float64), dim=1) for seed in seeds]
+    if not initial:
+        raise ValueError("minimize_unit_rows needs at least one seed or start")
+    solutions, iterations = [], 0
+    for un in initial:
+        for _ in range(rounds):
+            u = un.clone().requires_grad_()
+            opt = torch.optim.LBFGS([u], lr=1, max_iter=max_iter, history_size=50, tolerance_grad=tolerance_grad,
+                                    tolerance_change=tolerance_change, line_search_fn="strong_wolfe")
+
+            def closure() -> torch.Tensor:
+                opt.zero_grad()
+                loss = objective(torch.nn.functional.normalize(u, dim=1))
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+            iterations += int(opt.state[u].get("n_iter", 0))
+            un = torch.nn.functional.normalize(u.detach(), dim=1)
+        with torch.no_grad():
+            solutions.append((float(objective(un)), un))
+    return solutions, iterations
 
 
 def solve_bm(problem: Problem, seeds: tuple[int, ...] = (0, 1), max_iter: int = 2000) -> SolveResult:
@@ -45,24 +85,7 @@ def solve_bm(problem: Problem, seeds: tuple[int, ...] = (0, 1), max_iter: int = 
     def objective(un: torch.Tensor) -> torch.Tensor:
         return program.torch(torch.cat([(un @ un.T).reshape(-1), (un @ w_rows.T).reshape(-1), g_flat]))
 
-    solutions, iterations = [], 0
-    for seed in seeds:
-        gen = torch.Generator().manual_seed(seed)
-        u = torch.nn.functional.normalize(torch.randn(k, p, generator=gen, dtype=torch.float64), dim=1).requires_grad_()
-        opt = torch.optim.LBFGS([u], lr=1, max_iter=max_iter, history_size=50, tolerance_grad=1e-12,
-                                tolerance_change=1e-16, line_search_fn="strong_wolfe")
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad()
-            loss = objective(torch.nn.functional.normalize(u, dim=1))
-            loss.backward()
-            return loss
-
-        for _ in range(3):
-            opt.step(closure)
-        iterations += int(opt.state[u].get("n_iter", 0))
-        un = torch.nn.functional.normalize(u.detach(), dim=1)
-        solutions.append((float(objective(un)), un))
+    solutions, iterations = minimize_unit_rows(objective, k, p, tuple(seeds), max_iter)
     value, un = min(solutions, key=lambda s: s[0])
     solve_s = time.perf_counter() - start
     start = time.perf_counter()

@@ -17,17 +17,48 @@ above ``objective`` refutes collapse and one within ``certified_gap`` of it cert
 from __future__ import annotations
 
 import math
+from typing import Sequence
 import time
 
 import numpy as np
 import torch
 
 from .certificate import gram_certificate
+from .lowrank import minimize_unit_rows
 from .full import check_full, class_mean_gram, full_program, within_class_min
 from .problem import check_tau_n_w
 from .result import FullSolveResult
 
-__all__ = ["solve_full_bm", "default_rank"]
+__all__ = ["solve_full_bm", "default_rank", "prototype_rows", "lift_collapsed"]
+
+
+def prototype_rows(g: np.ndarray | None, k: int) -> np.ndarray:
+    """The fixed prototype rows w~ ``[k, r]`` (w~ w~^T = G_*, r = rank G_*: eigenvalues above 1e-9 of the
+    largest); ``[k, 0]`` without prototypes (``g`` None)."""
+    if g is None:
+        return np.zeros((k, 0))
+    lam, vecs = np.linalg.eigh(g)
+    keep = lam > 1e-9 * lam.max()
+    return vecs[:, keep] * np.sqrt(lam[keep])
+
+
+def lift_collapsed(gram: np.ndarray, cross: np.ndarray | None, labels, g: np.ndarray | None, p: int) -> np.ndarray:
+    """Unit sample rows ``[N, p]`` of the collapsed geometry (class-mean Gram ``gram [k, k]``, cross-Gram
+    ``cross [k, k]``) lifted to N samples, every sample of class a at the same row u_a, in the coordinates
+    of :func:`prototype_rows` (u_a . w~_c = cross_ac up to the normalization of u_a): u_a = [X_a w~ (w~^T
+    w~)^-1, z_a] with z z^T the clipped Schur complement M - X G_*^+ X^T, normalized.  The lifted point is
+    exactly feasible (unit rows next to the exact prototype rows), within round-off of the given one."""
+    k = len(gram)
+    factor = prototype_rows(g, k)
+    r = factor.shape[1]
+    if p < k + r:
+        raise ValueError(f"p must be at least k + rank G_* = {k + r}, got {p}")
+    y = np.zeros((k, 0)) if g is None else np.asarray(cross, dtype=float) @ factor / (factor * factor).sum(0)
+    schur = np.asarray(gram, dtype=float) - y @ y.T
+    lam, vecs = np.linalg.eigh((schur + schur.T) / 2)
+    rows = np.hstack([y, vecs * np.sqrt(np.clip(lam, 0, None)), np.zeros((k, p - k - r))])
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows[np.asarray(labels, dtype=np.int64)]
 
 
 def default_rank(n: int, k: int, rank_g: int) -> int:
@@ -40,59 +71,39 @@ def default_rank(n: int, k: int, rank_g: int) -> int:
 
 def solve_full_bm(labels, batches, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototype_anchors: bool = True,
                   num_classes: int | None = None, seeds: tuple[int, ...] = (0, 1, 2), rank: int | None = None,
-                  max_iter: int = 3000) -> FullSolveResult:
+                  max_iter: int = 3000, starts: Sequence[np.ndarray] = ()) -> FullSolveResult:
     """Certified optimum of the full problem of :func:`ufm.solver.solve_full` (same arguments: ``labels
     [N]``, ``batches`` a list of sample-index arrays) by Burer-Monteiro: ``rank`` columns (default
-    :func:`default_rank`), three L-BFGS rounds of up to ``max_iter`` iterations per seed, the best kept.
+    :func:`default_rank`), three L-BFGS rounds of up to ``max_iter`` iterations from each of ``starts`` (unit
+    rows [N, rank] in the coordinates of :func:`prototype_rows`, e.g. :func:`lift_collapsed`) and each seed
+    (:func:`ufm.solver.lowrank.minimize_unit_rows`), the best kept.
     ``gram [N, N]``, ``cross [N, k]`` (None without prototypes), ``class_means`` and ``within_class_min``
     tell whether it collapsed; ``certified_gap`` >= objective - optimum (status "optimal" when it is below
     1e-6 of the objective).  ``entry_accuracy`` is the largest Gram-entry difference between restarts that
     reach the same objective (within the certified gap): empirical, and large when the optimum is not unique
     (interchangeable samples that do not collapse)."""
     check_tau_n_w(tau, n_w)
-    if not seeds or max_iter < 1:
-        raise ValueError("solve_full_bm needs at least one seed and max_iter >= 1")
+    if not (seeds or len(starts)) or max_iter < 1:
+        raise ValueError("solve_full_bm needs at least one seed (or start) and max_iter >= 1")
     labels, batches, k, g = check_full(labels, batches, g_star, n_w, num_classes)
     n = len(labels)
     program = full_program(labels, batches, k, n_w, prototype_anchors, tau)
     start = time.perf_counter()
-    if g is not None:
-        lam, vecs = np.linalg.eigh(g)
-        keep = lam > 1e-9 * lam.max()
-        factor = vecs[:, keep] * np.sqrt(lam[keep])  # [k, r]
-        g_flat = torch.from_numpy(g).reshape(-1)
-    else:
-        factor = np.zeros((k, 0))
-        g_flat = torch.eye(k, dtype=torch.float64).reshape(-1)
+    factor = prototype_rows(g, k)
+    g_flat = torch.from_numpy(g if g is not None else np.eye(k)).reshape(-1)
     rank_g = factor.shape[1]
     p = default_rank(n, k, rank_g) if rank is None else int(rank)
     if p < max(rank_g, 1):
         raise ValueError(f"rank must be at least rank G_* = {rank_g} (and >= 1), got {p}")
     w_rows = torch.nn.functional.pad(torch.from_numpy(factor), (0, p - rank_g))
+    starts = [np.asarray(s, dtype=float) for s in starts]
+    if any(s.shape != (n, p) for s in starts):
+        raise ValueError(f"each of starts must be N x rank = {n} x {p} unit rows")
 
     def objective(un: torch.Tensor) -> torch.Tensor:
         return program.torch(torch.cat([(un @ un.T).reshape(-1), (un @ w_rows.T).reshape(-1), g_flat]))
 
-    solutions, iterations = [], 0
-    for seed in seeds:
-        gen = torch.Generator().manual_seed(seed)
-        un = torch.nn.functional.normalize(torch.randn(n, p, generator=gen, dtype=torch.float64), dim=1)
-        for _ in range(3):  # a fresh L-BFGS from unit rows each round (the free rows' norms grow otherwise)
-            u = un.clone().requires_grad_()
-            opt = torch.optim.LBFGS([u], lr=1, max_iter=max_iter, history_size=50, tolerance_grad=1e-14,
-                                    tolerance_change=1e-18, line_search_fn="strong_wolfe")
-
-            def closure() -> torch.Tensor:
-                opt.zero_grad()
-                loss = objective(torch.nn.functional.normalize(u, dim=1))
-                loss.backward()
-                return loss
-
-            opt.step(closure)
-            iterations += int(opt.state[u].get("n_iter", 0))
-            un = torch.nn.functional.normalize(u.detach(), dim=1)
-        with torch.no_grad():
-            solutions.append((float(objective(un)), un))
+    solutions, iterations = minimize_unit_rows(objective, n, p, tuple(seeds), max_iter, starts=starts)
     value, un = min(solutions, key=lambda s: s[0])
     solve_s = time.perf_counter() - start
     start = time.perf_counter()
@@ -105,7 +116,7 @@ def solve_full_bm(labels, batches, tau: float = 0.1, g_star=None, n_w: float = 0
     min_eig = float(np.linalg.eigvalsh(joint).min())
     polish_s = time.perf_counter() - start
     status = "optimal" if cert["relative_gap"] <= 1e-6 else "optimal_inaccurate"
-    note = (f"rank {p}; {len(same)} of {len(seeds)} restarts reach the best objective within the certified gap"
+    note = (f"rank {p}; {len(same)} of {len(solutions)} restarts reach the best objective within the certified gap"
             + ("" if len(same) > 1 else ": no entry-accuracy estimate"))
     return FullSolveResult(gram, cross, value, status, "full", "BM", iterations, 0, min_eig,
                            float(np.abs(np.diag(gram) - 1).max()), cert["certified_gap"], cert["relative_gap"],

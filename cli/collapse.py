@@ -1,0 +1,104 @@
+"""``ufm collapse-map``: where collapse stops being optimal, cell by cell, certified (see ufm.collapse)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich import box
+from rich.table import Table
+
+from ._common import check_out, console, default_out, print_json, user_errors
+from ._executor import with_executor_options
+from ufm.executors import ExecutorConfig
+
+_ANCHORS = {"both": (True, False), "prototype": (True,), "batch": (False,)}
+
+
+@user_errors
+@with_executor_options
+def collapse_map_command(
+    executor: ExecutorConfig,
+    profile: Optional[List[str]] = typer.Option(None, help="imbalance profiles: step, long-tail (repeatable; "
+                                                "default step and long-tail)"),
+    ratio: Optional[List[float]] = typer.Option(None, help="imbalance ratios R (repeatable; default 2 and 10)"),
+    tau: Optional[List[float]] = typer.Option(None, help="temperatures (repeatable; default 0.1 and 0.5)"),
+    n_w: Optional[List[float]] = typer.Option(None, "--n-w", help="prototype copies per batch (repeatable; "
+                                              "default 0, 1, 10)"),
+    anchors: str = typer.Option("both", help="anchor conventions: both, prototype or batch (batch anchors only)"),
+    k: int = typer.Option(10, help="number of classes"),
+    n_major: int = typer.Option(20, help="samples in each majority class"),
+    minority_fraction: float = typer.Option(0.5, help="STEP: fraction of minority classes"),
+    target: str = typer.Option("etf", help="prototype Gram G_*: etf or orthogonal"),
+    batching: str = typer.Option("full", help="full (one batch) or shuffle (the batches of one seeded epoch)"),
+    batch_size: int = typer.Option(0, help="batch size with --batching shuffle"),
+    batch_seed: int = typer.Option(0, help="seed of the reshuffled epoch"),
+    seeds: int = typer.Option(1, help="random starts of the uncollapsed Burer-Monteiro solve (besides the "
+                              "perturbed collapsed point)"),
+    rel_tol: float = typer.Option(1e-9, help="relative gap under which collapse counts as certified optimal"),
+    out: Optional[Path] = typer.Option(None, help="folder for collapse_map.json (and the task logs); default: "
+                                       "runs/collapse-map-<time> with --executor local/slurm, none inline"),
+    overwrite: bool = typer.Option(False, help="replace the files of an existing --out folder"),
+    as_json: bool = typer.Option(False, "--json", help="print the cells as JSON"),
+) -> None:
+    """Is class collapse optimal?  Per cell (profile, R, tau, n_w, anchors): the certified collapsed optimum,
+    lifted to N samples and certified there, against the uncollapsed Burer-Monteiro optimum; verdict
+    "collapse optimal" (certified within the gap), "not optimal" (certified) or "undecided"."""
+    from ufm.collapse import collapse_map, map_cells
+    from ufm.runio import write_json
+
+    if anchors not in _ANCHORS:
+        raise ValueError(f"--anchors must be one of {', '.join(_ANCHORS)}, got {anchors!r}")
+    if seeds < 0:
+        raise ValueError(f"--seeds must be >= 0, got {seeds}")
+    try:
+        cells = map_cells(tuple(profile or ("step", "long-tail")), tuple(ratio or (2.0, 10.0)),
+                          tuple(tau or (0.1, 0.5)), tuple(n_w or (0.0, 1.0, 10.0)), _ANCHORS[anchors], k, n_major,
+                          minority_fraction, target, batching, batch_size, batch_seed, tuple(range(seeds)), rel_tol)
+    except ValueError as err:
+        msg = str(err)
+        for arg, flag in (("batch_size", "--batch-size"), ("batch_seed", "--batch-seed"), ("rel_tol", "--rel-tol"),
+                          ("n_w", "--n-w"), ("minority_fraction", "--minority-fraction"), ("profiles", "--profile"),
+                          ("batching='shuffle'", "--batching shuffle")):
+            msg = msg.replace(arg, flag)
+        raise ValueError(msg) from None
+    if out is None and executor.executor != "inline":
+        out = default_out("collapse-map")
+    if out is not None:
+        out = check_out(out, overwrite=overwrite)
+        out.mkdir(parents=True, exist_ok=True)
+    count = [0]
+
+    def done(name: str, ok: bool) -> None:
+        count[0] += 1
+        if not as_json:
+            console.print(f"[{count[0]}/{len(cells)}] {name} {'done' if ok else '[red]failed[/red]'}")
+
+    rows = collapse_map(cells, executor, None if out is None else out / "logs", done=done)
+    if out is not None and executor.wait:
+        write_json(out / "collapse_map.json", rows)
+    if as_json:
+        print_json(rows)
+        return
+    if not executor.wait:
+        console.print(f"submitted {len(rows)} cells; logs in {out / 'logs'}")
+        return
+    table = Table(title="is collapse optimal? (full problem N x N vs collapsed, certified)", box=box.SIMPLE,
+                  padding=(0, 1))
+    for col in ("profile", "R", "N", "tau", "n_w", "anchors", "collapsed - full (rel.)", "collapse gap (rel.)",
+                "lifted dual eig", "min cos maj / min", "verdict"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        if r["verdict"] == "error":
+            table.add_row(r["profile"], f"{r['ratio']:g}", str(r["N"]), f"{r['tau']:g}", f"{r['n_w']:g}",
+                          "-", "-", "-", "-", "-", f"error: {r['error']}")
+            continue
+        table.add_row(r["profile"], f"{r['ratio']:g}", str(r["N"]), f"{r['tau']:g}", f"{r['n_w']:g}",
+                      "-" if r["n_w"] == 0 else ("prototype" if r["prototype_anchors"] else "batch"),
+                      f"{r['relative_difference']:+.1e}", f"{r['relative_collapse_gap']:.1e}",
+                      f"{r['lifted_dual_min_eigenvalue']:+.1e}",
+                      f"{r['min_cos_majority']:.6f} / {r['min_cos_minority']:.6f}", r["verdict"])
+    console.print(table)
+    if out is not None:
+        console.print(f"cells: {out / 'collapse_map.json'}")

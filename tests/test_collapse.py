@@ -1,0 +1,118 @@
+"""Is collapse optimal? (ufm.collapse): verdicts on cases with known answers, the lifted certificate, executors."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ufm.cli.main import app
+from ufm.collapse import CollapseCell, cell_batches, collapse_cell, collapse_map, lifted_certificate, map_cells
+from ufm.executors import ExecutorConfig
+from ufm.geometry import etf_gram
+from ufm.solver import solve
+from ufm.solver.full import full_objective
+
+STEP_50 = (50,) * 5 + (5,) * 5  # N = 275, R = 10
+
+
+def test_balanced_counts_collapse_certified_at_n_w_0():
+    r = collapse_cell(CollapseCell((6, 6, 6, 6), 0.5, 0.0))
+    assert r["verdict"] == "collapse optimal"
+    assert r["collapse_gap"] <= 1e-9 * r["lifted"] and r["gain_lower"] == 0
+    assert r["lifted_dual_min_eigenvalue"] > -1e-9  # the lifted dual is PSD: the KKT point of the N x N problem
+    assert r["min_cos"] > 1 - 1e-6  # the uncollapsed solve collapses too
+
+
+def test_the_refuted_case_stays_refuted():
+    # README: full batch, 50x5,5x5, n_w = 1, tau = 0.1: an uncollapsed point beats every collapsed one
+    r = collapse_cell(CollapseCell(STEP_50, 0.1, 1.0))
+    assert r["verdict"] == "not optimal"
+    assert r["gain_lower"] > 1e-5 and r["full"] < r["collapsed"] - r["collapsed_gap"]
+    assert r["min_cos_minority"] == pytest.approx(0.998085, abs=2e-5) and r["min_cos_majority"] > 1 - 1e-6
+    assert r["lifted_dual_min_eigenvalue"] < -1e-4  # the lifted collapsed point is not a KKT point
+
+
+def test_the_lifted_certificate_certifies_collapse_where_the_full_gap_is_loose():
+    # n_w = 0.75: the uncollapsed BM's own certified gap is about 5e-7 (L-BFGS stalls on the flat spread), the
+    # lifted collapsed optimum is certified within round-off in the N x N problem
+    r = collapse_cell(CollapseCell(STEP_50, 0.1, 0.75))
+    assert r["verdict"] == "collapse optimal"
+    assert r["lifted_gap"] < 1e-10 * r["lifted"] and r["full_gap"] > 1000 * r["lifted_gap"]
+    assert r["lifted"] == pytest.approx(r["collapsed"], rel=1e-12)
+
+
+def test_the_lift_is_the_collapsed_point_in_the_full_problem():
+    counts, tau, n_w = (5, 5, 2), 0.3, 2.0
+    cell = CollapseCell(counts, tau, n_w, prototype_anchors=False)
+    labels, batches, comp = cell_batches(cell)
+    g = etf_gram(3).numpy()
+    col = solve(comp, tau, g, n_w, False)
+    lifted = lifted_certificate(labels, batches, 3, col.gram, col.cross, g, n_w, False, tau)
+    rows = lifted["rows"]
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-15)
+    gram = rows @ rows.T
+    onehot = np.eye(3)[labels]
+    np.testing.assert_allclose(gram, onehot @ col.gram @ onehot.T, atol=1e-8)  # the collapsed Gram, lifted
+    # independent evaluation: the full objective of the lifted Gram (ufm.solver.full) is the collapsed objective
+    value = full_objective(onehot @ col.gram @ onehot.T, onehot @ col.cross, labels, batches, tau, g, n_w, False)
+    assert lifted["objective"] == pytest.approx(value, rel=1e-9)
+    assert lifted["objective"] == pytest.approx(col.objective, rel=1e-9)
+
+
+def test_reshuffled_batches_one_epoch():
+    # one reshuffled epoch of batches of 6 (counts 4,4,2,2), tau 0.3, n_w 2: collapse is not optimal there
+    # (tests/test_solver_full_bm.py: within-class cosines about 0.9995 by the interior point)
+    r = collapse_cell(CollapseCell((4, 4, 2, 2), 0.3, 2.0, batching="shuffle", batch_size=6))
+    assert r["verdict"] == "not optimal" and r["min_cos"] < 0.9999
+
+
+def test_local_executor_equals_inline(tmp_path):
+    cells = map_cells(profiles=("step",), ratios=(2.0,), taus=(0.5,), n_ws=(0.0, 1.0), anchors=(True,), k=3,
+                      n_major=4)
+    assert [c.counts for c in cells] == [(4, 4, 2)] * 2  # STEP k = 3: one minority class (half, rounded down)
+    inline = collapse_map(cells)
+    local = collapse_map(cells, ExecutorConfig(executor="local", workers=1), tmp_path / "logs")
+    for a, b in zip(inline, local):
+        assert a["verdict"] == b["verdict"]
+        for key in ("collapsed", "lifted", "lifted_gap", "full", "full_gap", "collapse_gap"):
+            assert a[key] == pytest.approx(b[key], rel=1e-12, abs=1e-14), key
+
+
+def test_map_cells_and_bad_input():
+    cells = map_cells(profiles=("step", "long-tail"), ratios=(10.0,), taus=(0.1,), n_ws=(0.0, 1.0), k=4, n_major=20)
+    assert len(cells) == 2 * (1 + 2)  # one cell at n_w = 0 (anchors do not matter), both conventions at n_w = 1
+    assert cells[0].counts == (20, 20, 2, 2) and cells[3].counts[0] == 20 and cells[3].counts[-1] == 2
+    with pytest.raises(ValueError, match="repeated cells"):
+        map_cells(ratios=(2.0, 2.0))
+    with pytest.raises(ValueError, match="batch_size"):
+        CollapseCell((4, 4), 0.1, 1.0, batching="shuffle")
+    with pytest.raises(ValueError, match="batch_seed apply to batching='shuffle' only"):
+        CollapseCell((4, 4), 0.1, 1.0, batch_seed=3)
+    with pytest.raises(ValueError, match="minority_fraction applies to the step profile"):
+        map_cells(profiles=("long-tail",), minority_fraction=0.3)
+    with pytest.raises(ValueError, match="target"):
+        CollapseCell((4, 4), 0.1, 1.0, target="simplex")
+
+
+def test_the_cli(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["collapse-map", "--profile", "step", "--ratio", "2", "--k", "3", "--n-major", "4",
+                                 "--tau", "0.5", "--n-w", "0", "--json", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 1 and rows[0]["verdict"] == "collapse optimal" and rows[0]["counts"] == [4, 4, 2]
+    assert json.loads((tmp_path / "m" / "collapse_map.json").read_text())[0]["verdict"] == "collapse optimal"
+    bad = runner.invoke(app, ["collapse-map", "--anchors", "some"])
+    assert bad.exit_code == 2 and "--anchors" in bad.output
+    bad = runner.invoke(app, ["collapse-map", "--batching", "shuffle", "--k", "3", "--n-major", "4"])
+    assert bad.exit_code == 2 and "--batch-size" in bad.output
+    bad = runner.invoke(app, ["collapse-map", "--profile", "long-tail", "--minority-fraction", "0.3"])
+    assert bad.exit_code == 2 and "--minority-fraction applies to the step profile" in bad.output
+
+
+def test_an_ill_posed_cell_is_reported_not_fatal():
+    # n_w = 0 and a class of one sample: nothing determines that class's mean; the other cells are kept
+    rows = collapse_map([CollapseCell((3, 3, 1), 0.5, 0.0), CollapseCell((3, 3, 1), 0.5, 1.0)])
+    assert rows[0]["verdict"] == "error" and "no positive pair" in rows[0]["error"]
+    assert rows[1]["verdict"] == "collapse optimal"

@@ -1,0 +1,223 @@
+"""When is collapse optimal?  One cell = the certified collapsed optimum against the uncollapsed N x N problem.
+
+For class counts n, a batch-set (full batch, or the batches of one seeded reshuffled epoch), tau, n_w and the
+anchor convention, :func:`collapse_cell` brackets the optimum of the full problem (every sample its own unit
+row, :func:`ufm.solver.full.full_program`) three ways:
+
+- the collapsed optimum f_c with its certified gap g_c (:func:`ufm.solver.solve`): every collapsed
+  geometry has objective >= f_c - g_c;
+- the collapsed solution lifted to N samples (every sample at its class mean, exactly feasible:
+  :func:`ufm.solver.lowrank_full.lift_collapsed`) with objective f_L and the weak-duality certificate of
+  the *full* problem at that point, g_L (:func:`ufm.solver.certificate.gram_certificate`): optimum >= f_L - g_L.
+  Where collapse is optimal the dual matrix at the lifted point is PSD up to round-off and g_L is tiny,
+  even where the samples barely fail to spread (there the uncollapsed BM stalls and its own gap is loose);
+- the uncollapsed Burer-Monteiro optimum f_b with its certified gap g_b (:func:`ufm.solver.solve_full_bm`,
+  from the perturbed lifted point and random starts): optimum >= f_b - g_b, and f_b is the objective of a
+  feasible uncollapsed point.
+
+Verdicts: "not optimal" (certified) when f_b < f_c - g_c - 1e-11 |f_c| (an uncollapsed point beats every
+collapsed one; 1e-11 covers the float64 round-off of the sums); "collapse optimal" (certified within
+``collapse_gap``) when collapse_gap = f_L - max(f_L - g_L, f_b - g_b) >= opt_collapsed - opt_full is at most
+``rel_tol`` |f_L|; else "undecided".  The full problem is the convex relaxation over Grams, which features of
+dimension >= N + k realize, so these statements hold for the UFM with d >= N + k.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ufm.batching import epoch_batches
+from ufm.geometry import make_gram
+from ufm.imbalance import class_counts, labels_from_counts
+from ufm.solver import solve
+from ufm.solver.certificate import gram_certificate
+from ufm.solver.full import full_program, within_class_min
+from ufm.solver.lowrank_full import default_rank, lift_collapsed, prototype_rows, solve_full_bm
+
+__all__ = ["VERDICTS", "CollapseCell", "collapse_cell", "cell_batches", "lifted_certificate", "map_cells",
+           "collapse_map", "ROUNDOFF"]
+
+VERDICTS = ("collapse optimal", "not optimal", "undecided", "error")
+ROUNDOFF = 1e-11  # relative round-off allowed when comparing two float64 objectives (sums of ~N^2 terms)
+BATCHINGS = ("full", "shuffle")
+
+
+@dataclass(frozen=True)
+class CollapseCell:
+    """One cell: ``counts [k]``, tau, n_w, the anchor convention, the target G_* (``etf`` or ``orthogonal``)
+    and the batching: ``full`` or ``shuffle`` (the batches of one reshuffled epoch of ``batch_size``, drawn
+    with ``batch_seed``).  ``seeds``: random starts of the uncollapsed BM (besides the perturbed lifted
+    collapsed point); ``rel_tol``: the relative gap under which collapse counts as certified optimal.
+    ``profile`` and ``ratio`` only label the cell."""
+
+    counts: tuple[int, ...]
+    tau: float
+    n_w: float
+    prototype_anchors: bool = True
+    target: str = "etf"
+    batching: str = "full"
+    batch_size: int = 0
+    batch_seed: int = 0
+    seeds: tuple[int, ...] = (0,)
+    rel_tol: float = 1e-9
+    profile: str = ""
+    ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "counts", tuple(int(c) for c in self.counts))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        if len(self.counts) < 2 or min(self.counts) < 1:
+            raise ValueError(f"counts must list at least 2 classes of >= 1 sample, got {self.counts}")
+        if not (self.tau > 0) or not (self.n_w >= 0):
+            raise ValueError(f"tau must be > 0 and n_w >= 0, got tau {self.tau}, n_w {self.n_w}")
+        if self.target not in ("etf", "orthogonal"):
+            raise ValueError(f"target must be etf or orthogonal, got {self.target!r}")
+        if self.batching not in BATCHINGS:
+            raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}, got {self.batching!r}")
+        if self.batching == "shuffle" and not 2 <= self.batch_size < sum(self.counts):
+            raise ValueError(f"batch_size must be in [2, N) = [2, {sum(self.counts)}) for reshuffled batches, "
+                             f"got {self.batch_size}")
+        if self.batching == "full" and (self.batch_size not in (0, sum(self.counts)) or self.batch_seed != 0):
+            raise ValueError("batch_size and batch_seed apply to batching='shuffle' only")
+        if not (0 < self.rel_tol < 1):
+            raise ValueError(f"rel_tol must be in (0, 1), got {self.rel_tol}")
+
+    @property
+    def name(self) -> str:
+        parts = [self.profile or "counts", f"R{self.ratio:g}" if self.ratio else f"N{sum(self.counts)}",
+                 f"tau{self.tau:g}", f"nw{self.n_w:g}", "pa" if self.prototype_anchors else "ba", self.target,
+                 self.batching + (f"{self.batch_size}s{self.batch_seed}" if self.batching == "shuffle" else "")]
+        return "_".join(parts)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "counts": list(self.counts), "seeds": list(self.seeds)}
+
+
+def cell_batches(cell: CollapseCell) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """``labels [N]`` (sorted by class), the batches (sample-index arrays) and their class compositions
+    ``[B, k]``: one full batch, or one reshuffled epoch drawn with ``cell.batch_seed``."""
+    k = len(cell.counts)
+    labels_t = labels_from_counts(cell.counts)
+    labels = labels_t.numpy()
+    if cell.batching == "full":
+        batches = [np.arange(len(labels))]
+    else:
+        b = epoch_batches(labels_t, cell.batch_size, "shuffle", torch.Generator().manual_seed(cell.batch_seed), k)
+        batches = [row[keep].numpy() for row, keep in zip(b.index, b.mask)]
+    comp = np.stack([np.bincount(labels[b], minlength=k) for b in batches])
+    return labels, batches, comp
+
+
+def lifted_certificate(labels, batches, k: int, gram: np.ndarray, cross: np.ndarray | None, g: np.ndarray | None,
+                       n_w: float, prototype_anchors: bool, tau: float, p: int | None = None) -> dict:
+    """The collapsed geometry (``gram [k, k]``, ``cross [k, k]``) lifted to the N samples (exactly feasible,
+    :func:`lift_collapsed`) and certified in the full N x N problem: ``objective`` (f_L), ``certified_gap``
+    (>= f_L - full optimum), ``relative_gap``, ``dual_min_eigenvalue`` and the lifted unit ``rows [N, p]``."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    rank_g = prototype_rows(g, k).shape[1]
+    p = default_rank(n, k, rank_g) if p is None else p
+    rows = lift_collapsed(gram, cross, labels, g, p)
+    w_rows = np.hstack([prototype_rows(g, k), np.zeros((k, p - rank_g))])
+    full_gram = rows @ rows.T
+    full_cross = rows @ w_rows.T if g is not None else None
+    program = full_program(labels, batches, k, n_w, prototype_anchors, tau)
+    x = np.zeros((n, k)) if full_cross is None else full_cross
+    value = program.numpy(np.concatenate([full_gram.ravel(), x.ravel(), (np.eye(k) if g is None else g).ravel()]))
+    cert = gram_certificate(program, full_gram, full_cross, g, k)
+    return {"objective": float(value), **cert, "rows": rows}
+
+
+def collapse_cell(cell: CollapseCell) -> dict:
+    """The verdict of one cell (see the module docstring) with its numbers: ``collapsed`` (f_c),
+    ``collapsed_gap`` (g_c), ``lifted`` (f_L), ``lifted_gap`` (g_L), ``lifted_dual_min_eigenvalue``, ``full``
+    (f_b), ``full_gap`` (g_b), ``gain_lower`` (certified lower bound on opt_collapsed - opt_full, > 0 only
+    when refuted), ``collapse_gap`` (certified upper bound on it), ``min_cos_majority`` / ``_minority`` (smallest
+    within-class cosine of the BM point over the largest / smallest classes), ``verdict`` and ``seconds``."""
+    start = time.perf_counter()
+    labels, batches, comp = cell_batches(cell)
+    k = len(cell.counts)
+    g = make_gram(cell.target, k, cell.counts).numpy() if cell.n_w > 0 else None
+    collapsed = solve(comp, cell.tau, g, cell.n_w, cell.prototype_anchors)
+    lifted = lifted_certificate(labels, batches, k, collapsed.gram, collapsed.cross, g, cell.n_w,
+                                cell.prototype_anchors, cell.tau)
+    rows = lifted.pop("rows")
+    noise = torch.randn(rows.shape, generator=torch.Generator().manual_seed(12345), dtype=torch.float64).numpy()
+    full = solve_full_bm(labels, batches, cell.tau, g, cell.n_w, cell.prototype_anchors, num_classes=k,
+                         seeds=cell.seeds, starts=[rows + 1e-2 * noise])
+    f_c, g_c, f_l, g_l, f_b, g_b = (collapsed.objective, collapsed.certified_gap, lifted["objective"],
+                                    lifted["certified_gap"], full.objective, full.certified_gap)
+    gain_lower = (f_c - g_c) - f_b - ROUNDOFF * abs(f_c)
+    collapse_gap = f_l - max(f_l - g_l, f_b - g_b)
+    if gain_lower > 0:
+        verdict = "not optimal"
+    elif collapse_gap <= cell.rel_tol * abs(f_l):
+        verdict = "collapse optimal"
+    else:
+        verdict = "undecided"
+    counts = np.asarray(cell.counts)
+    w = within_class_min(full.gram, labels)
+    return {**cell.to_dict(), "name": cell.name, "N": int(counts.sum()), "collapsed": f_c, "collapsed_gap": g_c,
+            "lifted": f_l, "lifted_gap": g_l, "lifted_dual_min_eigenvalue": lifted["dual_min_eigenvalue"],
+            "full": f_b, "full_gap": g_b, "full_status": full.status, "gain_lower": max(gain_lower, 0.0),
+            "collapse_gap": collapse_gap, "relative_collapse_gap": collapse_gap / abs(f_l),
+            "relative_difference": (f_c - f_b) / abs(f_c),
+            "min_cos_majority": float(np.nanmin(w[counts == counts.max()])),
+            "min_cos_minority": float(np.nanmin(w[counts == counts.min()])),
+            "min_cos": float(np.nanmin(w)), "verdict": verdict, "seconds": time.perf_counter() - start}
+
+
+def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[float] = (2.0, 10.0),
+              taus: Sequence[float] = (0.1, 0.5), n_ws: Sequence[float] = (0.0, 1.0, 10.0),
+              anchors: Sequence[bool] = (True, False), k: int = 10, n_major: int = 20, minority_fraction: float = 0.5,
+              target: str = "etf", batching: str = "full", batch_size: int = 0, batch_seed: int = 0,
+              seeds: Sequence[int] = (0,), rel_tol: float = 1e-9) -> list[CollapseCell]:
+    """The grid profiles x ratios x taus x n_ws x anchors (counts from :func:`ufm.imbalance.class_counts`
+    with ``k``, ``n_major`` and, for STEP, ``minority_fraction``); at n_w = 0 the anchor convention does not
+    matter, so only one cell is made there."""
+    if minority_fraction != 0.5 and "step" not in profiles:
+        raise ValueError("minority_fraction applies to the step profile only; add step to profiles or drop it")
+    cells = []
+    for profile in profiles:
+        for ratio in ratios:
+            counts = tuple(int(c) for c in class_counts(profile, k, n_major, ratio, minority_fraction).tolist())
+            for tau in taus:
+                for n_w in n_ws:
+                    for a in (anchors[:1] if n_w == 0 else anchors):
+                        cells.append(CollapseCell(counts, float(tau), float(n_w), bool(a), target, batching,
+                                                  batch_size, batch_seed, tuple(seeds), rel_tol, profile,
+                                                  float(ratio)))
+    if len({c.name for c in cells}) != len(cells):
+        raise ValueError("the grid has repeated cells (repeated values in profiles, ratios, taus, n_ws or anchors)")
+    return cells
+
+
+def collapse_map(cells: Sequence[CollapseCell], executor=None, log_folder: str | Path | None = None,
+                 done=None) -> list[dict]:
+    """:func:`collapse_cell` for every cell through :func:`ufm.executors.run_tasks` (``executor`` an
+    :class:`ufm.executors.ExecutorConfig`; inline by default), in the order of ``cells``.  A cell whose
+    problem is ill-posed (e.g. n_w = 0 with a class of one sample: nothing determines its mean) comes back as
+    its cell with ``verdict`` "error" and the reason in ``error``; the other cells are kept."""
+    from ufm.executors import ExecutorConfig, FunctionTask, TasksFailed, run_tasks
+
+    executor = executor or ExecutorConfig()
+    cells = list(cells)
+    tasks = [FunctionTask(name=c.name, fn=collapse_cell, args=(c,), parallel=1) for c in cells]
+    if log_folder is None:
+        if executor.executor != "inline":
+            raise ValueError("log_folder is needed for the local and slurm executors")
+        log_folder = "."
+    try:
+        out = run_tasks(tasks, executor, log_folder, name="ufm-collapse-map", done=done)
+    except TasksFailed as err:
+        out = {**err.results, **{c.name: {**c.to_dict(), "name": c.name, "N": sum(c.counts), "verdict": "error",
+                                          "error": err.failures[c.name]} for c in cells if c.name in err.failures}}
+    if not executor.wait:
+        return [{"name": c.name, "job": out[c.name]} for c in cells]
+    return [out[c.name] for c in cells]
