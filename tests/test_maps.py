@@ -245,3 +245,42 @@ def test_map_on_slurm_equals_inline(tmp_path):
     for a, b in zip(inline["rows"], slurm["rows"]):
         assert b["distance"] == pytest.approx(a["distance"], rel=1e-8, abs=1e-12) and b["counts"] == a["counts"]
     assert len(list((tmp_path / "slurm" / "logs").glob("*_log.out"))) == 2
+
+
+def test_batching_curves_average_the_seeds_and_overlay_the_solver():
+    from ufm.maps import batching_curves
+    from ufm.simulate import SimConfig
+
+    # tau 0.5: there full batch converges in G_M within 400 steps (at tau 0.1 the loss is so flat near the
+    # optimum that 3000 steps end within 6e-6 of it in loss and still 0.13 away in distance)
+    base = SimConfig(k=4, n_major=8, ratio=4.0, d=8, batch_size=8, epochs=400, log_every=400, lr=0.05, tau=(0.5,),
+                     dtype="float64", device="cpu")
+    rows = batching_curves(base, n_ws=(0.0, 10.0), seeds=(0, 1))
+    assert [(r["batching"], r["n_w"]) for r in rows] == [(b, w) for b in ("full", "shuffle", "binding", "solver")
+                                                         for w in (0.0, 10.0)]
+    for r in rows:
+        assert r["mean"] == pytest.approx(np.mean(r["distances"])) and r["std"] == pytest.approx(np.std(r["distances"]))
+        assert len(r["distances"]) == {"full": 1, "solver": 1}.get(r["batching"], 2)
+    by = {(r["batching"], r["n_w"]): r for r in rows}
+    counts = [8, 8, 2, 2]
+    for w in (0.0, 10.0):
+        assert by[("solver", w)]["mean"] == pytest.approx(solve_point(counts, 0.5, G4, w, solver="BM").distance)
+        # the overlay compares: full-batch gradient descent reaches the certified optimum's geometry
+        assert by[("full", w)]["mean"] == pytest.approx(by[("solver", w)]["mean"], abs=1e-3)
+    assert by[("solver", 10.0)]["mean"] < by[("solver", 0.0)]["mean"] - 0.1
+    with pytest.raises(ValueError, match="one temperature"):
+        batching_curves(SimConfig(tau=(0.1, 0.5)))
+
+
+def test_map_panels_split_by_what_varies():
+    from ufm.figures import map_panels
+
+    rows = [{"profile": "step", "k": 4, "n_major": 6, "geometry": g, "ratio": r, "tau": 0.5, "prototype_anchors": a,
+             "n_w": 0.0, "distance": 0.1} for g in ("etf", "orthogonal") for r in (1.0, 3.0) for a in (False, True)]
+    shared, panels = map_panels(rows)
+    assert shared == "profile step, k 4, n_major 6, tau 0.5"
+    assert [t for t, _, _ in panels] == ["ETF target\nprototype anchors", "ETF target\nbatch anchors only",
+                                         "orthogonal target\nprototype anchors", "orthogonal target\nbatch anchors only"]
+    assert all(y == "ratio" and len(sub) == 2 for _, sub, y in panels)
+    _, panels = map_panels([{**r, "ratio": 3.0, "tau": t} for r in rows[:1] for t in (0.1, 1.0)])
+    assert [y for _, _, y in panels] == ["tau"]
