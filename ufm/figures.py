@@ -226,9 +226,10 @@ def _distance_heatmaps(panels: list[tuple[str, list[dict], str]], suptitle: str,
 
     ncol = min(columns or len(panels), len(panels))
     nrow = -(-len(panels) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol + 0.6, 3.9 * nrow + 0.5 * (nrow - 1)), squeeze=False)
+    height = 3.9 * nrow + 0.5 * (nrow - 1)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol + 0.6, height), squeeze=False)
     if nrow > 1:
-        fig.subplots_adjust(hspace=0.5, top=1 - 0.5 / (3.9 * nrow))
+        fig.subplots_adjust(hspace=0.5, top=1 - 1.0 / height)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     vmax = max((r["distance"] for _, rows, _ in panels for r in rows if r["distance"] is not None), default=1.0) or 1.0
@@ -251,7 +252,7 @@ def _distance_heatmaps(panels: list[tuple[str, list[dict], str]], suptitle: str,
         ax.set_ylabel(_AXIS_LABELS[key], fontsize=8)
         ax.set_title(title, fontsize=8.5)
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="distance of optimal G_M to G_*")
-    fig.suptitle(suptitle, fontsize=9.5 if nrow == 1 else 12, y=1.04 if nrow == 1 else 1 - 0.1 / (3.9 * nrow))
+    fig.suptitle(suptitle, fontsize=9.5 if nrow == 1 else 12, y=1.04 if nrow == 1 else 1 - 0.3 / height)
     return fig
 
 
