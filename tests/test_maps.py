@@ -284,3 +284,14 @@ def test_map_panels_split_by_what_varies():
     assert all(y == "ratio" and len(sub) == 2 for _, sub, y in panels)
     _, panels = map_panels([{**r, "ratio": 3.0, "tau": t} for r in rows[:1] for t in (0.1, 1.0)])
     assert [y for _, _, y in panels] == ["tau"]
+
+
+def test_gather_rebuilds_a_map_folder(tmp_path):
+    grid = {"prototype_anchors": (True,), "ratio": (1.0, 3.0), "n_w": (10.0,)}
+    report = run_map(tmp_path / "m", SMALL, grid)
+    (tmp_path / "m" / "map.png").unlink()
+    result = runner.invoke(app, ["gather", str(tmp_path / "m")])
+    assert result.exit_code == 0 and "2 of 2 points finished" in result.output, result.output
+    assert (tmp_path / "m" / "map.png").is_file()
+    result = runner.invoke(app, ["gather", str(tmp_path / "m"), "--json"])
+    assert json.loads(result.output)["rows"] == report["rows"]

@@ -359,19 +359,22 @@ def run_map(
     grid: dict[str, Sequence] | None = None,
     executor=None,
     done: Callable[[str, bool], None] | None = None,
-    title: str | None = None,
 ) -> dict:
     """A distance map as a resumable sweep of kind ``map`` (:func:`ufm.sweep.run_sweep`: one run folder per
     cell under ``folder/points``, finished cells skipped on a re-run, any executor: inline, local processes,
-    SLURM), then the heatmaps of the gathered rows in ``folder/map.png`` (:func:`ufm.figures.map_figure`).
+    SLURM), then the heatmaps of the gathered rows in ``folder/map.png`` (:func:`render_map`, drawn by
+    :func:`ufm.sweep.gather`, so ``ufm gather`` redraws it too).
     ``grid``: {MapCell field: values}, default ratio x n_w x both anchor conventions.  Returns run_sweep's
     dict plus ``figure`` (None when no cell finished, e.g. SLURM without waiting)."""
     from ufm.sweep import run_sweep
 
     base = base or MapCell()
     grid = grid if grid is not None else {"prototype_anchors": (True, False), "ratio": RATIOS, "n_w": N_WS}
+    from pathlib import Path
+
     report = run_sweep(folder, "map", base, grid, executor, done)
-    report["figure"] = render_map(report["folder"], report["rows"], title)
+    figure = Path(report["folder"]) / "map.png"
+    report["figure"] = figure if report["finished"] and figure.is_file() else None
     return report
 
 

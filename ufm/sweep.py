@@ -358,6 +358,10 @@ def gather(folder: str | Path) -> dict:
         title = f"{kind} sweep, {len(points) - len(missing)} of {len(points)} points"
         save_figure(lines_vs_x(distance_series(rows, by), "n_w", "distance of G_M to G_*", title),
                     folder / "distance_vs_nw.png")
+        if kind == "map":
+            from ufm.maps import render_map
+
+            render_map(folder, rows)  # the heatmaps, map.png
     return {"kind": kind, "folder": str(folder), "rows": rows, "finished": len(points) - len(missing),
             "total": len(points), "missing": missing}
 
