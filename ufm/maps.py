@@ -10,6 +10,11 @@ where G_M(n_w) is the optimal Gram of the unit class means for the given batch c
 prototype Gram G_w (= G_* unless said otherwise) and n_w copies of each prototype per batch (copies are
 multiplicities, so any real n_w >= 0 is meaningful).  The solver is only reached through
 :func:`_solve_point`, the one adapter to its result type.
+
+Maps: a :class:`MapCell` is one solve; :func:`distance_map` maps cells in memory, :func:`run_map` runs them
+as a resumable sweep of kind ``map`` on any executor (:mod:`ufm.sweep`, :mod:`ufm.executors`).  Batching:
+:func:`batching_curves` measures the same distance from the simulator for full, reshuffled and bound
+batches over seeds, beside the full-batch optimum.
 """
 
 from __future__ import annotations
