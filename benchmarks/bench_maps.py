@@ -4,8 +4,8 @@ counts: only Burer-Monteiro is practical), both solved by Burer-Monteiro too, si
 
     python benchmarks/bench_maps.py            # prints one row per (profile, solver) and the ratios
 
-The reduced interior point on long-tail k = 100 (about 90 groups) is not timed here: one such solve did not
-finish within 300 s on the 2-core machine (see README, "What prototypes buy").
+The reduced interior point on long-tail k = 100 (about 90 groups) is not timed here: one such solve was still
+running after more than 290 s on the 2-core machine when it was killed (see README, "What prototypes buy").
 """
 
 from __future__ import annotations
