@@ -154,7 +154,8 @@ def map_command(
         try:
             report = run_map(folder, config, grid, executor, done)
         except ValueError as err:  # the library names MapCell fields; say the flags
-            raise ValueError(str(err).replace("cross_check=False", "--no-cross-check")) from None
+            raise ValueError(str(err).replace("cross_check=False", "--no-cross-check")
+                             .replace("use ratio=1", "use --ratio 1")) from None
         except KeyboardInterrupt:
             err_console.print(f"interrupted: finished cells are kept in {folder}; re-run the same command to continue")
             raise typer.Exit(130) from None

@@ -184,6 +184,8 @@ def test_cross_check_too_costly_is_refused_before_solving():
     with pytest.raises(ValueError, match="cross_check=False"):
         cell.check()
     MapCell(k=100, profile="long-tail", ratio=10.0, cross_check=False).check()
+    with pytest.raises(ValueError, match="balanced"):
+        MapCell(profile="balanced", ratio=10.0).check()
     with pytest.raises(ValueError, match="geometry"):
         MapCell(geometry="minority")
     with pytest.raises(ValueError, match="tau"):
@@ -228,6 +230,8 @@ def test_map_command(tmp_path):
     for bad in (["--anchors", "neither"], ["--tau", "0"], ["--n-w", "1", "--n-w", "1"], ["--geometry", "minority"]):
         result = runner.invoke(app, ["map", "--k", "4", "--n-major", "6", "--out", str(tmp_path / "bad"), *bad])
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, (bad, result.output)
+    result = runner.invoke(app, ["map", "--profile", "balanced", "--out", str(tmp_path / "bal")])
+    assert result.exit_code == 2 and "balanced" in result.output and not (tmp_path / "bal").exists(), result.output
     result = runner.invoke(app, ["map", "--k", "100", "--profile", "long-tail", "--out", str(tmp_path / "lt")])
     assert result.exit_code == 2 and "--no-cross-check" in result.output, result.output
 

@@ -272,6 +272,8 @@ class MapCell:
     def check(self) -> torch.Tensor:
         """The class counts ``[k]``, after checking that they exist (e.g. n_major // ratio >= 1) and that a
         cross-check is affordable; raises ValueError otherwise."""
+        if self.profile == "balanced" and self.ratio != 1:
+            raise ValueError(f"ratio={self.ratio:g} with profile='balanced' (balanced counts have no ratio); use ratio=1")
         counts = self.counts()
         if self.cross_check:
             from ufm.solver import AUTO_BM_ABOVE
