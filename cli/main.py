@@ -9,7 +9,7 @@ import typer
 import ufm
 from .check import check
 from .collapse import collapse_map_command
-from .maps import copies_command, design_prototypes_command
+from .maps import copies_command, design_prototypes_command, map_command
 from .simulate import figures_command, simulate_command
 from .prop1 import verify_prop1_command
 from .solve import agree_command, solve_command
@@ -51,6 +51,7 @@ app.command()(check)
 app.command("copies")(copies_command)
 app.command("design-prototypes")(design_prototypes_command)
 app.command("collapse-map")(collapse_map_command)
+app.command("map")(map_command)
 
 
 if __name__ == "__main__":  # python -m ufm.cli.main (e.g. under torchrun)

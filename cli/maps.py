@@ -1,14 +1,21 @@
-"""``ufm copies``: how many prototype copies bring the optimal G_M within a distance of G_*."""
+"""``ufm copies``: how many prototype copies bring the optimal G_M within a distance of G_*; ``ufm map``: a distance
+map (certified optimum over ratio/tau x n_w) as a resumable sweep on any executor, with its heatmaps."""
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 from rich import box
 from rich.table import Table
 
-from ._common import console, print_json, user_errors
+from ._common import console, err_console, print_json, user_errors
 from ._config import with_config_options
-from ufm.maps import minimal_copies
+from ._executor import with_executor_options
+from ufm.executors import ExecutorConfig
+from ufm.maps import N_WS, RATIOS, MapCell, minimal_copies, run_map
 from ufm.spec import DesignConfig, ProblemSpec
 
 
@@ -90,3 +97,81 @@ def design_prototypes_command(
     console.print(table)
     console.print(f"{out['solves']} certified solves (best: {out['best_status']}, certified gap "
                   f"{out['best_certified_gap']:.1e}); Nelder-Mead {'converged' if out['converged'] else 'stopped at --max-evals'}")
+
+
+_ANCHORS = {"both": (True, False), "prototype": (True,), "batch": (False,)}
+
+
+def _values(name: str, values: List[float]) -> tuple[float, ...]:
+    if len(set(values)) != len(values):
+        raise ValueError(f"--{name} repeats a value: {', '.join(f'{v:g}' for v in values)}")
+    return tuple(float(v) for v in values)
+
+
+@user_errors
+@with_config_options(MapCell, skip=("ratio", "tau", "n_w", "prototype_anchors"))
+@with_executor_options
+def map_command(
+    config: MapCell,
+    executor: ExecutorConfig,
+    ratio: List[float] = typer.Option(list(RATIOS), help="imbalance ratios R (rows of the map); repeat the option"),
+    tau: List[float] = typer.Option([0.1], help="temperatures; repeat the option (with one ratio: the rows)"),
+    n_w: List[float] = typer.Option(list(N_WS), "--n-w", help="copies of each prototype (columns); repeat the option"),
+    anchors: str = typer.Option("both", help="anchor conventions: both, prototype (prototype anchors) or batch "
+                                "(batch anchors only)"),
+    out: Optional[Path] = typer.Option(None, help="map folder (default runs/map-<time>); re-run with the same --out "
+                                       "to skip finished cells"),
+    as_json: bool = typer.Option(False, "--json", help="print the rows as JSON on stdout"),
+) -> None:
+    """Distance of the certified optimal G_M to G_* over (R or tau) x n_w, full batch: one solve per cell as a
+    resumable sweep (inline, local processes or a SLURM job array), then the heatmaps in <out>/map.png."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if anchors not in _ANCHORS:
+        raise ValueError(f"--anchors {anchors!r} is not one of {', '.join(_ANCHORS)}")
+    grid = {"prototype_anchors": _ANCHORS[anchors], "ratio": _values("ratio", ratio), "tau": _values("tau", tau),
+            "n_w": _values("n-w", n_w)}
+    folder = out or Path("runs") / f"map-{time.strftime('%Y%m%d-%H%M%S')}"
+    start = time.perf_counter()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,
+                  disable=as_json, transient=True) as bar:
+        task = bar.add_task(f"map ({executor.executor})", total=None, status="")
+        finished = {"n": 0}
+
+        def done(name: str, ok: bool) -> None:
+            finished["n"] += 1
+            bar.update(task, completed=finished["n"], status=f"{name} {'done' if ok else 'FAILED'}")
+
+        try:
+            report = run_map(folder, config, grid, executor, done)
+        except ValueError as err:  # the library names MapCell fields; say the flags
+            raise ValueError(str(err).replace("cross_check=False", "--no-cross-check")
+                             .replace("use ratio=1", "use --ratio 1")) from None
+        except KeyboardInterrupt:
+            err_console.print(f"interrupted: finished cells are kept in {folder}; re-run the same command to continue")
+            raise typer.Exit(130) from None
+    elapsed = time.perf_counter() - start
+    if as_json:
+        print_json({"map_folder": report["folder"], "figure": None if report["figure"] is None else str(report["figure"]),
+                    **{k: report[k] for k in ("rows", "finished", "total", "missing", "skipped")},
+                    "ran": report.get("ran", 0), "submitted": report.get("submitted"), "elapsed_s": elapsed})
+        return
+    if "submitted" in report:
+        console.print(f"submitted {len(report['submitted'])} cells to SLURM ({report['skipped']} already finished); "
+                      f"when they end, run the same command again for the table and the figure")
+        return
+    table = Table(title=f"distance map: {report['finished']} of {report['total']} cells", box=box.SIMPLE,
+                  padding=(0, 1))
+    for col in ("anchors", "R", "tau", "n_w", "distance", "status", "relative gap", "spread"):
+        table.add_column(col, justify="right")
+    for r in report["rows"]:
+        dist = "n/a" if r.get("distance") is None else f"{r['distance']:.4f}"
+        gap = r.get("relative_gap")
+        spread = r.get("distance_spread")
+        table.add_row("prototype" if r["prototype_anchors"] else "batch", f"{r['ratio']:g}", f"{r['tau']:g}",
+                      f"{r['n_w']:g}", dist, str(r.get("status")), "-" if gap is None else f"{gap:.1e}",
+                      "-" if spread is None else f"{spread:.1e}")
+    console.print(table)
+    console.print(f"{report['ran']} cells solved, {report['skipped']} already finished, {elapsed:.1f} s; map folder: "
+                  f"{report['folder']}" + (f"; figure: {report['figure']}" if report["figure"] else ""))

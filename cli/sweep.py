@@ -27,6 +27,8 @@ _COLUMNS = {
     "solve": (("n_w", "n_w", "g"), ("tau", "tau", "g"), ("objective", "objective", ".6g"), ("status", "status", "s"),
               ("distance", "distance to G_*", ".4f"), ("angle_majority", "angle majority", ".1f"),
               ("angle_minority", "angle minority", ".1f")),
+    "map": (("n_w", "n_w", "g"), ("tau", "tau", "g"), ("distance", "distance to G_*", ".4f"), ("status", "status", "s"),
+            ("relative_gap", "relative gap", ".1e"), ("distance_spread", "spread", ".1e")),
 }
 
 

@@ -124,3 +124,178 @@ def test_design_prototypes_command():
     assert data["solves"] <= 21 and data["distance_best"] <= data["distance_g_star"] + 1e-6
     result = runner.invoke(app, ["design-prototypes", "--counts", "20x2,2x2", "--tau", "-1"])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+
+
+# ------------------------------------------------------------------------------ maps as sweeps (issue 13)
+
+from ufm.executors import ExecutorConfig  # noqa: E402
+from ufm.maps import MapCell, distance_cell, run_map  # noqa: E402
+
+SMALL = MapCell(k=4, n_major=6, tau=0.5)
+SMALL_GRID = {"prototype_anchors": (True, False), "ratio": (1.0, 3.0), "n_w": (0.0, 10.0)}
+
+
+@pytest.mark.parametrize("geometry", ["etf", "orthogonal"])
+def test_balanced_counts_reach_the_etf_without_prototypes_at_any_tau(geometry):
+    """n_w = 0, balanced: the optimum is the simplex ETF (known answer), whatever tau; with an orthogonal target
+    the distance is then the ETF's own distance to I (computed here from the two matrices)."""
+    k = 4
+    for tau in (0.1, 0.5, 1.0):
+        row = distance_cell(MapCell(ratio=1.0, tau=tau, n_w=0.0, k=k, n_major=5, profile="balanced", geometry=geometry))
+        etf = etf_gram(k).numpy()
+        expected = 0.0 if geometry == "etf" else float(np.linalg.norm(etf / np.linalg.norm(etf) - np.eye(k) / 2))
+        assert row["distance"] == pytest.approx(expected, abs=1e-4), (tau, row)
+        assert row["status"].startswith("optimal") and row["distance_spread"] < 1e-4
+
+
+@pytest.mark.parametrize("anchors", [True, False])
+def test_distance_vanishes_as_n_w_grows(anchors):
+    """Large-n_w limit, ETF target: the prototypes' terms dominate and G_M -> G_w = G_*; d decreases on the way."""
+    rows = [distance_cell(MapCell(ratio=4.0, tau=0.5, n_w=w, prototype_anchors=anchors, k=4, n_major=8))
+            for w in (1.0, 10.0, 100.0, 1e4)]
+    d = [r["distance"] for r in rows]
+    assert all(b < a for a, b in zip(d, d[1:])), d
+    assert d[0] > 0.02 and d[-1] < 5e-3, d
+
+
+def test_orthogonal_target_without_prototype_anchors_drifts_back_towards_the_etf():
+    """Batch anchors only, orthogonal prototypes: as n_w -> infinity each sample's loss tends to cross-entropy
+    with the fixed classifier W = I, log(1 + sum_{c' != c} exp((h.w_c' - h.w_c)/tau)), whose unit minimizer
+    maximizes the margins: h ~ w_c - mean(w), the simplex ETF.  So d first falls, then climbs back towards
+    the ETF's own distance to I (computed here from the two matrices), not to 0."""
+    k = 4
+    etf = etf_gram(k).numpy()
+    d_etf = float(np.linalg.norm(etf / np.linalg.norm(etf) - np.eye(k) / 2))
+    d = [distance_cell(MapCell(ratio=1.0, tau=0.1, n_w=w, prototype_anchors=False, k=k, n_major=8,
+                               geometry="orthogonal"))["distance"] for w in (0.0, 10.0, 1e3, 1e4)]
+    assert d[0] == pytest.approx(d_etf, abs=1e-4)  # balanced, no prototypes: the ETF
+    assert d[1] < 0.1 < d[2] < d[3] < d_etf, d
+
+
+def test_k100_step_reduces_and_agrees_with_burer_monteiro():
+    """k = 100 STEP: the symmetry-reduced solve (auto) and the unreduced Burer-Monteiro give the same distance."""
+    row = distance_cell(MapCell(ratio=10.0, tau=0.1, n_w=10.0, k=100, n_major=50, solver="auto"))
+    assert row["solver_method"] != "BM" and row["solver_check"] == "BM"
+    assert row["distance_spread"] < 1e-4 and row["status"] == "optimal" and 0.01 < row["distance"] < 0.2
+
+
+def test_cross_check_too_costly_is_refused_before_solving():
+    cell = MapCell(k=100, profile="long-tail", ratio=10.0)
+    with pytest.raises(ValueError, match="cross_check=False"):
+        cell.check()
+    MapCell(k=100, profile="long-tail", ratio=10.0, cross_check=False).check()
+    with pytest.raises(ValueError, match="balanced"):
+        MapCell(profile="balanced", ratio=10.0).check()
+    with pytest.raises(ValueError, match="geometry"):
+        MapCell(geometry="minority")
+    with pytest.raises(ValueError, match="tau"):
+        MapCell(tau=0.0)
+
+
+def test_map_on_local_processes_equals_inline_and_reruns_skip_finished_cells(tmp_path):
+    inline = run_map(tmp_path / "inline", SMALL, SMALL_GRID)
+    assert inline["finished"] == 8 and inline["ran"] == 8 and inline["figure"].is_file()
+    assert inline["rows"] == [{**distance_cell(c), "point": r["point"]} for c, r in zip(
+        [MapCell(**{**SMALL.to_dict(), "prototype_anchors": a, "ratio": q, "n_w": w})
+         for a in (True, False) for q in (1.0, 3.0) for w in (0.0, 10.0)], inline["rows"])]
+    local = run_map(tmp_path / "local", SMALL, SMALL_GRID, ExecutorConfig(executor="local", workers=2))
+    assert local["ran"] == 8 and len(local["rows"]) == 8
+    for a, b in zip(inline["rows"], local["rows"]):
+        assert a.keys() == b.keys()
+        for key in a:
+            if isinstance(a[key], float):
+                assert b[key] == pytest.approx(a[key], rel=1e-8, abs=1e-12), key
+            else:
+                assert b[key] == a[key], key
+    again = run_map(tmp_path / "local", SMALL, SMALL_GRID, ExecutorConfig(executor="local", workers=2))
+    assert (again["ran"], again["skipped"], again["rows"]) == (0, 8, local["rows"])
+    (tmp_path / "local" / "points" / local["rows"][3]["point"] / "cell.json").unlink()
+    again = run_map(tmp_path / "local", SMALL, SMALL_GRID)
+    assert (again["ran"], again["skipped"]) == (1, 7)
+    with pytest.raises(ValueError, match="different sweep"):
+        run_map(tmp_path / "local", SMALL, {**SMALL_GRID, "n_w": (0.0,)})
+
+
+def test_map_command(tmp_path):
+    args = ["map", "--k", "4", "--n-major", "6", "--tau", "0.5", "--ratio", "1", "--ratio", "3", "--n-w", "0",
+            "--n-w", "10", "--anchors", "prototype", "--out", str(tmp_path / "m")]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["finished"] == 4 and data["ran"] == 4 and (tmp_path / "m" / "map.png").is_file()
+    by = {(r["ratio"], r["n_w"]): r["distance"] for r in data["rows"]}
+    assert by[(1.0, 0.0)] < 1e-4 and by[(3.0, 10.0)] < by[(3.0, 0.0)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "0 cells solved, 4 already finished" in result.output, result.output
+    for bad in (["--anchors", "neither"], ["--tau", "0"], ["--n-w", "1", "--n-w", "1"], ["--geometry", "minority"]):
+        result = runner.invoke(app, ["map", "--k", "4", "--n-major", "6", "--out", str(tmp_path / "bad"), *bad])
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, (bad, result.output)
+    result = runner.invoke(app, ["map", "--profile", "balanced", "--out", str(tmp_path / "bal")])
+    assert result.exit_code == 2 and "balanced" in result.output and not (tmp_path / "bal").exists(), result.output
+    result = runner.invoke(app, ["map", "--k", "100", "--profile", "long-tail", "--out", str(tmp_path / "lt")])
+    assert result.exit_code == 2 and "--no-cross-check" in result.output, result.output
+
+
+def test_map_on_slurm_equals_inline(tmp_path):
+    from test_slurm import _no_cluster
+
+    reason = _no_cluster()
+    if reason is not None:
+        pytest.skip(reason)
+    grid = {"prototype_anchors": (True,), "ratio": (1.0, 3.0), "n_w": (10.0,)}
+    inline = run_map(tmp_path / "inline", SMALL, grid)
+    slurm = run_map(tmp_path / "slurm", SMALL, grid, ExecutorConfig(executor="slurm", cpus_per_task=1, time_min=10))
+    assert slurm["finished"] == 2 and slurm["figure"].is_file()
+    for a, b in zip(inline["rows"], slurm["rows"]):
+        assert b["distance"] == pytest.approx(a["distance"], rel=1e-8, abs=1e-12) and b["counts"] == a["counts"]
+    assert len(list((tmp_path / "slurm" / "logs").glob("*_log.out"))) == 2
+
+
+def test_batching_curves_average_the_seeds_and_overlay_the_solver():
+    from ufm.maps import batching_curves
+    from ufm.simulate import SimConfig
+
+    # tau 0.5: there full batch converges in G_M within 400 steps (at tau 0.1 the loss is so flat near the
+    # optimum that 3000 steps end within 6e-6 of it in loss and still 0.13 away in distance)
+    base = SimConfig(k=4, n_major=8, ratio=4.0, d=8, batch_size=8, epochs=400, log_every=400, lr=0.05, tau=(0.5,),
+                     dtype="float64", device="cpu")
+    rows = batching_curves(base, n_ws=(0.0, 10.0), seeds=(0, 1))
+    assert [(r["batching"], r["n_w"]) for r in rows] == [(b, w) for b in ("full", "shuffle", "binding", "solver")
+                                                         for w in (0.0, 10.0)]
+    for r in rows:
+        assert r["mean"] == pytest.approx(np.mean(r["distances"])) and r["std"] == pytest.approx(np.std(r["distances"]))
+        assert len(r["distances"]) == {"full": 1, "solver": 1}.get(r["batching"], 2)
+    by = {(r["batching"], r["n_w"]): r for r in rows}
+    counts = [8, 8, 2, 2]
+    for w in (0.0, 10.0):
+        assert by[("solver", w)]["mean"] == pytest.approx(solve_point(counts, 0.5, G4, w, solver="BM").distance)
+        # the overlay compares: full-batch gradient descent reaches the certified optimum's geometry
+        assert by[("full", w)]["mean"] == pytest.approx(by[("solver", w)]["mean"], abs=1e-3)
+    assert by[("solver", 10.0)]["mean"] < by[("solver", 0.0)]["mean"] - 0.1
+    with pytest.raises(ValueError, match="one temperature"):
+        batching_curves(SimConfig(tau=(0.1, 0.5)))
+
+
+def test_map_panels_split_by_what_varies():
+    from ufm.figures import map_panels
+
+    rows = [{"profile": "step", "k": 4, "n_major": 6, "geometry": g, "ratio": r, "tau": 0.5, "prototype_anchors": a,
+             "n_w": 0.0, "distance": 0.1} for g in ("etf", "orthogonal") for r in (1.0, 3.0) for a in (False, True)]
+    shared, panels = map_panels(rows)
+    assert shared == "profile step, k 4, n_major 6, tau 0.5"
+    assert [t for t, _, _ in panels] == ["ETF target\nprototype anchors", "ETF target\nbatch anchors only",
+                                         "orthogonal target\nprototype anchors", "orthogonal target\nbatch anchors only"]
+    assert all(y == "ratio" and len(sub) == 2 for _, sub, y in panels)
+    _, panels = map_panels([{**r, "ratio": 3.0, "tau": t} for r in rows[:1] for t in (0.1, 1.0)])
+    assert [y for _, _, y in panels] == ["tau"]
+
+
+def test_gather_rebuilds_a_map_folder(tmp_path):
+    grid = {"prototype_anchors": (True,), "ratio": (1.0, 3.0), "n_w": (10.0,)}
+    report = run_map(tmp_path / "m", SMALL, grid)
+    (tmp_path / "m" / "map.png").unlink()
+    result = runner.invoke(app, ["gather", str(tmp_path / "m")])
+    assert result.exit_code == 0 and "2 of 2 points finished" in result.output, result.output
+    assert (tmp_path / "m" / "map.png").is_file()
+    result = runner.invoke(app, ["gather", str(tmp_path / "m"), "--json"])
+    assert json.loads(result.output)["rows"] == report["rows"]

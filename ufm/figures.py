@@ -6,7 +6,7 @@ experiments (fewer epochs and runs) so tests can exercise every figure in second
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -219,14 +219,22 @@ def deep_fig1(run_dirs: list[str | Path], out: str | Path, snapshots: int = 4) -
     return save_figure(fig, out / "deep_fig1_distance.png")
 
 
-def _distance_heatmaps(panels: list[tuple[str, list[dict], str]], suptitle: str):
-    """One annotated heatmap per (title, rows, row key): rows of :func:`ufm.maps.distance_cell`, x = n_w."""
+def _distance_heatmaps(panels: list[tuple[str, list[dict], str]], suptitle: str, columns: int | None = None):
+    """One annotated heatmap per (title, rows, row key): rows of :func:`ufm.maps.distance_cell`, x = n_w;
+    ``columns`` panels per row (default all in one row)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.6, 3.9), squeeze=False)
-    vmax = max(r["distance"] for _, rows, _ in panels for r in rows if r["distance"] is not None) or 1.0
+    ncol = min(columns or len(panels), len(panels))
+    nrow = -(-len(panels) // ncol)
+    height = 3.9 * nrow + 0.5 * (nrow - 1)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol + 0.6, height), squeeze=False)
+    if nrow > 1:
+        fig.subplots_adjust(hspace=0.5, top=1 - 1.0 / height)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    vmax = max((r["distance"] for _, rows, _ in panels for r in rows if r["distance"] is not None), default=1.0) or 1.0
     image = None
-    for ax, (title, rows, key) in zip(axes[0], panels):
+    for ax, (title, rows, key) in zip(axes.flat, panels):
         ys, xs = sorted({r[key] for r in rows}), sorted({r["n_w"] for r in rows})
         grid = np.full((len(ys), len(xs)), np.nan)
         for r in rows:
@@ -241,11 +249,47 @@ def _distance_heatmaps(panels: list[tuple[str, list[dict], str]], suptitle: str)
         ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs], fontsize=7)
         ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys], fontsize=7)
         ax.set_xlabel("n_w (copies of each prototype)", fontsize=8)
-        ax.set_ylabel("imbalance ratio R" if key == "ratio" else "temperature tau", fontsize=8)
+        ax.set_ylabel(_AXIS_LABELS[key], fontsize=8)
         ax.set_title(title, fontsize=8.5)
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="distance of optimal G_M to G_*")
-    fig.suptitle(suptitle, fontsize=9.5, y=1.04)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="distance of optimal G_M to G_*")
+    fig.suptitle(suptitle, fontsize=9.5 if nrow == 1 else 12, y=1.04 if nrow == 1 else 1 - 0.3 / height)
     return fig
+
+
+_AXIS_LABELS = {"ratio": "imbalance ratio R", "tau": "temperature tau"}
+_PANEL_FIELDS = ("profile", "k", "n_major", "geometry", "ratio", "tau", "prototype_anchors")
+
+
+def map_panels(rows: list[dict]) -> tuple[str, list[tuple[str, list[dict], str]]]:
+    """Split map rows (:func:`ufm.maps.distance_cell`) into heatmap panels: x = n_w, y = the ratio when it
+    takes several values (else tau), one panel per setting of the other fields that vary.  Returns (what
+    all panels share, as a title line; [(panel title, rows, y key)])."""
+    varies = {f for f in _PANEL_FIELDS if len({r[f] for r in rows}) > 1}
+    y = "ratio" if "ratio" in varies or "tau" not in varies else "tau"
+    split = [f for f in _PANEL_FIELDS if f in varies and f != y]
+    shared = [f for f in _PANEL_FIELDS if f not in varies and f != y]
+
+    def say(field: str, value) -> str:
+        if field == "prototype_anchors":
+            return "prototype anchors" if value else "batch anchors only"
+        if field == "geometry":
+            return f"{value.upper() if value == 'etf' else value} target"
+        return f"{field} {value:g}" if isinstance(value, float) else f"{field} {value}"
+
+    panels = []
+    for key in sorted({tuple(r[f] for f in split) for r in rows}, key=lambda t: [(not v) if isinstance(v, bool) else v for v in t]):
+        sub = [r for r in rows if tuple(r[f] for f in split) == key]
+        parts = [say(f, v) for f, v in zip(split, key)]
+        panels.append((", ".join(parts[:-1]) + ("\n" if len(parts) > 1 else "") + (parts[-1] if parts else ""), sub, y))
+    return ", ".join(say(f, rows[0][f]) for f in shared), panels
+
+
+def map_figure(rows: list[dict], title: str | None = None, columns: int = 4):
+    """Annotated heatmaps of a distance map's rows (:func:`map_panels`), full batch."""
+    shared, panels = map_panels(rows)
+    solvers = sorted({r.get("solver_method", r.get("solver", "?")) for r in rows if r.get("distance") is not None})
+    return _distance_heatmaps(panels, title or f"certified optimum ({', '.join(solvers)}), full batch, {shared}",
+                              columns)
 
 
 def maps_distance_figure(out: Path, quick: bool = False, rows: dict | None = None) -> Path:
@@ -330,3 +374,92 @@ def collapse_map_figure(out: Path, quick: bool = False, rows: list[dict] | None 
 FIGURES["collapse-map"] = Figure(
     "collapse-map", "where collapse stops being optimal over (R, n_w): certified verdicts, STEP and long-tail, "
     "both anchor conventions", collapse_map_figure)
+
+# ------------------------------------------------------------------------------- more maps (issue 13)
+
+# Panels of `maps-targets`: (k, profile, solver, cross-check).  STEP reduces by symmetry at any k (the grouped
+# interior point, ~0.1 s a cell); long-tail k = 10 has 10 distinct counts (interior point per class); long-tail
+# k = 100 has ~90 distinct counts: only Burer-Monteiro (~1 s a cell), no cross-check (the interior point would
+# take hours); its R = 1 row is left out (balanced counts, the same problem as the STEP row's R = 1).
+TARGET_MAPS = ((10, "step", "auto", True), (10, "long-tail", "auto", True), (100, "step", "auto", False),
+               (100, "long-tail", "BM", False))
+
+
+def maps_targets_rows(quick: bool = False, map_fn=map) -> list[dict]:
+    """Rows of the `maps-targets` figure (k = 10, 100; STEP, long-tail; ETF, orthogonal; both anchors; tau 0.1)."""
+    from ufm.maps import distance_map, map_cells
+
+    ratios, n_ws = ((1.0, 10.0), (0.0, 10.0)) if quick else ((1.0, 10.0, 100.0), (0.0, 1.0, 10.0, 100.0, 1000.0))
+    maps = TARGET_MAPS[:1] if quick else TARGET_MAPS
+    geometries = ("etf",) if quick else ("etf", "orthogonal")
+    anchors = (True,) if quick else (True, False)
+    cells = [c for k, profile, solver, check in maps for g in geometries
+             for c in map_cells(ratios if solver != "BM" else [r for r in ratios if r > 1], (0.1,), n_ws, anchors, k,
+                                200, g, profile, solver, check)]
+    # n_w = 0 has no prototypes: both anchor conventions are the same problem, solved once
+    unique = [c for c in cells if c.n_w > 0 or c.prototype_anchors]
+    rows = {c: row for c, row in zip(unique, distance_map(unique, map_fn))}
+    return [rows[c] if c in rows else {**rows[replace(c, prototype_anchors=True)], "prototype_anchors": False}
+            for c in cells]
+
+
+def maps_targets_figure(out: Path, quick: bool = False, rows: list[dict] | None = None) -> Path:
+    """Distance of the certified optimal G_M to G_* over (R, n_w), tau 0.1, majority 200, full batch: rows k = 10
+    and 100, STEP and long-tail; columns ETF and orthogonal targets, each with both anchor conventions."""
+    rows = maps_targets_rows(quick) if rows is None else rows
+    panels = []
+    for k, profile, _, _ in TARGET_MAPS:
+        for geometry in ("etf", "orthogonal"):
+            for anchors in (True, False):
+                sub = [r for r in rows if (r["k"], r["profile"], r["geometry"], r["prototype_anchors"])
+                       == (k, profile, geometry, anchors)]
+                if sub:
+                    method = "BM" if sub[0]["solver"] == "BM" else "reduced IP" if profile == "step" else "IP"
+                    panels.append((f"k {k}, {profile}, {'ETF' if geometry == 'etf' else 'orthogonal'} target ({method})"
+                                   f"\n{'prototype anchors' if anchors else 'batch anchors only'}", sub, "ratio"))
+    fig = _distance_heatmaps(panels, "certified optimum, full batch, tau 0.1, majority classes of 200", columns=4)
+    return save_figure(fig, out / "maps_targets.png")
+
+
+def maps_batching_figure(out: Path, quick: bool = False, rows: list[dict] | None = None) -> Path:
+    """Distance to the ETF against n_w for counts 50x5,5x5, tau 0.1, prototype anchors: the certified full-batch
+    optimum, the simulator in full batch (overlaid), and the simulator with reshuffled batches and with batch
+    binding (batch size 32), mean +- std over seeds."""
+    import matplotlib.pyplot as plt
+
+    from ufm.maps import batching_curves
+
+    if rows is None:
+        base = SimConfig(**{**FIG1.to_dict(), "epochs": 20 if quick else 2000, "log_every": 20 if quick else 500,
+                            "lr": 0.05, "dtype": "float64"})
+        rows = batching_curves(base, n_ws=(0.0, 10.0) if quick else (0.0, 1.0, 10.0, 100.0),
+                               seeds=(0, 1) if quick else (0, 1, 2))
+    fig, ax = plt.subplots(figsize=(6.2, 4.0))
+    styles = {"solver": ("certified optimum (full batch)", "k", "-", "s"),
+              "full": ("simulator, full batch", "tab:blue", "none", "o"),
+              "shuffle": ("simulator, reshuffled batches of 32", "tab:orange", "--", "^"),
+              "binding": ("simulator, batch binding (32 + k)", "tab:green", ":", "v")}
+    for scheme, (label, color, line, marker) in styles.items():
+        sub = [r for r in rows if r["batching"] == scheme]
+        if not sub:
+            continue
+        seeds = len(sub[0]["seeds"])
+        ax.errorbar([r["n_w"] for r in sub], [r["mean"] for r in sub], yerr=[r["std"] for r in sub], color=color,
+                    linestyle=line, marker=marker, capsize=3, markersize=6 if scheme != "full" else 8,
+                    markerfacecolor="none" if scheme == "full" else color,
+                    label=label + (f" (mean +- std, {seeds} seeds)" if seeds > 1 else ""))
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlabel("n_w (copies of each prototype per batch)")
+    ax.set_ylabel("distance of G_M to G_* (ETF)")
+    ax.set_title("k = 10, STEP 50x5,5x5, tau 0.1, prototype anchors, Adam lr 0.05", fontsize=9.5)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7.5)
+    return save_figure(fig, out / "maps_batching.png")
+
+
+FIGURES["maps-targets"] = Figure(
+    "maps-targets", "distance maps over (R, n_w) for k = 10, 100, STEP and long-tail, ETF and orthogonal targets",
+    maps_targets_figure)
+FIGURES["maps-batching"] = Figure(
+    "maps-batching", "distance against n_w: certified optimum, simulator full batch, reshuffled and bound batches",
+    maps_batching_figure)

@@ -10,6 +10,11 @@ where G_M(n_w) is the optimal Gram of the unit class means for the given batch c
 prototype Gram G_w (= G_* unless said otherwise) and n_w copies of each prototype per batch (copies are
 multiplicities, so any real n_w >= 0 is meaningful).  The solver is only reached through
 :func:`_solve_point`, the one adapter to its result type.
+
+Maps: a :class:`MapCell` is one solve; :func:`distance_map` maps cells in memory, :func:`run_map` runs them
+as a resumable sweep of kind ``map`` on any executor (:mod:`ufm.sweep`, :mod:`ufm.executors`).  Batching:
+:func:`batching_curves` measures the same distance from the simulator for full, reshuffled and bound
+batches over seeds, beside the full-batch optimum.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from ufm._config import option as _opt
 from ufm.analysis import gram_distance
 from ufm.geometry import check_gram, make_gram
 from ufm.imbalance import class_counts
@@ -34,6 +40,9 @@ __all__ = [
     "map_cells",
     "distance_cell",
     "distance_map",
+    "run_map",
+    "batching_curves",
+    "render_map",
     "block_gram",
     "best_block_prototypes",
 ]
@@ -227,18 +236,67 @@ TAUS = (0.05, 0.1, 0.2, 0.5, 1.0)
 N_WS = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 
 
+MAP_SOLVERS = ("BM", "auto")
+MAP_GEOMETRIES = ("etf", "orthogonal")
+
+
 @dataclass(frozen=True)
 class MapCell:
-    """One point of a distance map: STEP counts (k, n_major, ratio, half minority), full batch."""
+    """One point of a distance map, full batch: class counts ``class_counts(profile, k, n_major, ratio)``
+    (STEP: half minority), target G_* = ``geometry`` (prototypes G_w = G_*), temperature, copies n_w and the
+    anchor convention.  ``solver``: the certified method of the map (``BM``: Burer-Monteiro, any counts;
+    ``auto``: the symmetry-reduced interior point, fast when few distinct counts, e.g. STEP at any k);
+    ``cross_check``: also solve with the other method and report the spread of the two distances (refused
+    when the interior point would face more than ``AUTO_BM_ABOVE`` distinct counts: hours at k = 100 long-tail).
+    Also the config of the ``map`` sweep kind (:mod:`ufm.sweep`), so its fields carry command-line help."""
 
-    ratio: float
-    tau: float
-    n_w: float
-    prototype_anchors: bool
-    k: int = 10
-    n_major: int = 200
-    geometry: str = "etf"
-    profile: str = "step"
+    ratio: float = _opt(10.0, "imbalance ratio R (majority / minority count)")
+    tau: float = _opt(0.1, "temperature")
+    n_w: float = _opt(10.0, "copies of each prototype (a multiplicity: fractional allowed)")
+    prototype_anchors: bool = _opt(True, "prototype copies are anchors too (else only positives/negatives)")
+    k: int = _opt(10, "number of classes")
+    n_major: int = _opt(200, "samples in each majority class")
+    geometry: str = _opt("etf", "target G_* (= the prototypes' Gram): etf or orthogonal")
+    profile: str = _opt("step", "class counts: balanced, step or long-tail")
+    solver: str = _opt("BM", "BM (Burer-Monteiro, any counts) or auto (symmetry-reduced interior point)")
+    cross_check: bool = _opt(True, "also solve with the other method; report the spread of the two distances")
+
+    def __post_init__(self) -> None:
+        from ufm._config import POSITIVE, NON_NEGATIVE, Range, check_choices, check_values
+        from ufm.imbalance import PROFILES
+
+        check_choices(self, {"geometry": MAP_GEOMETRIES, "profile": PROFILES, "solver": MAP_SOLVERS})
+        check_values(self, {"ratio": Range(1), "tau": POSITIVE, "n_w": NON_NEGATIVE, "k": Range(2),
+                            "n_major": Range(1)})
+
+    def check(self) -> torch.Tensor:
+        """The class counts ``[k]``, after checking that they exist (e.g. n_major // ratio >= 1) and that a
+        cross-check is affordable; raises ValueError otherwise."""
+        if self.profile == "balanced" and self.ratio != 1:
+            raise ValueError(f"ratio={self.ratio:g} with profile='balanced' (balanced counts have no ratio); use ratio=1")
+        counts = self.counts()
+        if self.cross_check:
+            from ufm.solver import AUTO_BM_ABOVE
+
+            distinct = len(set(counts.tolist()))
+            if distinct > AUTO_BM_ABOVE:
+                raise ValueError(f"cross_check solves with the interior point, which would face {distinct} distinct "
+                                 f"class counts (more than {AUTO_BM_ABOVE}: far too slow); set cross_check=False "
+                                 "(the Burer-Monteiro solve is certified on its own)")
+        return counts
+
+    def counts(self) -> torch.Tensor:
+        """Class counts ``[k]``."""
+        return class_counts(self.profile, self.k, self.n_major, self.ratio)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MapCell":
+        from ufm._config import from_dict
+
+        return from_dict(cls, data)
 
 
 def map_cells(
@@ -250,40 +308,48 @@ def map_cells(
     n_major: int = 200,
     geometry: str = "etf",
     profile: str = "step",
+    solver: str = "BM",
+    cross_check: bool = True,
 ) -> list[MapCell]:
-    """The grid ratios x taus x n_ws x anchors as independent cells (each one solve; map them in any order,
-    on any executor, with :func:`distance_cell`)."""
-    return [MapCell(float(r), float(t), float(w), bool(a), k, n_major, geometry, profile)
+    """The grid anchors x ratios x taus x n_ws as independent cells (each one solve, or two with
+    ``cross_check``; map them in any order, on any executor, with :func:`distance_cell`)."""
+    return [MapCell(float(r), float(t), float(w), bool(a), k, n_major, geometry, profile, solver, cross_check)
             for a in anchors for r in ratios for t in taus for w in n_ws]
 
 
 def distance_cell(cell: MapCell) -> dict:
-    """The optimum of one cell: a row with the cell's settings, the distance of G_M to G_* from the
-    certified Burer-Monteiro solve (``distance``, with its status and certified gap) and from the
-    interior-point solve (``distance_ip``), their difference ``distance_spread`` (an empirical accuracy:
-    the loss is so flat at small tau that two certified optima can differ in G_M), and the mean
-    majority-majority, minority-minority and majority-minority cosines of G_M.  Cells that are not a
-    valid problem (a minority class with one sample and n_w = 0) give distance None and the reason in
-    ``note``."""
-    counts = class_counts(cell.profile, cell.k, cell.n_major, cell.ratio)
+    """The optimum of one cell: a row with the cell's settings and counts, the distance of G_M to G_* from
+    the certified ``cell.solver`` solve (``distance``, with its status, objective and certified gap), with
+    ``cross_check`` the other method's distance (``distance_check``, ``solver_check``, ``status_check``) and
+    their difference ``distance_spread`` (an empirical accuracy: the loss is so flat at small tau that two
+    certified optima can differ in G_M), and the mean majority-majority, minority-minority and
+    majority-minority cosines of G_M (minority: :func:`ufm.imbalance.minority_mask`).  Cells that are not a
+    valid problem (a class with one sample and n_w = 0) give distance None and the reason in ``note``."""
+    from ufm.imbalance import minority_mask
+
+    counts = cell.check()
     row = {**asdict(cell), "counts": counts.tolist()}
     g_star = make_gram(cell.geometry, cell.k, counts)
+    other_solver = "auto" if cell.solver == "BM" else "BM"
     try:
-        point = solve_point(counts.numpy(), cell.tau, g_star, cell.n_w, cell.prototype_anchors, solver="BM")
-        other = solve_point(counts.numpy(), cell.tau, g_star, cell.n_w, cell.prototype_anchors, solver="auto")
+        point = solve_point(counts.numpy(), cell.tau, g_star, cell.n_w, cell.prototype_anchors, solver=cell.solver)
+        other = (solve_point(counts.numpy(), cell.tau, g_star, cell.n_w, cell.prototype_anchors, solver=other_solver)
+                 if cell.cross_check else None)
     except ValueError as err:
         if cell.n_w == 0 and int(counts.min()) < 2:
             return {**row, "distance": None, "status": "invalid", "note": str(err)}
         raise
-    minority = (counts < counts.max()).numpy()
+    minority = minority_mask(counts).numpy()
     off = ~np.eye(cell.k, dtype=bool)
 
     def mean_cos(rows, cols) -> float | None:
         block = point.gram[np.ix_(rows, cols)][off[np.ix_(rows, cols)]]
         return float(block.mean()) if block.size else None
 
-    return {**row, **point.to_dict(), "n_w": cell.n_w, "distance_ip": other.distance,
-            "status_ip": other.status, "distance_spread": abs(point.distance - other.distance),
+    check = {} if other is None else {"distance_check": other.distance, "solver_check": other.solver,
+                                      "status_check": other.status,
+                                      "distance_spread": abs(point.distance - other.distance)}
+    return {**row, **point.to_dict(), "n_w": cell.n_w, "solver": cell.solver, "solver_method": point.solver, **check,
             "cos_majority": mean_cos(~minority, ~minority), "cos_minority": mean_cos(minority, minority),
             "cos_across": mean_cos(~minority, minority)}
 
@@ -292,6 +358,96 @@ def distance_map(cells: Sequence[MapCell], map_fn: Callable = map) -> list[dict]
     """Rows of :func:`distance_cell` for every cell; ``map_fn`` (default the builtin ``map``) may be any
     executor's map over picklable cells."""
     return list(map_fn(distance_cell, cells))
+
+
+def run_map(
+    folder,
+    base: MapCell | None = None,
+    grid: dict[str, Sequence] | None = None,
+    executor=None,
+    done: Callable[[str, bool], None] | None = None,
+) -> dict:
+    """A distance map as a resumable sweep of kind ``map`` (:func:`ufm.sweep.run_sweep`: one run folder per
+    cell under ``folder/points``, finished cells skipped on a re-run, any executor: inline, local processes,
+    SLURM), then the heatmaps of the gathered rows in ``folder/map.png`` (:func:`render_map`, drawn by
+    :func:`ufm.sweep.gather`, so ``ufm gather`` redraws it too).
+    ``grid``: {MapCell field: values}, default ratio x n_w x both anchor conventions.  Returns run_sweep's
+    dict plus ``figure`` (None when no cell finished, e.g. SLURM without waiting)."""
+    from ufm.sweep import run_sweep
+
+    base = base or MapCell()
+    grid = grid if grid is not None else {"prototype_anchors": (True, False), "ratio": RATIOS, "n_w": N_WS}
+    from pathlib import Path
+
+    report = run_sweep(folder, "map", base, grid, executor, done)
+    figure = Path(report["folder"]) / "map.png"
+    report["figure"] = figure if report["finished"] and figure.is_file() else None
+    return report
+
+
+def render_map(folder, rows: list[dict], title: str | None = None):
+    """Heatmaps of a map's rows into ``folder/map.png`` (None when no row has a distance)."""
+    from pathlib import Path
+
+    from ufm.figures import map_figure
+    from ufm.plots import save_figure
+
+    if not any(r.get("distance") is not None for r in rows):
+        return None
+    return save_figure(map_figure(rows, title), Path(folder) / "map.png")
+
+
+# ----------------------------------------------------------------------------- batching (the simulator)
+
+BATCHINGS = ("full", "shuffle", "binding")
+
+
+def batching_curves(
+    base,
+    n_ws: Sequence[float] = (0.0, 1.0, 10.0, 100.0),
+    seeds: Sequence[int] = (0, 1, 2),
+    batchings: Sequence[str] = BATCHINGS,
+    solver: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Distance of G_M to G_* against n_w per batching scheme, from the simulator (:func:`ufm.simulate.simulate`,
+    all n_w x seeds stacked in one run per scheme), mean and standard deviation (numpy ``std``, ddof 0) over
+    ``seeds``, beside the certified full-batch optimum (``batching="solver"``, one row per n_w) when ``solver``.
+
+    ``base``: a :class:`ufm.simulate.SimConfig` (counts, target, tau (one value), anchors, batch size, optimizer,
+    epochs); its n_w, seeds and batching are replaced.  Full batch is deterministic up to the seed's random
+    start, so it is run with the first seed only.  Rows: {batching, n_w, mean, std, seeds, distances}."""
+    from dataclasses import replace as _replace
+
+    from ufm.simulate import build_problem, simulate
+
+    if len(base.tau) != 1:
+        raise ValueError(f"batching_curves needs one temperature in base.tau, got {base.tau}")
+    unknown = [b for b in batchings if b not in BATCHINGS]
+    if unknown:
+        raise ValueError(f"batchings {unknown} are not among {', '.join(BATCHINGS)}")
+    rows = []
+    for scheme in batchings:
+        run_seeds = tuple(seeds[:1]) if scheme == "full" else tuple(seeds)
+        cfg = _replace(base, n_w=tuple(float(w) for w in n_ws), seeds=run_seeds, batching=scheme)
+        if progress:
+            progress(f"simulating {scheme} ({len(cfg.runs)} stacked runs)")
+        result = simulate(cfg)
+        final = result.history[-1]["distance"]
+        for w in n_ws:
+            dists = [final[i] for i, run in enumerate(cfg.runs) if run["n_w"] == float(w)]
+            rows.append({"batching": scheme, "n_w": float(w), "mean": float(np.mean(dists)),
+                         "std": float(np.std(dists)), "seeds": list(run_seeds), "distances": dists})
+    if solver:
+        problem = build_problem(_replace(base, n_w=(0.0,), batching="full"))
+        anchors = True if base.prototype_anchors is None else base.prototype_anchors
+        for w in n_ws:
+            point = solve_point(problem.counts.numpy(), base.tau[0], problem.g_star.numpy(), float(w), anchors,
+                                solver="BM")
+            rows.append({"batching": "solver", "n_w": float(w), "mean": point.distance, "std": 0.0, "seeds": [],
+                         "distances": [point.distance], "status": point.status,
+                         "relative_gap": point.relative_gap})
+    return rows
 
 
 # ------------------------------------------------------------------ prototype geometry != target geometry

@@ -1,7 +1,8 @@
 """Grids of experiments, resumable: one run folder per grid point, a table gathered from the finished ones.
 
 A sweep is a *kind* (``simulate``: one stacked :func:`ufm.simulate.simulate` per point, its n_w / tau / seeds
-lists stacked inside; ``solve``: one certified :func:`ufm.solver.solve` per point), a base config and a grid
+lists stacked inside; ``solve``: one certified :func:`ufm.solver.solve` per point; ``map``: one cell of a
+distance map, :func:`ufm.maps.distance_cell`, per point), a base config and a grid
 ``{field: values}`` over any of the config's fields; the points are the Cartesian product.  The sweep folder::
 
     config.json            kind, base config, grid and the point names (a different sweep is refused)
@@ -10,7 +11,7 @@ lists stacked inside; ``solve``: one certified :func:`ufm.solver.solve` per poin
     table.csv, table.json  one row per run of every finished point (rebuilt by :func:`gather`)
     distance_vs_nw.png     distance to G_* against n_w, one line per setting of the other grid fields
 
-A point is finished when its result file (``summary.json`` / ``solution.json``, written last and atomically)
+A point is finished when its result file (``summary.json`` / ``solution.json`` / ``cell.json``, written last and atomically)
 exists; re-running the same sweep skips finished points, so a killed sweep continues where it stopped.
 """
 
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 
 from ufm.runio import atomic_path, read_json, write_json
+from ufm.maps import MapCell
 from ufm.simulate import SimConfig, simulate
 from ufm.spec import SolveConfig
 
@@ -56,8 +58,8 @@ SOLVE_METRICS = ("objective", "status", "distance", "max_angle_error", "angle_ma
                  "angle_across", "solve_s")
 
 
-KINDS: dict[str, type] = {"simulate": SimConfig, "solve": SolveConfig}
-_RESULT = {"simulate": "summary.json", "solve": "solution.json"}
+KINDS: dict[str, type] = {"simulate": SimConfig, "solve": SolveConfig, "map": MapCell}
+_RESULT = {"simulate": "summary.json", "solve": "solution.json", "map": "cell.json"}
 
 
 def _config_class(kind: str) -> type:
@@ -213,6 +215,8 @@ def _check_point(kind: str, cfg: Any) -> None:
         from ufm.simulate import build_problem
 
         build_problem(cfg)
+    elif kind == "map":
+        cfg.check()
     else:
         _solve_problem(cfg)
 
@@ -241,6 +245,8 @@ def run_point(kind: str, config: dict, folder: str) -> str:
     folder_path = Path(folder)
     if kind == "simulate":
         simulate(cfg).save(folder_path)  # summary.json is written last
+    elif kind == "map":
+        _run_map_point(cfg, folder_path)
     else:
         from ufm.runio import write_npz
 
@@ -249,6 +255,15 @@ def run_point(kind: str, config: dict, folder: str) -> str:
         write_npz(folder_path / "arrays.npz", **arrays)
         write_json(folder_path / "solution.json", summary)
     return str(folder_path)
+
+
+def _run_map_point(cell: MapCell, folder: Path) -> None:
+    """One map cell (:func:`ufm.maps.distance_cell`): config.json, then cell.json (its row) last."""
+    from ufm.maps import distance_cell
+
+    row = distance_cell(cell)
+    write_json(folder / "config.json", cell.to_dict())
+    write_json(folder / "cell.json", row)
 
 
 def _point_status(kind: str, point: Point, folder: Path) -> bool:
@@ -267,6 +282,8 @@ def _point_rows(kind: str, point: Point, folder: Path) -> list[dict]:
         return [{**point.values, **{k: run[k] for k in ("n_w", "tau", "seed")},
                  **{("final_loss" if k == "loss" else k): run.get(k) for k in METRICS}, "point": point.name}
                 for run in data["runs"]]
+    if kind == "map":
+        return [{**data, "point": point.name}]
     cfg = point.config
     return [{**point.values, "n_w": cfg.n_w, "tau": cfg.tau, **{k: data.get(k) for k in SOLVE_METRICS},
              "point": point.name}]
@@ -369,6 +386,10 @@ def gather(folder: str | Path) -> dict:
         title = f"{kind} sweep, {len(points) - len(missing)} of {len(points)} points"
         save_figure(lines_vs_x(distance_series(rows, by), "n_w", "distance of G_M to G_*", title),
                     folder / "distance_vs_nw.png")
+        if kind == "map":
+            from ufm.maps import render_map
+
+            render_map(folder, rows)  # the heatmaps, map.png
     return {"kind": kind, "folder": str(folder), "rows": rows, "finished": len(points) - len(missing),
             "total": len(points), "missing": missing}
 
