@@ -213,7 +213,7 @@ def test_map_on_local_processes_equals_inline_and_reruns_skip_finished_cells(tmp
     again = run_map(tmp_path / "local", SMALL, SMALL_GRID)
     assert (again["ran"], again["skipped"]) == (1, 7)
     with pytest.raises(ValueError, match="different sweep"):
-        run_map(tmp_path / "local", SMALL, {**SMALL_GRID, "n_w": (0.0,)})
+        run_map(tmp_path / "local", SMALL, {**SMALL_GRID, "n_w": (0.0, 5.0)})
 
 
 def test_map_command(tmp_path):

@@ -25,7 +25,7 @@ dimension >= N + k realize, so these statements hold for the UFM with d >= N + k
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 

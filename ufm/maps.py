@@ -269,6 +269,15 @@ class MapCell:
         check_values(self, {"ratio": Range(1), "tau": POSITIVE, "n_w": NON_NEGATIVE, "k": Range(2),
                             "n_major": Range(1)})
 
+    def without_effect(self) -> dict[str, str]:
+        """The fields that do nothing in this cell, each with the reason (a sweep refuses a grid over them)."""
+        out = {}
+        if self.n_w == 0:
+            out["prototype_anchors"] = "with n_w = 0 (no prototypes)"
+        if self.profile == "balanced":
+            out["ratio"] = "with balanced counts"
+        return out
+
     def check(self) -> torch.Tensor:
         """The class counts ``[k]``, after checking that they exist (e.g. n_major // ratio >= 1) and that a
         cross-check is affordable; raises ValueError otherwise."""
