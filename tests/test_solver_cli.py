@@ -18,7 +18,7 @@ FIELDS = ("objective", "status", "method", "solver", "iterations", "newton_itera
 CASES = {
     "interior": (["--counts", "5,4,3", "--tau", "0.5"], "interior", "newton"),
     "grouped": (["--counts", "6x2,2x2", "--tau", "0.5", "--n-w", "5"], "grouped", "newton"),
-    "bm": (["--counts", "6x2,2x2", "--tau", "0.5", "--n-w", "5", "--solver", "BM"], "bm", "restarts"),
+    "bm": (["--counts", "6x2,2x2", "--tau", "0.5", "--n-w", "5", "--solver", "BM"], "bm", "newton"),
     "scs": (["--counts", "5,4,3", "--tau", "0.5", "--solver", "SCS", "--no-reduce"], "interior", "newton"),
     "batch-set": (["--counts", "12x3,3x2", "--batching", "binding", "--batch-size", "8", "--n-w", "5"],
                   "interior", "newton"),

@@ -33,6 +33,7 @@ from .grouped import solve_grouped as _solve_grouped
 from .interior import solve_interior
 from .lowrank import solve_bm as _solve_bm
 from .lowrank_full import solve_full_bm
+from .newton import MAX_FACTOR_UNKNOWNS, polish_result
 from .nonneg import nonnegative_prototypes
 from .problem import LSEProgram, Problem, class_groups
 from .result import FullSolveResult, SolveResult
@@ -41,6 +42,7 @@ __all__ = [
     "SOLVERS",
     "AUTO_BM_ABOVE",
     "FEASIBILITY_TOL",
+    "MAX_FACTOR_UNKNOWNS",
     "Problem",
     "LSEProgram",
     "SolveResult",
@@ -109,9 +111,12 @@ def solve_grouped(counts, tau: float = 0.1, g_star=None, n_w: float = 0.0, proto
 
 
 def solve_bm(compositions, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototype_anchors: bool = True,
-             seeds: tuple[int, ...] = (0, 1), max_iter: int = 2000) -> SolveResult:
-    """The collapsed problem by Burer-Monteiro with a certificate: see :mod:`.lowrank`."""
-    return _solve_bm(_problem(compositions, tau, g_star, n_w, prototype_anchors, False), tuple(seeds), max_iter)
+             seeds: tuple[int, ...] = (0, 1), max_iter: int = 2000, polish: bool = True) -> SolveResult:
+    """The collapsed problem by Burer-Monteiro with a certificate (:mod:`.lowrank`), then, with ``polish``,
+    Newton in factor form (:mod:`.newton`) while its dense Hessian fits (``MAX_FACTOR_UNKNOWNS``)."""
+    problem = _problem(compositions, tau, g_star, n_w, prototype_anchors, False)
+    result = _solve_bm(problem, tuple(seeds), max_iter)
+    return polish_result(problem, result) if polish else result
 
 
 def certify(gram: np.ndarray, cross: np.ndarray | None, compositions, tau: float = 0.1, g_star=None,
@@ -131,10 +136,10 @@ def solve(compositions, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototy
         raise ValueError(f"solver {solver!r} is not supported; choose auto or one of {', '.join(SOLVERS)}")
     problem = _problem(compositions, tau, g_star, n_w, prototype_anchors, nonnegative)
     if solver == "BM":
-        return _solve_bm(problem)
+        return solve_bm(problem, polish=polish)
     conic = "CLARABEL" if solver == "auto" else solver
     if reduce and problem.groups is not None and len(problem.groups) < problem.k:
         return _solve_grouped(problem, conic, polish)
     if solver == "auto" and problem.k > AUTO_BM_ABOVE and not nonnegative:
-        return _solve_bm(problem)
+        return solve_bm(problem, polish=polish)
     return solve_collapsed(problem, solver=conic, polish=polish)

@@ -214,7 +214,7 @@ class ConeProgram:
 
         def jacobian(zz: np.ndarray) -> np.ndarray:
             fun = lambda t: self._residual(t, dense, lift)  # noqa: E731
-            return torch.autograd.functional.jacobian(fun, torch.from_numpy(zz)).numpy()
+            return torch.autograd.functional.jacobian(fun, torch.from_numpy(zz), vectorize=True).numpy()
 
         res = residual(z)
         # round-off level of the residual: the gradient sums terms up to (sum of weights) / tau

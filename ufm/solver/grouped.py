@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .conic import ConeProgram
+from .newton import polish_result
 from .problem import LSEProgram, Problem, Row, block_values, collapsed_rows
 from .result import SolveResult
 
@@ -218,32 +219,31 @@ def _expand(red: _Reduction, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | No
     return gram, cross
 
 
-MAX_POLISH_UNKNOWNS = 1000  # the KKT Jacobian is taken by reverse-mode autograd, one row at a time
+MAX_POLISH_UNKNOWNS = 1000  # the KKT polish of the cone program (dense); above it, the factor-form polish
 
 
 def solve_cone(problem: Problem, groups: list[np.ndarray], method: str, solver: str = "CLARABEL",
                polish: bool = True, certificate=None) -> SolveResult:
-    """Interior point on the (reduced) cone program of ``groups``, Newton polish when the KKT system has at
-    most ``MAX_POLISH_UNKNOWNS`` unknowns and no non-negativity constraint, and a certificate: the reduced
-    one from the polished multipliers, else ``certificate(gram, cross)`` -> gap when given."""
+    """Interior point on the (reduced) cone program of ``groups``, then a Newton polish: on the KKT system
+    of the cone program while it has at most ``MAX_POLISH_UNKNOWNS`` unknowns, else in factor form
+    (:mod:`.newton`); none with non-negativity constraints.  Certificate: the reduced one from the polished
+    KKT multipliers, else ``certificate(gram, cross)`` -> gap when given."""
     if solver not in TOLERANCES:
         raise ValueError(f"solver {solver!r} is not supported here; choose one of {', '.join(TOLERANCES)}")
     start = time.perf_counter()
     cone, red = reduced_program(problem, groups)
     compile_s = time.perf_counter() - start
-    will_polish = polish and not problem.nonnegative and cone.n_unknowns <= MAX_POLISH_UNKNOWNS
+    kkt = polish and not problem.nonnegative and cone.n_unknowns <= MAX_POLISH_UNKNOWNS
     start = time.perf_counter()
-    y0, status, iterations = cone.solve_cvxpy(solver, (TOLERANCES if will_polish else UNPOLISHED_TOLERANCES)[solver])
+    y0, status, iterations = cone.solve_cvxpy(solver, (TOLERANCES if polish else UNPOLISHED_TOLERANCES)[solver])
     solve_s = time.perf_counter() - start
     start = time.perf_counter()
     y, newton, accuracy, source, note, gap = y0, 0, None, "none", "", None
     if problem.nonnegative:
-        note = "no polish and no certificate with the non-negativity constraints (ReLU)"
+        note = "no Newton polish with the non-negativity constraints (ReLU)"
     elif not polish:
         note = "not polished"
-    elif cone.n_unknowns > MAX_POLISH_UNKNOWNS:
-        note = f"not polished: its KKT system has {cone.n_unknowns} unknowns (> {MAX_POLISH_UNKNOWNS})"
-    else:
+    elif kkt:
         for null_tol in (1e-6, 1e-5, 1e-7):  # the numerical null spaces that start Newton
             result = cone.polish(y0, null_tol)
             newton += result.iterations
@@ -262,9 +262,12 @@ def solve_cone(problem: Problem, groups: list[np.ndarray], method: str, solver: 
     min_eig = cone.min_eigenvalue(y)
     rel = None if gap is None else gap / abs(objective)
     ok = status == "optimal" and min_eig >= -1e-8 and (rel is None or rel <= 1e-6)
-    return SolveResult(gram, cross, objective, "optimal" if ok else "optimal_inaccurate", method, solver,
-                       iterations, newton, min_eig, 0.0, gap, rel, accuracy, source, note,
-                       tuple(int(v) for v in red.size) if method == "grouped" else None, compile_s, solve_s, polish_s)
+    out = SolveResult(gram, cross, objective, "optimal" if ok else "optimal_inaccurate", method, solver,
+                      iterations, newton, min_eig, 0.0, gap, rel, accuracy, source, note,
+                      tuple(int(v) for v in red.size) if method == "grouped" else None, compile_s, solve_s, polish_s)
+    if polish and not problem.nonnegative and not kkt:
+        out = polish_result(problem, out)
+    return out
 
 
 def solve_grouped(problem: Problem, solver: str = "CLARABEL", polish: bool = True) -> SolveResult:
