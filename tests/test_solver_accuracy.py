@@ -194,3 +194,37 @@ def test_factor_polish_agrees_with_the_kkt_polish_on_distinct_counts(monkeypatch
     difference = np.abs(factor.gram - kkt.gram).max()
     assert difference < 1e-10 and difference <= factor.entry_accuracy + kkt.entry_accuracy
     assert factor.objective == pytest.approx(kkt.objective, rel=1e-13)
+
+
+@pytest.mark.parametrize("counts,tau", [([20, 20, 20, 2, 2], 0.5), ([20, 12, 7, 2, 2], 2.0)])
+def test_relu_relaxation_reports_an_accuracy_that_covers_the_exact_orthogonal_frame(counts, tau):
+    # ReLU features, full batch, no prototypes: the optimum is the orthogonal frame M = I (Kini et al. 2023);
+    # its loss written out by hand: sum_a n_a [log((n_a - 1) e^(1/tau) + sum_(c != a) n_c) - 1/tau]
+    n = np.array(counts, dtype=float)
+    exact = float(sum(n[a] * (np.log((n[a] - 1) * np.exp(1 / tau) + n.sum() - n[a]) - 1 / tau) for a in range(len(n))))
+    for result in (solve([counts], tau, nonnegative=True), solve([counts], tau, nonnegative=True, reduce=False)):
+        assert result.accuracy_source == "newton" and result.status == "optimal"
+        error = np.abs(result.gram - np.eye(len(counts))).max()
+        assert error <= result.entry_accuracy < 1e-9
+        assert result.objective == pytest.approx(exact, rel=1e-12)
+        assert result.objective - exact <= result.certified_gap < 1e-9 * abs(exact)
+
+
+def test_full_n_by_n_solve_reports_an_accuracy_that_covers_the_oracle():
+    # full batch, no prototypes, counts 8, 8, 2, 2 (N = 20): the samples collapse, so every entry of the N x N
+    # Gram is 1 within a class and the mpmath two-group oracle's cosine across classes
+    from ufm.solver import solve_full
+
+    counts = [8, 8, 2, 2]
+    labels = np.repeat(np.arange(4), counts)
+    result = solve_full(labels, [np.arange(len(labels))], 1.0)
+    assert result.accuracy_source == "newton" and result.status == "optimal" and result.certified_gap is not None
+    *exact, loss = oracle_two_groups(2, 8, 2, 1.0, (result.class_means[0, 1], result.class_means[2, 3],
+                                                    result.class_means[0, 2]))
+    block = np.array([[1, exact[0], exact[2], exact[2]], [exact[0], 1, exact[2], exact[2]],
+                      [exact[2], exact[2], 1, exact[1]], [exact[2], exact[2], exact[1], 1]])
+    expected = block[np.ix_(labels, labels)]
+    error = np.abs(result.gram - expected).max()
+    assert error <= result.entry_accuracy < 1e-8
+    assert result.objective == pytest.approx(float(loss), rel=1e-12)
+    assert result.objective - float(loss) <= result.certified_gap

@@ -22,8 +22,8 @@ CASES = {
     "scs": (["--counts", "5,4,3", "--tau", "0.5", "--solver", "SCS", "--no-reduce"], "interior", "newton"),
     "batch-set": (["--counts", "12x3,3x2", "--batching", "binding", "--batch-size", "8", "--n-w", "5"],
                   "interior", "newton"),
-    "relu": (["--counts", "20x3,2x2", "--tau", "0.5", "--relu"], "grouped", "none"),
-    "full": (["--counts", "4x2,2x2", "--tau", "0.5", "--full"], "full", "none"),
+    "relu": (["--counts", "20x3,2x2", "--tau", "0.5", "--relu"], "grouped", "newton"),
+    "full": (["--counts", "4x2,2x2", "--tau", "0.5", "--full"], "full", "newton"),
 }
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from .certificate import certificate
+from .certificate import gram_certificate
 from .problem import Problem
 from .result import SolveResult
 
@@ -52,17 +52,48 @@ class FactorPolish:
     note: str = ""
 
 
-def factor_unknowns(problem: Problem, rank: int) -> int:
+@dataclass(frozen=True, eq=False)
+class Rows:
+    """What the polish needs: a program on v = [vec M (n x n), vec X (n x k), vec G_*] with unit rows next to
+    fixed rows of Gram ``g_star [k, k]`` (None: no prototypes) and its eigen-factor ``factor [k, r]``; the
+    collapsed problem (n = k) and the full one (n = N samples) alike."""
+
+    program: object
+    n: int
+    k: int
+    g_star: np.ndarray | None
+    factor: np.ndarray | None
+
+    @classmethod
+    def of(cls, problem: "Problem | Rows") -> "Rows":
+        if isinstance(problem, Rows):
+            return problem
+        if problem.nonnegative:
+            raise ValueError("the factor polish does not handle non-negativity constraints")
+        return cls(problem.program, problem.k, problem.k, problem.g_star, problem.factor)
+
+    @property
+    def with_prototypes(self) -> bool:
+        return self.g_star is not None
+
+    def values(self, gram, cross) -> np.ndarray:
+        x = np.zeros((self.n, self.k)) if cross is None else np.asarray(cross, dtype=float)
+        g = np.eye(self.k) if self.g_star is None else self.g_star
+        return np.concatenate([np.asarray(gram, dtype=float).ravel(), x.ravel(), g.ravel()])
+
+
+def factor_unknowns(problem, rank: int) -> int:
     """Number of unknowns (theta and nu) of the factor-form Newton system at rank ``rank``."""
-    k = problem.k
+    problem = Rows.of(problem)
+    k = problem.n
     r = 0 if problem.factor is None else problem.factor.shape[1]
     q = rank - r
     return k * r + k * q - q * (q - 1) // 2 + k
 
 
-def _start(problem: Problem, gram: np.ndarray, cross: np.ndarray | None, rank: int):
+def _start(problem: Rows, gram: np.ndarray, cross: np.ndarray | None, rank: int):
     """U_1 = X F (F^T F)^-1 and L from the Schur complement M - U_1 U_1^T at rank ``rank`` (gauge-fixed)."""
-    k = problem.k
+    k = problem.n
     f = problem.factor
     if f is None:
         u1 = np.zeros((k, 0))
@@ -82,18 +113,18 @@ def _start(problem: Problem, gram: np.ndarray, cross: np.ndarray | None, rank: i
     return u1, low, perm
 
 
-def polish_factor(problem: Problem, gram: np.ndarray, cross: np.ndarray | None, start_gap: float | None = None,
+def polish_factor(problem, gram: np.ndarray, cross: np.ndarray | None, start_gap: float | None = None,
                   max_iter: int = 30) -> FactorPolish:
-    """Newton polish in factor form (see the module docstring), trying the ranks at the largest gaps of the
-    joint Gram's spectrum; returns the input unchanged (``accepted`` False, with a note) when none passes."""
-    if problem.nonnegative:
-        raise ValueError("the factor polish does not handle non-negativity constraints")
+    """Newton polish in factor form (see the module docstring) of ``problem`` (a :class:`Problem` or
+    :class:`Rows`), trying the ranks at the largest gaps of the joint Gram's spectrum; returns the input
+    unchanged (``accepted`` False, with a note) when none passes."""
+    problem = Rows.of(problem)
     gram = np.asarray(gram, dtype=float)
     joint = gram if cross is None else np.block([[gram, cross], [cross.T, problem.g_star]])
     lam = np.clip(np.linalg.eigvalsh((joint + joint.T) / 2)[::-1], 0, None)
     r = 0 if problem.factor is None else problem.factor.shape[1]
     top = max(lam[0], 1.0)
-    candidates = [p for p in range(max(r, 1), min(len(lam), problem.k + r) + 1) if lam[p - 1] > 1e-10 * top]
+    candidates = [p for p in range(max(r, 1), min(len(lam), problem.n + r) + 1) if lam[p - 1] > 1e-10 * top]
     # the largest relative drops lam_p / lam_(p+1) first (a numerical rank); full rank counts as a drop to 1e-16
     ratio = {p: lam[p - 1] / max(lam[p] if p < len(lam) else 0.0, 1e-16 * top) for p in candidates}
     candidates = sorted(candidates, key=lambda p: -ratio[p])[:3]
@@ -111,18 +142,18 @@ def polish_factor(problem: Problem, gram: np.ndarray, cross: np.ndarray | None, 
                         "factor polish refused (" + "; ".join(notes) + ")")
 
 
-def _polish_rank(problem: Problem, gram, cross, p: int, start_gap: float | None, max_iter: int) -> FactorPolish:
-    k = problem.k
+def _polish_rank(problem: Rows, gram, cross, p: int, start_gap: float | None, max_iter: int) -> FactorPolish:
+    k, n_proto = problem.n, problem.k
     u1, low, perm = _start(problem, gram, cross, p)
     r, q = u1.shape[1], low.shape[1]
     mask = np.zeros((k, q), dtype=bool)
     for pos, row in enumerate(perm):  # row perm[pos] holds coordinates 0..pos
         mask[row, : min(pos + 1, q)] = True
     flat = torch.from_numpy(np.flatnonzero(mask))  # row-major, as low[mask]
-    w_rows = torch.zeros(k, r + q, dtype=torch.float64)
+    w_rows = torch.zeros(n_proto, r + q, dtype=torch.float64)
     if problem.factor is not None:
         w_rows[:, :r] = torch.from_numpy(problem.factor)
-    g_flat = torch.from_numpy(problem.g_star if problem.g_star is not None else np.eye(k)).reshape(-1)
+    g_flat = torch.from_numpy(problem.g_star if problem.g_star is not None else np.eye(n_proto)).reshape(-1)
     program = problem.program
     n_theta = k * r + int(mask.sum())
 
@@ -195,7 +226,7 @@ def _polish_rank(problem: Problem, gram, cross, p: int, start_gap: float | None,
     new_gram = (new_gram + new_gram.T) / 2
     np.fill_diagonal(new_gram, 1.0)
     new_cross = (u @ w_rows.T).numpy() if problem.with_prototypes else None
-    cert = certificate(problem, new_gram, new_cross)
+    cert = gram_certificate(program, new_gram, new_cross, problem.g_star, n_proto)
     value = program.numpy(_values(problem, new_gram, new_cross))
     if cert["relative_gap"] > 1e-10:
         return _refuse(gram, cross, p, iterations, f"not certified (relative gap {cert['relative_gap']:.1e}): "
@@ -205,7 +236,7 @@ def _polish_rank(problem: Problem, gram, cross, p: int, start_gap: float | None,
     return FactorPolish(new_gram, new_cross, p, iterations, accuracy, cert["certified_gap"], True)
 
 
-def _values(problem: Problem, gram, cross) -> np.ndarray:
+def _values(problem: Rows, gram, cross) -> np.ndarray:
     return problem.values(gram, cross)
 
 
