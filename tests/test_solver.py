@@ -317,3 +317,33 @@ def test_nonnegative_prototypes_are_found_or_refused():
     d = 1 / np.sqrt(np.diag(g))
     with pytest.raises(ValueError, match="no non-negative prototypes"):
         nonnegative_prototypes(g * d[:, None] * d[None, :], 5)
+
+
+def test_fractional_copies_with_prototype_anchors_are_refused_everywhere_by_one_rule():
+    # with prototype anchors an anchor copy of w_a has n_w - 1 copies of itself as positives: 0 < n_w < 1 has no
+    # meaning there; the losses, the collapsed and the full solvers refuse it with the same line
+    import torch
+
+    from ufm.losses import batch_loss, check_copies, scl_loss
+    from ufm.solver import solve, solve_full, solve_full_bm
+
+    g = np.eye(3)
+    h = torch.nn.functional.normalize(torch.randn(6, 3, dtype=torch.float64), dim=1)
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    w = torch.eye(3, dtype=torch.float64)
+    message = "with prototype anchors n_w must be 0 or >= 1, got 0.5.*prototype_anchors=False"
+    calls = [lambda: solve([[5, 3, 2]], 0.5, g, 0.5), lambda: solve_collapsed([[5, 3, 2]], 0.5, g, 0.5),
+             lambda: solve_full(np.array([0, 0, 1, 1, 2, 2]), [np.arange(6)], 0.5, g, 0.5),
+             lambda: solve_full_bm(np.array([0, 0, 1, 1, 2, 2]), [np.arange(6)], 0.5, g, 0.5),
+             lambda: scl_loss(h, y, w, 0.5, 0.5), lambda: batch_loss("scl", h, y, w, 0.5, 0.5),
+             lambda: scl_loss(h, y, w, torch.tensor([2.0, 0.5], dtype=torch.float64), 0.5),
+             lambda: check_copies(0.5, True)]
+    for call in calls:
+        with pytest.raises(ValueError, match=message):
+            call()
+    # without prototype anchors n_w is a weight: any n_w >= 0; with anchors 0 and >= 1 are fine
+    assert solve([[5, 3, 2]], 0.5, g, 0.5, prototype_anchors=False).status == "optimal"
+    assert torch.isfinite(scl_loss(h, y, w, 0.5, 0.5, prototype_anchors=False))
+    for n_w in (0.0, 1.0, 2.5):
+        check_copies(n_w, True)
+        assert torch.isfinite(scl_loss(h, y, w, n_w, 0.5))

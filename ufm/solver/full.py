@@ -14,6 +14,8 @@ import cvxpy as cp
 import numpy as np
 
 from .grouped import UNPOLISHED_TOLERANCES as TOLERANCES
+from ufm.losses import check_copies
+
 from .certificate import gram_certificate
 from .newton import Rows, polish_factor
 from .problem import LSEProgram, Row, check_tau_n_w, prototype_gram
@@ -25,6 +27,7 @@ __all__ = ["solve_full", "full_objective", "full_program", "class_mean_gram", "w
 def full_program(labels: np.ndarray, batches: list[np.ndarray], k: int, n_w: float, prototype_anchors: bool,
                  tau: float) -> LSEProgram:
     """The batch-set loss of N samples on v = [vec G, vec X, vec G_*]."""
+    check_copies(n_w, prototype_anchors)
     n = len(labels)
     x0, g0 = n * n, n * n + n * k
     rows = []

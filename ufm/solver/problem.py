@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ufm.geometry import check_gram
+from ufm.losses import check_copies
 
 __all__ = ["Problem", "LSEProgram", "Row", "collapsed_rows", "class_groups", "block_values"]
 
@@ -227,11 +228,12 @@ class Problem:
     def make(cls, compositions, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototype_anchors: bool = True,
              nonnegative: bool = False) -> "Problem":
         """Validate once: counts (integers >= 0, every class present, a positive pair for every class when
-        n_w = 0), tau > 0, n_w >= 0, G_* (a k x k Gram, given when n_w > 0), non-negative G_* with
+        n_w = 0), tau > 0, n_w >= 0 (0 or >= 1 with prototype anchors: :func:`ufm.losses.check_copies`), G_* (a k x k Gram, given when n_w > 0), non-negative G_* with
         ``nonnegative``."""
         if isinstance(compositions, Problem):
             return compositions
         check_tau_n_w(float(tau), float(n_w))
+        check_copies(float(n_w), bool(prototype_anchors))
         comp = check_compositions(compositions, float(n_w))
         k = comp.shape[1]
         g = prototype_gram(g_star, n_w, k)
