@@ -347,3 +347,23 @@ def test_fractional_copies_with_prototype_anchors_are_refused_everywhere_by_one_
     for n_w in (0.0, 1.0, 2.5):
         check_copies(n_w, True)
         assert torch.isfinite(scl_loss(h, y, w, n_w, 0.5))
+
+
+def test_every_solver_path_checks_its_memory_estimate_first():
+    from ufm.solver import solve, solve_bm, solve_full, solve_grouped, solve_memory_bytes
+
+    distinct = (100 + np.arange(60))[None]
+    calls = [(lambda: solve(distinct, 0.5, solver="CLARABEL", max_memory_gb=0.01), "interior-point solve \\(k = 60"),
+             (lambda: solve(distinct, 0.5, max_memory_gb=0.01), "Burer-Monteiro solve \\(k = 60"),
+             (lambda: solve_bm(distinct, 0.5, max_memory_gb=0.01), "Burer-Monteiro solve \\(k = 60"),
+             (lambda: solve_collapsed(distinct, 0.5, max_memory_gb=0.01), "interior-point solve \\(k = 60"),
+             (lambda: solve_grouped([50] * 30 + [5] * 30, 0.5, max_memory_gb=1e-4),
+              "symmetry-reduced solve \\(k = 60, 2 groups"),
+             (lambda: solve_full(np.repeat(np.arange(3), 30), [np.arange(90)], 0.5, max_memory_gb=0.01),
+              "full N x N interior-point solve \\(90 samples\\)")]
+    for call, message in calls:
+        with pytest.raises(ValueError, match=message + ".*needs about .* GiB.*--max-memory-gb"):
+            call()
+    # the models grow with the size that drives them
+    assert solve_memory_bytes(60, 1, True, "interior") > solve_memory_bytes(30, 1, True, "interior")
+    assert solve_memory_bytes(60, 1, False, "grouped", groups=2) < solve_memory_bytes(60, 1, False, "interior")

@@ -123,3 +123,23 @@ def test_fractional_copies_with_prototype_anchors_are_refused_with_one_line(tmp_
     ok = runner.invoke(app, ["solve", "--counts", "5,3,2", "--n-w", "0.5", "--no-prototype-anchors",
                              "--out", str(tmp_path / "b"), "--json"])
     assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize("args,phrase", [
+    (["--k", "100000", "--profile", "balanced"], "a collapsed solve with k = 100000 classes needs about"),
+    (["--counts", "100000x2", "--full"], "the full N x N interior-point solve (200000 samples) needs about"),
+    (["--counts", "100000x2", "--full", "--solver", "BM"], "the full N x N Burer-Monteiro solve (200000 samples)"),
+    (["--k", "200", "--profile", "long-tail", "--no-reduce", "--solver", "CLARABEL", "--max-memory-gb", "4"],
+     "the interior-point solve (k = 200, 1 batch(es)) needs about"),
+    (["--k", "400", "--profile", "long-tail", "--solver", "BM", "--n-w", "10", "--max-memory-gb", "0.5"],
+     "the Burer-Monteiro solve (k = 400, 1 batch(es)) needs about"),
+])
+def test_solves_too_large_for_memory_are_refused_up_front_with_one_line(args, phrase, tmp_path):
+    import time
+
+    start = time.perf_counter()
+    result = runner.invoke(app, ["solve", *args, "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert phrase in text and "--max-memory-gb" in text and "Traceback" not in text
+    assert time.perf_counter() - start < 30  # refused before any solve

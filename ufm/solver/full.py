@@ -18,7 +18,7 @@ from ufm.losses import check_copies
 
 from .certificate import gram_certificate
 from .newton import Rows, polish_factor
-from .problem import LSEProgram, Row, check_tau_n_w, prototype_gram
+from .problem import LSEProgram, Row, check_solve_size, check_tau_n_w, prototype_gram
 from .result import FullSolveResult
 
 __all__ = ["solve_full", "full_objective", "full_program", "class_mean_gram", "within_class_min", "check_full"]
@@ -83,19 +83,21 @@ def full_objective(gram: np.ndarray, cross: np.ndarray | None, labels, batches, 
 
 
 def solve_full(labels, batches, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototype_anchors: bool = True,
-               solver: str = "CLARABEL", num_classes: int | None = None, polish: bool = True) -> FullSolveResult:
+               solver: str = "CLARABEL", num_classes: int | None = None, polish: bool = True,
+               max_memory_gb: float | None = None) -> FullSolveResult:
     """Globally optimal Gram of all N samples (no collapse assumed) for a batch-set: ``labels [N]`` and
     ``batches``, a list of sample-index arrays (e.g. the rows of a :class:`ufm.batching.Batches` with its
     mask applied).  ``gram`` is N x N, ``cross`` N x k.  The certificate that class collapse is (or is not)
     optimal for this batch-set.  Practical up to N of about 60.  Certified by weak duality on the N + k joint
     Gram (:func:`.certificate.gram_certificate`), and with ``polish`` Newton-polished in factor form
     (:mod:`.newton`), which gives the entry-accuracy estimate (``accuracy_source`` "newton"; "none" with a note
-    when the polish is refused)."""
+    when the polish is refused).  Refuses up front a solve over the memory limit (``max_memory_gb``)."""
     check_tau_n_w(tau, n_w)
     if solver not in TOLERANCES:
         raise ValueError(f"solver {solver!r} is not supported here; choose one of {', '.join(TOLERANCES)}")
     labels, batches, k, g = check_full(labels, batches, g_star, n_w, num_classes)
     n = len(labels)
+    check_solve_size(k, len(batches), g is not None, "full", max_memory_gb, samples=n)
     program = full_program(labels, batches, k, n_w, prototype_anchors, tau)
     start = time.perf_counter()
     m = cp.Variable((n, n), symmetric=True)

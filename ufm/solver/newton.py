@@ -35,6 +35,7 @@ __all__ = ["FactorPolish", "polish_factor", "polish_result", "factor_unknowns", 
 
 _EPS = np.finfo(float).eps
 MAX_FACTOR_UNKNOWNS = 6000  # dense Hessian: 8 N^2 bytes (288 MB) and an N^3 / 3 factorization
+MAX_HESSIAN_WORK = 3e8  # unknowns x log-sum-exp terms: the Hessian costs one gradient per unknown
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,9 @@ def polish_factor(problem, gram: np.ndarray, cross: np.ndarray | None, start_gap
     lam = np.clip(np.linalg.eigvalsh((joint + joint.T) / 2)[::-1], 0, None)
     r = 0 if problem.factor is None else problem.factor.shape[1]
     top = max(lam[0], 1.0)
-    candidates = [p for p in range(max(r, 1), min(len(lam), problem.n + r) + 1) if lam[p - 1] > 1e-10 * top]
+    # a rank drops only eigenvalues that are numerically zero next to the start's accuracy (<= 1e-4 of the top)
+    candidates = [p for p in range(max(r, 1), min(len(lam), problem.n + r) + 1)
+                  if lam[p - 1] > 1e-10 * top and (p == len(lam) or lam[p] <= 1e-4 * top)]
     # the largest relative drops lam_p / lam_(p+1) first (a numerical rank); full rank counts as a drop to 1e-16
     ratio = {p: lam[p - 1] / max(lam[p] if p < len(lam) else 0.0, 1e-16 * top) for p in candidates}
     candidates = sorted(candidates, key=lambda p: -ratio[p])[:3]
@@ -134,12 +137,15 @@ def polish_factor(problem, gram: np.ndarray, cross: np.ndarray | None, start_gap
         if n > MAX_FACTOR_UNKNOWNS:
             notes.append(f"rank {p}: {n} unknowns > {MAX_FACTOR_UNKNOWNS}")
             continue
+        if n * problem.program.index.size > MAX_HESSIAN_WORK:
+            notes.append(f"rank {p}: {n} unknowns x {problem.program.index.size} terms > {MAX_HESSIAN_WORK:.0e}")
+            continue
         out = _polish_rank(problem, gram, cross, p, start_gap, max_iter)
         if out.accepted:
             return out
         notes.append(f"rank {p}: {out.note}")
-    return FactorPolish(gram, cross, 0, 0, float("nan"), float("nan"), False,
-                        "factor polish refused (" + "; ".join(notes) + ")")
+    why = "; ".join(notes) or "no numerical rank: no eigenvalue of the joint Gram is below 1e-4 of the largest"
+    return FactorPolish(gram, cross, 0, 0, float("nan"), float("nan"), False, f"factor polish refused ({why})")
 
 
 def _polish_rank(problem: Rows, gram, cross, p: int, start_gap: float | None, max_iter: int) -> FactorPolish:
@@ -169,7 +175,8 @@ def _polish_rank(problem: Rows, gram, cross, p: int, start_gap: float | None, ma
         return program.torch(v) - (nu * ((u * u).sum(1) - 1)).sum() / 2
 
     grad_fn = torch.func.grad(lagrangian)
-    hess_fn = torch.func.jacrev(grad_fn, chunk_size=256)
+    # chunks of directions sized so that one vmapped pass holds about 2e7 logits
+    hess_fn = torch.func.jacrev(grad_fn, chunk_size=int(max(1, min(256, 2e7 / program.index.size))))
     theta0 = np.concatenate([u1.ravel(), low[mask]])
     u0 = rows(torch.from_numpy(theta0))
     u0 = u0 / u0.norm(dim=1, keepdim=True)
@@ -210,8 +217,8 @@ def _polish_rank(problem: Rows, gram, cross, p: int, start_gap: float | None, ma
     norm = float(res.norm())
     if norm > 1e6 * floor:
         return _refuse(gram, cross, p, iterations, f"Newton did not converge (residual {norm:.1e})")
-    sv = np.linalg.svd(hess, compute_uv=False)
-    cond = sv[0] / sv[-1] if sv[-1] > 0 else np.inf
+    lam = np.abs(np.linalg.eigvalsh((hess + hess.T) / 2))  # the Hessian of the Lagrangian is symmetric
+    cond = lam.max() / lam.min() if lam.min() > 0 else np.inf
     if cond > 1e12:
         return _refuse(gram, cross, p, iterations, f"singular Hessian (condition number {cond:.1e})")
     inverse = np.linalg.inv(hess)
