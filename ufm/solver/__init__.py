@@ -13,6 +13,8 @@ One validated :class:`Problem` feeds every method:
   certificate in the reduced space;
 - ``interior`` (:mod:`.interior`, the same machinery with one group per class): any batch-set, k up to about 30;
 - ``bm`` (:mod:`.lowrank`): Burer-Monteiro with a certificate, for large k without the symmetry;
+- the factor-form Newton polish (:mod:`.newton`): unreduced problems above the dense KKT polish's size
+  (interior point, Burer-Monteiro, the full solve) polished with an entry-accuracy estimate;
 - ``full`` (:mod:`.full`): every sample its own row (no collapse assumed), N up to about 60;
 - ``solve_full_bm`` (:mod:`.lowrank_full`): the same full problem by Burer-Monteiro with a certificate, N in the
   hundreds to thousands (is collapse optimal?).
@@ -93,7 +95,10 @@ def solve_collapsed(compositions, tau: float = 0.1, g_star=None, n_w: float = 0.
     group per class; the polish runs while its KKT system has at most 1000 unknowns, about k <= 17 with
     prototypes and k <= 31 without, else the full-space certificate of :mod:`.certificate` is used).
 
-    ``nonnegative`` (ReLU features, the UFM+): also M >= 0 and X >= 0 entrywise.  Gram matrices of
+    Above the dense KKT polish's size the factor-form polish of :mod:`.newton` is used.  ``max_memory_gb``:
+    refuse up front a solve whose memory estimate exceeds it (default: the available memory).
+
+    ``nonnegative`` (ReLU features, the UFM+): also M >= 0 and X >= 0 entrywise, polished on the active set.  Gram matrices of
     non-negative vectors form the completely positive cone; PSD and entrywise >= 0 (doubly non-negative)
     is a relaxation of it, exact for matrices of order <= 4 (Maxfield and Minc 1962) and otherwise a lower
     bound on the ReLU optimum, tight whenever the returned Gram is itself realizable by non-negative
