@@ -8,6 +8,7 @@ runs in a fresh process so that its peak resident memory (``ru_maxrss``) is its 
 
     python benchmarks/bench_solver.py                     # everything below (a few minutes on 2 cores)
     python benchmarks/bench_solver.py --only cli          # only the CLI timing at k = 1000
+    python benchmarks/bench_solver.py --only unreduced    # long-tail k = 50, 100: Burer-Monteiro + factor polish
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from ufm.solver import solve_bm, solve_collapsed, solve_grouped
 k, form, problem = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 if problem == "A":
     counts, tau, g, n_w = step_counts(k, 50, 10).numpy(), 0.1, etf_gram(k).numpy(), 10.0
+elif problem in ("C", "D"):
+    from ufm.imbalance import long_tail_counts
+    counts, tau = long_tail_counts(k, 500, 10).numpy(), 0.5
+    g, n_w = (etf_gram(k).numpy(), 10.0) if problem == "D" else (None, 0.0)
 else:
     counts, tau, g, n_w = step_counts(k, 500, 100).numpy(), 1.0, None, 0.0
 start = time.perf_counter()
@@ -39,6 +44,8 @@ elif form == "grouped-unpolished":
     r = solve_grouped(counts, tau, g, n_w, polish=False)
 elif form == "bm":
     r = solve_bm(counts[None], tau, g, n_w)
+elif form == "bm-unpolished":
+    r = solve_bm(counts[None], tau, g, n_w, polish=False)
 else:
     r = solve_collapsed(counts[None], tau, g, n_w)
 wall = time.perf_counter() - start
@@ -46,7 +53,7 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"wall": wall, "solve": r.solve_s, "polish": r.polish_s, "peak_mb": peak, "status": r.status,
                   "iterations": r.iterations, "newton": r.newton_iterations, "gap": r.relative_gap,
                   "accuracy": r.entry_accuracy, "source": r.accuracy_source,
-                  "blocks": [r.gram[0, 1], r.gram[-1, -2], r.gram[0, -1]],
+                  "blocks": [r.gram[0, 1], r.gram[-1, -2], r.gram[0, -1]], "note": r.note,
                   "gram": r.gram.tolist() if k <= 100 else None}))
 """
 
@@ -100,6 +107,24 @@ def accuracy_table(timeout: float) -> None:
               f"{u['blocks'][1]:+.10f} | {np.abs(np.array(u['blocks']) - np.array(p['blocks'])).max():.1e} |")
 
 
+def unreduced_table(timeout: float) -> None:
+    print("\n# C/D: long-tail counts (n = 500, R = 10), full batch, tau = 0.5, no prototypes (C) or ETF n_w = 10 (D):"
+          " no symmetry; Burer-Monteiro, then the factor-form Newton polish\n")
+    print("| k | problem | status | BM solve (s) | polish + certificate (s) | peak memory (MB) | relative certified gap "
+          "| entry accuracy (estimate) | max entry change by the polish | note |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---|")
+    for problem, ks in (("C", (50, 100)), ("D", (50,))):
+        for k in ks:
+            r, u = run(k, "bm", problem, timeout), run(k, "bm-unpolished", problem, timeout)
+            if r is None or u is None:
+                print(f"| {k} | {problem} | over {timeout:g} s | | | | | | | |")
+                continue
+            change = np.abs(np.array(r["gram"]) - np.array(u["gram"])).max()
+            print(f"| {k} | {problem} | {r['status']} | {r['solve']:.2f} | {r['polish']:.2f} | {r['peak_mb']:.0f} | "
+                  f"{fmt(r['gap'], '.0e')} | {fmt(r['accuracy'], '.0e')} ({r['source']}) | {change:.1e} | "
+                  f"{r['note']} |")
+
+
 def cli_table() -> None:
     print("\n# CLI: ufm solve --counts 500x500,5x500 --tau 1 (k = 1000), one process each\n")
     start = time.perf_counter()
@@ -123,12 +148,14 @@ def cli_table() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per case")
-    parser.add_argument("--only", choices=("cost", "accuracy", "cli"), help="one table only")
+    parser.add_argument("--only", choices=("cost", "accuracy", "unreduced", "cli"), help="one table only")
     args = parser.parse_args()
     if args.only in (None, "cost"):
         cost_table(args.timeout)
     if args.only in (None, "accuracy"):
         accuracy_table(args.timeout)
+    if args.only in (None, "unreduced"):
+        unreduced_table(args.timeout)
     if args.only in (None, "cli"):
         cli_table()
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 import typer
 from rich import box
@@ -16,13 +17,14 @@ from ._common import (check_out, console, default_out, max_memory_option, overwr
 from ._config import with_config_options
 from ufm.agreement import solver_vs_simulator
 from ufm.batching import epoch_batches
-from ufm._checks import check_memory
 from ufm.imbalance import labels_from_counts
 from ufm.plots import gram_heatmaps, save_figure
-from ufm.runio import write_json
+from ufm.runio import write_json, write_npz
 from ufm.simulate import SimConfig
 from ufm.spec import SolveConfig
-from ufm.solver import class_groups, nonnegative_prototypes, solve, solve_full, solve_full_bm
+from ufm.solver import (check_solve_size, class_groups, nonnegative_prototypes, solve, solve_full,
+                        solve_full_bm)
+from ufm.solver.result import ARRAYS_FILE, JSON_MATRIX_MAX_K
 
 
 @user_errors
@@ -31,8 +33,9 @@ def solve_command(
     config: SolveConfig,
     full: bool = typer.Option(False, "--full", help="every sample its own row (no collapse assumed; N up to ~60, "
                                                     "thousands with --solver BM)"),
-    out: Optional[Path] = typer.Option(None, help="folder for solution.json and gram.png (default runs/solve-<time>)"),
-    as_json: bool = typer.Option(False, "--json", help="print the solution as JSON"),
+    out: Optional[Path] = typer.Option(None, help="folder for solution.json, arrays.npz (the matrices) and gram.png (default runs/solve-<time>)"),
+    as_json: bool = typer.Option(False, "--json", help="print the solution as JSON (the matrices as lists up to k = "
+                                                       f"{JSON_MATRIX_MAX_K}; always in arrays.npz)"),
     overwrite: bool = overwrite_option(),
     max_memory_gb: Optional[float] = max_memory_option(),
 ) -> None:
@@ -41,6 +44,13 @@ def solve_command(
     n = config.class_counts()
     comp = config.compositions(n)
     tau, n_w, solver, relu = config.tau, config.n_w, config.solver, config.relu
+    labels = labels_from_counts(n) if full else None
+    # refuse up front what cannot fit: the k x k matrices (G_* is built next), then the method's own estimate
+    # (the full solves here; the collapsed ones inside solve())
+    check_solve_size(len(n), len(comp), n_w > 0, "dense", max_memory_gb)
+    if full:
+        check_solve_size(len(n), 1, n_w > 0, "full-bm" if solver == "BM" else "full", max_memory_gb,
+                         samples=len(labels))
     g_star = config.g_star(n) if n_w > 0 else None
     extra = {}
     if relu and g_star is not None:  # ReLU features can only reach non-negative prototypes: find them or refuse
@@ -51,14 +61,6 @@ def solve_command(
     if full:
         if relu:
             raise ValueError("--full does not support --relu yet; drop one of them")
-        labels = labels_from_counts(n)
-        if solver != "BM":
-            # the interior point's Hessian block of the PSD cone is dense over the N(N+1)/2 entries of the Gram;
-            # with the factorization's workspace, about 16 copies of it in float64
-            entries = len(labels) * (len(labels) + 1) / 2
-            check_memory(16 * 8.0 * entries**2, f"the full N x N interior-point solve ({len(labels)} samples)",
-                         "solve fewer samples (N up to ~60 is practical), use --solver BM (low rank, certified), "
-                         "or drop --full for the collapsed problem", max_memory_gb)
         batches = (epoch_batches(labels, len(labels), "full", torch.Generator(), len(n)) if config.batching == "full"
                    else epoch_batches(labels, config.batch_size, config.batching,
                                       torch.Generator().manual_seed(config.seed), len(n)))
@@ -67,13 +69,23 @@ def solve_command(
             result = solve_full_bm(labels.numpy(), index, tau, g_star, n_w, config.prototype_anchors, len(n))
         else:
             result = solve_full(labels.numpy(), index, tau, g_star, n_w, config.prototype_anchors,
-                                "CLARABEL" if solver == "auto" else solver, len(n))
+                                "CLARABEL" if solver == "auto" else solver, len(n), max_memory_gb=max_memory_gb)
         extra["min_within_class_cosine"] = result.min_within_class_cosine
+        arrays = {"sample_gram": result.gram} | ({} if result.cross is None else {"sample_cross": result.cross})
         result = replace(result, gram=result.class_means, cross=None)
     else:
-        result = solve(comp.numpy(), tau, g_star, n_w, config.prototype_anchors, solver, config.reduce, relu)
+        result = solve(comp.numpy(), tau, g_star, n_w, config.prototype_anchors, solver, config.reduce, relu,
+                       max_memory_gb=max_memory_gb)
+        arrays = {}
+    # matrices in arrays.npz; in the JSON (file and --json) as lists only up to JSON_MATRIX_MAX_K classes
+    arrays = {**result.arrays(), **arrays, **({} if g_star is None else {"g_star": g_star.numpy()})}
+    if "nonnegative_prototypes" in extra:
+        arrays["nonnegative_prototypes"] = np.array(extra["nonnegative_prototypes"])
+        if len(n) > JSON_MATRIX_MAX_K:
+            extra["nonnegative_prototypes"] = None
     summary = {"counts": n.tolist(), "batches": len(comp), "tau": tau, "n_w": n_w, **extra, **result.summary()}
-    write_json(folder / "solution.json", summary)
+    write_npz(folder / ARRAYS_FILE, **arrays)
+    write_json(folder / "solution.json", summary)  # written last: the run is finished when it exists
     grams = [result.gram] if g_star is None else [result.gram, g_star.numpy()]
     titles = ["optimal G_M"] if g_star is None else ["optimal G_M", "prototype Gram G_*"]
     save_figure(gram_heatmaps(grams, titles, f"counts {n.tolist() if len(n) <= 12 else f'k = {len(n)}'}, tau {tau:g}, "
@@ -114,7 +126,7 @@ def _gram_table(result, counts: list[int], most: int = 20) -> Table:
             table.add_row(f"{gi} ({len(ga)}, {counts[ga[0]]})", *cells)
         return table
     shown = min(k, most)
-    table.title = title + (f" (first {shown} of {k} classes; all in solution.json)" if shown < k else "")
+    table.title = title + (f" (first {shown} of {k} classes; all in {ARRAYS_FILE})" if shown < k else "")
     table.add_column("class", justify="right", no_wrap=True)
     table.add_column("n", justify="right", no_wrap=True)
     for c in range(shown):

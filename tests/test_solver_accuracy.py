@@ -148,3 +148,83 @@ def test_the_reduced_certificate_never_claims_more_than_the_optimum():
         assert lower <= best.objective + 1e-9 * abs(best.objective)
     tight = cone.f(y_best.y) - cone.certified_gap(y_best.y, y_best.duals, y_best.eq_dual)
     assert tight == pytest.approx(best.objective, rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["interior", "bm"])
+def test_an_unreduced_problem_beyond_the_kkt_polish_limit_is_polished_to_the_oracle(method):
+    # two identical full batches of the STEP case (17 + 17 classes): the solver cannot reduce a batch-set, and
+    # its cone KKT system has more unknowns than the dense polish takes, so the factor-form Newton polishes it;
+    # the objective is twice the one-batch loss, so the mpmath oracle of the two-group problem is exact here
+    from ufm.solver import MAX_FACTOR_UNKNOWNS, Problem, solve_bm, solve_collapsed
+    from ufm.solver.grouped import MAX_POLISH_UNKNOWNS, reduced_program
+
+    counts = np.array([500] * 17 + [5] * 17)
+    problem = Problem.make(np.stack([counts, counts]), 1.0)
+    assert problem.groups is None
+    cone, _ = reduced_program(problem, [np.array([c]) for c in range(34)])
+    assert cone.n_unknowns > MAX_POLISH_UNKNOWNS  # beyond the dense KKT polish
+    result = solve_collapsed(problem) if method == "interior" else solve_bm(problem)
+    assert result.method == method and result.accuracy_source == "newton" and "factor form" in result.note
+    assert result.status == "optimal" and result.relative_gap < 1e-12
+    reported = (result.gram[0, 1], result.gram[-1, -2], result.gram[0, -1])
+    *exact, loss = oracle_two_groups(17, 500, 5, 1.0, reported)
+    h = 17
+    off = ~np.eye(h, dtype=bool)
+    errors = [np.abs(result.gram[:h, :h][off] - exact[0]).max(), np.abs(result.gram[h:, h:][off] - exact[1]).max(),
+              np.abs(result.gram[:h, h:] - exact[2]).max()]
+    assert max(errors) < 1e-9
+    assert max(errors) <= result.entry_accuracy < 1e-6  # the estimate covers the true error
+    assert result.objective == pytest.approx(2 * float(loss), rel=1e-12)
+    assert result.objective - 2 * float(loss) <= result.certified_gap
+    assert MAX_FACTOR_UNKNOWNS >= 34 * 33
+
+
+def test_factor_polish_agrees_with_the_kkt_polish_on_distinct_counts(monkeypatch):
+    # k = 32 distinct counts (no symmetry): the factor-form polish (the default at this size) and the cone KKT
+    # polish (forced by lifting its limit) are two Newton methods on different unknowns; they agree to 1e-10
+    import ufm.solver.grouped as grouped
+    from ufm.solver import solve_collapsed
+
+    counts = 100 + 3 * np.arange(32)[::-1]
+    factor = solve_collapsed(counts[None], 0.5)
+    monkeypatch.setattr(grouped, "MAX_POLISH_UNKNOWNS", 10 ** 5)
+    kkt = solve_collapsed(counts[None], 0.5)
+    assert "factor form" in factor.note and "factor form" not in kkt.note
+    assert factor.accuracy_source == kkt.accuracy_source == "newton"
+    difference = np.abs(factor.gram - kkt.gram).max()
+    assert difference < 1e-10 and difference <= factor.entry_accuracy + kkt.entry_accuracy
+    assert factor.objective == pytest.approx(kkt.objective, rel=1e-13)
+
+
+@pytest.mark.parametrize("counts,tau", [([20, 20, 20, 2, 2], 0.5), ([20, 12, 7, 2, 2], 2.0)])
+def test_relu_relaxation_reports_an_accuracy_that_covers_the_exact_orthogonal_frame(counts, tau):
+    # ReLU features, full batch, no prototypes: the optimum is the orthogonal frame M = I (Kini et al. 2023);
+    # its loss written out by hand: sum_a n_a [log((n_a - 1) e^(1/tau) + sum_(c != a) n_c) - 1/tau]
+    n = np.array(counts, dtype=float)
+    exact = float(sum(n[a] * (np.log((n[a] - 1) * np.exp(1 / tau) + n.sum() - n[a]) - 1 / tau) for a in range(len(n))))
+    for result in (solve([counts], tau, nonnegative=True), solve([counts], tau, nonnegative=True, reduce=False)):
+        assert result.accuracy_source == "newton" and result.status == "optimal"
+        error = np.abs(result.gram - np.eye(len(counts))).max()
+        assert error <= result.entry_accuracy < 1e-9
+        assert result.objective == pytest.approx(exact, rel=1e-12)
+        assert result.objective - exact <= result.certified_gap < 1e-9 * abs(exact)
+
+
+def test_full_n_by_n_solve_reports_an_accuracy_that_covers_the_oracle():
+    # full batch, no prototypes, counts 8, 8, 2, 2 (N = 20): the samples collapse, so every entry of the N x N
+    # Gram is 1 within a class and the mpmath two-group oracle's cosine across classes
+    from ufm.solver import solve_full
+
+    counts = [8, 8, 2, 2]
+    labels = np.repeat(np.arange(4), counts)
+    result = solve_full(labels, [np.arange(len(labels))], 1.0)
+    assert result.accuracy_source == "newton" and result.status == "optimal" and result.certified_gap is not None
+    *exact, loss = oracle_two_groups(2, 8, 2, 1.0, (result.class_means[0, 1], result.class_means[2, 3],
+                                                    result.class_means[0, 2]))
+    block = np.array([[1, exact[0], exact[2], exact[2]], [exact[0], 1, exact[2], exact[2]],
+                      [exact[2], exact[2], 1, exact[1]], [exact[2], exact[2], exact[1], 1]])
+    expected = block[np.ix_(labels, labels)]
+    error = np.abs(result.gram - expected).max()
+    assert error <= result.entry_accuracy < 1e-8
+    assert result.objective == pytest.approx(float(loss), rel=1e-12)
+    assert result.objective - float(loss) <= result.certified_gap

@@ -18,12 +18,12 @@ FIELDS = ("objective", "status", "method", "solver", "iterations", "newton_itera
 CASES = {
     "interior": (["--counts", "5,4,3", "--tau", "0.5"], "interior", "newton"),
     "grouped": (["--counts", "6x2,2x2", "--tau", "0.5", "--n-w", "5"], "grouped", "newton"),
-    "bm": (["--counts", "6x2,2x2", "--tau", "0.5", "--n-w", "5", "--solver", "BM"], "bm", "restarts"),
+    "bm": (["--counts", "6x2,2x2", "--tau", "0.5", "--n-w", "5", "--solver", "BM"], "bm", "newton"),
     "scs": (["--counts", "5,4,3", "--tau", "0.5", "--solver", "SCS", "--no-reduce"], "interior", "newton"),
     "batch-set": (["--counts", "12x3,3x2", "--batching", "binding", "--batch-size", "8", "--n-w", "5"],
                   "interior", "newton"),
-    "relu": (["--counts", "20x3,2x2", "--tau", "0.5", "--relu"], "grouped", "none"),
-    "full": (["--counts", "4x2,2x2", "--tau", "0.5", "--full"], "full", "none"),
+    "relu": (["--counts", "20x3,2x2", "--tau", "0.5", "--relu"], "grouped", "newton"),
+    "full": (["--counts", "4x2,2x2", "--tau", "0.5", "--full"], "full", "newton"),
 }
 
 
@@ -42,6 +42,14 @@ def test_every_path_prints_the_same_fields_as_json_and_as_a_table(case, tmp_path
     if source == "newton":
         assert data["entry_accuracy"] < 1e-5 and data["relative_gap"] < 1e-9
     assert json.loads((tmp_path / "a" / "solution.json").read_text())["objective"] == data["objective"]
+    # the same matrices in arrays.npz as in the JSON (k <= JSON_MATRIX_MAX_K)
+    arrays = np.load(tmp_path / "a" / data["arrays"])
+    np.testing.assert_array_equal(arrays["gram"], gram)
+    if data["cross"] is not None:
+        np.testing.assert_array_equal(arrays["cross"], np.array(data["cross"]))
+    if case == "full":
+        n = sum(data["counts"])
+        assert arrays["sample_gram"].shape == (n, n) and np.allclose(np.diag(arrays["sample_gram"]), 1)
 
     table = runner.invoke(app, ["solve", *args, "--out", str(tmp_path / "b")])
     assert table.exit_code == 0, table.output
@@ -61,7 +69,12 @@ def test_k_1000_step_through_the_cli_prints_the_oracle_values(tmp_path):
     result = runner.invoke(app, ["solve", "--counts", "500x500,5x500", "--tau", "1", "--out", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    gram = np.array(data["gram"])
+    # above JSON_MATRIX_MAX_K classes the matrices are in arrays.npz only: solution.json stays small
+    assert data["gram"] is None and data["arrays"] == "arrays.npz"
+    assert (tmp_path / "solution.json").stat().st_size < 20_000
+    assert json.loads((tmp_path / "solution.json").read_text()) == {k: v for k, v in data.items() if k != "run_folder"}
+    gram = np.load(tmp_path / "arrays.npz")["gram"]
+    assert gram.shape == (1000, 1000)
     assert data["method"] == "grouped" and data["groups"] == [500, 500]
     np.testing.assert_allclose([gram[0, 1], gram[-1, -2], gram[0, -1]], exact, atol=1e-9)
     table = runner.invoke(app, ["solve", "--counts", "500x500,5x500", "--tau", "1", "--out", str(tmp_path / "table")])
@@ -102,3 +115,31 @@ def test_full_with_the_bm_solver_prints_the_within_class_cosine(tmp_path):
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "full (BM): optimal" in text and "smallest within-class cosine 1.000000" in text
+
+
+def test_fractional_copies_with_prototype_anchors_are_refused_with_one_line(tmp_path):
+    result = runner.invoke(app, ["solve", "--counts", "5,3,2", "--n-w", "0.5", "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2 and "n_w must be 0 or >= 1" in result.output and "Traceback" not in result.output
+    ok = runner.invoke(app, ["solve", "--counts", "5,3,2", "--n-w", "0.5", "--no-prototype-anchors",
+                             "--out", str(tmp_path / "b"), "--json"])
+    assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize("args,phrase", [
+    (["--k", "100000", "--profile", "balanced"], "a collapsed solve with k = 100000 classes needs about"),
+    (["--counts", "100000x2", "--full"], "the full N x N interior-point solve (200000 samples) needs about"),
+    (["--counts", "100000x2", "--full", "--solver", "BM"], "the full N x N Burer-Monteiro solve (200000 samples)"),
+    (["--k", "200", "--profile", "long-tail", "--no-reduce", "--solver", "CLARABEL", "--max-memory-gb", "4"],
+     "the interior-point solve (k = 200, 1 batch(es)) needs about"),
+    (["--k", "400", "--profile", "long-tail", "--solver", "BM", "--n-w", "10", "--max-memory-gb", "0.5"],
+     "the Burer-Monteiro solve (k = 400, 1 batch(es)) needs about"),
+])
+def test_solves_too_large_for_memory_are_refused_up_front_with_one_line(args, phrase, tmp_path):
+    import time
+
+    start = time.perf_counter()
+    result = runner.invoke(app, ["solve", *args, "--out", str(tmp_path / "a")])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert phrase in text and "--max-memory-gb" in text and "Traceback" not in text
+    assert time.perf_counter() - start < 30  # refused before any solve

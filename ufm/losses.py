@@ -80,6 +80,21 @@ def _as_param(value: Scalar, h: torch.Tensor, name: str) -> torch.Tensor:
     return t
 
 
+
+def check_copies(n_w: Scalar, prototype_anchors: bool, name: str = "n_w") -> None:
+    """The one rule for the number of prototype copies (used by the losses, the solver and the configs):
+    n_w >= 0, and with prototype anchors n_w is 0 or >= 1.  Each anchor copy of w_a has n_w - 1 other copies
+    of itself as positives, a negative count for 0 < n_w < 1 (no meaning there: the loss would have to clamp
+    it); without prototype anchors n_w is only a weight and any n_w >= 0 is fine.  ``n_w`` may be a tensor
+    (every value is checked)."""
+    values = n_w.detach().reshape(-1).tolist() if isinstance(n_w, torch.Tensor) else [n_w]
+    for v in values:
+        if prototype_anchors and 0 < float(v) < 1:
+            raise ValueError(f"with prototype anchors {name} must be 0 or >= 1, got {float(v):g}: an anchor copy of a "
+                             f"prototype would have {name} - 1 < 0 copies of itself as positives; use {name} >= 1, or "
+                             "prototype_anchors=False for a weight below one copy")
+
+
 def _validate(
     h: torch.Tensor,
     y: torch.Tensor,
@@ -446,6 +461,8 @@ def scl_loss(
     """
     if validate:
         _validate(h, y, prototypes, n_w, tau, num_classes, mask, require_unit_norm)
+        if prototypes is not None:
+            check_copies(n_w, prototype_anchors)
         if batch_anchors is not None:
             _check_bool_rows(batch_anchors, h, "batch_anchors")
     a = _augment(h, y, prototypes, n_w, tau, num_classes, mask)

@@ -214,7 +214,8 @@ class ConeProgram:
 
         def jacobian(zz: np.ndarray) -> np.ndarray:
             fun = lambda t: self._residual(t, dense, lift)  # noqa: E731
-            return torch.autograd.functional.jacobian(fun, torch.from_numpy(zz)).numpy()
+            # vectorized (vmap) for large systems; row by row below (its one-time set-up costs ~0.5 s)
+            return torch.autograd.functional.jacobian(fun, torch.from_numpy(zz), vectorize=len(zz) > 200).numpy()
 
         res = residual(z)
         # round-off level of the residual: the gradient sums terms up to (sum of weights) / tau

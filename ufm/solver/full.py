@@ -14,7 +14,11 @@ import cvxpy as cp
 import numpy as np
 
 from .grouped import UNPOLISHED_TOLERANCES as TOLERANCES
-from .problem import LSEProgram, Row, check_tau_n_w, prototype_gram
+from ufm.losses import check_copies
+
+from .certificate import gram_certificate
+from .newton import Rows, polish_factor
+from .problem import LSEProgram, Row, check_solve_size, check_tau_n_w, prototype_gram
 from .result import FullSolveResult
 
 __all__ = ["solve_full", "full_objective", "full_program", "class_mean_gram", "within_class_min", "check_full"]
@@ -23,6 +27,7 @@ __all__ = ["solve_full", "full_objective", "full_program", "class_mean_gram", "w
 def full_program(labels: np.ndarray, batches: list[np.ndarray], k: int, n_w: float, prototype_anchors: bool,
                  tau: float) -> LSEProgram:
     """The batch-set loss of N samples on v = [vec G, vec X, vec G_*]."""
+    check_copies(n_w, prototype_anchors)
     n = len(labels)
     x0, g0 = n * n, n * n + n * k
     rows = []
@@ -78,17 +83,21 @@ def full_objective(gram: np.ndarray, cross: np.ndarray | None, labels, batches, 
 
 
 def solve_full(labels, batches, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototype_anchors: bool = True,
-               solver: str = "CLARABEL", num_classes: int | None = None) -> FullSolveResult:
+               solver: str = "CLARABEL", num_classes: int | None = None, polish: bool = True,
+               max_memory_gb: float | None = None) -> FullSolveResult:
     """Globally optimal Gram of all N samples (no collapse assumed) for a batch-set: ``labels [N]`` and
     ``batches``, a list of sample-index arrays (e.g. the rows of a :class:`ufm.batching.Batches` with its
     mask applied).  ``gram`` is N x N, ``cross`` N x k.  The certificate that class collapse is (or is not)
-    optimal for this batch-set.  Practical up to N of about 60.  No duality certificate or entry-accuracy
-    estimate here (those fields are None): the interior-point status and residuals are reported."""
+    optimal for this batch-set.  Practical up to N of about 60.  Certified by weak duality on the N + k joint
+    Gram (:func:`.certificate.gram_certificate`), and with ``polish`` Newton-polished in factor form
+    (:mod:`.newton`), which gives the entry-accuracy estimate (``accuracy_source`` "newton"; "none" with a note
+    when the polish is refused).  Refuses up front a solve over the memory limit (``max_memory_gb``)."""
     check_tau_n_w(tau, n_w)
     if solver not in TOLERANCES:
         raise ValueError(f"solver {solver!r} is not supported here; choose one of {', '.join(TOLERANCES)}")
     labels, batches, k, g = check_full(labels, batches, g_star, n_w, num_classes)
     n = len(labels)
+    check_solve_size(k, len(batches), g is not None, "full", max_memory_gb, samples=n)
     program = full_program(labels, batches, k, n_w, prototype_anchors, tau)
     start = time.perf_counter()
     m = cp.Variable((n, n), symmetric=True)
@@ -118,14 +127,35 @@ def solve_full(labels, batches, tau: float = 0.1, g_star=None, n_w: float = 0.0,
     solve_s = time.perf_counter() - start - compile_s
     gram = (np.asarray(m.value) + np.asarray(m.value).T) / 2
     cross = None if x is None else np.asarray(x.value)
+    start = time.perf_counter()
+    rows = Rows(program, n, k, g, None if g is None else _eigen_factor(g))
+    cert = gram_certificate(program, gram, cross, g, k)
+    gap, accuracy, source, newton, note = cert["certified_gap"], None, "none", 0, ""
+    if polish:
+        out = polish_factor(rows, gram, cross, gap)
+        if out.accepted:
+            gram, cross, gap, accuracy, source, newton = (out.gram, out.cross, out.certified_gap, out.entry_accuracy,
+                                                          "newton", out.iterations)
+            note = f"Newton-polished in factor form (rank {out.rank})"
+        else:
+            note = out.note
+    else:
+        note = "not polished"
     joint = gram if cross is None else np.block([[gram, cross], [cross.T, g]])
-    g_full = np.eye(k) if g is None else g
-    x_full = np.zeros((n, k)) if cross is None else cross
-    value = program.numpy(np.concatenate([gram.ravel(), x_full.ravel(), g_full.ravel()]))
-    return FullSolveResult(gram, cross, value, problem.status, "full", solver, int(problem.solver_stats.num_iters or 0),
-                           0, float(np.linalg.eigvalsh(joint).min()), float(np.abs(np.diag(gram) - 1).max()), None,
-                           None, None, "none", "", None, compile_s, solve_s, 0.0, class_mean_gram(gram, labels),
-                           within_class_min(gram, labels))
+    value = program.numpy(rows.values(gram, cross))
+    polish_s = time.perf_counter() - start
+    rel = gap / abs(value)
+    status = "optimal_inaccurate" if rel > 1e-6 else ("optimal" if source == "newton" else problem.status)
+    return FullSolveResult(gram, cross, value, status, "full", solver, int(problem.solver_stats.num_iters or 0),
+                           newton, float(np.linalg.eigvalsh(joint).min()), float(np.abs(np.diag(gram) - 1).max()), gap,
+                           rel, accuracy, source, note, None, compile_s, solve_s, polish_s,
+                           class_mean_gram(gram, labels), within_class_min(gram, labels))
+
+
+def _eigen_factor(g: np.ndarray) -> np.ndarray:
+    lam, vecs = np.linalg.eigh(g)
+    keep = lam > 1e-9 * lam.max()
+    return vecs[:, keep] * np.sqrt(lam[keep])
 
 
 def class_mean_gram(sample_gram: np.ndarray, labels) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .conic import ConeProgram
+from .newton import polish_result
 from .problem import LSEProgram, Problem, Row, block_values, collapsed_rows
 from .result import SolveResult
 
@@ -218,32 +219,35 @@ def _expand(red: _Reduction, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | No
     return gram, cross
 
 
-MAX_POLISH_UNKNOWNS = 1000  # the KKT Jacobian is taken by reverse-mode autograd, one row at a time
+MAX_POLISH_UNKNOWNS = 1000  # the KKT polish of the cone program (dense); above it, the factor-form polish
 
 
 def solve_cone(problem: Problem, groups: list[np.ndarray], method: str, solver: str = "CLARABEL",
                polish: bool = True, certificate=None) -> SolveResult:
-    """Interior point on the (reduced) cone program of ``groups``, Newton polish when the KKT system has at
-    most ``MAX_POLISH_UNKNOWNS`` unknowns and no non-negativity constraint, and a certificate: the reduced
-    one from the polished multipliers, else ``certificate(gram, cross)`` -> gap when given."""
+    """Interior point on the (reduced) cone program of ``groups``, then a Newton polish: on the KKT system
+    of the cone program while it has at most ``MAX_POLISH_UNKNOWNS`` unknowns, else in factor form
+    (:mod:`.newton`); none with non-negativity constraints.  Certificate: the reduced one from the polished
+    KKT multipliers, else ``certificate(gram, cross)`` -> gap when given."""
     if solver not in TOLERANCES:
         raise ValueError(f"solver {solver!r} is not supported here; choose one of {', '.join(TOLERANCES)}")
     start = time.perf_counter()
     cone, red = reduced_program(problem, groups)
     compile_s = time.perf_counter() - start
-    will_polish = polish and not problem.nonnegative and cone.n_unknowns <= MAX_POLISH_UNKNOWNS
+    kkt = polish and cone.n_unknowns <= MAX_POLISH_UNKNOWNS
     start = time.perf_counter()
-    y0, status, iterations = cone.solve_cvxpy(solver, (TOLERANCES if will_polish else UNPOLISHED_TOLERANCES)[solver])
+    y0, status, iterations = cone.solve_cvxpy(solver, (TOLERANCES if polish else UNPOLISHED_TOLERANCES)[solver])
     solve_s = time.perf_counter() - start
     start = time.perf_counter()
     y, newton, accuracy, source, note, gap = y0, 0, None, "none", "", None
-    if problem.nonnegative:
-        note = "no polish and no certificate with the non-negativity constraints (ReLU)"
+    if problem.nonnegative and not polish:
+        note = "not polished"
+    elif problem.nonnegative and cone.n_unknowns > MAX_POLISH_UNKNOWNS:
+        note = f"not polished: its KKT system has {cone.n_unknowns} unknowns (> {MAX_POLISH_UNKNOWNS})"
+    elif problem.nonnegative:
+        y, newton, accuracy, source, note, gap = _polish_nonnegative(cone, y0)
     elif not polish:
         note = "not polished"
-    elif cone.n_unknowns > MAX_POLISH_UNKNOWNS:
-        note = f"not polished: its KKT system has {cone.n_unknowns} unknowns (> {MAX_POLISH_UNKNOWNS})"
-    else:
+    elif kkt:
         for null_tol in (1e-6, 1e-5, 1e-7):  # the numerical null spaces that start Newton
             result = cone.polish(y0, null_tol)
             newton += result.iterations
@@ -255,16 +259,54 @@ def solve_cone(problem: Problem, groups: list[np.ndarray], method: str, solver: 
             gap = cone.certified_gap(y, result.duals, result.eq_dual)
     gram, cross = _expand(red, y)
     objective = cone.f(y)
-    if gap is None and not problem.nonnegative:
+    if gap is None and not problem.nonnegative:  # (no certificate of the ReLU relaxation without its polish)
         gap = certificate(gram, cross) if certificate is not None else \
             cone.certified_gap(y, *cone._split(np.concatenate([y, cone._initial_duals(y, 1e-6)]))[1:])
     polish_s = time.perf_counter() - start
     min_eig = cone.min_eigenvalue(y)
     rel = None if gap is None else gap / abs(objective)
     ok = status == "optimal" and min_eig >= -1e-8 and (rel is None or rel <= 1e-6)
-    return SolveResult(gram, cross, objective, "optimal" if ok else "optimal_inaccurate", method, solver,
-                       iterations, newton, min_eig, 0.0, gap, rel, accuracy, source, note,
-                       tuple(int(v) for v in red.size) if method == "grouped" else None, compile_s, solve_s, polish_s)
+    out = SolveResult(gram, cross, objective, "optimal" if ok else "optimal_inaccurate", method, solver,
+                      iterations, newton, min_eig, 0.0, gap, rel, accuracy, source, note,
+                      tuple(int(v) for v in red.size) if method == "grouped" else None, compile_s, solve_s, polish_s)
+    if polish and not problem.nonnegative and not kkt:
+        out = polish_result(problem, out)
+    return out
+
+
+def _polish_nonnegative(cone: ConeProgram, y0: np.ndarray, active_tol: float = 1e-7):
+    """KKT polish of the ReLU relaxation with the entries at zero (within ``active_tol``) as equalities:
+    accepted when Newton converges, the free entries stay >= 0 and the multipliers of the active ones are
+    >= 0 (then the active set is right and weak duality holds).  (y, Newton iterations, accuracy, source,
+    note, certified gap)."""
+    entries = cone.entries(y0)
+    active = cone.nonneg[entries[cone.nonneg] <= active_tol]
+    rows = cone.lift[active].toarray()
+    fixed = ConeProgram(cone.objective, cone.consts, cone.blocks, np.vstack([cone.eq_a, rows]),
+                        np.concatenate([cone.eq_b, np.zeros(len(active))]), cone.bound, np.zeros(0, dtype=np.int64),
+                        cone.lift)
+    newton, result = 0, None
+    for null_tol in (1e-6, 1e-5, 1e-7):
+        result = fixed.polish(y0, null_tol)
+        newton += result.iterations
+        if result.accepted:
+            break
+    def fallback(why: str):  # the interior point, certified with least-squares multipliers (lambda >= 0)
+        _, duals, eq_dual = fixed._split(np.concatenate([y0, fixed._initial_duals(y0, 1e-6)]))
+        eq_dual[len(cone.eq_b):] = np.clip(eq_dual[len(cone.eq_b):], 0, None)
+        return y0, newton, None, "none", f"ReLU active-set polish refused: {why}", fixed.certified_gap(y0, duals, eq_dual)
+
+    if not result.accepted:
+        return fallback(result.note)
+    y = result.y
+    lam = result.eq_dual[len(cone.eq_b):]
+    scale = max(1.0, float(np.abs(result.eq_dual).max(initial=0.0)))
+    if cone.entries(y)[cone.nonneg].min(initial=0.0) < -1e-12 or lam.min(initial=0.0) < -1e-9 * scale:
+        return fallback("an entry went negative or a multiplier of an entry at zero is negative (wrong active set)")
+    eq_dual = result.eq_dual.copy()
+    eq_dual[len(cone.eq_b):] = np.clip(lam, 0, None)  # any multipliers >= 0 give a valid lower bound
+    gap = fixed.certified_gap(y, result.duals, eq_dual)
+    return y, newton, result.entry_accuracy, "newton", f"ReLU: {len(active)} entries at zero (active set)", gap
 
 
 def solve_grouped(problem: Problem, solver: str = "CLARABEL", polish: bool = True) -> SolveResult:

@@ -31,8 +31,10 @@ import numpy as np
 import torch
 
 from ufm.geometry import check_gram
+from ufm.losses import check_copies
 
-__all__ = ["Problem", "LSEProgram", "Row", "collapsed_rows", "class_groups", "block_values"]
+__all__ = ["Problem", "LSEProgram", "Row", "collapsed_rows", "class_groups", "block_values", "solve_memory_bytes",
+           "check_solve_size"]
 
 
 @dataclass(frozen=True)
@@ -227,11 +229,12 @@ class Problem:
     def make(cls, compositions, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototype_anchors: bool = True,
              nonnegative: bool = False) -> "Problem":
         """Validate once: counts (integers >= 0, every class present, a positive pair for every class when
-        n_w = 0), tau > 0, n_w >= 0, G_* (a k x k Gram, given when n_w > 0), non-negative G_* with
+        n_w = 0), tau > 0, n_w >= 0 (0 or >= 1 with prototype anchors: :func:`ufm.losses.check_copies`), G_* (a k x k Gram, given when n_w > 0), non-negative G_* with
         ``nonnegative``."""
         if isinstance(compositions, Problem):
             return compositions
         check_tau_n_w(float(tau), float(n_w))
+        check_copies(float(n_w), bool(prototype_anchors))
         comp = check_compositions(compositions, float(n_w))
         k = comp.shape[1]
         g = prototype_gram(g_star, n_w, k)
@@ -284,3 +287,72 @@ class Problem:
         if self.g_star is not None and block_values(self.g_star, groups) is None:
             return None
         return groups
+
+
+def solve_memory_bytes(k: int, batches: int, with_prototypes: bool, method: str, samples: int | None = None,
+                       groups: int | None = None) -> float:
+    """Estimated peak memory (bytes) of solving a problem of ``k`` classes and ``batches`` batches by ``method``:
+    "dense" (only the k x k matrices every method returns: M, X, G_*, the joint Gram and its eigenvalues),
+    "grouped" (with ``groups`` of equal counts), "interior", "bm", or "full" / "full-bm" with ``samples`` N.  Coarse upper-bound
+    models, for refusing up front what cannot run (:func:`check_solve_size`), not for planning:
+
+    - k x k matrices: 100 k^2 bytes (about a dozen float64 copies);
+    - the collapsed objective (interior, bm): about 200 bytes per log-sum-exp term while it is built and
+      evaluated, B k^2 terms (4 B k^2 with prototypes);
+    - interior point: 128 e^2 bytes, e = n (n + 1) / 2 the entries of its PSD block of order n = k (2k with
+      prototypes) (its dense Hessian block with the factorization's workspace; the full solve uses the same;
+      the grouped solve has n = G, 2G with prototypes, for G groups);
+    - Burer-Monteiro: 880 k p bytes (the factor, its gradient and 50 L-BFGS pairs), p = k (2k with prototypes);
+    - the factor-form Newton polish: 32 n^2 bytes, n = min(k p, its limit 6000)."""
+    proto = 2 if with_prototypes else 1
+    dense = 100.0 * k * k
+    if method == "dense":
+        return dense
+    if method == "grouped":
+        n = proto * int(groups or k)
+        return dense + 200.0 * batches * int(groups or k) * k * 4 + 128.0 * (n * (n + 1) / 2) ** 2 + \
+            32.0 * min(k * proto * k, 6000) ** 2
+    terms = 200.0 * batches * k * k * (4 if with_prototypes else 1)
+    polish = 32.0 * min(k * proto * k, 6000) ** 2
+    if method == "interior":
+        n = proto * k
+        return dense + terms + 128.0 * (n * (n + 1) / 2) ** 2 + polish
+    if method == "bm":
+        return dense + terms + 880.0 * k * proto * k + polish
+    if method in ("full", "full-bm"):
+        n = int(samples or 0)
+        rows = n + k
+        base = 100.0 * rows * rows + 200.0 * n * (n + (2 * k if with_prototypes else 0))
+        if method == "full":
+            e = (n + (k if with_prototypes else 0)) * (n + (k if with_prototypes else 0) + 1) / 2
+            return base + 128.0 * e * e
+        return base + 880.0 * n * (k + k)
+    raise ValueError(f"unknown method {method!r}")
+
+
+_SIZE_FIX = {
+    "dense": "lower k (the k x k matrices alone need this)",
+    "grouped": "use fewer distinct class counts (groups), or solver='BM' (--solver BM)",
+    "interior": "use solver='BM' (Burer-Monteiro, low rank; --solver BM) or fewer classes (the interior point's "
+                "PSD block has order k, 2k with prototypes)",
+    "bm": "use fewer classes, or one full batch with equal-count groups (the symmetry reduction)",
+    "full": "solve fewer samples (N up to ~60 is practical), use the Burer-Monteiro full solve (--solver BM), or "
+            "drop the full solve (--full) for the collapsed problem",
+    "full-bm": "solve fewer samples (lower the counts), or drop the full solve (--full) for the collapsed problem",
+}
+
+
+def check_solve_size(k: int, batches: int, with_prototypes: bool, method: str, max_memory_gb: float | None = None,
+                     samples: int | None = None, groups: int | None = None) -> None:
+    """Refuse (ValueError, one line with the estimate, the limit and what to change) a solve whose
+    :func:`solve_memory_bytes` estimate exceeds the memory limit (``max_memory_gb``, else
+    ``$UFM_MAX_MEMORY_GB``, else the available memory)."""
+    from ufm._checks import check_memory
+
+    what = {"dense": f"a collapsed solve with k = {k} classes", "grouped": f"the symmetry-reduced solve (k = {k}, {groups} groups of equal counts)",
+            "interior": f"the interior-point solve (k = {k}, {batches} batch(es))",
+            "bm": f"the Burer-Monteiro solve (k = {k}, {batches} batch(es))",
+            "full": f"the full N x N interior-point solve ({samples} samples)",
+            "full-bm": f"the full N x N Burer-Monteiro solve ({samples} samples)"}[method]
+    check_memory(solve_memory_bytes(k, batches, with_prototypes, method, samples, groups), what, _SIZE_FIX[method],
+                 max_memory_gb)

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SolveResult", "FullSolveResult"]
+__all__ = ["SolveResult", "FullSolveResult", "JSON_MATRIX_MAX_K", "ARRAYS_FILE"]
+
+JSON_MATRIX_MAX_K = 100  # matrices go into JSON summaries as lists up to this order; always into ARRAYS_FILE
+ARRAYS_FILE = "arrays.npz"  # where `ufm solve` and the sweep points write the matrices
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,17 @@ class SolveResult:
             "compile_s": self.compile_s, "solve_s": self.solve_s, "polish_s": self.polish_s, "total_s": self.total_s,
         }
 
-    def summary(self) -> dict:
-        """:meth:`diagnostics` with ``gram`` and ``cross`` as lists."""
-        return {**self.diagnostics(), "gram": self.gram.tolist(),
-                "cross": None if self.cross is None else self.cross.tolist()}
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The matrices, for an ``.npz`` file: ``gram`` and ``cross`` (when there are prototypes)."""
+        return {"gram": np.asarray(self.gram)} | ({} if self.cross is None else {"cross": np.asarray(self.cross)})
+
+    def summary(self, max_k: int = JSON_MATRIX_MAX_K) -> dict:
+        """:meth:`diagnostics` with ``gram`` and ``cross`` as lists when the matrix order is at most ``max_k``
+        (else None: a 1000 x 1000 matrix is 30 MB of JSON; write :meth:`arrays` to an ``.npz`` instead), and
+        ``arrays``: the name of the ``.npz`` file that `ufm solve` and the sweep points write them to."""
+        small = len(self.gram) <= max_k
+        return {**self.diagnostics(), "gram": self.gram.tolist() if small else None,
+                "cross": None if self.cross is None or not small else self.cross.tolist(), "arrays": ARRAYS_FILE}
 
     def describe(self) -> str:
         """One line with every diagnostic (what the CLI prints under the table)."""
@@ -104,8 +114,13 @@ class FullSolveResult(SolveResult):
         return {**super().diagnostics(), "min_within_class_cosine": self.min_within_class_cosine,
                 "within_class_min_cosines": np.asarray(self.within_class_min).tolist()}
 
-    def summary(self) -> dict:
-        return {**super().summary(), "class_means": np.asarray(self.class_means).tolist()}
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**super().arrays(), "class_means": np.asarray(self.class_means),
+                "within_class_min": np.asarray(self.within_class_min)}
+
+    def summary(self, max_k: int = JSON_MATRIX_MAX_K) -> dict:
+        means = np.asarray(self.class_means)
+        return {**super().summary(max_k), "class_means": means.tolist() if len(means) <= max_k else None}
 
     def describe(self) -> str:
         return super().describe() + f"; smallest within-class cosine {self.min_within_class_cosine:.8f}"
