@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     counts = tuple(parse_counts(args.counts).tolist())
     rows = [collapse_cell(CollapseCell(counts, tau, n_w, not args.batch_anchors, seeds=tuple(range(args.seeds))))
-            for tau in (args.tau or [0.1, 0.5]) for n_w in (args.n_w or [0, 0.5, 0.75, 1, 2, 5, 10, 100])]
+            for tau in (args.tau or [0.1, 0.5]) for n_w in (args.n_w or [0, 1, 2, 5, 10, 100])]
     if args.json:
         print(json.dumps(rows, indent=1))
         return

@@ -34,9 +34,9 @@ def test_the_refuted_case_stays_refuted():
 
 
 def test_the_lifted_certificate_certifies_collapse_where_the_full_gap_is_loose():
-    # n_w = 0.75: the uncollapsed BM's own certified gap is about 5e-7 (L-BFGS stalls on the flat spread), the
+    # n_w = 100: the uncollapsed BM's own certified gap is about 6e-8 (L-BFGS stalls on the flat spread), the
     # lifted collapsed optimum is certified within round-off in the N x N problem
-    r = collapse_cell(CollapseCell(STEP_50, 0.1, 0.75))
+    r = collapse_cell(CollapseCell(STEP_50, 0.1, 100.0))
     assert r["verdict"] == "collapse optimal"
     assert r["lifted_gap"] < 1e-10 * r["lifted"] and r["full_gap"] > 1000 * r["lifted_gap"]
     assert r["lifted"] == pytest.approx(r["collapsed"], rel=1e-12)
@@ -116,3 +116,10 @@ def test_an_ill_posed_cell_is_reported_not_fatal():
     rows = collapse_map([CollapseCell((3, 3, 1), 0.5, 0.0), CollapseCell((3, 3, 1), 0.5, 1.0)])
     assert rows[0]["verdict"] == "error" and "no positive pair" in rows[0]["error"]
     assert rows[1]["verdict"] == "collapse optimal"
+
+
+def test_fractional_copies_make_batch_anchor_cells_only():
+    cells = map_cells(profiles=("step",), ratios=(2.0,), taus=(0.5,), n_ws=(0.0, 0.5, 1.0), k=3, n_major=4)
+    assert [(c.n_w, c.prototype_anchors) for c in cells] == [(0.0, True), (0.5, False), (1.0, True), (1.0, False)]
+    with pytest.raises(ValueError, match="with prototype anchors n_w must be 0 or >= 1"):
+        map_cells(profiles=("step",), ratios=(2.0,), taus=(0.5,), n_ws=(0.5,), anchors=(True,), k=3, n_major=4)

@@ -122,3 +122,13 @@ def test_accuracy_estimates_against_the_exact_optimum():
     error = np.abs(bm.gram - onehot @ col.gram @ onehot.T).max()
     assert bm.accuracy_source == "restarts" and bm.entry_accuracy < 1e-6
     assert error <= 10 * bm.entry_accuracy + 1e-8
+
+
+def test_full_bm_checks_its_size_before_solving():
+    import numpy as np
+
+    from ufm.solver import solve_full_bm
+
+    labels = np.repeat(np.arange(2), 50)
+    with pytest.raises(ValueError, match="full N x N Burer-Monteiro"):
+        solve_full_bm(labels, [np.arange(100)], 0.5, max_memory_gb=1e-6)

@@ -277,3 +277,15 @@ def test_train_grid_over_a_field_without_effect_is_refused():
     assert len(runs) == 4
     _refused(["train", "--grid", "ratio=2,4", "--profile", "balanced", "--out", "/nonexistent-ufm-x"],
              "grid field ratio has no effect with balanced counts")
+
+
+def test_fractional_copies_with_prototype_anchors_are_refused_by_every_config():
+    from ufm.deep.config import TrainConfig
+    from ufm.simulate import SimConfig
+    from ufm.spec import SolveConfig
+
+    for make in (lambda a: SimConfig(n_w=(0.5, 2.0), prototype_anchors=a), lambda a: TrainConfig(n_w=0.5,
+                 prototype_anchors=a), lambda a: SolveConfig(n_w=0.5, prototype_anchors=a)):
+        with pytest.raises(ValueError, match="with prototype anchors n_w must be 0 or >= 1"):
+            make(True)
+        make(False)  # a weight below one copy is fine without prototype anchors

@@ -180,7 +180,8 @@ def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[
               seeds: Sequence[int] = (0,), rel_tol: float = 1e-9) -> list[CollapseCell]:
     """The grid profiles x ratios x taus x n_ws x anchors (counts from :func:`ufm.imbalance.class_counts`
     with ``k``, ``n_major`` and, for STEP, ``minority_fraction``); at n_w = 0 the anchor convention does not
-    matter, so only one cell is made there."""
+    matter, so only one cell is made there, and for 0 < n_w < 1 only batch anchors are a valid problem
+    (:func:`ufm.losses.check_copies`), so no prototype-anchor cell is made there (refused when that leaves none)."""
     if minority_fraction != 0.5 and "step" not in profiles:
         raise ValueError("minority_fraction applies to the step profile only; add step to profiles or drop it")
     cells = []
@@ -189,7 +190,11 @@ def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[
             counts = tuple(int(c) for c in class_counts(profile, k, n_major, ratio, minority_fraction).tolist())
             for tau in taus:
                 for n_w in n_ws:
-                    for a in (anchors[:1] if n_w == 0 else anchors):
+                    conventions = anchors[:1] if n_w == 0 else [a for a in anchors if not (a and 0 < n_w < 1)]
+                    if not conventions:
+                        raise ValueError(f"n_w = {n_w:g} with prototype anchors only: with prototype anchors n_w must "
+                                         "be 0 or >= 1; add batch anchors (anchors both or batch) or drop that n_w")
+                    for a in conventions:
                         cells.append(CollapseCell(counts, float(tau), float(n_w), bool(a), target, batching,
                                                   batch_size, batch_seed, tuple(seeds), rel_tol, profile,
                                                   float(ratio)))

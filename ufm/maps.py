@@ -169,9 +169,8 @@ def minimal_copies(
     Assumes d is non-increasing in n_w on the searched set (checked on the solves the search makes:
     ``monotone_on_path``, to 1e-5; observed on the cases of ``tests/test_maps.py`` and the README maps
     for n_w >= 1, not proved).  With ``prototype_anchors`` the searched set is {0} U [1, max_n_w]: each
-    anchor copy of w_a has n_w - 1 copies of itself as positives, a negative count for 0 < n_w < 1 where
-    the multiplicity formula is only an extrapolation, and there d is not monotone (STEP 50x5,5x5,
-    tau 0.1: d = 0.033 at n_w = 0.5, 0.066 at n_w = 1).  Without prototype anchors n_w is a weight and
+    anchor copy of w_a has n_w - 1 copies of itself as positives, a negative count for 0 < n_w < 1, which
+    is refused (:func:`ufm.losses.check_copies`).  Without prototype anchors n_w is a weight and
     every n_w >= 0 is searched.  Search: d(0) (skipped when n_w = 0 is not a valid problem, e.g. a class
     with one sample), then n_w = 1, 2, 4, ... (the last one clipped to ``max_n_w``) until the target is
     met, then bisection between the last miss and the first hit until hi - lo <= rel_tol * hi.  Every

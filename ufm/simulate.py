@@ -36,6 +36,7 @@ from ufm.batching import SCHEMES, Batches, bound_examples, epoch_batches
 from ufm.geometry import check_gram, prototypes_from_gram
 from ufm.imbalance import labels_from_counts, minority_mask
 from ufm.losses import LOSSES as LOSS_REGISTRY
+from ufm.losses import check_copies
 from ufm.losses import batch_loss
 from ufm.runio import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
 from ufm.spec import ClassCounts, TargetGeometry
@@ -125,6 +126,8 @@ class SimConfig(TargetGeometry, ClassCounts):
                 object.__setattr__(self, "prototype_anchors", True)
         else:  # recorded as not applicable; the CLI refuses the option when it is typed (see without_effect)
             object.__setattr__(self, "prototype_anchors", None)
+        if self.prototype_anchors:
+            check_copies(torch.tensor(self.n_w, dtype=torch.float64), True)
 
     def without_effect(self) -> dict[str, str]:
         """The fields that have no effect in this configuration, each with the reason.

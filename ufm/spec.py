@@ -188,6 +188,9 @@ class ProblemSpec(TargetGeometry, ClassCounts):
         super().__post_init__()
         check_choices(self, {"batching": SCHEMES})
         check_values(self, {"tau": POSITIVE, "n_w": NON_NEGATIVE, "batch_size": Range(1), "seed": NON_NEGATIVE})
+        from ufm.losses import check_copies
+
+        check_copies(self.n_w, self.prototype_anchors)
 
     def without_effect(self) -> dict[str, str]:
         out = super().without_effect()

@@ -235,7 +235,7 @@ def _solve_point(cfg: SolveConfig) -> tuple[dict, dict]:
                "max_angle_error": float(angle_errors_deg(gram, g_star).abs().max())}
     metrics.update({f"angle_{k}": float(v) for k, v in group_angles(gram, minority_mask(n)).items()})
     summary = {"counts": n.tolist(), "batches": len(comp), **result.summary(), **metrics}
-    return summary, {"gram": result.gram, "g_star": g_star.numpy()}
+    return summary, {**result.arrays(), "g_star": g_star.numpy()}
 
 
 def run_point(kind: str, config: dict, folder: str) -> str:

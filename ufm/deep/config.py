@@ -15,6 +15,7 @@ from ufm._config import option as _opt
 from ufm.batching import SCHEMES
 from ufm.deep.augment import AUGMENTATIONS
 from ufm.deep.model import HEADS
+from ufm.losses import check_copies
 from ufm.spec import ImbalanceProfile, NamedGeometry
 
 __all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "preset", "resumed_config", "grid_runs"]
@@ -81,6 +82,8 @@ class TrainConfig(NamedGeometry, ImbalanceProfile):
                             "lr": POSITIVE, "momentum": Range(0, 1, high_open=True), "weight_decay": NON_NEGATIVE,
                             "seed": NON_NEGATIVE})
         check_at_least_one(self, ("epochs", "batch_size", "eval_every", "checkpoint_every", "width", "embed_dim"))
+        if self.loss == "scl":
+            check_copies(self.n_w, self.prototype_anchors)
         if self.width > MAX_WIDTH:
             params = 11.2e6 * (self.width / 64) ** 2
             raise ValueError(f"width={self.width} makes a ResNet-18 of about {params / 1e9:.1f} billion parameters "

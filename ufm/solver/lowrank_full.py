@@ -26,7 +26,7 @@ import torch
 from .certificate import gram_certificate
 from .lowrank import minimize_unit_rows
 from .full import check_full, class_mean_gram, full_program, within_class_min
-from .problem import check_tau_n_w
+from .problem import check_solve_size, check_tau_n_w
 from .result import FullSolveResult
 
 __all__ = ["solve_full_bm", "default_rank", "prototype_rows", "lift_collapsed"]
@@ -71,7 +71,8 @@ def default_rank(n: int, k: int, rank_g: int) -> int:
 
 def solve_full_bm(labels, batches, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototype_anchors: bool = True,
                   num_classes: int | None = None, seeds: tuple[int, ...] = (0, 1, 2), rank: int | None = None,
-                  max_iter: int = 3000, starts: Sequence[np.ndarray] = ()) -> FullSolveResult:
+                  max_iter: int = 3000, starts: Sequence[np.ndarray] = (),
+                  max_memory_gb: float | None = None) -> FullSolveResult:
     """Certified optimum of the full problem of :func:`ufm.solver.solve_full` (same arguments: ``labels
     [N]``, ``batches`` a list of sample-index arrays) by Burer-Monteiro: ``rank`` columns (default
     :func:`default_rank`), three L-BFGS rounds of up to ``max_iter`` iterations from each of ``starts`` (unit
@@ -87,6 +88,7 @@ def solve_full_bm(labels, batches, tau: float = 0.1, g_star=None, n_w: float = 0
         raise ValueError("solve_full_bm needs at least one seed (or start) and max_iter >= 1")
     labels, batches, k, g = check_full(labels, batches, g_star, n_w, num_classes)
     n = len(labels)
+    check_solve_size(k, len(batches), g is not None, "full-bm", max_memory_gb, samples=n)
     program = full_program(labels, batches, k, n_w, prototype_anchors, tau)
     start = time.perf_counter()
     factor = prototype_rows(g, k)
