@@ -60,7 +60,8 @@ def flag_names(message: str, names: list[str]) -> str:
         if "_" in name:  # a name like gram_file is never prose
             message = re.sub(rf"(?<![\w-]){name}\b", flag, message)
         message = re.sub(rf"\b(drop|leave) {name}\b", rf"\1 {flag}", message)
-    return message
+    # a boolean field set to False is the --no- form of its flag
+    return re.sub(r"--([a-z][a-z0-9-]*)=False\b", r"--no-\1", message).replace("--no---", "--no-")
 
 
 def typed(ctx: Any, name: str) -> bool:
