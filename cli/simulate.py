@@ -71,7 +71,11 @@ def simulate_command(
     """
     folder = check_out(out or _default_out("simulate"), overwrite)
     check_simulation_size(config, max_memory_gb)
-    build_problem(config)  # the Gram file, the counts and G_* are checked before the progress bar starts
+    problem = build_problem(config)  # the Gram file, the counts and G_* are checked before the progress bar starts
+    total = len(problem.labels)
+    if config.batching != "full" and config.batch_size > total:
+        raise ValueError(f"--batch-size {config.batch_size} exceeds the N = {total} samples of the class counts; use "
+                         f"--batch-size <= {total} or --batching full")
     result = _run_with_progress(config, as_json, max_memory_gb=max_memory_gb)
     with staged_dir(folder, overwrite) as stage:
         result.save(stage)

@@ -112,7 +112,7 @@ def test_prototypes_that_differ_from_the_target_can_bring_g_m_closer():
     # an independent solve (the other solver) with the designed prototype Gram confirms it
     g_w = check_gram(np.array(out["g_w"])).numpy()
     assert solve_point(STEP4, 0.5, G4, 10.0, g_w=g_w, solver="BM").distance == pytest.approx(out["distance_best"], abs=1e-4)
-    with pytest.raises(ValueError, match="two majority and two minority"):
+    with pytest.raises(ValueError, match="two majority classes .* and two minority classes"):
         best_block_prototypes([5, 5, 1], 0.5, 1.0)
 
 

@@ -508,11 +508,13 @@ def best_block_prototypes(
     counts = np.asarray(counts)
     k = len(counts)
     target = (check_gram(g_star).numpy() if g_star is not None else make_gram("etf", k).numpy())
-    base = solve_point(counts, tau, target, n_w, prototype_anchors, solver=solver)
     major = counts == counts.max()
     p, q = int(major.sum()), int((~major).sum())
-    if p < 2 or q < 2:
-        raise ValueError("best_block_prototypes needs at least two majority and two minority classes")
+    if p < 2 or q < 2:  # refused before any solve
+        raise ValueError(f"the block prototype design needs at least two majority classes (the largest count) and "
+                         f"two minority classes, got {p} and {q} in counts {counts.tolist()}; use more classes "
+                         "(e.g. step counts with k >= 4) or other counts")
+    base = solve_point(counts, tau, target, n_w, prototype_anchors, solver=solver)
     a0 = float(target[np.ix_(major, major)][~np.eye(p, dtype=bool)].mean())
     b0 = float(target[np.ix_(~major, ~major)][~np.eye(q, dtype=bool)].mean())
     c0 = float(target[np.ix_(major, ~major)].mean())
