@@ -147,7 +147,9 @@ def map_command(
             report = run_map(folder, config, grid, executor, done)
         except ValueError as err:  # the library names MapCell fields; say the flags
             raise ValueError(str(err).replace("cross_check=False", "--no-cross-check")
-                             .replace("use ratio=1", "use --ratio 1")) from None
+                             .replace("use ratio=1", "use --ratio 1").replace("prototype_anchors=False", "--anchors batch")
+                             .replace("n_w", "--n-w").replace("lower k ", "lower --k ")
+                             .replace("--max-memory-gb (or $UFM_MAX_MEMORY_GB)", "$UFM_MAX_MEMORY_GB")) from None
         except KeyboardInterrupt:
             err_console.print(f"interrupted: finished cells are kept in {folder}; re-run the same command to continue")
             raise typer.Exit(130) from None

@@ -56,6 +56,16 @@ def test_sizes_are_checked_before_allocating(tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_sizes_of_the_new_commands_are_checked_before_allocating(tmp_path):
+    out = tmp_path / "map"
+    # ufm map builds k x k matrices per cell: refused up front (was a torch allocation traceback)
+    refused(["map", "--k", "100000", "--ratio", "2", "--n-w", "1", "--out", out], "k = 100000", "GiB", out=out)
+    # class counts beyond int64 (was 'Overflow when unpacking long long')
+    refused(["simulate", *SMALL[6:], "--counts", "99999999999999999999x2", "--out", out], "samples in a class",
+            out=out)
+    refused(["solve", "--counts", "99999999999999999999,3", "--out", out], "samples in a class", out=out)
+
+
 def test_memory_estimate_follows_the_sizes():
     from ufm.simulate import SimConfig, memory_estimate
 
@@ -76,6 +86,12 @@ def test_out_is_checked_before_computing(tmp_path, sim_run):
                  ["deep-figures", sim_run]):
         refused([*args, "--out", under], f"{under} lies under {blocker}, which is a file", out=under)
     refused(["simulate", *SMALL, "--out", blocker], f"{blocker} is a file, not a folder")
+    # the sweep-backed commands (map, sweep) and collapse-map check it too (map was a traceback)
+    for args in (["map", "--k", "4", "--n-major", "4", "--ratio", "2", "--n-w", "1"],
+                 ["sweep", "--k", "4", "--grid", "tau=0.1,0.2"],
+                 ["collapse-map", "--k", "4", "--n-major", "4", "--profile", "step", "--ratio", "2", "--n-w", "1"]):
+        refused([*args, "--out", blocker], f"{blocker} is a file, not a folder")
+        refused([*args, "--out", under], f"{under} lies under {blocker}, which is a file", out=under)
     refused(["simulate", *SMALL, "--out", "/proc/ufm-test-run"], "cannot be written")
 
 
@@ -206,6 +222,19 @@ def test_conflicting_or_ineffective_options_are_refused(tmp_path, sim_run):
     figs = tmp_path / "figs"
     refused(["figures", "--runs", sim_run, "--name", "prop1-gaps", "--out", figs], "--runs does not combine with --name")
     refused(["figures", "--list", "--quick"], "--list does not combine with --quick")
+
+
+def test_values_that_no_point_can_run_are_refused_up_front_with_the_flag(tmp_path):
+    """A value that makes a run impossible is refused before any compute and named as the flag to change (was:
+    map ran its other cells and failed one task; simulate named 'n'; design-prototypes named a function after a
+    solve)."""
+    out = tmp_path / "run"
+    refused(["map", "--k", "4", "--n-major", "4", "--ratio", "2", "--n-w", "0.5", "--no-cross-check", "--out", out],
+            "--n-w must be 0 or >= 1", "--anchors batch", out=out)
+    refused(["simulate", "--counts", "4,4,2", "--epochs", "2", "--n-w", "1", "--seeds", "0", "--out", out],
+            "--batch-size 32 exceeds the N = 10 samples", "--batching full", out=out)
+    refused(["design-prototypes", "--counts", "4,4,2", "--max-evals", "2"], "two majority classes",
+            "two minority classes", "got 2 and 1")
 
 
 def test_losses_without_n_w_default_to_one_run():

@@ -30,6 +30,7 @@ from ufm._config import option as _opt
 from ufm.analysis import gram_distance
 from ufm.geometry import check_gram, make_gram
 from ufm.imbalance import class_counts
+from ufm.losses import check_copies
 
 __all__ = [
     "SolvePoint",
@@ -267,6 +268,10 @@ class MapCell:
         check_choices(self, {"geometry": MAP_GEOMETRIES, "profile": PROFILES, "solver": MAP_SOLVERS})
         check_values(self, {"ratio": Range(1), "tau": POSITIVE, "n_w": NON_NEGATIVE, "k": Range(2),
                             "n_major": Range(1)})
+        check_copies(self.n_w, self.prototype_anchors)  # before any cell runs: 0 < n_w < 1 needs batch anchors
+        from ufm.solver import check_solve_size
+
+        check_solve_size(self.k, 1, self.n_w > 0, "dense")  # the k x k matrices of every cell, before any is built
 
     def without_effect(self) -> dict[str, str]:
         """The fields that do nothing in this cell, each with the reason (a sweep refuses a grid over them)."""
