@@ -64,6 +64,13 @@ def test_sizes_of_the_new_commands_are_checked_before_allocating(tmp_path):
     refused(["simulate", *SMALL[6:], "--counts", "99999999999999999999x2", "--out", out], "samples in a class",
             out=out)
     refused(["solve", "--counts", "99999999999999999999,3", "--out", out], "samples in a class", out=out)
+    # collapse-map: the N x N problem and the k x k matrices (were numpy / torch allocation tracebacks)
+    cmap = ["collapse-map", "--profile", "step", "--ratio", "2", "--tau", "0.5", "--n-w", "1", "--seeds", "0"]
+    refused([*cmap, "--k", "100", "--n-major", "10000", "--out", out], "750000 samples", "lower --k or --n-major",
+            out=out)
+    text = refused([*cmap, "--k", "100000", "--n-major", "2", "--out", out], "k = 100000", "lower --k", out=out)
+    assert "--max-memory-gb" not in text  # collapse-map has no such flag: the variable is named
+    refused([*cmap[:-1], "100000000", "--out", out], "--seeds must be in [0, 1000]", out=out)
 
 
 def test_memory_estimate_follows_the_sizes():
@@ -216,6 +223,13 @@ def test_conflicting_or_ineffective_options_are_refused(tmp_path, sim_run):
         if "--batch-size" in extra:
             args = args[:8] + args[10:]
         refused(["simulate", *args, *extra, "--out", out], needle, out=out)
+    # the new commands' options without effect
+    solve = ["solve", "--k", "3", "--n-major", "4", "--ratio", "2", "--n-w", "1", "--out", out]
+    refused([*solve, "--full", "--no-reduce"], "--no-reduce has no effect with --full", out=out)
+    refused([*solve, "--solver", "BM", "--no-reduce"], "--reduce has no effect with solver BM", out=out)
+    cmap = ["collapse-map", "--k", "3", "--n-major", "4", "--profile", "step", "--ratio", "2", "--tau", "0.5"]
+    refused([*cmap, "--n-w", "0", "--anchors", "batch"], "--anchors batch has no effect with --n-w 0 only")
+    refused([*cmap, "--n-w", "1", "--overwrite"], "--overwrite has no effect without --out")
     refused(["check", "--gram-file", tmp_path / "g.npy", "--geometry", "orthogonal", "--k", "4"],
             "--geometry='orthogonal' and --gram-file both give G_*")
     refused(["check", "--gram-file", tmp_path / "g.npy"], "is 4 x 4 but there are 10 classes; make them match (k = 4")

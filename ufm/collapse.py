@@ -200,6 +200,11 @@ def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[
                                                   float(ratio)))
     if len({c.name for c in cells}) != len(cells):
         raise ValueError("the grid has repeated cells (repeated values in profiles, ratios, taus, n_ws or anchors)")
+    from ufm.solver import check_solve_size
+
+    for counts, protos in sorted({(c.counts, c.n_w > 0) for c in cells}):  # before any cell runs
+        check_solve_size(len(counts), 1, protos, "dense")
+        check_solve_size(len(counts), 1, protos, "full-bm", samples=sum(counts))
     return cells
 
 
