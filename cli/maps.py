@@ -149,6 +149,7 @@ def map_command(
             raise ValueError(str(err).replace("cross_check=False", "--no-cross-check")
                              .replace("use ratio=1", "use --ratio 1").replace("prototype_anchors=False", "--anchors batch")
                              .replace("n_w", "--n-w").replace("lower k ", "lower --k ")
+                             .replace("increase n or lower R", "increase --n-major or lower --ratio")
                              .replace("--max-memory-gb (or $UFM_MAX_MEMORY_GB)", "$UFM_MAX_MEMORY_GB")) from None
         except KeyboardInterrupt:
             err_console.print(f"interrupted: finished cells are kept in {folder}; re-run the same command to continue")

@@ -59,7 +59,8 @@ def test_sizes_are_checked_before_allocating(tmp_path):
 def test_sizes_of_the_new_commands_are_checked_before_allocating(tmp_path):
     out = tmp_path / "map"
     # ufm map builds k x k matrices per cell: refused up front (was a torch allocation traceback)
-    refused(["map", "--k", "100000", "--ratio", "2", "--n-w", "1", "--out", out], "k = 100000", "GiB", out=out)
+    text = refused(["map", "--k", "100000", "--ratio", "2", "--n-w", "1", "--out", out], "k = 100000", "lower --k", out=out)
+    assert "--max-memory-gb" not in text  # map has no such flag: the variable is named
     # class counts beyond int64 (was 'Overflow when unpacking long long')
     refused(["simulate", *SMALL[6:], "--counts", "99999999999999999999x2", "--out", out], "samples in a class",
             out=out)
@@ -245,6 +246,8 @@ def test_values_that_no_point_can_run_are_refused_up_front_with_the_flag(tmp_pat
     out = tmp_path / "run"
     refused(["map", "--k", "4", "--n-major", "4", "--ratio", "2", "--n-w", "0.5", "--no-cross-check", "--out", out],
             "--n-w must be 0 or >= 1", "--anchors batch", out=out)
+    refused(["map", "--k", "4", "--n-major", "4", "--ratio", "2", "--ratio", "1e9", "--n-w", "1", "--no-cross-check",
+             "--out", out], "increase --n-major or lower --ratio", out=out)  # was: the R = 2 cells ran first
     refused(["simulate", "--counts", "4,4,2", "--epochs", "2", "--n-w", "1", "--seeds", "0", "--out", out],
             "--batch-size 32 exceeds the N = 10 samples", "--batching full", out=out)
     refused(["design-prototypes", "--counts", "4,4,2", "--max-evals", "2"], "two majority classes",

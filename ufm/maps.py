@@ -269,9 +269,6 @@ class MapCell:
         check_values(self, {"ratio": Range(1), "tau": POSITIVE, "n_w": NON_NEGATIVE, "k": Range(2),
                             "n_major": Range(1)})
         check_copies(self.n_w, self.prototype_anchors)  # before any cell runs: 0 < n_w < 1 needs batch anchors
-        from ufm.solver import check_solve_size
-
-        check_solve_size(self.k, 1, self.n_w > 0, "dense")  # the k x k matrices of every cell, before any is built
 
     def without_effect(self) -> dict[str, str]:
         """The fields that do nothing in this cell, each with the reason (a sweep refuses a grid over them)."""
@@ -287,6 +284,9 @@ class MapCell:
         cross-check is affordable; raises ValueError otherwise."""
         if self.profile == "balanced" and self.ratio != 1:
             raise ValueError(f"ratio={self.ratio:g} with profile='balanced' (balanced counts have no ratio); use ratio=1")
+        from ufm.solver import check_solve_size
+
+        check_solve_size(self.k, 1, self.n_w > 0, "dense")  # the k x k matrices of the cell, before any is built
         counts = self.counts()
         if self.cross_check:
             from ufm.solver import AUTO_BM_ABOVE
@@ -392,6 +392,10 @@ def run_map(
     grid = grid if grid is not None else {"prototype_anchors": (True, False), "ratio": RATIOS, "n_w": N_WS}
     from pathlib import Path
 
+    from ufm.sweep import plan
+
+    for point in plan("map", base, grid):  # every cell's counts and sizes, before any cell runs
+        point.config.check()
     report = run_sweep(folder, "map", base, grid, executor, done)
     figure = Path(report["folder"]) / "map.png"
     report["figure"] = figure if report["finished"] and figure.is_file() else None
