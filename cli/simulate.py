@@ -89,8 +89,12 @@ def simulate_command(
         print_json(summary)
         return
     runs = summary["runs"]
-    table = Table(title=f"{config.loss}, {config.profile} counts {summary['counts']}, {config.batching} batches of "
-                        f"{config.batch_size}, {summary['epochs_run']} epochs in {summary['elapsed_s']:.1f} s ({summary['device']})")
+    counts = summary["counts"]
+    which = "counts" if config.counts is not None else f"{config.profile} counts"  # --counts: no profile is used
+    batches = ("full batch" if config.batching == "full"  # one batch of all N samples: batch_size does not apply
+               else f"{config.batching} batches of {config.batch_size}")
+    table = Table(title=f"{config.loss}, {which} {counts if len(counts) <= 20 else f'k = {len(counts)}'}, {batches}, "
+                        f"{summary['epochs_run']} epochs in {summary['elapsed_s']:.1f} s ({summary['device']})")
     for col in ("n_w", "tau", "seed", "distance to G_*", "NC1", "angle majority", "angle minority", "angle across"):
         table.add_column(col, justify="right")
     for r in runs:
