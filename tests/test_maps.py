@@ -116,6 +116,20 @@ def test_prototypes_that_differ_from_the_target_can_bring_g_m_closer():
         best_block_prototypes([5, 5, 1], 0.5, 1.0)
 
 
+def test_small_tau_solves_print_no_solver_warnings():
+    """At tau = 1e-6 the factor polish meets ill-conditioned Hessians: judged by its own checks (status, gap),
+    not a LinAlgWarning per Newton step on the user's terminal (was 4 here, dozens in a design search)."""
+    import warnings
+
+    from ufm.maps import best_block_prototypes
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = best_block_prototypes([4, 4, 2, 2], 1e-6, 10.0, max_evals=3)
+    assert not [w for w in caught if "LinAlgWarning" in str(w.category)], [str(w.message) for w in caught]
+    assert out["solves"] == 3 and out["best_certified_gap"] is not None
+
+
 def test_design_prototypes_command():
     result = runner.invoke(app, ["design-prototypes", "--counts", "20x2,2x2", "--tau", "0.5", "--n-w", "10",
                                  "--max-evals", "20", "--json"])
