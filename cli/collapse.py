@@ -58,13 +58,15 @@ def collapse_map_command(
     if overwrite and out is None:
         raise ValueError("--overwrite has no effect without --out (no existing folder is written to); drop it")
     try:
-        cells = map_cells(tuple(profile or ("step", "long-tail")), tuple(ratio or (2.0, 10.0)),
+        profiles = tuple(profile or ("step", "long-tail"))
+        default_ratios = (1.0,) if set(profiles) == {"balanced"} else (2.0, 10.0)
+        cells = map_cells(profiles, tuple(ratio or default_ratios),
                           tuple(tau or (0.1, 0.5)), tuple(n_w or (0.0, 1.0, 10.0)), _ANCHORS[anchors], k, n_major,
                           minority_fraction, target, batching, batch_size, batch_seed, tuple(range(seeds)), rel_tol)
     except ValueError as err:
         msg = str(err)
         for arg, flag in (("batch_size", "--batch-size"), ("batch_seed", "--batch-seed"), ("rel_tol", "--rel-tol"),
-                          ("n_w", "--n-w"), ("minority_fraction", "--minority-fraction"), ("profiles", "--profile"),
+                          ("n_w", "--n-w"), ("minority_fraction", "--minority-fraction"), ("profiles", "--profile"), ("ratios (1,)", "--ratio 1"), ("ratios", "--ratio"),
                           ("batching='shuffle'", "--batching shuffle"), ("lower k ", "lower --k "),
                           (", or drop the full solve (--full) for the collapsed problem", ""),
                           ("lower the counts", "lower --k or --n-major"),
