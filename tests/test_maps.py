@@ -140,6 +140,19 @@ def test_design_prototypes_command():
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
 
 
+def test_design_prototypes_says_when_the_design_does_not_beat_g_star(tmp_path):
+    """A G_* outside the block family (random unit rows) is not reached by block Grams: the table's 'designed'
+    row is then worse than G_w = G_*, and the command says so instead of presenting it as the design."""
+    rows = np.random.default_rng(0).normal(size=(4, 4))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    np.save(tmp_path / "g.npy", rows @ rows.T)
+    args = ["design-prototypes", "--counts", "4,4,2,2", "--gram-file", str(tmp_path / "g.npy"), "--max-evals", "3"]
+    data = json.loads(runner.invoke(app, [*args, "--json"]).output)
+    assert data["distance_best"] > data["distance_g_star"]  # the premise: this search does not beat G_*
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "does not beat G_w = G_*: keep G_w = G_*" in result.output, result.output
+
+
 # ------------------------------------------------------------------------------ maps as sweeps (issue 13)
 
 from ufm.executors import ExecutorConfig  # noqa: E402
