@@ -14,6 +14,7 @@ from ._executor import with_executor_options
 from ufm.executors import ExecutorConfig
 
 _ANCHORS = {"both": (True, False), "prototype": (True,), "batch": (False,)}
+MAX_SEEDS = 1000  # random starts per cell: each one an N x N Burer-Monteiro solve
 
 
 @user_errors
@@ -50,17 +51,26 @@ def collapse_map_command(
 
     if anchors not in _ANCHORS:
         raise ValueError(f"--anchors must be one of {', '.join(_ANCHORS)}, got {anchors!r}")
-    if seeds < 0:
-        raise ValueError(f"--seeds must be >= 0, got {seeds}")
+    if not 0 <= seeds <= MAX_SEEDS:
+        raise ValueError(f"--seeds must be in [0, {MAX_SEEDS}] (random starts of each cell's N x N solve), got {seeds}")
+    if anchors != "both" and n_w and all(w == 0 for w in n_w):
+        raise ValueError(f"--anchors {anchors} has no effect with --n-w 0 only (no prototypes); drop it")
+    if overwrite and out is None:
+        raise ValueError("--overwrite has no effect without --out (no existing folder is written to); drop it")
     try:
-        cells = map_cells(tuple(profile or ("step", "long-tail")), tuple(ratio or (2.0, 10.0)),
+        profiles = tuple(profile or ("step", "long-tail"))
+        default_ratios = (1.0,) if set(profiles) == {"balanced"} else (2.0, 10.0)
+        cells = map_cells(profiles, tuple(ratio or default_ratios),
                           tuple(tau or (0.1, 0.5)), tuple(n_w or (0.0, 1.0, 10.0)), _ANCHORS[anchors], k, n_major,
                           minority_fraction, target, batching, batch_size, batch_seed, tuple(range(seeds)), rel_tol)
     except ValueError as err:
         msg = str(err)
         for arg, flag in (("batch_size", "--batch-size"), ("batch_seed", "--batch-seed"), ("rel_tol", "--rel-tol"),
-                          ("n_w", "--n-w"), ("minority_fraction", "--minority-fraction"), ("profiles", "--profile"),
-                          ("batching='shuffle'", "--batching shuffle")):
+                          ("n_w", "--n-w"), ("minority_fraction", "--minority-fraction"), ("profiles", "--profile"), ("ratios (1,)", "--ratio 1"), ("ratios", "--ratio"),
+                          ("batching='shuffle'", "--batching shuffle"), ("lower k ", "lower --k "),
+                          (", or drop the full solve (--full) for the collapsed problem", ""),
+                          ("lower the counts", "lower --k or --n-major"),
+                          ("--max-memory-gb (or $UFM_MAX_MEMORY_GB)", "$UFM_MAX_MEMORY_GB")):
             msg = msg.replace(arg, flag)
         raise ValueError(msg) from None
     if out is None and executor.executor != "inline":

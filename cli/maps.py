@@ -95,6 +95,9 @@ def design_prototypes_command(
     table.add_row("G_w = G_*", f"{a0:+.4f}", f"{b0:+.4f}", f"{c0:+.4f}", f"{out['distance_g_star']:.6f}")
     table.add_row("designed G_w", f"{a:+.4f}", f"{b:+.4f}", f"{c:+.4f}", f"{out['distance_best']:.2e}")
     console.print(table)
+    if out["distance_best"] >= out["distance_g_star"]:  # e.g. a G_* that is not a two-group block Gram
+        console.print("[yellow]the designed G_w does not beat G_w = G_*: keep G_w = G_* (the search is over two-group "
+                      "block Grams; the G_* row shows its block means)[/yellow]")
     console.print(f"{out['solves']} certified solves (best: {out['best_status']}, certified gap "
                   f"{out['best_certified_gap']:.1e}); Nelder-Mead {'converged' if out['converged'] else 'stopped at --max-evals'}")
 
@@ -147,7 +150,10 @@ def map_command(
             report = run_map(folder, config, grid, executor, done)
         except ValueError as err:  # the library names MapCell fields; say the flags
             raise ValueError(str(err).replace("cross_check=False", "--no-cross-check")
-                             .replace("use ratio=1", "use --ratio 1")) from None
+                             .replace("use ratio=1", "use --ratio 1").replace("prototype_anchors=False", "--anchors batch")
+                             .replace("n_w", "--n-w").replace("lower k ", "lower --k ")
+                             .replace("increase n or lower R", "increase --n-major or lower --ratio")
+                             .replace("--max-memory-gb (or $UFM_MAX_MEMORY_GB)", "$UFM_MAX_MEMORY_GB")) from None
         except KeyboardInterrupt:
             err_console.print(f"interrupted: finished cells are kept in {folder}; re-run the same command to continue")
             raise typer.Exit(130) from None

@@ -71,7 +71,11 @@ def simulate_command(
     """
     folder = check_out(out or _default_out("simulate"), overwrite)
     check_simulation_size(config, max_memory_gb)
-    build_problem(config)  # the Gram file, the counts and G_* are checked before the progress bar starts
+    problem = build_problem(config)  # the Gram file, the counts and G_* are checked before the progress bar starts
+    total = len(problem.labels)
+    if config.batching != "full" and config.batch_size > total:
+        raise ValueError(f"--batch-size {config.batch_size} exceeds the N = {total} samples of the class counts; use "
+                         f"--batch-size <= {total} or --batching full")
     result = _run_with_progress(config, as_json, max_memory_gb=max_memory_gb)
     with staged_dir(folder, overwrite) as stage:
         result.save(stage)
@@ -85,8 +89,12 @@ def simulate_command(
         print_json(summary)
         return
     runs = summary["runs"]
-    table = Table(title=f"{config.loss}, {config.profile} counts {summary['counts']}, {config.batching} batches of "
-                        f"{config.batch_size}, {summary['epochs_run']} epochs in {summary['elapsed_s']:.1f} s ({summary['device']})")
+    counts = summary["counts"]
+    which = "counts" if config.counts is not None else f"{config.profile} counts"  # --counts: no profile is used
+    batches = ("full batch" if config.batching == "full"  # one batch of all N samples: batch_size does not apply
+               else f"{config.batching} batches of {config.batch_size}")
+    table = Table(title=f"{config.loss}, {which} {counts if len(counts) <= 20 else f'k = {len(counts)}'}, {batches}, "
+                        f"{summary['epochs_run']} epochs in {summary['elapsed_s']:.1f} s ({summary['device']})")
     for col in ("n_w", "tau", "seed", "distance to G_*", "NC1", "angle majority", "angle minority", "angle across"):
         table.add_column(col, justify="right")
     for r in runs:

@@ -41,6 +41,10 @@ def solve_command(
 ) -> None:
     """Globally optimal class-mean Gram of batch SCL (with prototypes) for collapsed features (cvxpy)."""
     folder = check_out(out or default_out("solve"), overwrite)
+    if full and config.relu:
+        raise ValueError("--full does not support --relu yet; drop one of them")
+    if full and not config.reduce:
+        raise ValueError("--no-reduce has no effect with --full (the N x N problem is never symmetry-reduced); drop it")
     n = config.class_counts()
     comp = config.compositions(n)
     tau, n_w, solver, relu = config.tau, config.n_w, config.solver, config.relu
@@ -59,8 +63,6 @@ def solve_command(
         except ValueError as err:
             raise ValueError(f"--relu: {err}") from None
     if full:
-        if relu:
-            raise ValueError("--full does not support --relu yet; drop one of them")
         batches = (epoch_batches(labels, len(labels), "full", torch.Generator(), len(n)) if config.batching == "full"
                    else epoch_batches(labels, config.batch_size, config.batching,
                                       torch.Generator().manual_seed(config.seed), len(n)))

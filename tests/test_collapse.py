@@ -123,3 +123,16 @@ def test_fractional_copies_make_batch_anchor_cells_only():
     assert [(c.n_w, c.prototype_anchors) for c in cells] == [(0.0, True), (0.5, False), (1.0, True), (1.0, False)]
     with pytest.raises(ValueError, match="with prototype anchors n_w must be 0 or >= 1"):
         map_cells(profiles=("step",), ratios=(2.0,), taus=(0.5,), n_ws=(0.5,), anchors=(True,), k=3, n_major=4)
+
+
+def test_balanced_cells_are_made_once_and_a_ratio_without_effect_is_refused():
+    """Balanced counts have no ratio: one cell per (tau, n_w, anchors), labelled R = 1, however many ratios the
+    other profiles use (was: an identical balanced cell per ratio, labelled R = 2, R = 10); balanced counts only
+    with a ratio other than 1 are refused (was: silently ignored)."""
+    from ufm.collapse import map_cells
+
+    cells = map_cells(("balanced", "step"), (2.0, 4.0), (0.5,), (1.0,), (False,), k=4, n_major=4)
+    assert [(c.profile, c.ratio) for c in cells] == [("balanced", 1.0), ("step", 2.0), ("step", 4.0)]
+    assert len({c.counts for c in cells}) == 3
+    with pytest.raises(ValueError, match="no effect with balanced counts only"):
+        map_cells(("balanced",), (2.0,), (0.5,), (1.0,), (False,), k=4, n_major=4)

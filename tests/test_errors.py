@@ -56,6 +56,24 @@ def test_sizes_are_checked_before_allocating(tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_sizes_of_the_new_commands_are_checked_before_allocating(tmp_path):
+    out = tmp_path / "map"
+    # ufm map builds k x k matrices per cell: refused up front (was a torch allocation traceback)
+    text = refused(["map", "--k", "100000", "--ratio", "2", "--n-w", "1", "--out", out], "k = 100000", "lower --k", out=out)
+    assert "--max-memory-gb" not in text  # map has no such flag: the variable is named
+    # class counts beyond int64 (was 'Overflow when unpacking long long')
+    refused(["simulate", *SMALL[6:], "--counts", "99999999999999999999x2", "--out", out], "samples in a class",
+            out=out)
+    refused(["solve", "--counts", "99999999999999999999,3", "--out", out], "samples in a class", out=out)
+    # collapse-map: the N x N problem and the k x k matrices (were numpy / torch allocation tracebacks)
+    cmap = ["collapse-map", "--profile", "step", "--ratio", "2", "--tau", "0.5", "--n-w", "1", "--seeds", "0"]
+    refused([*cmap, "--k", "100", "--n-major", "10000", "--out", out], "750000 samples", "lower --k or --n-major",
+            out=out)
+    text = refused([*cmap, "--k", "100000", "--n-major", "2", "--out", out], "k = 100000", "lower --k", out=out)
+    assert "--max-memory-gb" not in text  # collapse-map has no such flag: the variable is named
+    refused([*cmap[:-1], "100000000", "--out", out], "--seeds must be in [0, 1000]", out=out)
+
+
 def test_memory_estimate_follows_the_sizes():
     from ufm.simulate import SimConfig, memory_estimate
 
@@ -76,6 +94,12 @@ def test_out_is_checked_before_computing(tmp_path, sim_run):
                  ["deep-figures", sim_run]):
         refused([*args, "--out", under], f"{under} lies under {blocker}, which is a file", out=under)
     refused(["simulate", *SMALL, "--out", blocker], f"{blocker} is a file, not a folder")
+    # the sweep-backed commands (map, sweep) and collapse-map check it too (map was a traceback)
+    for args in (["map", "--k", "4", "--n-major", "4", "--ratio", "2", "--n-w", "1"],
+                 ["sweep", "--k", "4", "--grid", "tau=0.1,0.2"],
+                 ["collapse-map", "--k", "4", "--n-major", "4", "--profile", "step", "--ratio", "2", "--n-w", "1"]):
+        refused([*args, "--out", blocker], f"{blocker} is a file, not a folder")
+        refused([*args, "--out", under], f"{under} lies under {blocker}, which is a file", out=under)
     refused(["simulate", *SMALL, "--out", "/proc/ufm-test-run"], "cannot be written")
 
 
@@ -200,12 +224,34 @@ def test_conflicting_or_ineffective_options_are_refused(tmp_path, sim_run):
         if "--batch-size" in extra:
             args = args[:8] + args[10:]
         refused(["simulate", *args, *extra, "--out", out], needle, out=out)
+    # the new commands' options without effect
+    solve = ["solve", "--k", "3", "--n-major", "4", "--ratio", "2", "--n-w", "1", "--out", out]
+    refused([*solve, "--full", "--no-reduce"], "--no-reduce has no effect with --full", out=out)
+    refused([*solve, "--solver", "BM", "--no-reduce"], "--reduce has no effect with solver BM", out=out)
+    cmap = ["collapse-map", "--k", "3", "--n-major", "4", "--profile", "step", "--ratio", "2", "--tau", "0.5"]
+    refused([*cmap, "--n-w", "0", "--anchors", "batch"], "--anchors batch has no effect with --n-w 0 only")
+    refused([*cmap, "--n-w", "1", "--overwrite"], "--overwrite has no effect without --out")
     refused(["check", "--gram-file", tmp_path / "g.npy", "--geometry", "orthogonal", "--k", "4"],
             "--geometry='orthogonal' and --gram-file both give G_*")
     refused(["check", "--gram-file", tmp_path / "g.npy"], "is 4 x 4 but there are 10 classes; make them match (k = 4")
     figs = tmp_path / "figs"
     refused(["figures", "--runs", sim_run, "--name", "prop1-gaps", "--out", figs], "--runs does not combine with --name")
     refused(["figures", "--list", "--quick"], "--list does not combine with --quick")
+
+
+def test_values_that_no_point_can_run_are_refused_up_front_with_the_flag(tmp_path):
+    """A value that makes a run impossible is refused before any compute and named as the flag to change (was:
+    map ran its other cells and failed one task; simulate named 'n'; design-prototypes named a function after a
+    solve)."""
+    out = tmp_path / "run"
+    refused(["map", "--k", "4", "--n-major", "4", "--ratio", "2", "--n-w", "0.5", "--no-cross-check", "--out", out],
+            "--n-w must be 0 or >= 1", "--anchors batch", out=out)
+    refused(["map", "--k", "4", "--n-major", "4", "--ratio", "2", "--ratio", "1e9", "--n-w", "1", "--no-cross-check",
+             "--out", out], "increase --n-major or lower --ratio", out=out)  # was: "increase n or lower R"
+    refused(["simulate", "--counts", "4,4,2", "--epochs", "2", "--n-w", "1", "--seeds", "0", "--out", out],
+            "--batch-size 32 exceeds the N = 10 samples", "--batching full", out=out)
+    refused(["design-prototypes", "--counts", "4,4,2", "--max-evals", "2"], "two majority classes",
+            "two minority classes", "got 2 and 1")
 
 
 def test_losses_without_n_w_default_to_one_run():

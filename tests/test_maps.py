@@ -112,8 +112,22 @@ def test_prototypes_that_differ_from_the_target_can_bring_g_m_closer():
     # an independent solve (the other solver) with the designed prototype Gram confirms it
     g_w = check_gram(np.array(out["g_w"])).numpy()
     assert solve_point(STEP4, 0.5, G4, 10.0, g_w=g_w, solver="BM").distance == pytest.approx(out["distance_best"], abs=1e-4)
-    with pytest.raises(ValueError, match="two majority and two minority"):
+    with pytest.raises(ValueError, match="two majority classes .* and two minority classes"):
         best_block_prototypes([5, 5, 1], 0.5, 1.0)
+
+
+def test_small_tau_solves_print_no_solver_warnings():
+    """At tau = 1e-6 the factor polish meets ill-conditioned Hessians: judged by its own checks (status, gap),
+    not a LinAlgWarning per Newton step on the user's terminal (was 4 here, dozens in a design search)."""
+    import warnings
+
+    from ufm.maps import best_block_prototypes
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = best_block_prototypes([4, 4, 2, 2], 1e-6, 10.0, max_evals=3)
+    assert not [w for w in caught if "LinAlgWarning" in str(w.category)], [str(w.message) for w in caught]
+    assert out["solves"] == 3 and out["best_certified_gap"] is not None
 
 
 def test_design_prototypes_command():
@@ -124,6 +138,19 @@ def test_design_prototypes_command():
     assert data["solves"] <= 21 and data["distance_best"] <= data["distance_g_star"] + 1e-6
     result = runner.invoke(app, ["design-prototypes", "--counts", "20x2,2x2", "--tau", "-1"])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_design_prototypes_says_when_the_design_does_not_beat_g_star(tmp_path):
+    """A G_* outside the block family (random unit rows) is not reached by block Grams: the table's 'designed'
+    row is then worse than G_w = G_*, and the command says so instead of presenting it as the design."""
+    rows = np.random.default_rng(0).normal(size=(4, 4))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    np.save(tmp_path / "g.npy", rows @ rows.T)
+    args = ["design-prototypes", "--counts", "4,4,2,2", "--gram-file", str(tmp_path / "g.npy"), "--max-evals", "3"]
+    data = json.loads(runner.invoke(app, [*args, "--json"]).output)
+    assert data["distance_best"] > data["distance_g_star"]  # the premise: this search does not beat G_*
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "does not beat G_w = G_*: keep G_w = G_*" in result.output, result.output
 
 
 # ------------------------------------------------------------------------------ maps as sweeps (issue 13)

@@ -149,3 +149,19 @@ def test_explicit_counts_give_the_classes_and_the_size_check():
         SimConfig(counts="5x2000000")
     with pytest.raises(ValueError, match="cannot read class counts"):
         SimConfig(counts="5y3")
+    with pytest.raises(ValueError, match="samples in a class"):  # was an int64 overflow message
+        SimConfig(counts="99999999999999999999x2")
+
+
+def test_simulate_table_title_states_what_ran(tmp_path):
+    """The title names only what was used: explicit counts (no profile) and one full batch (no batch size)."""
+    from typer.testing import CliRunner
+
+    from ufm.cli.main import app
+
+    result = CliRunner().invoke(app, ["simulate", "--counts", "4,4,2", "--batching", "full", "--epochs", "2", "--n-w",
+                                      "1", "--seeds", "0", "--d", "4", "--out", str(tmp_path / "run")],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    title = next(line for line in result.output.splitlines() if "epochs in" in line)
+    assert "counts [4, 4, 2], full batch," in title and "step" not in title and "of 32" not in title, title

@@ -184,9 +184,13 @@ def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[
     (:func:`ufm.losses.check_copies`), so no prototype-anchor cell is made there (refused when that leaves none)."""
     if minority_fraction != 0.5 and "step" not in profiles:
         raise ValueError("minority_fraction applies to the step profile only; add step to profiles or drop it")
+    if set(profiles) == {"balanced"} and any(r != 1 for r in ratios):
+        raise ValueError("ratio values other than 1 have no effect with balanced counts only; use ratios (1,) or add "
+                         "step or long-tail to profiles")
     cells = []
     for profile in profiles:
-        for ratio in ratios:
+        # balanced counts have no ratio: one set of cells, labelled R = 1 (not one identical copy per ratio)
+        for ratio in ((1.0,) if profile == "balanced" else ratios):
             counts = tuple(int(c) for c in class_counts(profile, k, n_major, ratio, minority_fraction).tolist())
             for tau in taus:
                 for n_w in n_ws:
@@ -200,6 +204,11 @@ def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[
                                                   float(ratio)))
     if len({c.name for c in cells}) != len(cells):
         raise ValueError("the grid has repeated cells (repeated values in profiles, ratios, taus, n_ws or anchors)")
+    from ufm.solver import check_solve_size
+
+    for counts, protos in sorted({(c.counts, c.n_w > 0) for c in cells}):  # before any cell runs
+        check_solve_size(len(counts), 1, protos, "dense")
+        check_solve_size(len(counts), 1, protos, "full-bm", samples=sum(counts))
     return cells
 
 

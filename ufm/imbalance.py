@@ -95,6 +95,7 @@ def minority_mask(counts) -> torch.Tensor:
 
 
 MAX_CLASSES = 1_000_000
+MAX_CLASS_COUNT = 10**12  # samples in one class (far beyond any memory; keeps int64 sums exact)
 
 
 def parse_counts(spec: str) -> torch.Tensor:
@@ -110,6 +111,8 @@ def parse_counts(spec: str) -> torch.Tensor:
             raise ValueError(f"cannot read class counts {spec!r}: write e.g. 5000x5,500x5 or 50,50,5") from None
         if value < 1 or repeat < 1:
             raise ValueError(f"class counts and repeats must be >= 1 in {spec!r}")
+        if value > MAX_CLASS_COUNT:
+            raise ValueError(f"{spec!r} asks for more than {MAX_CLASS_COUNT:.0e} samples in a class; give fewer")
         if repeat > MAX_CLASSES or len(counts) + repeat > MAX_CLASSES:
             raise ValueError(f"{spec!r} asks for more than {MAX_CLASSES} classes; give fewer")
         counts += [value] * repeat

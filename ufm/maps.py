@@ -30,6 +30,7 @@ from ufm._config import option as _opt
 from ufm.analysis import gram_distance
 from ufm.geometry import check_gram, make_gram
 from ufm.imbalance import class_counts
+from ufm.losses import check_copies
 
 __all__ = [
     "SolvePoint",
@@ -267,6 +268,7 @@ class MapCell:
         check_choices(self, {"geometry": MAP_GEOMETRIES, "profile": PROFILES, "solver": MAP_SOLVERS})
         check_values(self, {"ratio": Range(1), "tau": POSITIVE, "n_w": NON_NEGATIVE, "k": Range(2),
                             "n_major": Range(1)})
+        check_copies(self.n_w, self.prototype_anchors)  # before any cell runs: 0 < n_w < 1 needs batch anchors
 
     def without_effect(self) -> dict[str, str]:
         """The fields that do nothing in this cell, each with the reason (a sweep refuses a grid over them)."""
@@ -282,6 +284,9 @@ class MapCell:
         cross-check is affordable; raises ValueError otherwise."""
         if self.profile == "balanced" and self.ratio != 1:
             raise ValueError(f"ratio={self.ratio:g} with profile='balanced' (balanced counts have no ratio); use ratio=1")
+        from ufm.solver import check_solve_size
+
+        check_solve_size(self.k, 1, self.n_w > 0, "dense")  # the k x k matrices of the cell, before any is built
         counts = self.counts()
         if self.cross_check:
             from ufm.solver import AUTO_BM_ABOVE
@@ -387,6 +392,10 @@ def run_map(
     grid = grid if grid is not None else {"prototype_anchors": (True, False), "ratio": RATIOS, "n_w": N_WS}
     from pathlib import Path
 
+    from ufm.sweep import plan
+
+    for point in plan("map", base, grid):  # every cell's counts and sizes, before any cell runs
+        point.config.check()
     report = run_sweep(folder, "map", base, grid, executor, done)
     figure = Path(report["folder"]) / "map.png"
     report["figure"] = figure if report["finished"] and figure.is_file() else None
@@ -508,11 +517,13 @@ def best_block_prototypes(
     counts = np.asarray(counts)
     k = len(counts)
     target = (check_gram(g_star).numpy() if g_star is not None else make_gram("etf", k).numpy())
-    base = solve_point(counts, tau, target, n_w, prototype_anchors, solver=solver)
     major = counts == counts.max()
     p, q = int(major.sum()), int((~major).sum())
-    if p < 2 or q < 2:
-        raise ValueError("best_block_prototypes needs at least two majority and two minority classes")
+    if p < 2 or q < 2:  # refused before any solve
+        raise ValueError(f"the block prototype design needs at least two majority classes (the largest count) and "
+                         f"two minority classes, got {p} and {q} in counts {counts.tolist()}; use more classes "
+                         "(e.g. step counts with k >= 4) or other counts")
+    base = solve_point(counts, tau, target, n_w, prototype_anchors, solver=solver)
     a0 = float(target[np.ix_(major, major)][~np.eye(p, dtype=bool)].mean())
     b0 = float(target[np.ix_(~major, ~major)][~np.eye(q, dtype=bool)].mean())
     c0 = float(target[np.ix_(major, ~major)].mean())

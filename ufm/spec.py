@@ -231,6 +231,8 @@ class SolveConfig(ProblemSpec):
         if self.n_w == 0:
             for name in ("geometry", "gamma", "gram_file", "prototype_anchors"):
                 out.setdefault(name, "with n_w = 0 (no prototypes)")
+        if self.solver == "BM":
+            out.setdefault("reduce", "with solver BM (Burer-Monteiro is never symmetry-reduced)")
         return out
 
 

@@ -317,7 +317,9 @@ def run_sweep(
     from ufm.executors import ExecutorConfig, FunctionTask, run_tasks
 
     executor = executor or ExecutorConfig()
-    folder = Path(folder).resolve()
+    from ufm.runio import check_out_dir
+
+    folder = check_out_dir(Path(folder), "--out", run_folder=False).resolve()  # not a file, writable
     points = check_grid_effects(kind, base, grid)
     record = _sweep_record(kind, base, grid, points)
     if (folder / "config.json").is_file():

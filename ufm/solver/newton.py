@@ -21,6 +21,7 @@ M_ac = u_a . u_c or X_ac = u_a . w_c moves by at most |du_a| + |du_c| (unit rows
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -200,8 +201,10 @@ def _polish_rank(problem: Rows, gram, cross, p: int, start_gap: float | None, ma
         if norm <= floor:
             break
         hess = hess_fn(z).numpy()
-        try:
-            step = torch.from_numpy(scipy.linalg.solve(hess, -res.numpy(), assume_a="sym"))
+        try:  # an ill-conditioned step is judged by its progress and the final check, not by a warning per step
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+                step = torch.from_numpy(scipy.linalg.solve(hess, -res.numpy(), assume_a="sym"))
         except (np.linalg.LinAlgError, ValueError):
             return _refuse(gram, cross, p, iterations, "singular Hessian")
         t = 1.0
