@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import List, Optional
@@ -12,7 +13,7 @@ from rich.table import Table
 
 from ._common import (check_out, console, default_out, err_console, max_memory_option, overwrite_option, print_json,
                       user_errors)
-from ._config import with_config_options
+from ._config import flag_names, with_config_options
 from ufm.figures import FIGURES, deep_fig1, render
 from ufm.plots import gram_heatmaps, save_figure
 from ufm.runio import staged_dir
@@ -71,11 +72,11 @@ def simulate_command(
     """
     folder = check_out(out or _default_out("simulate"), overwrite)
     check_simulation_size(config, max_memory_gb)
-    problem = build_problem(config)  # the Gram file, the counts and G_* are checked before the progress bar starts
-    total = len(problem.labels)
-    if config.batching != "full" and config.batch_size > total:
-        raise ValueError(f"--batch-size {config.batch_size} exceeds the N = {total} samples of the class counts; use "
-                         f"--batch-size <= {total} or --batching full")
+    # the Gram file, the counts, G_* and the batch size are checked before the progress bar starts
+    try:
+        build_problem(config)
+    except ValueError as err:
+        raise ValueError(flag_names(str(err), [f.name for f in dataclasses.fields(config)])) from None
     result = _run_with_progress(config, as_json, max_memory_gb=max_memory_gb)
     with staged_dir(folder, overwrite) as stage:
         result.save(stage)

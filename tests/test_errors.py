@@ -249,7 +249,7 @@ def test_values_that_no_point_can_run_are_refused_up_front_with_the_flag(tmp_pat
     refused(["map", "--k", "4", "--n-major", "4", "--ratio", "2", "--ratio", "1e9", "--n-w", "1", "--no-cross-check",
              "--out", out], "increase --n-major or lower --ratio", out=out)  # was: "increase n or lower R"
     refused(["simulate", "--counts", "4,4,2", "--epochs", "2", "--n-w", "1", "--seeds", "0", "--out", out],
-            "--batch-size 32 exceeds the N = 10 samples", "--batching full", out=out)
+            "--batch-size=32 exceeds the N = 10 samples", "or full batching", out=out)
     refused(["design-prototypes", "--counts", "4,4,2", "--max-evals", "2"], "two majority classes",
             "two minority classes", "got 2 and 1")
 

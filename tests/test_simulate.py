@@ -131,7 +131,7 @@ def test_relu_features_get_non_negative_prototypes_for_any_non_negative_target(t
 
     g = np.full((4, 4), 0.3) + 0.7 * np.eye(4)  # non-negative, PSD, not the orthogonal frame
     np.save(tmp_path / "g.npy", g)
-    problem = build_problem(SimConfig(k=4, n_major=6, ratio=2.0, relu=True, gram_file=str(tmp_path / "g.npy"), d=8))
+    problem = build_problem(SimConfig(k=4, n_major=6, ratio=2.0, relu=True, gram_file=str(tmp_path / "g.npy"), d=8, batching="full"))
     w = problem.prototypes
     assert float(w.min()) >= 0
     torch.testing.assert_close(w @ w.T, torch.as_tensor(g, dtype=w.dtype), atol=1e-6, rtol=0)
@@ -140,10 +140,10 @@ def test_relu_features_get_non_negative_prototypes_for_any_non_negative_target(t
 def test_explicit_counts_give_the_classes_and_the_size_check():
     from ufm.simulate import build_problem, memory_estimate, num_samples
 
-    cfg = SimConfig(counts="7x2,3,2", epochs=1, d=4)
+    cfg = SimConfig(counts="7x2,3,2", epochs=1, d=4, batch_size=8)
     assert build_problem(cfg).counts.tolist() == [7, 7, 3, 2]
     assert num_samples(cfg) == 19
-    assert memory_estimate(cfg) < memory_estimate(SimConfig(counts="7x2,3,2,2", epochs=1, d=4))
+    assert memory_estimate(cfg) < memory_estimate(SimConfig(counts="7x2,3,2,2", epochs=1, d=4, batch_size=8))
     assert set(cfg.without_effect()) >= {"k", "profile", "n_major", "ratio"}
     with pytest.raises(ValueError, match="more than 1000000 classes"):
         SimConfig(counts="5x2000000")
@@ -165,3 +165,16 @@ def test_simulate_table_title_states_what_ran(tmp_path):
     assert result.exit_code == 0, result.output
     title = next(line for line in result.output.splitlines() if "epochs in" in line)
     assert "counts [4, 4, 2], full batch," in title and "step" not in title and "of 32" not in title, title
+
+
+def test_a_batch_larger_than_the_data_is_refused_before_any_run(tmp_path):
+    from ufm.simulate import build_problem
+    from ufm.sweep import run_sweep
+
+    cfg = SimConfig(counts="4,4,2", epochs=2)
+    with pytest.raises(ValueError, match=r"batch_size=32 exceeds the N = 10 samples.*batch_size <= 10"):
+        build_problem(cfg)
+    with pytest.raises(ValueError, match="batch_size=32 exceeds"):
+        run_sweep(tmp_path / "s", "simulate", cfg, {"tau": (0.1, 0.5)})
+    assert not (tmp_path / "s" / "points").exists()  # refused before any point ran
+    build_problem(SimConfig(counts="4,4,2", epochs=2, batching="full"))

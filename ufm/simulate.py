@@ -164,7 +164,8 @@ class Problem:
 
 
 def build_problem(cfg: SimConfig) -> Problem:
-    """Counts from the profile, G_* from the geometry (or file), W realizing G_* in R^d (seeded rotation)."""
+    """Counts from the profile, G_* from the geometry (or file), W realizing G_* in R^d (seeded rotation); refuses
+    a setting no epoch can run (single-sample classes without copies, batches larger than N)."""
     counts = cfg.class_counts()
     g = check_gram(cfg.g_star(counts), cfg.d)
     lonely = torch.nonzero(counts < 2).flatten().tolist()
@@ -173,6 +174,9 @@ def build_problem(cfg: SimConfig) -> Problem:
             f"classes {lonely} have a single sample: with n_w = 0 they never have a positive pair under SCL; "
             "use at least 2 samples per class (raise n_major or lower the ratio) or n_w > 0"
         )
+    if cfg.batching != "full" and cfg.batch_size > int(counts.sum()):
+        raise ValueError(f"batch_size={cfg.batch_size} exceeds the N = {int(counts.sum())} samples of the class counts; "
+                         f"use batch_size <= {int(counts.sum())}, or full batching")
     # With ReLU features the prototypes must be reachable: non-negative whenever G_* is (or a clear error when no
     # non-negative factorization exists); a G_* with negative cosines keeps signed prototypes (simulate warns).
     if cfg.relu and not bool((g < -1e-12).any()):
