@@ -146,14 +146,14 @@ def test_grid_over_a_field_without_effect_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"grid field batch_size has no effect with full batching .* 2 values would"):
         check_grid_effects("solve", SolveConfig(counts="6x2,2x2"), {"batch_size": (16, 32)})
     with pytest.raises(ValueError, match="grid field ratio has no effect with balanced counts"):
-        check_grid_effects("simulate", SimConfig(profile="balanced", k=4, n_major=8), {"ratio": (1.0, 2.0)})
+        check_grid_effects("simulate", SimConfig(profile="balanced", k=4, n_major=8, batch_size=8), {"ratio": (1.0, 2.0)})
     with pytest.raises(ValueError, match="grid field n_w has no effect with loss ce"):
-        check_grid_effects("simulate", SimConfig(loss="ce", k=4, n_major=8, ratio=4), {"n_w": ((0.0,), (10.0,))})
+        check_grid_effects("simulate", SimConfig(loss="ce", k=4, n_major=8, batch_size=8, ratio=4), {"n_w": ((0.0,), (10.0,))})
     with pytest.raises(ValueError, match="grid field gamma has no effect without the minority geometry"):
         run_sweep(tmp_path / "s", "solve", SolveConfig(counts="6x2,2x2", n_w=1.0), {"gamma": (0.5, 1.0)})
     assert not (tmp_path / "s").exists()  # refused before the sweep folder is made
     # a field with an effect at some points is fine: ratio matters at the step points
-    points = check_grid_effects("simulate", SimConfig(k=4, n_major=8, ratio=4),
+    points = check_grid_effects("simulate", SimConfig(k=4, n_major=8, batch_size=8, ratio=4),
                                 {"profile": ("balanced", "step"), "ratio": (1.0, 2.0)})
     assert len(points) == 4
     # a set field is refused only when it has no effect at every point
