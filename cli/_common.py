@@ -31,6 +31,9 @@ def user_errors(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            limit = kwargs.get("max_memory_gb")
+            if limit is not None and not (math.isfinite(limit) and limit > 0):
+                raise ValueError(f"--max-memory-gb must be a finite number of GiB > 0, got {limit}")
             return fn(*args, **kwargs)
         except (ValueError, FileNotFoundError) as err:
             err_console.print(f"[bold red]error:[/bold red] {err}", markup=True, highlight=False, soft_wrap=True)

@@ -282,3 +282,10 @@ def test_solve_and_copies_read_one_validated_specification(tmp_path):
                 command, bad, result.output)
     result = runner.invoke(app, ["solve", "--full", "--counts", "100x2", "--out", str(tmp_path / "f")])
     assert result.exit_code == 2 and "GiB" in result.output and not (tmp_path / "f").exists()
+
+
+@pytest.mark.parametrize("command", [["simulate"], ["solve"], ["check"], ["train", "--preset", "cpu-small"]])
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-2"])
+def test_a_memory_limit_that_is_not_a_positive_size_is_refused_by_its_flag(tmp_path, command, value):
+    refused([*command, "--max-memory-gb", value], "--max-memory-gb must be a finite number of GiB > 0",
+            out=tmp_path / "run")
