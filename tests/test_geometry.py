@@ -144,3 +144,12 @@ def test_bad_gram_files_name_the_file(tmp_path):
         with pytest.raises(ValueError, match=what) as err:
             load_gram(tmp_path / name)
         assert name in str(err.value)
+
+
+def test_a_gram_path_that_is_not_a_regular_file_is_named_as_such(tmp_path):
+    from ufm.geometry import load_gram
+
+    with pytest.raises(ValueError, match="is not a regular file"):
+        load_gram(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_gram(tmp_path / "missing.npy")

@@ -129,8 +129,11 @@ def check_gram(g, d: int | None = None, tol: float = GRAM_TOL) -> torch.Tensor:
 def load_gram(path: str | Path) -> torch.Tensor:
     """Read a k x k Gram from ``.npy`` or a text file (``.csv``/``.txt``: comma or whitespace separated)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"Gram file {path} does not exist; pass a .npy, .csv or .txt file holding a k x k matrix")
+    if not path.is_file():
+        raise ValueError(f"Gram file {path} is not a regular file (a folder or a device); pass a .npy, .csv or .txt "
+                         "file holding a k x k matrix")
     if path.stat().st_size == 0:
         raise ValueError(f"Gram file {path} is empty; it should hold a k x k matrix (.npy, .csv or .txt)")
     try:
