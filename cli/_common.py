@@ -85,3 +85,13 @@ def _jsonable(x: Any) -> Any:
 def print_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout (NaN/inf become null)."""
     typer.echo(json.dumps(_jsonable(data), indent=2))
+
+
+def progress_bar(quiet: bool) -> Any:
+    """The rich progress bar of every long command (description, bar, m of n, status, elapsed) on stderr;
+    ``quiet`` (e.g. ``--json``) hides it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console, disable=quiet,
+                    transient=True)

@@ -11,7 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import console, err_console, print_json, user_errors
+from ._common import console, default_out, err_console, print_json, progress_bar, user_errors
 from ._config import with_config_options
 from ._executor import with_executor_options
 from ufm.executors import ExecutorConfig
@@ -128,17 +128,13 @@ def map_command(
 ) -> None:
     """Distance of the certified optimal G_M to G_* over (R or tau) x n_w, full batch: one solve per cell as a
     resumable sweep (inline, local processes or a SLURM job array), then the heatmaps in <out>/map.png."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     if anchors not in _ANCHORS:
         raise ValueError(f"--anchors {anchors!r} is not one of {', '.join(_ANCHORS)}")
     grid = {"prototype_anchors": _ANCHORS[anchors], "ratio": _values("ratio", ratio), "tau": _values("tau", tau),
             "n_w": _values("n-w", n_w)}
-    folder = out or Path("runs") / f"map-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder = out or default_out("map")
     start = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,
-                  disable=as_json, transient=True) as bar:
+    with progress_bar(as_json) as bar:
         task = bar.add_task(f"map ({executor.executor})", total=None, status="")
         finished = {"n": 0}
 

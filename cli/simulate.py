@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ._common import (check_out, console, default_out, err_console, max_memory_option, overwrite_option, print_json,
+                      progress_bar,
                       user_errors)
 from ._config import flag_names, with_config_options
 from ufm.figures import FIGURES, deep_fig1, render
@@ -20,26 +20,13 @@ from ufm.runio import staged_dir
 from ufm.simulate import SimConfig, SimResult, build_problem, check_simulation_size, simulate
 
 
-def _progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet,
-        transient=True,
-    )
-
-
 def _fmt(x: Optional[float], spec: str = ".4f") -> str:
     return "-" if x is None or x != x else format(x, spec)
 
 
 def _run_with_progress(cfg: SimConfig, quiet: bool, label: str = "simulate",
                        max_memory_gb: Optional[float] = None) -> SimResult:
-    with _progress(quiet) as bar:
+    with progress_bar(quiet) as bar:
         task = bar.add_task(label, total=cfg.epochs, status="")
 
         def update(epoch: int, total: int, metrics: dict) -> None:

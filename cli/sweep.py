@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._common import console, err_console, print_json, user_errors
+from ._common import console, default_out, err_console, print_json, progress_bar, user_errors
 from ._config import flag_names, typed_names, with_config_options
 from ._executor import with_executor_options
 from ufm.executors import ExecutorConfig
@@ -81,11 +80,9 @@ def _run(kind: str, config: Any, grid_specs, ratio, out: Optional[Path], executo
          as_json: bool, ctx: Any) -> None:
     grid = _grid(kind, config, grid_specs, ratio, ctx)
     prefix = "sweep" if kind == "simulate" else "solve-sweep"
-    folder = out or Path("runs") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder = out or default_out(prefix)
     start = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,
-                  disable=as_json, transient=True) as bar:
+    with progress_bar(as_json) as bar:
         task = bar.add_task(f"{kind} sweep ({executor.executor})", total=None, status="")
         counts = {"done": 0, "failed": 0}
 

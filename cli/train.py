@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._common import console, err_console, max_memory_option, print_json, user_errors
+from ._common import console, max_memory_option, print_json, progress_bar, user_errors
 from ._config import typed, with_config_options
 from ._executor import with_executor_options
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
@@ -92,9 +91,7 @@ def train_command(
                 console.print(f"submitted (run: SLURM job) {summaries}")
             return
         runs = {}
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,
-                  disable=as_json, transient=True) as bar:
+    with progress_bar(as_json) as bar:
         for name, (cfg, folder, cont) in runs.items():
             task = bar.add_task(name, total=cfg.epochs, status="")
 
