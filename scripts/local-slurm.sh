@@ -4,18 +4,67 @@
 #
 #   sudo bash scripts/local-slurm.sh          # root is needed (apt-get, daemons, /etc/slurm)
 #   sinfo                                     # shows the node idle
+#   sudo bash scripts/local-slurm.sh stop     # cancels its jobs, stops the daemons this script started
 #
+# The daemons it starts (munged, slurmctld, slurmd) are recorded, by their PID files, in $started; `stop` ends exactly
+# those and leaves alone any that were running before the script.  A start that fails stops what it started.
 # Environment: LOCAL_SLURM_PARTITION (default "debug"), LOCAL_SLURM_TIMEOUT_S (seconds to wait for the node, 60).
 set -euo pipefail
 
 partition="${LOCAL_SLURM_PARTITION:-debug}"
 timeout_s="${LOCAL_SLURM_TIMEOUT_S:-60}"
 conf=/etc/slurm/slurm.conf
+started=/run/ufm-local-slurm.started   # one PID file per line: the daemons this script started
+munge_pid=/run/munge/munged.pid
 log() { echo "local-slurm: $*" >&2; }
 
 if [ "$(id -u)" != 0 ]; then
     log "must run as root (it installs packages and starts daemons)"; exit 1
 fi
+
+running() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
+# Stop the daemon of a PID file (TERM, then KILL after 10 s); a stale or missing file is nothing to do.
+stop_pidfile() {
+    running "$1" || return 0
+    local pid; pid="$(cat "$1")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    log "pid $pid ($1) did not stop on TERM; killing it"
+    kill -9 "$pid" 2>/dev/null || true
+}
+# Stop what this script started, newest first; cancel the jobs of a controller it started before stopping it.
+stop_started() {
+    [ -f "$started" ] || { log "nothing to stop (no daemon was started by this script)"; return 0; }
+    if grep -qx /run/slurmctld.pid "$started" && running /run/slurmctld.pid && command -v scancel >/dev/null; then
+        scancel --full --quiet --user=root 2>/dev/null || true
+        scancel --quiet $(squeue -h -o %i 2>/dev/null) 2>/dev/null || true
+        for _ in $(seq 100); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.2; done
+    fi
+    tac "$started" | while read -r pidfile; do
+        if running "$pidfile"; then log "stopping $(basename "$pidfile" .pid) (pid $(cat "$pidfile"))"; fi
+        stop_pidfile "$pidfile"
+    done
+    rm -f "$started"
+}
+
+if [ "${1:-start}" = stop ]; then
+    stop_started
+    exit 0
+elif [ "${1:-start}" != start ]; then
+    log "usage: local-slurm.sh [start|stop]"; exit 2
+fi
+
+# Daemons started by this call, stopped again if the start fails.
+this_call=()
+record() { echo "$1" >> "$started"; this_call+=("$1"); }
+on_exit() {
+    local rc=$?
+    if [ "$rc" != 0 ] && [ "${#this_call[@]}" -gt 0 ]; then
+        log "start failed (exit $rc): stopping the daemons it started"
+        for ((i=${#this_call[@]}-1; i>=0; i--)); do stop_pidfile "${this_call[$i]}"; sed -i "\|^${this_call[$i]}\$|d" "$started"; done
+    fi
+}
+trap on_exit EXIT
 
 # 1. Packages (only when missing).
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null \
@@ -37,7 +86,8 @@ chmod 0755 /run/munge
 if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     log "starting munged"
     rm -f /run/munge/munge.socket.2.lock
-    runuser -u munge -- /usr/sbin/munged --force
+    runuser -u munge -- /usr/sbin/munged --force --pid-file="$munge_pid"
+    record "$munge_pid"
     for _ in $(seq 50); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.1; done
     munge -n | unmunge >/dev/null || { log "munged does not answer"; exit 1; }
 fi
@@ -87,20 +137,23 @@ if [ ! -f "$conf" ] || [ "$(cat "$conf")" != "$new_conf" ]; then
     restart=1
 fi
 
-# 4. The daemons: (re)start them when the config changed or one is not running.
-running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-stop() { if running "$1"; then kill "$(cat "$1")"; for _ in $(seq 50); do running "$1" || break; sleep 0.1; done; fi; }
+# 4. The daemons: (re)start them when the config changed or one is not running.  A daemon that was running before
+#    and is restarted for a new config is not recorded: `stop` leaves it running, as it was found.
+was_running_ctld=0; running /run/slurmctld.pid && was_running_ctld=1
+was_running_d=0; running /run/slurmd.pid && was_running_d=1
 if [ "$restart" = 1 ]; then
-    stop /run/slurmd.pid
-    stop /run/slurmctld.pid
+    stop_pidfile /run/slurmd.pid
+    stop_pidfile /run/slurmctld.pid
 fi
 if ! running /run/slurmctld.pid; then
     log "starting slurmctld"
     slurmctld
+    [ "$was_running_ctld" = 1 ] || record /run/slurmctld.pid
 fi
 if ! running /run/slurmd.pid; then
     log "starting slurmd"
     slurmd
+    [ "$was_running_d" = 1 ] || record /run/slurmd.pid
 fi
 
 # 5. Wait until the node is idle (resume it if a previous run left it down or drained).

@@ -185,8 +185,13 @@ def test_float32_agrees_with_float64():
 
 def test_balanced_etf_is_a_critical_point_of_scl_on_the_sphere():
     # Collapsed features on the simplex ETF: the Riemannian gradient (tangent part) vanishes.
+    # The ETF built in closed form, w_c = sqrt(k/(k-1)) (e_c - 1/k) (padded to d = 5), so that sum_c w_c = 0 to
+    # rounding: prototypes factored from the Gram hold it only to sqrt(eps) ~ 1e-8 (an error of 1e-16 in the Gram
+    # entries is one of 1e-8 in ||sum_c w_c||), which moves the critical point by as much.
     k, per = 4, 3
-    w = prototypes_from_gram(etf_gram(k), 5)
+    w = torch.cat([(torch.eye(k, dtype=torch.float64) - 1 / k) * (k / (k - 1)) ** 0.5,
+                   torch.zeros(k, 1, dtype=torch.float64)], 1)
+    torch.testing.assert_close(w @ w.T, etf_gram(k), rtol=0, atol=1e-15)
     y = torch.arange(k).repeat_interleave(per)
     h = w[y].clone().requires_grad_()
     scl_loss(h, y, w, 10, 0.5).backward()

@@ -51,6 +51,21 @@ SLURM = ExecutorConfig(executor="slurm", cpus_per_task=1, time_min=60)
 runner = CliRunner()
 
 
+def _jobs() -> set[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, timeout=30)
+    return set(out.stdout.split())
+
+
+@pytest.fixture(autouse=True)
+def _cancel_what_the_test_submitted():
+    """Every job a test submitted is cancelled when it ends, passing or failing (none outlives the suite)."""
+    before = _jobs()
+    yield
+    left = sorted(_jobs() - before)
+    if left:
+        subprocess.run(["scancel", *left], timeout=30)
+
+
 def _wait_for(condition, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -83,9 +98,14 @@ def test_interrupted_sweep_cancels_its_jobs_and_a_rerun_finishes_it(tmp_path):
     def finished() -> int:
         return len(list(out.glob("points/*/summary.json")))
 
-    _wait_for(lambda: finished() >= 1, 180, "the first point")
-    first.send_signal(signal.SIGINT)
-    output = first.communicate(timeout=120)[0]
+    try:
+        _wait_for(lambda: finished() >= 1, 180, "the first point")
+        first.send_signal(signal.SIGINT)
+        output = first.communicate(timeout=120)[0]
+    finally:
+        if first.poll() is None:  # the test failed before the command ended: end it
+            first.kill()
+            first.communicate()
     assert first.returncode == 130 and "its SLURM jobs were cancelled" in output, output
     job = next(out.glob("logs/*_0_log.out")).name.split("_")[0]
     assert subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True).stdout.strip() == ""
