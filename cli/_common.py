@@ -25,21 +25,54 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def user_errors(fn: Callable) -> Callable:
-    """Turn the library's ValueError/FileNotFoundError into one red line and exit code 2."""
+DEFAULT_ALIASES = {"max_memory_gb": "--max-memory-gb or $UFM_MAX_MEMORY_GB"}
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            limit = kwargs.get("max_memory_gb")
-            if limit is not None and not (math.isfinite(limit) and limit > 0):
-                raise ValueError(f"--max-memory-gb must be a finite number of GiB > 0, got {limit}")
-            return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError) as err:
-            err_console.print(f"[bold red]error:[/bold red] {err}", markup=True, highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
 
-    return wrapper
+def flag(field: str, value: str | None = None, aliases: dict[str, str] | None = None) -> str:
+    """The command-line form of a config field (and a value for it): ``--n-w``, ``--no-prototype-anchors``,
+    ``--ratio 2``; ``aliases`` (``"field"`` or ``"field=value"`` -> text) for a command whose options differ."""
+    aliases = {**DEFAULT_ALIASES, **(aliases or {})}
+    if value is not None and f"{field}={value}" in aliases:
+        return aliases[f"{field}={value}"]
+    name = aliases.get(field, "--" + field.replace("_", "-"))
+    if value is None:
+        return name
+    if value == "False":
+        return "--no-" + name[2:] if name.startswith("--") else name
+    return name if value == "True" else f"{name} {value.strip(chr(39))}"
+
+
+def user_message(err: Exception, aliases: dict[str, str] | None = None) -> str:
+    """The one line a user sees for a library error: a :class:`ufm.errors.FieldError` with its fields as flags."""
+    from ufm.errors import FieldError
+
+    if isinstance(err, FieldError):
+        return err.render(lambda field, value: flag(field, value, aliases))
+    return str(err)
+
+
+def user_errors(fn: Callable | None = None, *, aliases: dict[str, str] | None = None) -> Callable:
+    """Turn the library's ValueError/FileNotFoundError into one red line and exit code 2; field names in a
+    :class:`ufm.errors.FieldError` are written as this command's flags (``aliases`` where they differ)."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                limit = kwargs.get("max_memory_gb")
+                if limit is not None and not (math.isfinite(limit) and limit > 0):
+                    raise ValueError(f"--max-memory-gb must be a finite number of GiB > 0, got {limit}")
+                return fn(*args, **kwargs)
+            except (ValueError, FileNotFoundError) as err:
+                from rich.text import Text
+
+                err_console.print(Text("error: ", style="bold red") + Text(user_message(err, aliases)),
+                                  highlight=False, soft_wrap=True)
+                raise typer.Exit(2) from None
+
+        return wrapper
+
+    return decorate(fn) if fn is not None else decorate
 
 
 OVERWRITE_HELP = "replace the files of an existing run folder (without it, a folder that holds files is refused)"
@@ -55,11 +88,11 @@ def max_memory_option() -> Any:
     return typer.Option(None, "--max-memory-gb", help=MAX_MEMORY_HELP)
 
 
-def check_out(out: Path | str, overwrite: bool = False, run_folder: bool = True) -> Path:
+def check_out(out: Path | str, overwrite: bool = False, run_folder: bool = True, kind: str | None = None) -> Path:
     """``--out`` checked before any compute (see ``ufm.runio.check_out_dir``)."""
     from ufm.runio import check_out_dir
 
-    return check_out_dir(out, "--out", overwrite=overwrite, run_folder=run_folder)
+    return check_out_dir(out, "--out", overwrite=overwrite, run_folder=run_folder, kind=kind)
 
 
 def default_out(prefix: str) -> Path:

@@ -15,6 +15,8 @@ from typing import Any, Callable, List, Optional
 
 import typer
 
+from ufm.errors import FieldError
+
 
 def _annotation(tp: Any) -> Any:
     origin = typing.get_origin(tp)
@@ -107,6 +109,8 @@ def with_config_options(cls: type, skip: tuple[str, ...] = (), refuse_typed: boo
             values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
             try:
                 config = cls(**values)
+            except FieldError:
+                raise  # names its fields: user_errors writes them as flags
             except ValueError as err:
                 raise ValueError(flag_names(str(err), names)) from None
             if refuse_typed:

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+from ufm.errors import FieldError
 from rich import box
 from rich.table import Table
 
@@ -17,7 +19,7 @@ _ANCHORS = {"both": (True, False), "prototype": (True,), "batch": (False,)}
 MAX_SEEDS = 1000  # random starts per cell: each one an N x N Burer-Monteiro solve
 
 
-@user_errors
+@user_errors(aliases={"max_memory_gb": "$UFM_MAX_MEMORY_GB", "full=False": "a collapse map always solves N x N"})
 @with_executor_options
 def collapse_map_command(
     executor: ExecutorConfig,
@@ -47,6 +49,7 @@ def collapse_map_command(
     lifted to N samples and certified there, against the uncollapsed Burer-Monteiro optimum; verdict
     "collapse optimal" (certified within the gap), "not optimal" (certified) or "undecided"."""
     from ufm.collapse import collapse_map, map_cells
+    from ufm.folders import mark
     from ufm.runio import write_json
 
     if anchors not in _ANCHORS:
@@ -63,20 +66,12 @@ def collapse_map_command(
         cells = map_cells(profiles, tuple(ratio or default_ratios),
                           tuple(tau or (0.1, 0.5)), tuple(n_w or (0.0, 1.0, 10.0)), _ANCHORS[anchors], k, n_major,
                           minority_fraction, target, batching, batch_size, batch_seed, tuple(range(seeds)), rel_tol)
-    except ValueError as err:
-        msg = str(err)
-        for arg, flag in (("batch_size", "--batch-size"), ("batch_seed", "--batch-seed"), ("rel_tol", "--rel-tol"),
-                          ("n_w", "--n-w"), ("minority_fraction", "--minority-fraction"), ("profiles", "--profile"), ("ratios (1,)", "--ratio 1"), ("ratios", "--ratio"),
-                          ("batching='shuffle'", "--batching shuffle"), ("lower k ", "lower --k "),
-                          (", or drop the full solve (--full) for the collapsed problem", ""),
-                          ("lower the counts", "lower --k or --n-major"),
-                          ("--max-memory-gb (or $UFM_MAX_MEMORY_GB)", "$UFM_MAX_MEMORY_GB")):
-            msg = msg.replace(arg, flag)
-        raise ValueError(msg) from None
+    except FieldError:
+        raise
     if out is None and executor.executor != "inline":
         out = default_out("collapse-map")
     if out is not None:
-        out = check_out(out, overwrite=overwrite)
+        out = check_out(out, overwrite=overwrite, kind="collapse-map")
         out.mkdir(parents=True, exist_ok=True)
     count = [0]
 
@@ -87,6 +82,7 @@ def collapse_map_command(
 
     rows = collapse_map(cells, executor, None if out is None else out / "logs", done=done)
     if out is not None and executor.wait:
+        mark(out, "collapse-map")
         write_json(out / "collapse_map.json", rows)
     if as_json:
         print_json(rows)

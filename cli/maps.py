@@ -15,11 +15,11 @@ from ._common import console, default_out, err_console, print_json, progress_bar
 from ._config import with_config_options
 from ._executor import with_executor_options
 from ufm.executors import ExecutorConfig
-from ufm.maps import N_WS, RATIOS, MapCell, minimal_copies, run_map
+from ufm.maps import N_WS, RATIOS, MapCell, map_grid, minimal_copies, run_map
 from ufm.spec import DesignConfig, ProblemSpec
 
 
-@user_errors
+@user_errors(aliases={"rel_tol": "--tol"})
 @with_config_options(ProblemSpec, skip=("n_w",))
 def copies_command(
     config: ProblemSpec,
@@ -35,14 +35,8 @@ def copies_command(
     comp = config.compositions(n)
     g_star = config.g_star(n)
     tau, prototype_anchors = config.tau, config.prototype_anchors
-    try:
-        result = minimal_copies(comp.numpy(), tau, g_star, target_distance, prototype_anchors, max_n_w, tol,
-                                solver=solver)
-    except ValueError as err:  # the library names its arguments; say the flags
-        msg = str(err)
-        for arg, flag in (("target_distance", "--target-distance"), ("max_n_w", "--max-n-w"), ("rel_tol", "--tol")):
-            msg = msg.replace(arg, flag)
-        raise ValueError(msg) from None
+    result = minimal_copies(comp.numpy(), tau, g_star, target_distance, prototype_anchors, max_n_w, tol,
+                            solver=solver)
     if as_json:
         print_json({"counts": n.tolist(), "batches": len(comp), "tau": tau, **result.to_dict()})
         return
@@ -111,13 +105,16 @@ def _values(name: str, values: List[float]) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
-@user_errors
+@user_errors(aliases={"max_memory_gb": "$UFM_MAX_MEMORY_GB", "prototype_anchors=False": "--anchors batch",
+                      "full=False": "a map solves collapsed features"})
 @with_config_options(MapCell, skip=("ratio", "tau", "n_w", "prototype_anchors"))
 @with_executor_options
 def map_command(
     config: MapCell,
     executor: ExecutorConfig,
-    ratio: List[float] = typer.Option(list(RATIOS), help="imbalance ratios R (rows of the map); repeat the option"),
+    ratio: Optional[List[float]] = typer.Option(None, help=f"imbalance ratios R (rows of the map; default "
+                                                f"{', '.join(format(r, 'g') for r in RATIOS)}; none with --profile "
+                                                "balanced); repeat the option"),
     tau: List[float] = typer.Option([0.1], help="temperatures; repeat the option (with one ratio: the rows)"),
     n_w: List[float] = typer.Option(list(N_WS), "--n-w", help="copies of each prototype (columns); repeat the option"),
     anchors: str = typer.Option("both", help="anchor conventions: both, prototype (prototype anchors) or batch "
@@ -130,8 +127,7 @@ def map_command(
     resumable sweep (inline, local processes or a SLURM job array), then the heatmaps in <out>/map.png."""
     if anchors not in _ANCHORS:
         raise ValueError(f"--anchors {anchors!r} is not one of {', '.join(_ANCHORS)}")
-    grid = {"prototype_anchors": _ANCHORS[anchors], "ratio": _values("ratio", ratio), "tau": _values("tau", tau),
-            "n_w": _values("n-w", n_w)}
+    config, grid = map_grid(config, ratio or None, _values("tau", tau), _values("n-w", n_w), _ANCHORS[anchors])
     folder = out or default_out("map")
     start = time.perf_counter()
     with progress_bar(as_json) as bar:
@@ -144,12 +140,6 @@ def map_command(
 
         try:
             report = run_map(folder, config, grid, executor, done)
-        except ValueError as err:  # the library names MapCell fields; say the flags
-            raise ValueError(str(err).replace("cross_check=False", "--no-cross-check")
-                             .replace("use ratio=1", "use --ratio 1").replace("prototype_anchors=False", "--anchors batch")
-                             .replace("n_w", "--n-w").replace("lower k ", "lower --k ")
-                             .replace("increase n or lower R", "increase --n-major or lower --ratio")
-                             .replace("--max-memory-gb (or $UFM_MAX_MEMORY_GB)", "$UFM_MAX_MEMORY_GB")) from None
         except KeyboardInterrupt:
             err_console.print(f"interrupted: finished cells are kept in {folder}; re-run the same command to continue")
             raise typer.Exit(130) from None

@@ -57,7 +57,7 @@ def simulate_command(
     n_w = 100 stacked side by side. Writes config.json, summary.json, arrays.npz, metrics.jsonl and
     G_M-vs-G_* heatmaps (gram_heatmaps.png) into the run folder.
     """
-    folder = check_out(out or _default_out("simulate"), overwrite)
+    folder = check_out(out or _default_out("simulate"), overwrite, kind="simulate")
     check_simulation_size(config, max_memory_gb)
     # the Gram file, the counts, G_* and the batch size are checked before the progress bar starts
     try:

@@ -19,6 +19,7 @@ from ufm.agreement import solver_vs_simulator
 from ufm.batching import epoch_batches
 from ufm.imbalance import labels_from_counts
 from ufm.plots import gram_heatmaps, save_figure
+from ufm.folders import mark
 from ufm.runio import write_json, write_npz
 from ufm.simulate import SimConfig
 from ufm.spec import SolveConfig
@@ -40,7 +41,7 @@ def solve_command(
     max_memory_gb: Optional[float] = max_memory_option(),
 ) -> None:
     """Globally optimal class-mean Gram of batch SCL (with prototypes) for collapsed features (cvxpy)."""
-    folder = check_out(out or default_out("solve"), overwrite)
+    folder = check_out(out or default_out("solve"), overwrite, kind="solve")
     if full and config.relu:
         raise ValueError("--full does not support --relu yet; drop one of them")
     if full and not config.reduce:
@@ -87,6 +88,7 @@ def solve_command(
             extra["nonnegative_prototypes"] = None
     summary = {"counts": n.tolist(), "batches": len(comp), "tau": tau, "n_w": n_w, **extra, **result.summary()}
     write_npz(folder / ARRAYS_FILE, **arrays)
+    mark(folder, "solve")
     write_json(folder / "solution.json", summary)  # written last: the run is finished when it exists
     grams = [result.gram] if g_star is None else [result.gram, g_star.numpy()]
     titles = ["optimal G_M"] if g_star is None else ["optimal G_M", "prototype Gram G_*"]

@@ -9,15 +9,17 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from ._common import console, max_memory_option, print_json, progress_bar, user_errors
+from ._common import console, err_console, max_memory_option, print_json, progress_bar, user_errors
 from ._config import typed, with_config_options
 from ._executor import with_executor_options
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
 from ufm.deep.config import grid_runs
+from ufm.deep.plan import RUN_FILES, check_against_data, run_state
 from ufm.deep.train import (PRESETS, TrainConfig, check_fresh_folder, preset, resumed_config, train,
                             train_distributed)
 from ufm.executors import ExecutorConfig, run_training
 from ufm.figures import deep_fig1
+from ufm.folders import MARKER, describe, identify, mark, require
 from ufm.runio import read_json
 from ufm.sweep import parse_grid
 
@@ -63,8 +65,9 @@ def train_command(
             raise ValueError("--resume continues one run folder; drop --preset and --grid (each run has its own folder)")
         if typed(ctx, "out"):
             raise ValueError("--resume continues the run in its own folder; drop --out")
-        if not (resume / "config.json").is_file():
-            raise FileNotFoundError(f"{resume} holds no training run (no config.json); give the folder of a run")
+        if not resume.exists():
+            raise FileNotFoundError(f"--resume {resume} does not exist; give the folder of a training run")
+        require(resume, ("train",), "ufm train --resume")
         saved = TrainConfig.from_dict(read_json(resume / "config.json"))
         runs = {resume.name: (resumed_config(saved, given), resume, True)}
     elif preset_name or grid:
@@ -78,10 +81,32 @@ def train_command(
     else:
         runs = {out.name: (config, out, False)}
     _refuse_without_effect(given, [cfg for cfg, _, _ in runs.values()])
-    for _, folder, cont in runs.values():
-        if not cont:
-            check_fresh_folder(folder)
     summaries = {}
+    if resume is None and (preset_name or grid):  # a set of runs: re-running the same command continues it
+        states = {name: run_state(cfg, folder) for name, (cfg, folder, _) in runs.items()}
+        check_against_data({name: cfg for name, (cfg, _, _) in runs.items() if states[name] != "done"})
+        left = {}
+        for name, (cfg, folder, _) in runs.items():
+            if states[name] == "done":
+                summaries[name] = {**read_json(folder / "summary.json"), "run_folder": str(folder)}
+                continue
+            if states[name] == "restart":  # the same run, killed before its first checkpoint: nothing to keep
+                for file in RUN_FILES + ("provenance.json", "data.npz", MARKER):
+                    (folder / file).unlink(missing_ok=True)
+            left[name] = (cfg, folder, states[name] == "resume")
+        runs = left
+        if identify(out) not in (None, "train-set"):
+            raise ValueError(f"--out {out} is {describe(out)}; a preset or grid puts its runs in a folder of their own: "
+                             "choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        mark(out, "train-set")
+        if not as_json and summaries:
+            console.print(f"{len(summaries)} of {len(summaries) + len(runs)} runs already finished; "
+                          f"{sum(c for _, _, c in runs.values())} continue from their checkpoints")
+    else:
+        for _, folder, cont in runs.values():
+            if not cont:
+                check_fresh_folder(folder)
     if executor.executor != "inline":  # the runs as one SLURM job array (requeued and resumed on preemption) or processes
         summaries = run_training(runs, executor, (resume if resume is not None else out) / "logs")
         if not executor.wait:  # {run: SLURM job id}
@@ -99,10 +124,17 @@ def train_command(
                 bar.update(task, completed=epoch, status=f"loss {entry['loss']:.3f}, distance "
                            f"{_fmt(entry, 'distance', '.3f')}, {entry['images_per_s']:.0f} img/s")
 
-            if nproc > 1:
-                result = train_distributed(cfg, folder, nproc, resume=cont, max_memory_gb=max_memory_gb)
-            else:
-                result = train(cfg, folder, resume=cont, progress=update, max_memory_gb=max_memory_gb)
+            try:
+                if nproc > 1:
+                    result = train_distributed(cfg, folder, nproc, resume=cont, max_memory_gb=max_memory_gb)
+                else:
+                    result = train(cfg, folder, resume=cont, progress=update, max_memory_gb=max_memory_gb)
+            except KeyboardInterrupt:
+                how = ("re-run the same command to continue (finished runs are kept, started ones resume)"
+                       if resume is None and (preset_name or grid) else f"continue with `ufm train --resume {folder}`")
+                err_console.print(f"interrupted: {folder} keeps its last checkpoint (every {cfg.checkpoint_every} "
+                                  f"epochs); {how}")
+                raise typer.Exit(130) from None
             summaries[name] = {**result, "run_folder": str(folder)}
     if int(os.environ.get("RANK", "0")) > 0:
         return  # a torchrun worker other than rank 0: rank 0 reports

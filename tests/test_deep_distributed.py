@@ -66,3 +66,17 @@ def test_torchrun_runs_the_cli_with_rank_0_reporting(image_folder, tmp_path):
     report = json.loads(out.stdout)
     assert report["run"]["processes"] == 2 and report["run"]["epochs"] == 1
     assert json.loads((tmp_path / "run" / "provenance.json").read_text())[0]["processes"] == 2
+
+
+def test_an_error_in_the_workers_is_one_line_and_exit_code_2(image_folder, tmp_path):
+    from typer.testing import CliRunner
+
+    from ufm.cli.main import app
+
+    result = CliRunner().invoke(app, ["train", "--dataset", "cifar10", "--data-root", str(image_folder), "--n-major",
+                                      "12", "--ratio", "4", "--width", "4", "--embed-dim", "8", "--batch-size", "8",
+                                      "--epochs", "1", "--device", "cpu", "--test-per-class", "500", "--nproc", "2",
+                                      "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "fewer samples" in lines[0] and "Traceback" not in result.output, result.output

@@ -39,7 +39,7 @@ def test_two_epoch_run_writes_a_complete_folder(image_folder, tmp_path):
     summary = train(tiny(image_folder), tmp_path / "run")
     names = {p.name for p in (tmp_path / "run").iterdir()}
     assert names == {"config.json", "provenance.json", "data.npz", "metrics.jsonl", "grams.npz", "checkpoint.pt",
-                     "arrays.npz", "summary.json"}
+                     "arrays.npz", "summary.json", "kind.json"}
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
     for key in ("distance", "distance_centered", "nc1", "train_ncc_accuracy", "ncc_accuracy", "prototype_accuracy",
@@ -219,13 +219,13 @@ def test_cli_preset_flags_override_even_at_the_global_default_and_resume_flags(i
         result = runner.invoke(app, ["train", "--resume", run, *bad])
         assert result.exit_code == 2 and needle in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["train", "--preset", "cpu-small", "--epochs", "1", *common, "--out", str(tmp_path / "p")])
-    assert result.exit_code == 2 and "already holds a run" in result.output
+    assert result.exit_code == 2 and "holds a training run of another configuration (eval_every differ)" in result.output
 
 
 @pytest.mark.parametrize("args, needle", [
     (["--width", "100000"], "use a width <= 1024"),
     (["--nproc", "0"], "--nproc must be >= 1"),
-    (["--resume", "/nonexistent/run"], "holds no training run"),
+    (["--resume", "/nonexistent/run"], "--resume /nonexistent/run does not exist"),
     (["--reduction", "median"], "--reduction='median' is not one of"),
     (["--lr-schedule", "linear"], "--lr-schedule='linear' is not one of"),
     (["--preset", "cpu-fig9"], "unknown preset"),
@@ -286,3 +286,66 @@ def test_a_grid_of_training_configs_runs_one_folder_per_point(image_folder, tmp_
                         (["--grid", "colour=red"], "unknown grid field"), (["--grid", "tau=0.1,x"], "tau")):
         result = runner.invoke(app, ["train", *common, *bad, "--out", str(tmp_path / "bad")])
         assert result.exit_code == 2 and needle in result.output and "Traceback" not in result.output, result.output
+
+
+def test_a_killed_grid_continues_by_rerunning_the_same_command(image_folder, tmp_path):
+    """Finished runs are kept, a checkpointed one resumes, one killed before its first checkpoint starts over; the
+    continued grid ends with the weights of an uninterrupted one."""
+    runner = CliRunner()
+    common = ["--dataset", "folder", "--data-root", str(image_folder), "--n-major", "10", "--ratio", "5", "--width", "4",
+              "--embed-dim", "8", "--batch-size", "8", "--epochs", "2", "--checkpoint-every", "1", "--device", "cpu",
+              "--grid", "n_w=0,5,10", "--out"]
+    result = runner.invoke(app, ["train", *common, str(tmp_path / "whole"), "--json"])
+    assert result.exit_code == 0, result.output
+    # the grid as a kill would leave it: n_w=0 finished, n_w=5 stopped after epoch 1, n_w=10 never checkpointed
+    grid = tmp_path / "cut"
+    base = dict(dataset="folder", data_root=str(image_folder), n_major=10, ratio=5.0, width=4, embed_dim=8,
+                batch_size=8, epochs=2, checkpoint_every=1, device="cpu")
+    train(TrainConfig(**base, n_w=0.0), grid / "n_w=0")
+    train(TrainConfig(**base, n_w=5.0), grid / "n_w=5", stop_after=1)
+    (grid / "n_w=10").mkdir()
+    (grid / "n_w=10" / "config.json").write_text(json.dumps(TrainConfig(**base, n_w=10.0).to_dict()))
+    finished = (grid / "n_w=0" / "checkpoint.pt").read_bytes()
+    result = runner.invoke(app, ["train", *common, str(grid)])
+    assert result.exit_code == 0, result.output
+    assert "1 of 3 runs already finished; 1 continue from their checkpoints" in result.output
+    assert (grid / "n_w=0" / "checkpoint.pt").read_bytes() == finished  # not trained again
+    for name in ("n_w=0", "n_w=5", "n_w=10"):
+        a = load_checkpoint(tmp_path / "whole" / name / "checkpoint.pt")
+        b = load_checkpoint(grid / name / "checkpoint.pt")
+        assert a["epoch"] == b["epoch"] == 2
+        for key, value in a["model"].items():
+            assert torch.equal(b["model"][key], value), (name, key)
+    # a third time: everything finished, nothing trains
+    result = runner.invoke(app, ["train", *common, str(grid), "--json"])
+    assert result.exit_code == 0 and sorted(json.loads(result.stdout)) == ["n_w=0", "n_w=10", "n_w=5"]
+    # the same folder with another configuration is refused, naming what differs
+    result = runner.invoke(app, ["train", *[c if c != "2" else "3" for c in common], str(grid)])
+    assert result.exit_code == 2 and "another configuration (epochs differ)" in result.output, result.output
+
+
+def test_every_grid_point_is_checked_against_the_data_before_any_trains(image_folder, tmp_path):
+    runner = CliRunner()
+    common = ["--dataset", "folder", "--data-root", str(image_folder), "--ratio", "5", "--width", "4", "--embed-dim",
+              "8", "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "g")]
+    for grid, needle in ((["--n-major", "10", "--grid", "batch_size=8,64"], "run batch_size=64: batch size n=64 exceeds"),
+                         (["--batch-size", "8", "--grid", "n_major=10,40"], "run n_major=40: classes [0, 1] have "
+                                                                             "fewer samples")):
+        result = runner.invoke(app, ["train", *common, *grid])
+        assert result.exit_code == 2 and needle in result.output, result.output
+        assert not (tmp_path / "g").exists()  # the first point did not train
+
+
+def test_a_resume_cannot_undo_epochs(image_folder, tmp_path):
+    train(tiny(image_folder, epochs=2), tmp_path / "run")
+    result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "run"), "--epochs", "1"])
+    assert result.exit_code == 2, result.output
+    assert "has already trained 2 epochs" in result.output and "--epochs 2 or more" in result.output
+    # folders of another kind say what they are and what reads them
+    sim = tmp_path / "sim"
+    assert CliRunner().invoke(app, ["simulate", "--k", "3", "--n-major", "4", "--ratio", "2", "--d", "4", "--batch-size", "4",
+                                    "--epochs", "2", "--out", str(sim)]).exit_code == 0
+    result = CliRunner().invoke(app, ["train", "--resume", str(sim), "--epochs", "1"])
+    assert result.exit_code == 2, result.output
+    assert "is a simulation run folder (written by `ufm simulate`" in result.output
+    assert "ufm train --resume reads a training run folder" in result.output

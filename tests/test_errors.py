@@ -115,7 +115,7 @@ def test_overwrite_replaces_the_whole_folder(tmp_path):
     (out / "stale.txt").write_text("from another run")
     result = runner.invoke(app, ["simulate", *SMALL, "--out", str(out), "--overwrite", "--json"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["arrays.npz", "config.json", "gram_heatmaps.png", "metrics.jsonl",
+    assert sorted(p.name for p in out.iterdir()) == ["arrays.npz", "config.json", "gram_heatmaps.png", "kind.json", "metrics.jsonl",
                                                      "summary.json"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
 
@@ -151,7 +151,7 @@ def test_corrupt_input_files_are_named(tmp_path, sim_run):
             "0.jpg is not a readable image", out=out)
     # run folders of another kind, or with malformed files
     figs = tmp_path / "figs"
-    refused(["figures", "--runs", sim_run, "--out", figs], f"{sim_run} is a `ufm simulate` run folder", out=figs)
+    refused(["figures", "--runs", sim_run, "--out", figs], f"{sim_run} is a simulation run folder (written by `ufm simulate`", out=figs)
     refused(["deep-figures", sim_run, "--out", figs], "not a training run", out=figs)
     bad = tmp_path / "badtrain"
     bad.mkdir()

@@ -30,9 +30,9 @@ def test_balanced_and_dispatch():
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda: step_counts(10, 5, 10), "increase n or lower R"),
-        (lambda: step_counts(10, 5, 0.5), "R must be >= 1"),
-        (lambda: step_counts(10, 5, 2, 1.5), r"rho must lie in \[0, 1\]"),
+        (lambda: step_counts(10, 5, 10), "increase n_major or lower ratio"),
+        (lambda: step_counts(10, 5, 0.5), "ratio must be >= 1"),
+        (lambda: step_counts(10, 5, 2, 1.5), r"minority_fraction must lie in \[0, 1\]"),
         (lambda: step_counts(0, 5, 2), "positive integer"),
         (lambda: long_tail_counts(10, 5, 100), "rarest class"),
     ],

@@ -257,8 +257,19 @@ def test_map_command(tmp_path):
     for bad in (["--anchors", "neither"], ["--tau", "0"], ["--n-w", "1", "--n-w", "1"], ["--geometry", "minority"]):
         result = runner.invoke(app, ["map", "--k", "4", "--n-major", "6", "--out", str(tmp_path / "bad"), *bad])
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, (bad, result.output)
-    result = runner.invoke(app, ["map", "--profile", "balanced", "--out", str(tmp_path / "bal")])
-    assert result.exit_code == 2 and "balanced" in result.output and not (tmp_path / "bal").exists(), result.output
+    # balanced counts: a tau x n_w map, with or without --ratio 1; another ratio is refused, and the advice
+    # (drop it), followed, runs
+    small = ["map", "--profile", "balanced", "--k", "3", "--n-major", "4", "--tau", "0.5", "--tau", "1", "--n-w", "0",
+             "--n-w", "10", "--anchors", "prototype"]
+    result = runner.invoke(app, [*small, "--ratio", "2", "--out", str(tmp_path / "bal")])
+    assert result.exit_code == 2 and "--ratio has no effect" in result.output and "drop it" in result.output
+    assert not (tmp_path / "bal").exists(), result.output
+    for extra, name in (([], "bal"), (["--ratio", "1"], "bal1")):
+        result = runner.invoke(app, [*small, *extra, "--out", str(tmp_path / name), "--json"])
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.output)["rows"]
+        assert {(r["ratio"], r["tau"], r["n_w"]) for r in rows} == {(1.0, t, n) for t in (0.5, 1.0) for n in (0.0, 10.0)}
+        assert max(r["distance"] for r in rows) < 1e-4  # balanced: the ETF with or without prototypes
     result = runner.invoke(app, ["map", "--k", "100", "--profile", "long-tail", "--out", str(tmp_path / "lt")])
     assert result.exit_code == 2 and "--no-cross-check" in result.output, result.output
 

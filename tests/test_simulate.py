@@ -81,7 +81,7 @@ def test_tolerance_stops_early():
 def test_save_and_load_round_trip(tmp_path):
     result = simulate(SimConfig(**{**SMALL, "epochs": 20}))
     folder = result.save(tmp_path / "run")
-    assert {p.name for p in folder.iterdir()} == {"config.json", "summary.json", "arrays.npz", "metrics.jsonl"}
+    assert {p.name for p in folder.iterdir()} == {"config.json", "summary.json", "arrays.npz", "metrics.jsonl", "kind.json"}
     loaded = SimResult.load(folder)
     assert loaded.config == result.config
     np.testing.assert_array_equal(loaded.embeddings, result.embeddings)

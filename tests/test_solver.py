@@ -362,7 +362,7 @@ def test_every_solver_path_checks_its_memory_estimate_first():
              (lambda: solve_full(np.repeat(np.arange(3), 30), [np.arange(90)], 0.5, max_memory_gb=0.01),
               "full N x N interior-point solve \\(90 samples\\)")]
     for call, message in calls:
-        with pytest.raises(ValueError, match=message + ".*needs about .* GiB.*--max-memory-gb"):
+        with pytest.raises(ValueError, match=message + ".*needs about .* GiB.*max_memory_gb"):
             call()
     # the models grow with the size that drives them
     assert solve_memory_bytes(60, 1, True, "interior") > solve_memory_bytes(30, 1, True, "interior")

@@ -14,6 +14,7 @@ from ufm.runio import read_json
 from ufm.simulate import SimConfig, simulate
 from ufm.solver import solve
 from ufm.sweep import SolveConfig, distance_series, gather, parse_grid, plan, run_sweep
+from _tables import assert_table_reads_back
 
 runner = CliRunner()
 TINY = SimConfig(k=3, n_major=8, ratio=2.0, d=4, batch_size=8, epochs=12, log_every=4, n_w=(0.0, 10.0), device="cpu")
@@ -90,6 +91,7 @@ def test_sweep_runs_each_point_once_and_resumes(tmp_path):
     assert read_json(tmp_path / "s" / "table.json") == report["rows"]
     csv = (tmp_path / "s" / "table.csv").read_text().splitlines()
     assert csv[0] == "ratio,tau,n_w,seed,distance,nc1,max_angle_error,angle_majority,angle_minority,angle_across,final_loss,point"
+    assert_table_reads_back(tmp_path / "s")
     assert len(csv) == 1 + 8 and (tmp_path / "s" / "distance_vs_nw.png").stat().st_size > 1000
 
     # a killed sweep: one point never finished, another never started; re-running runs just those two
@@ -120,9 +122,9 @@ def test_sweep_refuses_to_mix_folders(tmp_path):
         gather(tmp_path / "s")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="not a sweep folder"):
+    with pytest.raises(ValueError, match="is a folder that no ufm command wrote, not a sweep"):
         run_sweep(tmp_path / "other", "simulate", TINY, grid)
-    with pytest.raises(FileNotFoundError, match="not a sweep folder"):
+    with pytest.raises(FileNotFoundError, match="does not exist; give the folder of a sweep"):
         gather(tmp_path / "nothing")
 
 
@@ -200,7 +202,7 @@ def test_sweep_command_grid_resume_and_gather(tmp_path):
     (["--grid", "k=3,x"], "grid value 'x' for k is not an integer"),
     (["--grid", "k=3,4", "--k", "5"], "k is both an option (--k) and a grid field"),
     (["--ratio", "1", "--grid", "ratio=2"], "--ratio and --grid ratio=... both set the ratios"),
-    (["--partition", "gpu"], "partition applies to executor='slurm' only"),
+    (["--partition", "gpu"], "--partition applies to --executor slurm only"),
     (["--executor", "slurm", "--slurm-extra", "qos"], "slurm_extra items are KEY=VALUE"),
 ])
 def test_sweep_command_refuses_bad_input(tmp_path, args, message):

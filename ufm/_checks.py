@@ -141,11 +141,14 @@ def check_memory(need_bytes: float, what: str, fix: str, max_memory_gb: float | 
     """Refuse, before allocating, a computation estimated to need more than the memory limit.
 
     ``what`` names the computation and its sizes; ``fix`` says which sizes to lower.  The message gives the
-    estimate, the limit and how to override it (``max_memory_gb`` / ``--max-memory-gb`` or ``$UFM_MAX_MEMORY_GB``).
+    estimate, the limit and how to override it (``max_memory_gb``; on the command line ``--max-memory-gb`` or
+    ``$UFM_MAX_MEMORY_GB``).  ``fix`` may name fields as :class:`ufm.errors.FieldError` placeholders.
     """
     limit, source = memory_limit_bytes(max_memory_gb, device)
     if need_bytes > limit:
-        raise ValueError(
+        from ufm.errors import FieldError
+
+        raise FieldError(
             f"{what} needs about {need_bytes / 1024**3:.3g} GiB, more than {source}; {fix}, or raise the limit "
-            f"with --max-memory-gb (or ${MEMORY_ENV}) if the estimate is too cautious"
+            f"({{max_memory_gb}}) if the estimate is too cautious"
         )

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ufm.errors import FieldError
 from ufm.analysis import gram_distance
 from ufm.simulate import SimConfig, build_problem, simulate
 from ufm.solver import solve
@@ -22,9 +23,9 @@ def solver_vs_simulator(cfg: SimConfig) -> list[dict]:
     """One row per stacked run of ``cfg`` (full batch): simulator loss, solver optimum, their relative
     gap, the largest entry difference of the two G_M, and each one's distance to G_*."""
     if cfg.batching != "full":
-        raise ValueError("the comparison needs one fixed batch-set: use batching='full' (--batching full)")
+        raise FieldError("the comparison needs one fixed batch-set: use {batching=full}")
     if cfg.loss != "scl" or cfg.relu:
-        raise ValueError("the solver covers SCL without ReLU; use loss='scl' and relu=False")
+        raise FieldError("the solver covers SCL without ReLU; use {loss=scl} and {relu=False}")
     cfg = replace(cfg, batching="full")
     sim = simulate(cfg)
     problem = build_problem(cfg)

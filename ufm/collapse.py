@@ -24,6 +24,8 @@ dimension >= N + k realize, so these statements hold for the UFM with d >= N + k
 
 from __future__ import annotations
 
+import math
+
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ufm.errors import FieldError
 from ufm.batching import epoch_batches
 from ufm.geometry import make_gram
 from ufm.imbalance import class_counts, labels_from_counts
@@ -74,19 +77,21 @@ class CollapseCell:
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         if len(self.counts) < 2 or min(self.counts) < 1:
             raise ValueError(f"counts must list at least 2 classes of >= 1 sample, got {self.counts}")
-        if not (self.tau > 0) or not (self.n_w >= 0):
-            raise ValueError(f"tau must be > 0 and n_w >= 0, got tau {self.tau}, n_w {self.n_w}")
+        if not (math.isfinite(self.tau) and self.tau > 0):
+            raise FieldError(f"{{tau}} must be a finite number > 0, got {self.tau}")
+        if not (math.isfinite(self.n_w) and self.n_w >= 0):
+            raise FieldError(f"{{n_w}} must be a finite number >= 0, got {self.n_w}")
         if self.target not in ("etf", "orthogonal"):
             raise ValueError(f"target must be etf or orthogonal, got {self.target!r}")
         if self.batching not in BATCHINGS:
             raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}, got {self.batching!r}")
         if self.batching == "shuffle" and not 2 <= self.batch_size < sum(self.counts):
-            raise ValueError(f"batch_size must be in [2, N) = [2, {sum(self.counts)}) for reshuffled batches, "
+            raise FieldError(f"{{batch_size}} must be in [2, N) = [2, {sum(self.counts)}) for reshuffled batches, "
                              f"got {self.batch_size}")
         if self.batching == "full" and (self.batch_size not in (0, sum(self.counts)) or self.batch_seed != 0):
-            raise ValueError("batch_size and batch_seed apply to batching='shuffle' only")
+            raise FieldError("{batch_size} and {batch_seed} apply to {batching=shuffle} only")
         if not (0 < self.rel_tol < 1):
-            raise ValueError(f"rel_tol must be in (0, 1), got {self.rel_tol}")
+            raise FieldError(f"{{rel_tol}} must be in (0, 1), got {self.rel_tol}")
 
     @property
     def name(self) -> str:
@@ -183,10 +188,10 @@ def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[
     matter, so only one cell is made there, and for 0 < n_w < 1 only batch anchors are a valid problem
     (:func:`ufm.losses.check_copies`), so no prototype-anchor cell is made there (refused when that leaves none)."""
     if minority_fraction != 0.5 and "step" not in profiles:
-        raise ValueError("minority_fraction applies to the step profile only; add step to profiles or drop it")
+        raise FieldError("{minority_fraction} applies to the step profile only; add {profile=step} or drop it")
     if set(profiles) == {"balanced"} and any(r != 1 for r in ratios):
-        raise ValueError("ratio values other than 1 have no effect with balanced counts only; use ratios (1,) or add "
-                         "step or long-tail to profiles")
+        raise FieldError("{ratio} values other than 1 have no effect with balanced counts only; drop them (or add "
+                         "{profile=step} or {profile=long-tail})")
     cells = []
     for profile in profiles:
         # balanced counts have no ratio: one set of cells, labelled R = 1 (not one identical copy per ratio)
@@ -196,14 +201,15 @@ def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[
                 for n_w in n_ws:
                     conventions = anchors[:1] if n_w == 0 else [a for a in anchors if not (a and 0 < n_w < 1)]
                     if not conventions:
-                        raise ValueError(f"n_w = {n_w:g} with prototype anchors only: with prototype anchors n_w must "
-                                         "be 0 or >= 1; add batch anchors (anchors both or batch) or drop that n_w")
+                        raise FieldError(f"{{n_w}} = {n_w:g} with prototype anchors only: with prototype anchors n_w "
+                                         "must be 0 or >= 1; add batch anchors ({anchors=both} or {anchors=batch}) or "
+                                         "drop that value")
                     for a in conventions:
                         cells.append(CollapseCell(counts, float(tau), float(n_w), bool(a), target, batching,
                                                   batch_size, batch_seed, tuple(seeds), rel_tol, profile,
                                                   float(ratio)))
     if len({c.name for c in cells}) != len(cells):
-        raise ValueError("the grid has repeated cells (repeated values in profiles, ratios, taus, n_ws or anchors)")
+        raise FieldError("the grid has repeated cells (repeated values in {profile}, {ratio}, {tau}, {n_w} or {anchors})")
     from ufm.solver import check_solve_size
 
     for counts, protos in sorted({(c.counts, c.n_w > 0) for c in cells}):  # before any cell runs

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ufm.errors import FieldError
 from ufm._config import check_choices
 from ufm._config import option as _opt
 
@@ -88,16 +89,17 @@ class ExecutorConfig:
                      if getattr(self, name) != defaults[name].default]
             if given:
                 verb = "applies" if len(given) == 1 else "apply"
-                raise ValueError(f"{', '.join(given)} {verb} to executor='slurm' only (executor is "
-                                 f"{self.executor!r}); drop them or use the slurm executor")
+                names = ", ".join("{" + name + "}" for name in given)
+                raise FieldError(f"{names} {verb} to {{executor=slurm}} only (the executor is {self.executor}); drop "
+                                 "them or use the slurm executor")
         if self.executor != "local" and self.workers != 0:
-            raise ValueError(f"workers applies to executor='local' only (executor is {self.executor!r})")
+            raise FieldError(f"{{workers}} applies to {{executor=local}} only (the executor is {self.executor})")
         for name in ("workers", "gpus_per_task", "array_parallelism"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise FieldError(f"{{{name}}} must be >= 0, got {getattr(self, name)}")
         for name in ("time_min", "cpus_per_task"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise FieldError(f"{{{name}}} must be >= 1, got {getattr(self, name)}")
         if not (self.mem_gb >= 0 and math.isfinite(self.mem_gb)):
             raise ValueError(f"mem_gb must be >= 0 (0: the partition's default), got {self.mem_gb}")
         parse_slurm_extra(self.slurm_extra)

@@ -163,6 +163,10 @@ def _training_run(folder: Path) -> tuple[str, dict, list[dict]]:
 
     if not folder.is_dir():
         raise FileNotFoundError(f"run folder {folder} does not exist; give the folder of a finished `ufm train` run")
+    from ufm.folders import describe, identify
+
+    if identify(folder) not in (None, "train"):
+        raise ValueError(f"{folder} is {describe(folder)}, not a training run; give folders written by `ufm train`")
     summary = read_json(folder / "summary.json") if (folder / "summary.json").is_file() else None
     if isinstance(summary, dict) and "runs" in summary:
         raise ValueError(f"{folder} is a `ufm simulate` run folder, not a training run: its figure is its own "

@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from ufm.errors import FieldError
+
 __all__ = [
     "PROFILES",
     "balanced_counts",
@@ -27,11 +29,11 @@ PROFILES = ("balanced", "step", "long-tail")
 
 def _check(k: int, n: int, ratio: float) -> None:
     if not isinstance(k, int) or k < 1:
-        raise ValueError(f"number of classes k must be a positive integer, got {k!r}")
+        raise FieldError(f"the number of classes {{k}} must be a positive integer, got {k!r}")
     if not isinstance(n, int) or n < 1:
-        raise ValueError(f"samples per majority class n must be a positive integer, got {n!r}")
+        raise FieldError(f"the samples per majority class {{n_major}} must be a positive integer, got {n!r}")
     if not math.isfinite(ratio) or ratio < 1:
-        raise ValueError(f"imbalance ratio R must be >= 1 (1 is balanced), got {ratio}")
+        raise FieldError(f"the imbalance ratio {{ratio}} must be >= 1 (1 is balanced), got {ratio}")
 
 
 def balanced_counts(k: int, n: int) -> torch.Tensor:
@@ -44,10 +46,11 @@ def step_counts(k: int, n: int, ratio: float, minority_fraction: float = 0.5) ->
     """``[k]`` STEP counts: majorities n, the last floor(rho k) classes n // R."""
     _check(k, n, ratio)
     if not 0 <= minority_fraction <= 1:
-        raise ValueError(f"minority fraction rho must lie in [0, 1], got {minority_fraction}")
+        raise FieldError(f"the minority fraction {{minority_fraction}} must lie in [0, 1], got {minority_fraction}")
     n_min = int(n // ratio)
     if n_min < 1:
-        raise ValueError(f"minority classes would have n // R = {n} // {ratio:g} = 0 samples; increase n or lower R")
+        raise FieldError(f"minority classes would have n // R = {n} // {ratio:g} = 0 samples; increase {{n_major}} or "
+                         "lower {ratio}")
     k_min = math.floor(minority_fraction * k + 1e-9)
     counts = torch.full((k,), n, dtype=torch.long)
     counts[k - k_min :] = n_min
@@ -62,7 +65,7 @@ def long_tail_counts(k: int, n: int, ratio: float) -> torch.Tensor:
     c = torch.arange(k, dtype=torch.float64)
     counts = torch.floor(n * ratio ** (-c / (k - 1)) + 1e-9).long()
     if int(counts.min()) < 1:
-        raise ValueError(f"the rarest class would get {int(counts.min())} samples; increase n or lower R")
+        raise FieldError(f"the rarest class would get {int(counts.min())} samples; increase {{n_major}} or lower {{ratio}}")
     return counts
 
 

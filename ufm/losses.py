@@ -32,6 +32,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ufm.errors import FieldError
 from ufm._checks import Scalar, check_float_tensor, check_labels, check_positive
 
 __all__ = [
@@ -90,9 +91,9 @@ def check_copies(n_w: Scalar, prototype_anchors: bool, name: str = "n_w") -> Non
     values = n_w.detach().reshape(-1).tolist() if isinstance(n_w, torch.Tensor) else [n_w]
     for v in values:
         if prototype_anchors and 0 < float(v) < 1:
-            raise ValueError(f"with prototype anchors {name} must be 0 or >= 1, got {float(v):g}: an anchor copy of a "
-                             f"prototype would have {name} - 1 < 0 copies of itself as positives; use {name} >= 1, or "
-                             "prototype_anchors=False for a weight below one copy")
+            raise FieldError(f"with prototype anchors {{{name}}} must be 0 or >= 1, got {float(v):g}: an anchor copy of "
+                             f"a prototype would have n_w - 1 < 0 copies of itself as positives; use {{{name}}} >= 1, "
+                             "or {prototype_anchors=False} for a weight below one copy")
 
 
 def _validate(

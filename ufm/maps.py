@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from ufm.errors import FieldError
 from ufm._config import option as _opt
 from ufm.analysis import gram_distance
 from ufm.geometry import check_gram, make_gram
@@ -183,13 +184,14 @@ def minimal_copies(
     terms become a tiny part of the objective; the distance then drifts by ~1e-4 to 1e-3), hence the
     default ``max_n_w``."""
     if not (math.isfinite(target_distance) and target_distance >= 0):
-        raise ValueError(f"target_distance must be a finite number >= 0, got {target_distance}")
+        raise FieldError(f"{{target_distance}} must be a finite number >= 0, got {target_distance}")
     if not (math.isfinite(max_n_w) and max_n_w > 0):
-        raise ValueError(f"max_n_w must be a finite number > 0, got {max_n_w}")
+        raise FieldError(f"{{max_n_w}} must be a finite number > 0, got {max_n_w}")
     if not (0 < rel_tol < 1):
-        raise ValueError(f"rel_tol must lie in (0, 1), got {rel_tol}")
+        raise FieldError(f"{{rel_tol}} must lie in (0, 1), got {rel_tol}")
     if prototype_anchors and max_n_w < 1:
-        raise ValueError(f"max_n_w must be >= 1 with prototype anchors (fewer than one copy is not a count), got {max_n_w}")
+        raise FieldError(f"{{max_n_w}} must be >= 1 with prototype anchors (fewer than one copy is not a count), got "
+                         f"{max_n_w}")
     comp = _compositions(counts)
     steps: list[SolvePoint] = []
 
@@ -293,8 +295,8 @@ class MapCell:
 
             distinct = len(set(counts.tolist()))
             if distinct > AUTO_BM_ABOVE:
-                raise ValueError(f"cross_check solves with the interior point, which would face {distinct} distinct "
-                                 f"class counts (more than {AUTO_BM_ABOVE}: far too slow); set cross_check=False "
+                raise FieldError(f"the cross-check solves with the interior point, which would face {distinct} distinct "
+                                 f"class counts (more than {AUTO_BM_ABOVE}: far too slow); set {{cross_check=False}} "
                                  "(the Burer-Monteiro solve is certified on its own)")
         return counts
 
@@ -371,6 +373,29 @@ def distance_map(cells: Sequence[MapCell], map_fn: Callable = map) -> list[dict]
     """Rows of :func:`distance_cell` for every cell; ``map_fn`` (default the builtin ``map``) may be any
     executor's map over picklable cells."""
     return list(map_fn(distance_cell, cells))
+
+
+def map_grid(base: MapCell, ratios: Sequence[float] | None = None, taus: Sequence[float] = (0.1,),
+             n_ws: Sequence[float] = N_WS, anchors: Sequence[bool] = (True, False)) -> tuple[MapCell, dict]:
+    """``(base, grid)`` of a distance map: rows over ``ratios`` (default :data:`RATIOS`) or, with one ratio, over
+    ``taus``; columns over ``n_ws``.  Balanced counts have no ratio: their map is tau x n_w, with ratio = 1 in the
+    base cell (``ratios`` must then be None or (1,))."""
+    from dataclasses import replace
+
+    for name, values in (("ratio", ratios), ("tau", taus), ("n_w", n_ws), ("prototype_anchors", anchors)):
+        if values is not None and len(set(values)) != len(values):
+            raise FieldError(f"{{{name}}} repeats a value: {', '.join(format(v, 'g') for v in values)}")
+    grid = {"prototype_anchors": tuple(anchors)}
+    if base.profile == "balanced":
+        if ratios is not None and tuple(float(r) for r in ratios) != (1.0,):
+            raise FieldError("{ratio} has no effect with balanced counts (they have no imbalance ratio): drop it; the "
+                             "map of balanced counts is tau x n_w")
+        base = replace(base, ratio=1.0)
+    else:
+        grid["ratio"] = tuple(float(r) for r in (RATIOS if ratios is None else ratios))
+    grid["tau"] = tuple(float(t) for t in taus)
+    grid["n_w"] = tuple(float(n) for n in n_ws)
+    return base, grid
 
 
 def run_map(

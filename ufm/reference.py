@@ -37,7 +37,7 @@ def _check_memory(labels: torch.Tensor, element_size: int, max_memory_gb: float 
 
     check_memory(naive_memory_bytes(labels, element_size),
                  f"the naive reference ({len(labels)} materialized rows)",
-                 "lower n_w or the batch size (it is a test oracle, not a training loss)", max_memory_gb)
+                 "lower {n_w} or the batch size {n} (it is a test oracle, not a training loss)", max_memory_gb)
 
 
 def naive_scl_loss(
@@ -187,7 +187,7 @@ def run_check(cfg, max_memory_gb: float | None = None, tol: float = 1e-9) -> dic
     from ufm._checks import check_memory
 
     check_memory(check_memory_bytes(cfg), f"the check (k = {cfg.k}, n = {cfg.n}, d = {cfg.d}, n_w = {cfg.n_w}; the "
-                 f"naive loss materializes {cfg.n + cfg.k * cfg.n_w} rows)", "lower n, n_w, k or d", max_memory_gb)
+                 f"naive loss materializes {cfg.n + cfg.k * cfg.n_w} rows)", "lower {n}, {n_w}, {k} or {d}", max_memory_gb)
     result = check_against_reference(cfg.g_star(), cfg.n, cfg.d, cfg.n_w, cfg.tau, not cfg.batch_anchors_only,
                                      cfg.seed, max_memory_gb)
     result["agree"] = (result["loss_abs_diff"] <= tol * max(1.0, abs(result["loss_naive"]))

@@ -127,6 +127,33 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return rows
 
 
+def csv_cell(value: Any) -> str:
+    """One CSV cell: "" for None, JSON for lists and dicts (``[6, 6, 3]``), ``repr`` for floats (round-trips)."""
+    value = jsonable(value)
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def write_csv(path: str | Path, rows: list[dict], header: list[str] | None = None) -> None:
+    """``rows`` as a CSV table (the csv module: cells holding commas or quotes are quoted, so every row reads back
+    with ``csv.DictReader`` or pandas into exactly its cells).  Columns: ``header``, else every key of every row in
+    order of first appearance; a row lacking a column gets an empty cell."""
+    import csv
+    import io
+
+    if header is None:
+        header = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([csv_cell(row.get(h)) for h in header] for row in rows)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue())
+
+
 def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -184,13 +211,15 @@ def load_checkpoint(path: str | Path, map_location: Any = None, required: tuple[
     return state
 
 
-def check_out_dir(path: str | Path, what: str = "--out", overwrite: bool = False, run_folder: bool = True) -> Path:
+def check_out_dir(path: str | Path, what: str = "--out", overwrite: bool = False, run_folder: bool = True,
+                  kind: str | None = None) -> Path:
     """Check, before any compute, that results can be written to the folder ``path``; returns it.
 
     Refused: a path that is, or lies under, a file; a folder that cannot be created or written; and, for a
     ``run_folder``, an existing folder that already holds files unless ``overwrite`` (a run folder is never
     silently overwritten).  Nothing is created: a failed check leaves no folder behind.  ``what`` names the
-    option or argument in the message.
+    option or argument in the message.  With ``kind`` (a :data:`ufm.folders.KINDS` key), ``overwrite`` replaces
+    only a folder of that kind (or one no ufm command wrote): a folder of another kind is refused, naming it.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -207,6 +236,13 @@ def check_out_dir(path: str | Path, what: str = "--out", overwrite: bool = False
         os.rmdir(probe)
     except OSError as err:
         raise ValueError(f"{what} {path} cannot be written ({err.strerror} in {ancestor}); choose another {what}") from None
+    if run_folder and overwrite and kind is not None and path.is_dir():
+        from ufm.folders import KINDS, describe, identify
+
+        found = identify(path)
+        if found not in (None, kind):
+            raise ValueError(f"{what} {path} is {describe(path)}; --overwrite replaces only {KINDS[kind][0]}: "
+                             f"choose another {what}")
     if run_folder and not overwrite and path.is_dir() and any(path.iterdir()):
         names = sorted(p.name for p in path.iterdir())
         listed = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")

@@ -38,6 +38,7 @@ from ufm.imbalance import labels_from_counts, minority_mask
 from ufm.losses import LOSSES as LOSS_REGISTRY
 from ufm.losses import check_copies
 from ufm.losses import batch_loss
+from ufm.folders import mark
 from ufm.runio import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
 from ufm.spec import ClassCounts, TargetGeometry
 
@@ -231,6 +232,7 @@ class SimResult:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "config.json", self.config.to_dict())
+        mark(folder, "simulate")
         write_npz(
             folder / "arrays.npz",
             counts=self.counts,

@@ -32,7 +32,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ufm.runio import atomic_path, read_json, write_json
+from ufm.folders import KINDS as FOLDER_KINDS, describe, mark, require
+from ufm.runio import read_json, write_csv, write_json
 from ufm.maps import MapCell
 from ufm.simulate import SimConfig, simulate
 from ufm.spec import SolveConfig
@@ -328,8 +329,9 @@ def run_sweep(
             raise ValueError(f"{folder} holds a different sweep (see its config.json); re-run it with the same "
                              "grid and options, or use another --out")
     elif folder.exists() and any(folder.iterdir()):
-        raise ValueError(f"{folder} exists and is not a sweep folder (no config.json); use another --out")
+        raise ValueError(f"{folder} is {describe(folder)}, not a sweep of kind {kind}; use another --out")
     write_json(folder / "config.json", record)
+    mark(folder, f"sweep:{kind}")
     todo = [p for p in points if not _point_status(kind, p, folder / "points" / p.name)]
     tasks = [FunctionTask(name=p.name, fn=run_point, args=(kind, p.config.to_dict(), str(folder / "points" / p.name)))
              for p in todo]
@@ -346,13 +348,11 @@ def run_sweep(
 
 
 def _load_record(folder: Path) -> tuple[str, Any, dict, list[Point]]:
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a sweep folder (no config.json); run `ufm sweep --out {folder}` "
-                                "first")
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder} does not exist; give the folder of a sweep (ufm sweep, solve-sweep or map "
+                                "--out)")
+    require(folder, tuple(k for k in FOLDER_KINDS if k.startswith("sweep:")), "ufm gather")
     record = read_json(folder / "config.json")
-    if "kind" not in record:
-        raise ValueError(f"{folder}/config.json is not a resumable sweep (written by an older ufm); run the sweep "
-                         "again")
     kind = record["kind"]
     cls = _config_class(kind)
     base = cls.from_dict(record["base"])
@@ -377,10 +377,7 @@ def gather(folder: str | Path) -> dict:
         else:
             missing.append(p.name)
     write_json(folder / "table.json", rows)
-    with atomic_path(folder / "table.csv") as tmp:
-        header = list(rows[0]) if rows else [*grid, "n_w", "tau", "point"]
-        lines = [",".join(header)] + [",".join("" if r.get(h) is None else str(r[h]) for h in header) for r in rows]
-        tmp.write_text("\n".join(lines) + "\n")
+    write_csv(folder / "table.csv", rows, None if rows else [*grid, "n_w", "tau", "point"])
     if rows:
         from ufm.plots import lines_vs_x, save_figure
 

@@ -159,8 +159,19 @@ def gather_rows(z: torch.Tensor, batch: int, group: Dist | None) -> torch.Tensor
     return rows.index_select(0, order)
 
 
+_USER_ERRORS = (ValueError, FileNotFoundError)
+_ERROR = "__ufm_worker_error__"
+
+
 def _entry(fn: Callable, args: tuple) -> Any:
-    return fn(*args)
+    """A worker: ``fn(*args)``; a user error (bad input, found alike by every rank) or Ctrl-C comes back to
+    :func:`launch` as a value, so that the launcher neither prints each worker's traceback nor reports a crash."""
+    try:
+        return fn(*args)
+    except _USER_ERRORS as err:
+        return {_ERROR: type(err).__name__, "message": str(err)}
+    except KeyboardInterrupt:
+        return {_ERROR: "KeyboardInterrupt", "message": ""}
 
 
 def launch(nproc: int, fn: Callable, *args: Any) -> Any:
@@ -170,10 +181,22 @@ def launch(nproc: int, fn: Callable, *args: Any) -> Any:
 
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.WARNING)
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")] + [
+            "torch.distributed.elastic"]:  # its modules set their own levels: quiet each (errors still show)
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
 
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, rdzv_backend="c10d",
                           rdzv_endpoint="localhost:0", run_id=f"ufm-{os.getpid()}", max_restarts=0,
                           monitor_interval=0.5)
-    results = elastic_launch(config, _entry)(fn, args)
+    try:
+        results = elastic_launch(config, _entry)(fn, args)
+    except SignalException as err:  # Ctrl-C (SIGINT) or SIGTERM reached the launcher: the workers are stopped
+        raise KeyboardInterrupt(str(err)) from None
+    errors = [r for r in results.values() if isinstance(r, dict) and _ERROR in r]
+    if any(e[_ERROR] == "KeyboardInterrupt" for e in errors):
+        raise KeyboardInterrupt
+    if errors:
+        raise {"FileNotFoundError": FileNotFoundError}.get(errors[0][_ERROR], ValueError)(errors[0]["message"])
     return results[0]

@@ -34,6 +34,7 @@ from ufm.deep.config import PRESETS, RESUMABLE, TrainConfig, preset, resumed_con
 from ufm.deep.data import ImageData, check_splits, imbalanced_subset, load_cifar, load_idx, load_image_folder
 from ufm.deep.evaluate import Normalizer, embed, evaluate, linear_probe
 from ufm.deep.model import ResNet18, check_head_reaches
+from ufm.folders import mark
 from ufm.geometry import prototypes_from_gram
 from ufm.imbalance import class_counts, minority_mask
 from ufm.losses import batch_loss
@@ -64,7 +65,12 @@ def load_data(cfg: TrainConfig) -> tuple[ImageData, ImageData]:
 
 def _prepare_data(cfg: TrainConfig) -> tuple[ImageData, ImageData, torch.Tensor, torch.Tensor]:
     """(imbalanced train subset, test set, class counts, the chosen indices into the full training set)."""
-    train, test = load_data(cfg)
+    return select_data(cfg, *load_data(cfg))
+
+
+def select_data(cfg: TrainConfig, train: ImageData, test: ImageData) -> tuple[ImageData, ImageData, torch.Tensor,
+                                                                              torch.Tensor]:
+    """:func:`_prepare_data` on data already loaded (``load_data(cfg)``): the subsets ``cfg`` trains and tests on."""
     k = len(train.classes)
     available = int(torch.bincount(train.labels, minlength=k).min())
     n_major = cfg.n_major or available
@@ -174,6 +180,11 @@ def train(
             raise FileNotFoundError(f"no checkpoint in {run_dir}; start the run without --resume")
         saved = TrainConfig.from_dict(read_json(run_dir / "config.json"))
         cfg = resumed_config(saved, {n: v for n, v in cfg.to_dict().items() if v != getattr(saved, n)})
+        done = int(load_checkpoint(checkpoint_path)["epoch"])
+        if cfg.epochs < done:
+            raise ValueError(f"the run in {run_dir} has already trained {done} epochs, more than epochs = "
+                             f"{cfg.epochs}: a resume cannot undo epochs; give epochs >= {done} (--epochs {done} "
+                             "or more) to continue it, or start a new run with --out")
     else:
         check_fresh_folder(run_dir)
     device = resolve_device(cfg.device)
@@ -235,6 +246,7 @@ def train(
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_json(run_dir / "config.json", cfg.to_dict())
+            mark(run_dir, "train")
             write_npz(run_dir / "data.npz", counts=counts.numpy(), classes=np.array(train_set.classes),
                       train_index=train_index.numpy())
     if main:

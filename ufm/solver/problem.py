@@ -330,15 +330,16 @@ def solve_memory_bytes(k: int, batches: int, with_prototypes: bool, method: str,
     raise ValueError(f"unknown method {method!r}")
 
 
-_SIZE_FIX = {
-    "dense": "lower k (the k x k matrices alone need this)",
-    "grouped": "use fewer distinct class counts (groups), or solver='BM' (--solver BM)",
-    "interior": "use solver='BM' (Burer-Monteiro, low rank; --solver BM) or fewer classes (the interior point's "
+_SIZE_FIX = {  # FieldError placeholders: the command line names its flags
+    "dense": "lower {k} (the k x k matrices alone need this)",
+    "grouped": "use fewer distinct class counts (groups), or {solver=BM}",
+    "interior": "use {solver=BM} (Burer-Monteiro, low rank) or fewer classes (the interior point's "
                 "PSD block has order k, 2k with prototypes)",
     "bm": "use fewer classes, or one full batch with equal-count groups (the symmetry reduction)",
-    "full": "solve fewer samples (N up to ~60 is practical), use the Burer-Monteiro full solve (--solver BM), or "
-            "drop the full solve (--full) for the collapsed problem",
-    "full-bm": "solve fewer samples (lower the counts), or drop the full solve (--full) for the collapsed problem",
+    "full": "solve fewer samples (N up to ~60 is practical), use the Burer-Monteiro full solve ({solver=BM}), or "
+            "drop the full solve ({full=False}) for the collapsed problem",
+    "full-bm": "solve fewer samples (lower {k} or {n_major}), or drop the full solve ({full=False}) for the "
+               "collapsed problem",
 }
 
 

@@ -1,0 +1,67 @@
+"""Every refusal names flags, never the library's field names (``ratio must be >= 1``, ``workers applies to
+executor='local' only``, ``use loss='scl' and relu=False``, ``increase n or lower R``): one line, exit code 2.
+
+Library errors carry their fields (:class:`ufm.errors.FieldError`); ``ufm.cli._common.user_errors`` writes them as
+flags in one place.  The cases cover every command that validates a config; the check is on the class (no config
+field name with an underscore, no ``=False`` or ``='...'`` in any message), not on each wording."""
+
+import dataclasses
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from ufm.cli.main import app
+from ufm.collapse import CollapseCell
+from ufm.deep.config import TrainConfig
+from ufm.errors import FieldError
+from ufm.executors import ExecutorConfig
+from ufm.maps import MapCell
+from ufm.prop1 import Prop1Config
+from ufm.simulate import SimConfig
+from ufm.spec import CheckConfig, DesignConfig, ProblemSpec
+from ufm.sweep import SolveConfig
+
+# n_w is also the paper's symbol (n_w - 1 copies, a tau x n_w map): prose, not a field name
+FIELDS = sorted({f.name for cls in (SimConfig, TrainConfig, MapCell, ProblemSpec, CheckConfig, DesignConfig,
+                                     CollapseCell, ExecutorConfig, Prop1Config, SolveConfig)
+                 for f in dataclasses.fields(cls) if "_" in f.name} - {"n_w"})
+
+NO_OUT = ("agree", "copies", "design-prototypes", "check")
+CASES = [
+    ["simulate", "--ratio", "0.5"], ["simulate", "--k", "3", "--n-major", "2", "--ratio", "4"],
+    ["simulate", "--minority-fraction", "2"], ["sweep", "--grid", "ratio=0.5,2"], ["sweep", "--workers", "2"],
+    ["sweep", "--partition", "x"], ["solve", "--counts", "5,5", "--n-w", "0.5"],
+    ["solve", "--k", "3", "--n-major", "2", "--ratio", "4"], ["solve-sweep", "--grid", "ratio=0.5,1"],
+    ["agree", "--relu"], ["agree", "--loss", "ce"], ["copies", "--counts", "5,5,1", "--target-distance", "-1"],
+    ["copies", "--counts", "5,5,1", "--max-n-w", "0.5"], ["copies", "--counts", "5,5,1", "--tol", "2"],
+    ["design-prototypes", "--counts", "5,5,1,1", "--n-w", "0.5"],
+    ["collapse-map", "--batching", "full", "--batch-size", "4", "--k", "3", "--n-major", "4"],
+    ["collapse-map", "--rel-tol", "2"], ["collapse-map", "--profile", "balanced", "--ratio", "3"],
+    ["collapse-map", "--n-w", "0.5", "--anchors", "prototype"], ["collapse-map", "--tau", "inf"],
+    ["map", "--k", "3", "--n-major", "2", "--ratio", "4"], ["map", "--n-w", "0.5", "--anchors", "prototype"],
+    ["map", "--profile", "balanced", "--ratio", "2"], ["train", "--ratio", "0.5"], ["train", "--n-w", "0.5"],
+    ["train", "--workers", "2"], ["train", "--minority-fraction", "-1"], ["check", "--k", "3", "--d", "1"],
+    ["verify-prop1", "--epochs", "-1"],
+]
+
+
+@pytest.mark.parametrize("argv", CASES, ids=[" ".join(c) for c in CASES])
+def test_every_refusal_names_flags(argv, tmp_path):
+    result = CliRunner().invoke(app, argv if argv[0] in NO_OUT else [*argv, "--out", str(tmp_path / "o")])
+    text = result.output.strip()
+    assert result.exit_code == 2 and len(text.splitlines()) == 1 and text.startswith("error: "), text
+    leaked = [n for n in FIELDS if re.search(rf"(?<![\w/.$-]){n}(?!\w)", text)]
+    assert not leaked and not re.search(r"=False|='", text), (leaked, text)
+    assert not (tmp_path / "o").exists()
+
+
+def test_field_errors_read_as_the_library_and_as_flags():
+    from ufm.cli._common import user_message
+
+    err = FieldError("{ratio} must be >= 1; use {prototype_anchors=False} or {batching=full} (not {solver=BM})")
+    assert str(err) == "ratio must be >= 1; use prototype_anchors=False or batching='full' (not solver='BM')"
+    assert err.fields == ("ratio", "prototype_anchors", "batching", "solver")
+    assert user_message(err) == "--ratio must be >= 1; use --no-prototype-anchors or --batching full (not --solver BM)"
+    assert user_message(err, {"prototype_anchors=False": "--anchors batch"}).split("; use ")[1].startswith("--anchors batch")
+    assert user_message(ValueError("plain")) == "plain"

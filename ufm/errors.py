@@ -1,0 +1,41 @@
+"""One error type for bad input that names the config fields it is about.
+
+A message is a template whose placeholders name fields: ``{ratio}`` (the field) or ``{prototype_anchors=False}`` (the
+field set to a value).  ``str(err)`` reads as the library is called (``ratio``, ``prototype_anchors=False``); the
+command line renders the same error with its flags (``--ratio``, ``--no-prototype-anchors``) in one place,
+``ufm.cli._common.user_errors``, so no message is rewritten by string replacement.
+
+    raise FieldError("{ratio} must be >= 1 (1 is balanced), got 0.5")
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+__all__ = ["FieldError", "library_name", "PLACEHOLDER"]
+
+PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)(?:=([^{}]*))?\}")
+
+
+def library_name(field: str, value: str | None) -> str:
+    """How the library names a field (and a value for it): ``ratio``, ``prototype_anchors=False``,
+    ``batching='full'`` (names quoted as Python writes them; numbers and booleans bare)."""
+    if value is None:
+        return field
+    bare = value in ("True", "False", "None") or value.startswith(("'", '"')) or re.fullmatch(r"[-+0-9.eE]+", value)
+    return f"{field}={value if bare else repr(value)}"
+
+
+class FieldError(ValueError):
+    """Bad input (a ``ValueError``) whose message names config fields through placeholders (see the module
+    docstring).  ``fields``: the names it mentions, first the one to change."""
+
+    def __init__(self, template: str):
+        self.template = template
+        self.fields = tuple(dict.fromkeys(m.group(1) for m in PLACEHOLDER.finditer(template)))
+        super().__init__(self.render(library_name))
+
+    def render(self, name: Callable[[str, str | None], str]) -> str:
+        """The message with each placeholder written by ``name(field, value or None)``."""
+        return PLACEHOLDER.sub(lambda m: name(m.group(1), m.group(2)), self.template)

@@ -1,0 +1,98 @@
+"""What kind of folder a path is, and which command wrote it and which commands read it.
+
+Every run folder ``ufm`` writes holds ``kind.json`` (``{"kind": ..., "written_by": ...}``, see :func:`mark`); folders
+written before it existed are recognised by their files (:func:`identify`).  Commands that read a folder call
+:func:`require` so that a folder of another kind is refused with one line naming what it is and what reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["KINDS", "MARKER", "mark", "identify", "describe", "require"]
+
+MARKER = "kind.json"
+
+# kind -> (what it is, the command that writes it, the commands that read it)
+KINDS: dict[str, tuple[str, str, str]] = {
+    "simulate": ("a simulation run folder", "ufm simulate", "its own files (summary.json, arrays.npz)"),
+    "sweep:simulate": ("a simulation sweep folder", "ufm sweep", "ufm gather (and the same ufm sweep command)"),
+    "sweep:solve": ("a solve-sweep folder", "ufm solve-sweep", "ufm gather (and the same ufm solve-sweep command)"),
+    "sweep:map": ("a distance-map folder", "ufm map", "ufm gather (and the same ufm map command)"),
+    "solve": ("a solve folder", "ufm solve", "its own files (solution.json, arrays.npz)"),
+    "collapse-map": ("a collapse-map folder", "ufm collapse-map", "its own files (collapse_map.json)"),
+    "train": ("a training run folder", "ufm train", "ufm train --resume, ufm deep-figures, ufm figures --runs"),
+    "train-set": ("a folder of training runs (a preset or grid)", "ufm train --preset/--grid",
+                  "the same ufm train command (to continue), ufm deep-figures on its run folders"),
+}
+
+
+def mark(folder: str | Path, kind: str) -> None:
+    """Write ``folder/kind.json`` saying what the folder is (atomically)."""
+    from ufm.runio import write_json
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown folder kind {kind!r}; one of {', '.join(KINDS)}")
+    write_json(Path(folder) / MARKER, {"kind": kind, "written_by": KINDS[kind][1]})
+
+
+def _config(folder: Path) -> dict | None:
+    try:
+        data = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def identify(folder: str | Path) -> str | None:
+    """The kind of ``folder`` (a key of :data:`KINDS`), from its marker or, for older folders, its files; None
+    for a folder that is none of them (or does not exist)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    try:
+        kind = json.loads((folder / MARKER).read_text()).get("kind")
+        if kind in KINDS:
+            return kind
+    except (OSError, ValueError, AttributeError):
+        pass
+    config = _config(folder)
+    if config is not None and "kind" in config and "grid" in config:
+        return f"sweep:{config['kind']}" if f"sweep:{config['kind']}" in KINDS else None
+    if (folder / "collapse_map.json").is_file():
+        return "collapse-map"
+    if (folder / "solution.json").is_file():
+        return "solve"
+    if config is not None and "dataset" in config:
+        return "train"
+    if config is not None and (folder / "arrays.npz").is_file():
+        return "simulate"
+    if any((child / "config.json").is_file() and "dataset" in (_config(child) or {})
+           for child in folder.iterdir() if child.is_dir()):
+        return "train-set"
+    return None
+
+
+def describe(folder: str | Path) -> str:
+    """``"a simulation run folder (written by `ufm simulate`; read by ...)"``, or what else the path is."""
+    folder = Path(folder)
+    if not folder.exists():
+        return "a path that does not exist"
+    if not folder.is_dir():
+        return "a file, not a folder"
+    kind = identify(folder)
+    if kind is None:
+        return "a folder that no ufm command wrote" if any(folder.iterdir()) else "an empty folder"
+    what, writer, reader = KINDS[kind]
+    return f"{what} (written by `{writer}`; read by {reader})"
+
+
+def require(folder: str | Path, kinds: tuple[str, ...], reader: str) -> str:
+    """The kind of ``folder`` when it is one of ``kinds``; else ValueError: one line naming the kind found, the
+    command that wrote it and the commands that read it, and what ``reader`` (the command asking) reads."""
+    kind = identify(folder)
+    if kind in kinds:
+        return kind
+    wanted = " or ".join(KINDS[k][0] for k in kinds)
+    raise ValueError(f"{folder} is {describe(folder)}; {reader} reads {wanted}")
