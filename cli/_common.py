@@ -90,9 +90,13 @@ def max_memory_option() -> Any:
 
 def check_out(out: Path | str, overwrite: bool = False, run_folder: bool = True, kind: str | None = None) -> Path:
     """``--out`` checked before any compute (see ``ufm.runio.check_out_dir``)."""
+    from ufm.folders import check_overwrite
     from ufm.runio import check_out_dir
 
-    return check_out_dir(out, "--out", overwrite=overwrite, run_folder=run_folder, kind=kind)
+    path = check_out_dir(out, "--out", overwrite=overwrite, run_folder=run_folder)
+    if overwrite and kind is not None:
+        check_overwrite(path, kind)
+    return path
 
 
 def default_out(prefix: str) -> Path:

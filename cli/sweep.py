@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+
+from ufm.errors import FieldError
 from rich.table import Table
 
 from ._common import console, default_out, err_console, print_json, progress_bar, user_errors
@@ -42,7 +44,7 @@ def _cell(value: Any, spec: str) -> str:
 def _grid(kind: str, config: Any, specs: Optional[List[str]], ratio: Optional[List[float]], ctx: Any) -> dict:
     """The grid from --grid and the --ratio shorthand; a grid field also set by its own option is refused, and so
     are a grid field and a typed option that have no effect at any point (identical points, an ignored option)."""
-    cls = KINDS[kind]
+    cls = KINDS[kind].config
     grid = parse_grid(specs or [], cls)
     if ratio:
         if "ratio" in grid:
@@ -60,6 +62,8 @@ def _grid(kind: str, config: Any, specs: Optional[List[str]], ratio: Optional[Li
         grid = {"ratio": (1.0, 10.0, 100.0)}  # `ufm sweep` alone: the imbalance ratios R = 1, 10, 100
     try:
         check_grid_effects(kind, config, grid, given)
+    except FieldError:
+        raise  # names its fields: user_errors writes them as flags
     except ValueError as err:  # a typed option is named by its flag; the grid fields keep their field names
         raise ValueError(flag_names(str(err), given)) from None
     return grid

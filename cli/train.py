@@ -17,11 +17,12 @@ from ufm.deep.config import grid_runs
 from ufm.deep.plan import RUN_FILES, check_against_data, run_state
 from ufm.deep.train import (PRESETS, TrainConfig, check_fresh_folder, preset, resumed_config, train,
                             train_distributed)
-from ufm.executors import ExecutorConfig, run_training
+from ufm.deep.tasks import run_training
+from ufm.executors import ExecutorConfig
 from ufm.figures import deep_fig1
 from ufm.folders import MARKER, describe, identify, mark, require
 from ufm.runio import read_json
-from ufm.sweep import parse_grid
+from ufm.grid import parse_grid
 
 
 def _fmt(entry: dict, key: str, spec: str) -> str:
@@ -47,7 +48,8 @@ def train_command(
                                    "product (of each preset run), in OUT/FIELD=V,...; with --executor slurm one job array"),
     max_memory_gb: Optional[float] = max_memory_option(),
     nproc: int = typer.Option(1, "--nproc", help="data-parallel processes on this node (torchrun's launcher; gloo "
-                              "on the CPU, NCCL with one GPU per process on CUDA); the same result as one process"),
+                              "on the CPU, NCCL with one GPU per process on CUDA): in float64 the weights of one process "
+                              "(tested to 1e-9), in float32 equal to rounding (the gradient is summed in another order)"),
 ) -> None:
     """Train ResNet-18 with SCL (+ fixed prototypes) on STEP-imbalanced images, logging G_M and its distance to G_*."""
     if download:

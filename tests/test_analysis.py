@@ -142,3 +142,10 @@ def test_nc1_equals_the_d_by_d_pseudo_inverse_formula(n, d, k):
     pinv = torch.linalg.pinv(between.transpose(-1, -2) @ between / k, hermitian=True, rtol=math.sqrt(2.2e-16))
     expected = (sigma_w * pinv).sum((-2, -1)) / k
     torch.testing.assert_close(nc1(h, y, k), expected, rtol=1e-9, atol=0)
+
+
+def test_gram_distance_takes_arrays():
+    g = etf_gram(4)
+    assert float(gram_distance(g.numpy(), g.numpy())) == 0.0
+    assert float(gram_distance(torch.eye(4, dtype=torch.float64).numpy(), g)) == pytest.approx(
+        float(gram_distance(torch.eye(4, dtype=torch.float64), g)))

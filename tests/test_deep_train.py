@@ -10,6 +10,7 @@ from ufm.deep.model import ResNet18, check_head_reaches
 from ufm.deep.train import (TrainConfig, _epoch_plan, _first_of_each_class, anchor_count, load_checkpoint, preset,
                             resumed_config, train)
 from ufm.deep.augment import AUGMENT
+from ufm.deep.tensorboard import available as tensorboard_available
 from ufm.geometry import etf_gram
 
 
@@ -39,7 +40,7 @@ def test_two_epoch_run_writes_a_complete_folder(image_folder, tmp_path):
     summary = train(tiny(image_folder), tmp_path / "run")
     names = {p.name for p in (tmp_path / "run").iterdir()}
     assert names == {"config.json", "provenance.json", "data.npz", "metrics.jsonl", "grams.npz", "checkpoint.pt",
-                     "arrays.npz", "summary.json", "kind.json"}
+                     "arrays.npz", "summary.json", "kind.json"} | ({"tensorboard"} if tensorboard_available() else set())
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
     for key in ("distance", "distance_centered", "nc1", "train_ncc_accuracy", "ncc_accuracy", "prototype_accuracy",
@@ -349,3 +350,33 @@ def test_a_resume_cannot_undo_epochs(image_folder, tmp_path):
     assert result.exit_code == 2, result.output
     assert "is a simulation run folder (written by `ufm simulate`" in result.output
     assert "ufm train --resume reads a training run folder" in result.output
+
+
+def test_ctrl_c_says_how_to_continue(image_folder, tmp_path):
+    """Ctrl-C (SIGINT, as a terminal sends it) ends `ufm train` with exit code 130 and one line saying how to continue;
+    the run then resumes from its checkpoint."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    cmd = [str(Path(sys.executable).parent / "ufm"), "train", "--dataset", "folder", "--data-root", str(image_folder),
+           "--n-major", "10", "--ratio", "5", "--width", "4", "--embed-dim", "8", "--batch-size", "8", "--epochs",
+           "1000", "--checkpoint-every", "1", "--eval-every", "1000", "--device", "cpu", "--out", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "checkpoint.pt").is_file() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "interrupted:" in err and f"ufm train --resume {run}" in err.replace("\n", "") and "Traceback" not in err
+    assert (run / "checkpoint.pt").is_file()

@@ -9,7 +9,6 @@ from ufm.executors import (
     ExecutorConfig,
     FunctionTask,
     TasksFailed,
-    TrainTask,
     parse_slurm_extra,
     require_submitit,
     run_tasks,
@@ -17,6 +16,7 @@ from ufm.executors import (
     slurm_parameters,
     task_threads,
 )
+from ufm.deep.tasks import TrainTask
 from ufm.sweep import run_point
 
 

@@ -315,7 +315,7 @@ def test_batching_curves_average_the_seeds_and_overlay_the_solver():
 
 
 def test_map_panels_split_by_what_varies():
-    from ufm.figures import map_panels
+    from ufm.plots import map_panels
 
     rows = [{"profile": "step", "k": 4, "n_major": 6, "geometry": g, "ratio": r, "tau": 0.5, "prototype_anchors": a,
              "n_w": 0.0, "distance": 0.1} for g in ("etf", "orthogonal") for r in (1.0, 3.0) for a in (False, True)]

@@ -145,7 +145,7 @@ BAD = [
     (lambda: PrototypeSupConLoss(W, n_w=-1), "n_w"),
     (lambda: PrototypeSupConLoss(W, temperature=0), "temperature"),
     (lambda: PrototypeSupConLoss(W[0]), r"W \[k, d\]"),
-    (lambda: PrototypeSupConLoss(W)(torch.zeros(4, 6), torch.zeros(4, dtype=torch.long)), "n_views"),
+    (lambda: PrototypeSupConLoss(W)(torch.zeros(6), torch.zeros(4, dtype=torch.long)), "n_views"),
     (lambda: PrototypeSupConLoss(W)(batch()[0], torch.zeros(3, dtype=torch.long)), r"labels must be \[bsz\]"),
     (lambda: PrototypeSupConLoss(W)(2 * batch()[0], batch()[1]), "unit-norm"),
 ]
@@ -155,3 +155,12 @@ BAD = [
 def test_bad_input_raises_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_the_one_view_convention_of_metric_learning_code():
+    """loss(embeddings [n, d], labels [n]) is loss(embeddings[:, None], labels): one view per sample."""
+    features, labels = batch()
+    one = features[:, 0]
+    for mode in ("all", "one"):
+        crit = PrototypeSupConLoss(W, n_w=10, temperature=0.1, contrast_mode=mode)
+        torch.testing.assert_close(crit(one, labels), crit(one.unsqueeze(1), labels), rtol=0, atol=0)

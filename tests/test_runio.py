@@ -51,7 +51,9 @@ def test_files_follow_the_umask(tmp_path):
         write_jsonl(tmp_path / "c.jsonl", [{}])
     finally:
         os.umask(old)
-    mode = lambda name: stat.S_IMODE((tmp_path / name).stat().st_mode)
+    def mode(name):
+        return stat.S_IMODE((tmp_path / name).stat().st_mode)
+
     assert mode("a.json") == 0o644 and mode("b.npz") == 0o644 and mode("c.jsonl") == 0o600
 
 

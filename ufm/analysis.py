@@ -56,7 +56,9 @@ def mean_gram(h: torch.Tensor, y: torch.Tensor, k: int, center: bool = False) ->
 
 
 def gram_distance(g_m: torch.Tensor, g_star: torch.Tensor) -> torch.Tensor:
-    """|| G_M / ||G_M||_F - G_* / ||G_*||_F ||_F, ``[...]`` (in [0, 2]; 0 iff equal up to scale)."""
+    """|| G_M / ||G_M||_F - G_* / ||G_*||_F ||_F, ``[...]`` (in [0, 2]; 0 iff equal up to scale).  Tensors or
+    arrays (a numpy G_M is read as float64)."""
+    g_m = torch.as_tensor(g_m)
     g_star = torch.as_tensor(g_star, dtype=g_m.dtype, device=g_m.device)
     a = g_m / torch.linalg.matrix_norm(g_m).unsqueeze(-1).unsqueeze(-1)
     b = g_star / torch.linalg.matrix_norm(g_star).unsqueeze(-1).unsqueeze(-1)

@@ -81,6 +81,9 @@ class CollapseCell:
             raise FieldError(f"{{tau}} must be a finite number > 0, got {self.tau}")
         if not (math.isfinite(self.n_w) and self.n_w >= 0):
             raise FieldError(f"{{n_w}} must be a finite number >= 0, got {self.n_w}")
+        from ufm.solver.problem import check_solver_n_w
+
+        check_solver_n_w(self.n_w, self.prototype_anchors)
         if self.target not in ("etf", "orthogonal"):
             raise ValueError(f"target must be etf or orthogonal, got {self.target!r}")
         if self.batching not in BATCHINGS:

@@ -11,9 +11,9 @@ preset can be killed and re-run.  :func:`run_tasks` runs a list of them with an 
   memory, array parallelism and any extra ``#SBATCH`` option; submitit's logs go to the log folder, and a
   task with a run folder links its own log files there.
 
-:class:`TrainTask` makes a training run preemptible: submitit calls its ``checkpoint()`` when SLURM
-signals a preemption or the time limit, which requeues the same run with ``resume=True``; the requeued job
-continues from the run folder's last checkpoint (see :func:`ufm.deep.train.train`).
+A task may define ``checkpoint()`` (submitit's requeue hook): submitit calls it when SLURM signals a preemption
+or the time limit, and requeues what it returns (the preemptible training task, :class:`ufm.deep.tasks.TrainTask`,
+requeues the same run resumed).  This module knows no kind of task.
 
 This is the only module that imports ``submitit`` (an optional extra: ``pip install -e ".[cluster]"``), and
 only when a SLURM executor is used.
@@ -43,12 +43,10 @@ __all__ = [
     "ExecutorConfig",
     "Task",
     "FunctionTask",
-    "TrainTask",
     "TasksFailed",
     "task_threads",
     "set_task_threads",
     "run_tasks",
-    "run_training",
     "slurm_parameters",
     "parse_slurm_extra",
     "require_submitit",
@@ -236,32 +234,6 @@ class FunctionTask(Task):
         return self.fn(*self.args)
 
 
-@dataclass
-class TrainTask(Task):
-    """One training run, :func:`ufm.deep.train.train` ``(config, run_dir, resume)``; submitit's checkpointing
-    protocol (``checkpoint()``, as in ``submitit.helpers.Checkpointable``) requeues it as a resumed run."""
-
-    config: Any = None
-    resume: bool = False
-    requeued: bool = False
-
-    def run(self) -> dict:
-        from ufm.deep.train import train
-
-        # A requeued run resumes from its checkpoint; if it was preempted before writing one, it starts again
-        # (the folder then holds only what this same run wrote before its first checkpoint).
-        run_dir = Path(self.run_dir)
-        resume = self.resume or (self.requeued and (run_dir / "checkpoint.pt").is_file())
-        if self.requeued and not resume and run_dir.is_dir():
-            shutil.rmtree(run_dir)
-        return {**train(self.config, self.run_dir, resume=resume), "run_folder": str(self.run_dir)}
-
-    def checkpoint(self, *args: Any, **kwargs: Any):
-        """Called by submitit on the preemption / time-limit signal: the same run, resumed, is requeued."""
-        submitit = require_submitit()
-        return submitit.helpers.DelayedSubmission(replace(self, requeued=True))
-
-
 class TasksFailed(ValueError):
     """Some tasks failed; ``failures`` maps task name -> error text, ``results`` holds the others' results."""
 
@@ -419,13 +391,3 @@ def run_tasks(
     if failures:
         raise TasksFailed(failures, results)
     return {n: results[n] for n in names}
-
-
-def run_training(runs: dict[str, tuple[Any, Path, bool]], cfg: ExecutorConfig, log_folder: str | Path,
-                 done: Callable[[str, bool], None] | None = None) -> dict[str, dict]:
-    """Training runs {name: (TrainConfig, run folder, resume)} as :class:`TrainTask` s (one SLURM job array, or
-    parallel local processes); returns {name: summary} (or {name: job id} when not waiting)."""
-    tasks = [TrainTask(name=n, run_dir=str(Path(folder).resolve()), config=config, resume=resume)
-             for n, (config, folder, resume) in runs.items()]
-    return run_tasks(tasks, cfg, log_folder, name="ufm-train", done=done)
-

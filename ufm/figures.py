@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from ufm.plots import gram_grid, gram_heatmaps, lines_vs_x, save_figure
+from ufm.plots import distance_heatmaps as _distance_heatmaps, gram_grid, gram_heatmaps, lines_vs_x, save_figure
 from ufm.simulate import SimConfig, simulate
 from ufm.sweep import distance_series, sweep
 
@@ -221,79 +221,6 @@ def deep_fig1(run_dirs: list[str | Path], out: str | Path, snapshots: int = 4) -
     fig = lines_vs_x(series, "epoch", "distance of G_M to G_*", "distance to the target during training",
                      xscale="linear")
     return save_figure(fig, out / "deep_fig1_distance.png")
-
-
-def _distance_heatmaps(panels: list[tuple[str, list[dict], str]], suptitle: str, columns: int | None = None):
-    """One annotated heatmap per (title, rows, row key): rows of :func:`ufm.maps.distance_cell`, x = n_w;
-    ``columns`` panels per row (default all in one row)."""
-    import matplotlib.pyplot as plt
-
-    ncol = min(columns or len(panels), len(panels))
-    nrow = -(-len(panels) // ncol)
-    height = 3.9 * nrow + 0.5 * (nrow - 1)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol + 0.6, height), squeeze=False)
-    if nrow > 1:
-        fig.subplots_adjust(hspace=0.5, top=1 - 1.0 / height)
-    for ax in axes.flat[len(panels):]:
-        ax.set_visible(False)
-    vmax = max((r["distance"] for _, rows, _ in panels for r in rows if r["distance"] is not None), default=1.0) or 1.0
-    image = None
-    for ax, (title, rows, key) in zip(axes.flat, panels):
-        ys, xs = sorted({r[key] for r in rows}), sorted({r["n_w"] for r in rows})
-        grid = np.full((len(ys), len(xs)), np.nan)
-        for r in rows:
-            if r["distance"] is not None:
-                grid[ys.index(r[key]), xs.index(r["n_w"])] = r["distance"]
-        image = ax.imshow(grid, vmin=0, vmax=vmax, cmap="viridis", aspect="auto", origin="lower")
-        for i in range(len(ys)):
-            for j in range(len(xs)):
-                text = "n/a" if np.isnan(grid[i, j]) else f"{grid[i, j]:.3f}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=6.5,
-                        color="white" if np.isnan(grid[i, j]) or grid[i, j] < 0.6 * vmax else "black")
-        ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs], fontsize=7)
-        ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys], fontsize=7)
-        ax.set_xlabel("n_w (copies of each prototype)", fontsize=8)
-        ax.set_ylabel(_AXIS_LABELS[key], fontsize=8)
-        ax.set_title(title, fontsize=8.5)
-    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="distance of optimal G_M to G_*")
-    fig.suptitle(suptitle, fontsize=9.5 if nrow == 1 else 12, y=1.04 if nrow == 1 else 1 - 0.3 / height)
-    return fig
-
-
-_AXIS_LABELS = {"ratio": "imbalance ratio R", "tau": "temperature tau"}
-_PANEL_FIELDS = ("profile", "k", "n_major", "geometry", "ratio", "tau", "prototype_anchors")
-
-
-def map_panels(rows: list[dict]) -> tuple[str, list[tuple[str, list[dict], str]]]:
-    """Split map rows (:func:`ufm.maps.distance_cell`) into heatmap panels: x = n_w, y = the ratio when it
-    takes several values (else tau), one panel per setting of the other fields that vary.  Returns (what
-    all panels share, as a title line; [(panel title, rows, y key)])."""
-    varies = {f for f in _PANEL_FIELDS if len({r[f] for r in rows}) > 1}
-    y = "ratio" if "ratio" in varies or "tau" not in varies else "tau"
-    split = [f for f in _PANEL_FIELDS if f in varies and f != y]
-    shared = [f for f in _PANEL_FIELDS if f not in varies and f != y]
-
-    def say(field: str, value) -> str:
-        if field == "prototype_anchors":
-            return "prototype anchors" if value else "batch anchors only"
-        if field == "geometry":
-            return f"{value.upper() if value == 'etf' else value} target"
-        return f"{field} {value:g}" if isinstance(value, float) else f"{field} {value}"
-
-    panels = []
-    for key in sorted({tuple(r[f] for f in split) for r in rows}, key=lambda t: [(not v) if isinstance(v, bool) else v for v in t]):
-        sub = [r for r in rows if tuple(r[f] for f in split) == key]
-        parts = [say(f, v) for f, v in zip(split, key)]
-        panels.append((", ".join(parts[:-1]) + ("\n" if len(parts) > 1 else "") + (parts[-1] if parts else ""), sub, y))
-    return ", ".join(say(f, rows[0][f]) for f in shared), panels
-
-
-def map_figure(rows: list[dict], title: str | None = None, columns: int = 4):
-    """Annotated heatmaps of a distance map's rows (:func:`map_panels`), full batch."""
-    shared, panels = map_panels(rows)
-    solvers = sorted({r.get("solver_method", r.get("solver", "?")) for r in rows if r.get("distance") is not None})
-    return _distance_heatmaps(panels, title or f"certified optimum ({', '.join(solvers)}), full batch, {shared}",
-                              columns)
 
 
 def maps_distance_figure(out: Path, quick: bool = False, rows: dict | None = None) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["KINDS", "MARKER", "mark", "identify", "describe", "require"]
+__all__ = ["KINDS", "MARKER", "mark", "identify", "describe", "require", "check_overwrite"]
 
 MARKER = "kind.json"
 
@@ -86,6 +86,16 @@ def describe(folder: str | Path) -> str:
         return "a folder that no ufm command wrote" if any(folder.iterdir()) else "an empty folder"
     what, writer, reader = KINDS[kind]
     return f"{what} (written by `{writer}`; read by {reader})"
+
+
+def check_overwrite(path: str | Path, kind: str, what: str = "--out") -> None:
+    """With --overwrite, only a folder of ``kind`` (or one no ufm command wrote) is replaced: a folder of another
+    kind is refused (ValueError naming it), so that no folder ends up holding two kinds of result."""
+    path = Path(path)
+    found = identify(path) if path.is_dir() else None
+    if found not in (None, kind):
+        raise ValueError(f"{what} {path} is {describe(path)}; --overwrite replaces only {KINDS[kind][0]}: "
+                         f"choose another {what}")
 
 
 def require(folder: str | Path, kinds: tuple[str, ...], reader: str) -> str:

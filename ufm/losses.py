@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from ufm.errors import FieldError
 from ufm._checks import Scalar, check_float_tensor, check_labels, check_positive

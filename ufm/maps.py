@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -32,6 +33,7 @@ from ufm.analysis import gram_distance
 from ufm.geometry import check_gram, make_gram
 from ufm.imbalance import class_counts
 from ufm.losses import check_copies
+from ufm.sweep import Kind, plan, register_kind, run_sweep
 
 __all__ = [
     "SolvePoint",
@@ -192,6 +194,9 @@ def minimal_copies(
     if prototype_anchors and max_n_w < 1:
         raise FieldError(f"{{max_n_w}} must be >= 1 with prototype anchors (fewer than one copy is not a count), got "
                          f"{max_n_w}")
+    from ufm.solver.problem import check_solver_n_w
+
+    check_solver_n_w(max_n_w, prototype_anchors, "max_n_w")
     comp = _compositions(counts)
     steps: list[SolvePoint] = []
 
@@ -271,6 +276,9 @@ class MapCell:
         check_values(self, {"ratio": Range(1), "tau": POSITIVE, "n_w": NON_NEGATIVE, "k": Range(2),
                             "n_major": Range(1)})
         check_copies(self.n_w, self.prototype_anchors)  # before any cell runs: 0 < n_w < 1 needs batch anchors
+        from ufm.solver.problem import check_solver_n_w
+
+        check_solver_n_w(self.n_w, self.prototype_anchors)
 
     def without_effect(self) -> dict[str, str]:
         """The fields that do nothing in this cell, each with the reason (a sweep refuses a grid over them)."""
@@ -411,14 +419,8 @@ def run_map(
     :func:`ufm.sweep.gather`, so ``ufm gather`` redraws it too).
     ``grid``: {MapCell field: values}, default ratio x n_w x both anchor conventions.  Returns run_sweep's
     dict plus ``figure`` (None when no cell finished, e.g. SLURM without waiting)."""
-    from ufm.sweep import run_sweep
-
     base = base or MapCell()
     grid = grid if grid is not None else {"prototype_anchors": (True, False), "ratio": RATIOS, "n_w": N_WS}
-    from pathlib import Path
-
-    from ufm.sweep import plan
-
     for point in plan("map", base, grid):  # every cell's counts and sizes, before any cell runs
         point.config.check()
     report = run_sweep(folder, "map", base, grid, executor, done)
@@ -431,8 +433,7 @@ def render_map(folder, rows: list[dict], title: str | None = None):
     """Heatmaps of a map's rows into ``folder/map.png`` (None when no row has a distance)."""
     from pathlib import Path
 
-    from ufm.figures import map_figure
-    from ufm.plots import save_figure
+    from ufm.plots import map_figure, save_figure
 
     if not any(r.get("distance") is not None for r in rows):
         return None
@@ -577,3 +578,22 @@ def best_block_prototypes(
         "g_star_cosines": (a0, b0, c0), "best_cosines": (a, b, c), "g_w": g_best.tolist(), "solves": len(cache),
         "best_status": best.status, "best_certified_gap": best.certified_gap, "converged": bool(res.success),
     }
+
+
+# --- the "map" kind of the sweep engine: one cell per point -------------------------------------------------------
+
+
+def _run_cell(cell: MapCell, folder: Path) -> None:
+    """One map cell (:func:`distance_cell`): config.json, then cell.json (its row) last."""
+    from ufm.runio import write_json
+
+    row = distance_cell(cell)
+    write_json(folder / "config.json", cell.to_dict())
+    write_json(folder / "cell.json", row)
+
+
+def _cell_rows(point, folder: Path, data: dict) -> list[dict]:
+    return [{**data, "point": point.name}]
+
+
+register_kind("map", Kind(MapCell, "cell.json", _run_cell, _cell_rows, render_map))

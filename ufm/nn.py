@@ -105,11 +105,15 @@ class PrototypeSupConLoss(nn.Module):
                 f"base_temperature={self.base_temperature}")
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """``features: [bsz, n_views, d]`` (or ``[bsz, n_views, ...]``, flattened), ``labels: [bsz]``; a scalar."""
+        """A scalar, for either calling convention:
+
+        - SupContrast's ``features: [bsz, n_views, d]`` (or ``[bsz, n_views, ...]``, flattened), ``labels: [bsz]``;
+        - metric-learning code's ``embeddings: [n, d]``, ``labels: [n]`` (one view: the same as ``[n, 1, d]``)."""
+        if isinstance(features, torch.Tensor) and features.dim() == 2:
+            features = features.unsqueeze(1)  # [n, d]: one view per sample
         if not isinstance(features, torch.Tensor) or features.dim() < 3:
             shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
-            raise ValueError(f"features must be [bsz, n_views, d] (at least 3 dims, as in SupConLoss), got {shape}; "
-                             "use features.unsqueeze(1) for a single view")
+            raise ValueError(f"features must be [bsz, n_views, d] (SupConLoss) or [n, d] (one view), got {shape}")
         if features.dim() > 3:
             features = features.reshape(features.shape[0], features.shape[1], -1)
         bsz, views, _ = features.shape

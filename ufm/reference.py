@@ -60,7 +60,7 @@ def naive_scl_loss(
     for i in range(len(z)):
         if is_w[i] and not prototype_anchors:
             continue
-        others = [l for l in range(len(z)) if l != i]
+        others = [m for m in range(len(z)) if m != i]
         positives = [j for j in others if labels[j] == labels[i]]
         if not positives:
             continue
@@ -116,7 +116,7 @@ def naive_class_averaging_loss(
             continue
         den = z.new_zeros(())
         for c in sorted(set(labels.tolist())):
-            members = [l for l in range(len(z)) if l != i and labels[l] == c]
+            members = [m for m in range(len(z)) if m != i and labels[m] == c]
             if members:
                 den = den + torch.exp(s[i, members]).mean()
         total = total - (s[i, positives] - torch.log(den)).sum() / len(positives)

@@ -211,15 +211,13 @@ def load_checkpoint(path: str | Path, map_location: Any = None, required: tuple[
     return state
 
 
-def check_out_dir(path: str | Path, what: str = "--out", overwrite: bool = False, run_folder: bool = True,
-                  kind: str | None = None) -> Path:
+def check_out_dir(path: str | Path, what: str = "--out", overwrite: bool = False, run_folder: bool = True) -> Path:
     """Check, before any compute, that results can be written to the folder ``path``; returns it.
 
     Refused: a path that is, or lies under, a file; a folder that cannot be created or written; and, for a
     ``run_folder``, an existing folder that already holds files unless ``overwrite`` (a run folder is never
     silently overwritten).  Nothing is created: a failed check leaves no folder behind.  ``what`` names the
-    option or argument in the message.  With ``kind`` (a :data:`ufm.folders.KINDS` key), ``overwrite`` replaces
-    only a folder of that kind (or one no ufm command wrote): a folder of another kind is refused, naming it.
+    option or argument in the message (:func:`ufm.folders.check_overwrite` adds the folder's kind).
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -236,13 +234,6 @@ def check_out_dir(path: str | Path, what: str = "--out", overwrite: bool = False
         os.rmdir(probe)
     except OSError as err:
         raise ValueError(f"{what} {path} cannot be written ({err.strerror} in {ancestor}); choose another {what}") from None
-    if run_folder and overwrite and kind is not None and path.is_dir():
-        from ufm.folders import KINDS, describe, identify
-
-        found = identify(path)
-        if found not in (None, kind):
-            raise ValueError(f"{what} {path} is {describe(path)}; --overwrite replaces only {KINDS[kind][0]}: "
-                             f"choose another {what}")
     if run_folder and not overwrite and path.is_dir() and any(path.iterdir()):
         names = sorted(p.name for p in path.iterdir())
         listed = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")

@@ -38,6 +38,7 @@ from ufm.imbalance import labels_from_counts, minority_mask
 from ufm.losses import LOSSES as LOSS_REGISTRY
 from ufm.losses import check_copies
 from ufm.losses import batch_loss
+from ufm.devices import resolve_device  # noqa: F401  (re-exported: ufm.simulate.resolve_device)
 from ufm.folders import mark
 from ufm.runio import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
 from ufm.spec import ClassCounts, TargetGeometry
@@ -266,19 +267,6 @@ class SimResult:
             device=summary["device"],
             warnings=summary["warnings"],
         )
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for but CUDA is not available here; use --device cpu or auto")
-    return device
 
 
 def _stacked_batches(cfg: SimConfig, labels: torch.Tensor, gens: list[torch.Generator], bound: list) -> Batches:

@@ -189,8 +189,10 @@ class ProblemSpec(TargetGeometry, ClassCounts):
         check_choices(self, {"batching": SCHEMES})
         check_values(self, {"tau": POSITIVE, "n_w": NON_NEGATIVE, "batch_size": Range(1), "seed": NON_NEGATIVE})
         from ufm.losses import check_copies
+        from ufm.solver.problem import check_solver_n_w
 
         check_copies(self.n_w, self.prototype_anchors)
+        check_solver_n_w(self.n_w, self.prototype_anchors)
 
     def without_effect(self) -> dict[str, str]:
         out = super().without_effect()

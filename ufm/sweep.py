@@ -17,13 +17,9 @@ exists; re-running the same sweep skips finished points, so a killed sweep conti
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import itertools
+import importlib
 import json
-import math
-import re
-import types
 import typing
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,9 +28,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ufm.folders import KINDS as FOLDER_KINDS, describe, mark, require
+from ufm.grid import Point, _field_types, _fmt, _plain, config_hash, point_label  # noqa: F401  (re-exported)
+from ufm.grid import parse_grid as _parse_grid
+from ufm.folders import KINDS as FOLDER_KINDS, describe, identify, mark, require
 from ufm.runio import read_json, write_csv, write_json
-from ufm.maps import MapCell
 from ufm.simulate import SimConfig, simulate
 from ufm.spec import SolveConfig
 
@@ -48,6 +45,8 @@ __all__ = [
     "check_grid_effects",
     "without_effect_at_every_point",
     "run_point",
+    "Kind",
+    "register_kind",
     "run_sweep",
     "gather",
     "sweep",
@@ -59,105 +58,47 @@ SOLVE_METRICS = ("objective", "status", "distance", "max_angle_error", "angle_ma
                  "angle_across", "solve_s")
 
 
-KINDS: dict[str, type] = {"simulate": SimConfig, "solve": SolveConfig, "map": MapCell}
-_RESULT = {"simulate": "summary.json", "solve": "solution.json", "map": "cell.json"}
+@dataclass(frozen=True)
+class Kind:
+    """What the engine needs of a kind of point: its ``config`` class, the file its run writes last (``result``:
+    the point is finished when it exists), ``run(config, folder)``, ``rows(point, folder, result) -> [row]`` and
+    optionally ``render(folder, rows)`` (a figure of the gathered rows).  A kind registers itself from its own
+    module (:func:`register_kind`); the engine imports none of them (``module`` is recorded in each sweep's
+    config.json so that ``gather`` in a fresh process can load it)."""
+
+    config: type
+    result: str
+    run: Callable[[Any, Path], None]
+    rows: Callable[[Any, Path, Any], list[dict]]
+    render: Callable[[Path, list[dict]], Any] | None = None
+    module: str = ""
+
+
+_KINDS: dict[str, Kind] = {}
+_LEGACY_MODULES = {"map": "ufm.maps"}  # sweeps written before config.json recorded the kind's module
+KINDS = _KINDS  # name -> Kind (read-only use; register with register_kind)
+
+
+def register_kind(name: str, kind: Kind) -> None:
+    """Make ``name`` a kind of sweep point (called at import by the kind's module)."""
+    _KINDS[name] = replace(kind, module=kind.module or kind.run.__module__)
+
+
+def _kind(name: str, module: str | None = None) -> Kind:
+    if name not in _KINDS and module:
+        importlib.import_module(module)  # the module recorded by the sweep registers its kind
+    if name not in _KINDS:
+        raise ValueError(f"unknown sweep kind {name!r}; choose one of {', '.join(_KINDS)}")
+    return _KINDS[name]
 
 
 def _config_class(kind: str) -> type:
-    if kind not in KINDS:
-        raise ValueError(f"unknown sweep kind {kind!r}; choose one of {', '.join(KINDS)}")
-    return KINDS[kind]
-
-
-# ------------------------------------------------------------------------------------------------ the grid
-
-
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _parse_value(name: str, text: str, tp: Any) -> Any:
-    """One grid value of field ``name`` (type ``tp``) from text; a tuple field gets a one-element tuple."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is tuple:
-        return (_parse_value(name, text, args[0]),)
-    if origin in (typing.Union, types.UnionType) and type(None) in args:
-        if text.lower() in ("none", "null", ""):
-            return None
-        return _parse_value(name, text, next(a for a in args if a is not type(None)))
-    try:
-        if tp is bool:
-            lowered = text.lower()
-            if lowered in ("true", "yes", "on", "1"):
-                return True
-            if lowered in ("false", "no", "off", "0"):
-                return False
-            raise ValueError
-        if tp is int:
-            return int(text)
-        if tp is float:
-            value = float(text)
-            if not math.isfinite(value):
-                raise ValueError
-            return value
-    except ValueError:
-        kind = {bool: "true or false", int: "an integer", float: "a finite number"}[tp]
-        raise ValueError(f"grid value {text!r} for {name} is not {kind}") from None
-    if not text:
-        raise ValueError(f"grid field {name} has an empty value")
-    return text
+    return _kind(kind).config
 
 
 def parse_grid(specs: Sequence[str], cls: type = SimConfig) -> dict[str, tuple]:
-    """``["ratio=1,10", "k=5,10"]`` -> ``{"ratio": (1.0, 10.0), "k": (5, 10)}``, values parsed by the type of
-    the config field (a tuple field such as n_w gets one-element tuples: one value per point)."""
-    hints = _field_types(cls)
-    fields = [f.name for f in dataclasses.fields(cls)]
-    grid: dict[str, tuple] = {}
-    for spec in specs:
-        name, sep, values = spec.partition("=")
-        name = name.strip().replace("-", "_")
-        if not sep or not name:
-            raise ValueError(f"a grid is FIELD=V1,V2,... (e.g. ratio=1,10,100), got {spec!r}")
-        if name not in fields:
-            raise ValueError(f"unknown grid field {name!r}; {cls.__name__} has {', '.join(fields)}")
-        if name in grid:
-            raise ValueError(f"grid field {name} is given twice; put all its values in one FIELD=V1,V2,...")
-        parsed = tuple(_parse_value(name, v.strip(), hints[name]) for v in values.split(","))
-        if len(set(parsed)) != len(parsed):
-            raise ValueError(f"grid field {name} repeats a value: {values}")
-        grid[name] = parsed
-    return grid
-
-
-@dataclass(frozen=True)
-class Point:
-    """One grid point: its folder ``name``, its grid ``values`` and its full ``config``."""
-
-    name: str
-    values: dict
-    config: Any
-
-
-def _plain(value: Any) -> Any:
-    return value[0] if isinstance(value, tuple) and len(value) == 1 else value
-
-
-def point_label(values: dict) -> str:
-    """A folder-safe name for a grid point's values: ``ratio=10,tau=0.1``."""
-    return ",".join(f"{name}={_fmt(value)}" for name, value in values.items())
-
-
-def _fmt(value: Any) -> str:
-    value = _plain(value)
-    text = format(value, "g") if isinstance(value, float) else str(value)
-    return re.sub(r"[^A-Za-z0-9.+-]", "_", text)
-
-
-def config_hash(kind: str, config: Any) -> str:
-    """First 8 hex digits of the SHA-256 of the kind and the config (canonical JSON)."""
-    text = json.dumps({"kind": kind, "config": config.to_dict()}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
+    """:func:`ufm.grid.parse_grid` with the simulator's config as the default."""
+    return _parse_grid(specs, cls)
 
 
 def plan(kind: str, base: Any, grid: dict[str, Sequence]) -> list[Point]:
@@ -239,32 +180,25 @@ def _solve_point(cfg: SolveConfig) -> tuple[dict, dict]:
     return summary, {**result.arrays(), "g_star": g_star.numpy()}
 
 
-def run_point(kind: str, config: dict, folder: str) -> str:
-    """Run one point (a task: module-level, picklable) and write its run folder; returns the folder."""
-    cls = _config_class(kind)
-    cfg = cls.from_dict(config)
-    folder_path = Path(folder)
-    if kind == "simulate":
-        simulate(cfg).save(folder_path)  # summary.json is written last
-    elif kind == "map":
-        _run_map_point(cfg, folder_path)
-    else:
-        from ufm.runio import write_npz
-
-        summary, arrays = _solve_point(cfg)
-        write_json(folder_path / "config.json", cfg.to_dict())
-        write_npz(folder_path / "arrays.npz", **arrays)
-        write_json(folder_path / "solution.json", summary)
-    return str(folder_path)
+def run_point(kind: str, config: dict, folder: str, module: str | None = None) -> str:
+    """Run one point (a task: module-level, picklable) and write its run folder; returns the folder.  ``module``:
+    where the kind registers (imported first in a fresh worker process)."""
+    k = _kind(kind, module)
+    k.run(k.config.from_dict(config), Path(folder))
+    return str(folder)
 
 
-def _run_map_point(cell: MapCell, folder: Path) -> None:
-    """One map cell (:func:`ufm.maps.distance_cell`): config.json, then cell.json (its row) last."""
-    from ufm.maps import distance_cell
+def _run_simulate_point(cfg: SimConfig, folder: Path) -> None:
+    simulate(cfg).save(folder)  # summary.json is written last
 
-    row = distance_cell(cell)
-    write_json(folder / "config.json", cell.to_dict())
-    write_json(folder / "cell.json", row)
+
+def _run_solve_point(cfg: SolveConfig, folder: Path) -> None:
+    from ufm.runio import write_npz
+
+    summary, arrays = _solve_point(cfg)
+    write_json(folder / "config.json", cfg.to_dict())
+    write_npz(folder / "arrays.npz", **arrays)
+    write_json(folder / "solution.json", summary)
 
 
 def _point_status(kind: str, point: Point, folder: Path) -> bool:
@@ -273,28 +207,36 @@ def _point_status(kind: str, point: Point, folder: Path) -> bool:
     if config_file.is_file() and read_json(config_file) != json.loads(json.dumps(point.config.to_dict())):
         raise ValueError(f"{folder} holds a different config than its grid point; remove that folder or use "
                          "another --out")
-    return (folder / _RESULT[kind]).is_file()
+    return (folder / _kind(kind).result).is_file()
 
 
 def _point_rows(kind: str, point: Point, folder: Path) -> list[dict]:
-    data = read_json(folder / _RESULT[kind])
-    if kind == "simulate":
-        # the last loss is "final_loss": "loss" is also a config field (and so maybe a grid column)
-        return [{**point.values, **{k: run[k] for k in ("n_w", "tau", "seed")},
-                 **{("final_loss" if k == "loss" else k): run.get(k) for k in METRICS}, "point": point.name}
-                for run in data["runs"]]
-    if kind == "map":
-        return [{**data, "point": point.name}]
+    k = _kind(kind)
+    return k.rows(point, folder, read_json(folder / k.result))
+
+
+def _simulate_rows(point: Point, folder: Path, data: dict) -> list[dict]:
+    # the last loss is "final_loss": "loss" is also a config field (and so maybe a grid column)
+    return [{**point.values, **{k: run[k] for k in ("n_w", "tau", "seed")},
+             **{("final_loss" if k == "loss" else k): run.get(k) for k in METRICS}, "point": point.name}
+            for run in data["runs"]]
+
+
+def _solve_rows(point: Point, folder: Path, data: dict) -> list[dict]:
     cfg = point.config
     return [{**point.values, "n_w": cfg.n_w, "tau": cfg.tau, **{k: data.get(k) for k in SOLVE_METRICS},
              "point": point.name}]
+
+
+register_kind("simulate", Kind(SimConfig, "summary.json", _run_simulate_point, _simulate_rows))
+register_kind("solve", Kind(SolveConfig, "solution.json", _run_solve_point, _solve_rows))
 
 
 # ------------------------------------------------------------------------------------------------ sweeps
 
 
 def _sweep_record(kind: str, base: Any, grid: dict[str, Sequence], points: list[Point]) -> dict:
-    return json.loads(json.dumps({"kind": kind, "base": base.to_dict(),
+    return json.loads(json.dumps({"kind": kind, "module": _kind(kind).module, "base": base.to_dict(),
                                   "grid": {k: [_plain(v) for v in vs] for k, vs in grid.items()},
                                   "points": [p.name for p in points]}))
 
@@ -323,6 +265,9 @@ def run_sweep(
     folder = check_out_dir(Path(folder), "--out", run_folder=False).resolve()  # not a file, writable
     points = check_grid_effects(kind, base, grid)
     record = _sweep_record(kind, base, grid, points)
+    found = identify(folder) if folder.is_dir() else None
+    if found is not None and found != f"sweep:{kind}":
+        raise ValueError(f"{folder} is {describe(folder)}, not a sweep of kind {kind}; use another --out")
     if (folder / "config.json").is_file():
         old = read_json(folder / "config.json")
         if {k: old.get(k) for k in ("kind", "base", "grid")} != {k: record[k] for k in ("kind", "base", "grid")}:
@@ -333,7 +278,9 @@ def run_sweep(
     write_json(folder / "config.json", record)
     mark(folder, f"sweep:{kind}")
     todo = [p for p in points if not _point_status(kind, p, folder / "points" / p.name)]
-    tasks = [FunctionTask(name=p.name, fn=run_point, args=(kind, p.config.to_dict(), str(folder / "points" / p.name)))
+    module = _kind(kind).module
+    tasks = [FunctionTask(name=p.name, fn=run_point, args=(kind, p.config.to_dict(), str(folder / "points" / p.name),
+                                                          module))
              for p in todo]
     skipped = len(points) - len(todo)
     try:
@@ -354,7 +301,7 @@ def _load_record(folder: Path) -> tuple[str, Any, dict, list[Point]]:
     require(folder, tuple(k for k in FOLDER_KINDS if k.startswith("sweep:")), "ufm gather")
     record = read_json(folder / "config.json")
     kind = record["kind"]
-    cls = _config_class(kind)
+    cls = _kind(kind, record.get("module") or _LEGACY_MODULES.get(kind)).config
     base = cls.from_dict(record["base"])
     hints = _field_types(cls)
     grid = {k: tuple((v,) if typing.get_origin(hints[k]) is tuple else v for v in vs)
@@ -385,10 +332,8 @@ def gather(folder: str | Path) -> dict:
         title = f"{kind} sweep, {len(points) - len(missing)} of {len(points)} points"
         save_figure(lines_vs_x(distance_series(rows, by), "n_w", "distance of G_M to G_*", title),
                     folder / "distance_vs_nw.png")
-        if kind == "map":
-            from ufm.maps import render_map
-
-            render_map(folder, rows)  # the heatmaps, map.png
+        if _kind(kind).render is not None:
+            _kind(kind).render(folder, rows)  # e.g. a map's heatmaps, map.png
     return {"kind": kind, "folder": str(folder), "rows": rows, "finished": len(points) - len(missing),
             "total": len(points), "missing": missing}
 

@@ -34,6 +34,7 @@ from ufm.deep.config import PRESETS, RESUMABLE, TrainConfig, preset, resumed_con
 from ufm.deep.data import ImageData, check_splits, imbalanced_subset, load_cifar, load_idx, load_image_folder
 from ufm.deep.evaluate import Normalizer, embed, evaluate, linear_probe
 from ufm.deep.model import ResNet18, check_head_reaches
+from ufm.deep.tensorboard import EventLog
 from ufm.folders import mark
 from ufm.geometry import prototypes_from_gram
 from ufm.imbalance import class_counts, minority_mask
@@ -41,7 +42,7 @@ from ufm.losses import batch_loss
 from ufm.provenance import provenance
 from ufm import runio
 from ufm.runio import atomic_path, read_json, write_json, write_jsonl, write_npz
-from ufm.simulate import resolve_device
+from ufm.devices import resolve_device
 
 __all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "train", "load_data", "preset", "resumed_config",
            "load_checkpoint", "anchor_count", "check_fresh_folder", "train_distributed"]
@@ -277,6 +278,7 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     shares: dict[int, torch.Tensor] = {}  # batch size -> positions of this rank's views (several processes)
     epoch = state.epoch
+    events = EventLog(run_dir, state.epoch + 1) if main else None  # TensorBoard, when installed
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         start = time.perf_counter()
         rows, offsets, draws = _epoch_plan(cfg, train_set.labels, k, state.bound, gen, augment)
@@ -311,11 +313,15 @@ def train(
         state.history.append(entry)
         if main:
             write_jsonl(run_dir / "metrics.jsonl", state.history)
+            evaluated = state.grams and state.grams[-1]["epoch"] == epoch
+            events.epoch(entry, state.grams[-1]["g_m"] if evaluated else None)
             if progress is not None:
                 progress(epoch, cfg.epochs, entry)
             if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs or epoch == stop_after:
                 save_checkpoint(epoch)
         if stop_after is not None and epoch >= stop_after:
+            if events is not None:
+                events.close()
             distributed.close(group)
             return {"stopped_at": epoch}
 
@@ -336,6 +342,7 @@ def train(
         "train_seconds": sum(h["seconds"] for h in state.history),
     }
     write_json(run_dir / "summary.json", summary)
+    events.close()
     distributed.close(group)
     return summary
 

@@ -26,6 +26,8 @@ point up to k = 30 (or with ``nonnegative``), else Burer-Monteiro.  Every method
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .certificate import FEASIBILITY_TOL
@@ -37,10 +39,14 @@ from .lowrank import solve_bm as _solve_bm
 from .lowrank_full import solve_full_bm
 from .newton import MAX_FACTOR_UNKNOWNS, polish_result
 from .nonneg import nonnegative_prototypes
-from .problem import LSEProgram, Problem, check_solve_size, class_groups, solve_memory_bytes
-from .result import FullSolveResult, SolveResult
+from .problem import (MAX_SOLVER_N_W, LSEProgram, Problem, check_solve_size, check_solver_n_w, class_groups,
+                      solve_memory_bytes)
+from .result import ENTRY_TOL, FullSolveResult, SolveResult
 
 __all__ = [
+    "ENTRY_TOL",
+    "MAX_SOLVER_N_W",
+    "check_solver_n_w",
     "SOLVERS",
     "AUTO_BM_ABOVE",
     "FEASIBILITY_TOL",
@@ -159,10 +165,21 @@ def solve(compositions, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototy
     conic = "CLARABEL" if solver == "auto" else solver
     if reduce and problem.groups is not None and len(problem.groups) < problem.k:
         _check_size(problem, "grouped", max_memory_gb)
-        return _solve_grouped(problem, conic, polish)
-    if solver == "auto" and problem.k > AUTO_BM_ABOVE and not nonnegative:
+        result = _solve_grouped(problem, conic, polish)
+    elif solver == "auto" and problem.k > AUTO_BM_ABOVE and not nonnegative:
         return solve_bm(problem, polish=polish, max_memory_gb=max_memory_gb)
-    return solve_collapsed(problem, solver=conic, polish=polish, max_memory_gb=max_memory_gb)
+    else:
+        result = solve_collapsed(problem, solver=conic, polish=polish, max_memory_gb=max_memory_gb)
+    if solver == "auto" and polish and not nonnegative and result.status != "optimal":
+        # the interior point's polish may not start (many copies, a small tau: its tolerance leaves the entries
+        # loose); Burer-Monteiro's factor-form polish holds further (benchmarks/solver_precision.py)
+        _check_size(problem, "bm", max_memory_gb)
+        other = solve_bm(problem, polish=True)
+        acc, other_acc = result.entry_accuracy, other.entry_accuracy
+        if other_acc is not None and np.isfinite(other_acc) and (acc is None or not np.isfinite(acc) or other_acc < acc):
+            why = f"the {result.method} solve's entries were not certified ({result.note or result.status})"
+            return replace(other, note=f"{why}; Burer-Monteiro used" + (f"; {other.note}" if other.note else ""))
+    return result
 
 
 def _check_size(problem: Problem, method: str, max_memory_gb: float | None) -> None:

@@ -18,7 +18,7 @@ from ufm.losses import check_copies
 
 from .certificate import gram_certificate
 from .newton import Rows, polish_factor
-from .problem import LSEProgram, Row, check_solve_size, check_tau_n_w, prototype_gram
+from .problem import LSEProgram, Row, check_solve_size, check_solver_n_w, check_tau_n_w, prototype_gram
 from .result import FullSolveResult
 
 __all__ = ["solve_full", "full_objective", "full_program", "class_mean_gram", "within_class_min", "check_full"]
@@ -28,6 +28,7 @@ def full_program(labels: np.ndarray, batches: list[np.ndarray], k: int, n_w: flo
                  tau: float) -> LSEProgram:
     """The batch-set loss of N samples on v = [vec G, vec X, vec G_*]."""
     check_copies(n_w, prototype_anchors)
+    check_solver_n_w(n_w, prototype_anchors)
     n = len(labels)
     x0, g0 = n * n, n * n + n * k
     rows = []

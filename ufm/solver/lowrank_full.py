@@ -26,7 +26,7 @@ import torch
 from .certificate import gram_certificate
 from .lowrank import minimize_unit_rows
 from .full import check_full, class_mean_gram, full_program, within_class_min
-from .problem import check_solve_size, check_tau_n_w
+from .problem import check_solve_size, check_solver_n_w, check_tau_n_w
 from .result import FullSolveResult
 
 __all__ = ["solve_full_bm", "default_rank", "prototype_rows", "lift_collapsed"]
@@ -84,6 +84,7 @@ def solve_full_bm(labels, batches, tau: float = 0.1, g_star=None, n_w: float = 0
     reach the same objective (within the certified gap): empirical, and large when the optimum is not unique
     (interchangeable samples that do not collapse)."""
     check_tau_n_w(tau, n_w)
+    check_solver_n_w(n_w, prototype_anchors)
     if not (seeds or len(starts)) or max_iter < 1:
         raise ValueError("solve_full_bm needs at least one seed (or start) and max_iter >= 1")
     labels, batches, k, g = check_full(labels, batches, g_star, n_w, num_classes)

@@ -30,11 +30,12 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from ufm.errors import FieldError
 from ufm.geometry import check_gram
 from ufm.losses import check_copies
 
 __all__ = ["Problem", "LSEProgram", "Row", "collapsed_rows", "class_groups", "block_values", "solve_memory_bytes",
-           "check_solve_size"]
+           "check_solve_size", "check_solver_n_w", "MAX_SOLVER_N_W"]
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,22 @@ def prototype_gram(g_star, n_w: float, k: int) -> np.ndarray | None:
     return g
 
 
+MAX_SOLVER_N_W = 1e9  # with prototype anchors: see check_solver_n_w
+
+
+def check_solver_n_w(n_w: float, prototype_anchors: bool, name: str = "n_w") -> None:
+    """Refuse (FieldError) copies beyond what float64 resolves: with prototype anchors the class means move the
+    objective by about (c / n_w)^2 of its size (c: a class count), below its round-off as n_w grows.  Measured
+    (``benchmarks/solver_precision.py``, docs/performance): every path keeps entries to <= 1e-5 up to n_w = 1e8 at
+    tau = 0.5, its estimate grows like n_w, and at 1e12 every path gives entries off by 1e-3 to 1 (the interior point
+    "optimal" at +0.54 where the answer is -0.5).  Batch anchors only keep entries to 1e-13 at any n_w measured."""
+    if prototype_anchors and n_w > MAX_SOLVER_N_W:
+        raise FieldError(f"{{{name}}} = {n_w:g} is beyond what the float64 solvers resolve with prototype anchors "
+                         f"(the class means move the objective by ~(count / n_w)^2 of its size, under its round-off); "
+                         f"use {{{name}}} <= {MAX_SOLVER_N_W:g}, or the exact n_w -> infinity limit "
+                         "(ufm.losses.limit_loss; ufm verify-prop1)")
+
+
 def check_tau_n_w(tau: float, n_w: float) -> None:
     if not (np.isfinite(tau) and tau > 0):
         raise ValueError(f"tau must be > 0, got {tau}")
@@ -235,6 +252,7 @@ class Problem:
             return compositions
         check_tau_n_w(float(tau), float(n_w))
         check_copies(float(n_w), bool(prototype_anchors))
+        check_solver_n_w(float(n_w), bool(prototype_anchors))
         comp = check_compositions(compositions, float(n_w))
         k = comp.shape[1]
         g = prototype_gram(g_star, n_w, k)

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SolveResult", "FullSolveResult", "JSON_MATRIX_MAX_K", "ARRAYS_FILE"]
+__all__ = ["SolveResult", "FullSolveResult", "JSON_MATRIX_MAX_K", "ARRAYS_FILE", "ENTRY_TOL"]
 
+ENTRY_TOL = 1e-6  # "optimal" promises every reported entry within this of the optimum (by the entry-accuracy estimate)
 JSON_MATRIX_MAX_K = 100  # matrices go into JSON summaries as lists up to this order; always into ARRAYS_FILE
 ARRAYS_FILE = "arrays.npz"  # where `ufm solve` and the sweep points write the matrices
 
@@ -17,7 +18,9 @@ class SolveResult:
     """Optimal class-mean Gram ``gram [k, k]`` (``[N, N]`` for the full solve), cross-Gram ``cross`` =
     [mu_a . w_c] (or None without prototypes) and the objective (the batch-set loss, not normalized).
 
-    - ``status``: "optimal" when the certificate and the residuals hold, else "optimal_inaccurate";
+    - ``status``: "optimal" when the certificate and the residuals hold and every entry is estimated within
+      :data:`ENTRY_TOL` of the optimum (``entry_accuracy``), else "optimal_inaccurate" (the certified gap bounds
+      the objective, not the entries: at large n_w a gap of 1e-10 of the objective leaves the class means free);
     - ``method``: "grouped" (symmetry-reduced), "interior" (collapsed, interior point), "bm"
       (Burer-Monteiro) or "full" (N x N); ``solver``: CLARABEL, SCS or BM;
     - ``iterations``: interior-point (or L-BFGS) iterations; ``newton_iterations``: of the polish (0: none);
@@ -52,6 +55,15 @@ class SolveResult:
     compile_s: float
     solve_s: float
     polish_s: float
+
+    def __post_init__(self) -> None:
+        """Downgrade "optimal" to "optimal_inaccurate" when the entries are not estimated within ENTRY_TOL."""
+        acc = self.entry_accuracy
+        if self.status == "optimal" and (acc is None or not np.isfinite(acc) or acc > ENTRY_TOL):
+            why = ("entries not certified: no entry-accuracy estimate" if acc is None or not np.isfinite(acc)
+                   else f"entries not certified: accurate only to {acc:.1e} (> {ENTRY_TOL:g})")
+            object.__setattr__(self, "status", "optimal_inaccurate")
+            object.__setattr__(self, "note", f"{self.note}; {why}" if self.note else why)
 
     @property
     def total_s(self) -> float:

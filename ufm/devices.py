@@ -1,0 +1,23 @@
+"""Device resolution shared by the simulator and the trainer (one place for what ``--device`` means)."""
+
+from __future__ import annotations
+
+import torch
+
+from ufm.errors import FieldError
+
+__all__ = ["resolve_device"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a ``device`` option: ``auto`` is CUDA when present, else CPU; ``cpu``, ``cuda``,
+    ``cuda:N``.  A device that is not here is refused (ValueError) with what to use instead."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise FieldError(f"unknown {{device}} {name!r}: use auto, cpu or cuda") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FieldError("{device=cuda} was asked for but CUDA is not available here; use {device=cpu} or {device=auto}")
+    return device
