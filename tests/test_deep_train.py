@@ -380,3 +380,17 @@ def test_ctrl_c_says_how_to_continue(image_folder, tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted:" in err and f"ufm train --resume {run}" in err.replace("\n", "") and "Traceback" not in err
     assert (run / "checkpoint.pt").is_file()
+
+
+def test_size_refusals_name_the_dimension_that_matters(image_folder, tmp_path):
+    common = ["train", "--dataset", "folder", "--data-root", str(image_folder), "--n-major", "10", "--ratio", "5",
+              "--width", "4", "--batch-size", "8", "--epochs", "1", "--device", "cpu"]
+    # a target of rank 2 (ETF of 3 classes) in 1 dimension: refused before training, naming --embed-dim
+    result = CliRunner().invoke(app, [*common, "--embed-dim", "1", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "use --embed-dim >= 2" in result.output, result.output
+    result = CliRunner().invoke(app, [*common, "--embed-dim", "1", "--grid", "n_w=0,5", "--out", str(tmp_path / "g")])
+    assert result.exit_code == 2 and "use --embed-dim >= 2" in result.output and not (tmp_path / "g").exists()
+    # a huge embedding dimension dominates the memory estimate: the message names it
+    result = CliRunner().invoke(app, [*common, "--embed-dim", "20000000", "--max-memory-gb", "1",
+                                      "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "GiB" in result.output and "--embed-dim" in result.output, result.output

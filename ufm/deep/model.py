@@ -62,8 +62,18 @@ class ResNet18(nn.Module):
         return nn.functional.normalize(self.head(self.features(x)), dim=-1)
 
 
-def check_head_reaches(g_star: torch.Tensor, head: str) -> None:
-    """Refuse a target with negative cosines for the non-negative ``relu`` head."""
+def check_head_reaches(g_star: torch.Tensor, head: str, embed_dim: int | None = None) -> None:
+    """Refuse a target with negative cosines for the non-negative ``relu`` head, and one whose rank exceeds the
+    embedding dimension (no ``embed_dim``-dimensional prototypes realize it)."""
+    if embed_dim is not None:
+        lam = torch.linalg.eigvalsh(torch.as_tensor(g_star, dtype=torch.float64))
+        rank = int((lam > 1e-9 * lam.max()).sum())
+        if rank > embed_dim:
+            from ufm.errors import FieldError
+
+            raise FieldError(f"the target G_* has rank {rank}, more than the embedding dimension {{embed_dim}} = "
+                             f"{embed_dim}: no prototypes realize it; use {{embed_dim}} >= {rank} or a lower-rank "
+                             "target")
     if head == "relu" and bool((torch.as_tensor(g_star) < -1e-9).any()):
         raise ValueError(
             "the target G_* has negative cosines, which non-negative (relu-head) embeddings cannot reach; "

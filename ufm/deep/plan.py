@@ -17,6 +17,7 @@ import torch
 
 from ufm.batching import epoch_batches
 from ufm.deep.config import TrainConfig
+from ufm.errors import FieldError
 from ufm.runio import read_json
 
 __all__ = ["check_against_data", "run_state", "RUN_FILES"]
@@ -27,6 +28,7 @@ RUN_FILES = ("config.json", "checkpoint.pt", "metrics.jsonl", "summary.json")
 def check_against_data(configs: Mapping[str, TrainConfig]) -> None:
     """Refuse (ValueError naming the run) a run whose data cannot give what it asks: more images of a class than
     the data set has, more test images per class, a batch larger than its training subset."""
+    from ufm.deep.model import check_head_reaches
     from ufm.deep.train import _first_of_each_class, load_data, select_data
 
     loaded: dict[tuple, tuple] = {}
@@ -35,12 +37,15 @@ def check_against_data(configs: Mapping[str, TrainConfig]) -> None:
         if key not in loaded:
             loaded[key] = load_data(cfg)
         try:
-            train, _, _, _ = select_data(cfg, *loaded[key])
+            train, _, counts, _ = select_data(cfg, *loaded[key])
+            check_head_reaches(cfg.g_star(counts), cfg.head, cfg.embed_dim)
             k = len(train.classes)
             bound = _first_of_each_class(train.labels, k) if cfg.batching == "binding" else None
             epoch_batches(train.labels, cfg.batch_size, cfg.batching, torch.Generator().manual_seed(0), k, bound)
         except ValueError as err:
             where = f"run {name}: " if name and len(configs) > 1 else ""
+            if isinstance(err, FieldError):  # keep its fields: the command line writes them as flags
+                raise FieldError(where.replace("{", "(").replace("}", ")") + err.template) from None
             raise ValueError(f"{where}{err}") from None
 
 

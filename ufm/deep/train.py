@@ -202,7 +202,8 @@ def train(
     check_memory(memory_estimate(cfg, train_set, test_set),
                  f"training (ResNet-18 width {cfg.width}, batches of {cfg.batch_size} x 2 views, "
                  f"{len(train_set.labels) + len(test_set.labels)} images on {device})",
-                 "lower --width or --batch-size, or train on fewer images (--n-major, --test-per-class)",
+                 "lower {width}, {embed_dim} or {batch_size}, or train on fewer images ({n_major}, "
+                 "{test_per_class})",
                  max_memory_gb, device)
     if resume:
         recorded = np.load(run_dir / "data.npz")["train_index"]
@@ -210,7 +211,7 @@ def train(
             raise ValueError(f"the data under {cfg.data_root} is not the data {run_dir} was trained on "
                              "(its chosen training images differ); point --data-root at the original data")
     g_star = cfg.g_star(counts)
-    check_head_reaches(g_star, cfg.head)
+    check_head_reaches(g_star, cfg.head, cfg.embed_dim)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = ResNet18(cfg.width, cfg.head, cfg.embed_dim, train_set.images.shape[1])
