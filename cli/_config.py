@@ -16,6 +16,7 @@ from typing import Any, Callable, List, Optional
 import typer
 
 from ufm.errors import FieldError
+from ufm.grid import without_effect_everywhere
 
 
 def _annotation(tp: Any) -> Any:
@@ -73,14 +74,11 @@ def typed(ctx: Any, name: str) -> bool:
 
 def refuse_typed_without_effect(config: Any, names: list[str], ctx: Any) -> None:
     """Refuse the options typed on the command line that ``config.without_effect()`` says do nothing."""
-    without = getattr(config, "without_effect", lambda: {})()
-    if ctx is None or not without:
+    if ctx is None or not hasattr(config, "without_effect"):
         return
-    given = [name for name in names if name in without and typed(ctx, name)]
-    if given:
-        name = given[0]
+    for name, reason in without_effect_everywhere([config], [n for n in names if typed(ctx, n)]).items():
         flag = "--" + name.replace("_", "-")
-        raise ValueError(f"{flag} has no effect {flag_names(without[name], names)}; drop it")
+        raise ValueError(f"{flag} has no effect {flag_names(reason, names)}; drop it")
 
 
 def typed_names(cls: type, ctx: Any, skip: tuple[str, ...] = ()) -> list[str]:

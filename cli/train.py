@@ -22,7 +22,7 @@ from ufm.executors import ExecutorConfig
 from ufm.figures import deep_fig1
 from ufm.folders import MARKER, describe, identify, mark, require
 from ufm.runio import read_json
-from ufm.grid import parse_grid
+from ufm.grid import parse_grid, without_effect_everywhere
 
 
 def _fmt(entry: dict, key: str, spec: str) -> str:
@@ -160,10 +160,8 @@ def train_command(
 
 def _refuse_without_effect(given: dict, configs: list[TrainConfig]) -> None:
     """Refuse a typed option that has no effect in any of the runs."""
-    for name in given:
-        reasons = [cfg.fields_without_effect().get(name) for cfg in configs]
-        if reasons and all(reasons):
-            raise ValueError(f"--{name.replace('_', '-')} has no effect {reasons[0]}; drop it")
+    for name, reason in without_effect_everywhere(configs, list(given)).items():
+        raise ValueError(f"--{name.replace('_', '-')} has no effect {reason}; drop it")
 
 
 def _given_fields(ctx: typer.Context, config: TrainConfig) -> dict:

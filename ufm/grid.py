@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-__all__ = ["parse_grid", "Point", "point_label", "config_hash"]
+__all__ = ["parse_grid", "Point", "point_label", "config_hash", "without_effect_everywhere", "refuse_without_effect"]
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -107,3 +107,26 @@ def config_hash(kind: str, config: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def without_effect_everywhere(configs: Sequence[Any], names: Sequence[str]) -> dict[str, str]:
+    """The fields among ``names`` that have no effect in any of ``configs`` (each config's ``without_effect()``),
+    with the reason in the first: setting them, or gridding over them, changes no run."""
+    out = {}
+    for name in names:
+        reasons = [c.without_effect().get(name) for c in configs]
+        if configs and all(reasons):
+            out[name] = reasons[0]
+    return out
+
+
+def refuse_without_effect(configs: Sequence[Any], grid: dict[str, Sequence], given: Sequence[str] = (),
+                          what: str = "points") -> None:
+    """Refuse (FieldError) a grid field without effect in every config (its values would run identical ``what``)
+    and a field in ``given`` (set by the user) without effect in every config (silently ignored): the one place
+    every grid (sweeps, maps, training grids) checks "no effect at every point"."""
+    from ufm.errors import FieldError
+
+    for name, reason in without_effect_everywhere(configs, list(grid)).items():
+        raise FieldError(f"grid field {name} has no effect {reason}: its {len(grid[name])} values would run "
+                         f"identical {what}; drop it from the grid (or set what gives it an effect)")
+    for name, reason in without_effect_everywhere(configs, [n for n in given if n not in grid]).items():
+        raise FieldError(f"{{{name}}} has no effect {reason} at any point of the grid; drop it")

@@ -30,6 +30,7 @@ import torch
 
 from ufm.grid import Point, _field_types, _fmt, _plain, config_hash, point_label  # noqa: F401  (re-exported)
 from ufm.grid import parse_grid as _parse_grid
+from ufm.grid import refuse_without_effect, without_effect_everywhere
 from ufm.folders import KINDS as FOLDER_KINDS, describe, identify, mark, require
 from ufm.runio import read_json, write_csv, write_json
 from ufm.simulate import SimConfig, simulate
@@ -118,14 +119,8 @@ def plan(kind: str, base: Any, grid: dict[str, Sequence]) -> list[Point]:
 
 
 def without_effect_at_every_point(points: Sequence[Point], names: Sequence[str]) -> dict[str, str]:
-    """The fields among ``names`` that have no effect at any of ``points`` (each config's ``without_effect()``),
-    with the reason at the first point: setting them, or gridding over them, changes no run."""
-    out = {}
-    for name in names:
-        reasons = [p.config.without_effect().get(name) for p in points]
-        if points and all(reasons):
-            out[name] = reasons[0]
-    return out
+    """:func:`ufm.grid.without_effect_everywhere` over the points' configs."""
+    return without_effect_everywhere([p.config for p in points], names)
 
 
 def check_grid_effects(kind: str, base: Any, grid: dict[str, Sequence], given: Sequence[str] = (),
@@ -134,11 +129,7 @@ def check_grid_effects(kind: str, base: Any, grid: dict[str, Sequence], given: S
     points) and a field in ``given`` (set by the user, e.g. typed options) without effect at every point (silently
     ignored).  Returns the points (:func:`plan`)."""
     points = plan(kind, base, grid) if points is None else points
-    for name, reason in without_effect_at_every_point(points, list(grid)).items():
-        raise ValueError(f"grid field {name} has no effect {reason}: its {len(grid[name])} values would run identical "
-                         f"points; drop it from the grid (or set what gives it an effect)")
-    for name, reason in without_effect_at_every_point(points, [n for n in given if n not in grid]).items():
-        raise ValueError(f"{name} has no effect {reason} at any point of the grid; drop it")
+    refuse_without_effect([p.config for p in points], grid, given)
     return points
 
 

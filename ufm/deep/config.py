@@ -183,7 +183,7 @@ def grid_runs(runs: dict[str, TrainConfig], grid: dict[str, tuple]) -> dict[str,
     train identical runs."""
     import itertools
 
-    from ufm.grid import point_label
+    from ufm.grid import point_label, refuse_without_effect
 
     out = {}
     for name, cfg in runs.items():
@@ -191,11 +191,7 @@ def grid_runs(runs: dict[str, TrainConfig], grid: dict[str, tuple]) -> dict[str,
             values = dict(zip(grid, combo))
             label = point_label(values)
             out[f"{name}/{label}" if name else label] = TrainConfig(**{**cfg.to_dict(), **values})
-    for field in grid:
-        reasons = [cfg.without_effect().get(field) for cfg in out.values()]
-        if out and all(reasons):
-            raise ValueError(f"grid field {field} has no effect {reasons[0]}: its {len(grid[field])} values would "
-                             "train identical runs; drop it from the grid (or set what gives it an effect)")
+    refuse_without_effect(list(out.values()), grid, what="runs")
     return out
 
 
