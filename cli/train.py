@@ -14,13 +14,13 @@ from ._config import typed, with_config_options
 from ._executor import with_executor_options
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
 from ufm.deep.config import grid_runs
-from ufm.deep.plan import RUN_FILES, check_against_data, run_state
+from ufm.deep.plan import check_against_data, run_state, start_over
 from ufm.deep.train import (PRESETS, TrainConfig, check_fresh_folder, preset, resumed_config, train,
                             train_distributed)
 from ufm.deep.tasks import run_training
 from ufm.executors import ExecutorConfig
 from ufm.figures import deep_fig1
-from ufm.folders import MARKER, describe, identify, mark, require
+from ufm.folders import describe, identify, mark, require
 from ufm.runio import read_json
 from ufm.grid import parse_grid, without_effect_everywhere
 
@@ -93,8 +93,7 @@ def train_command(
                 summaries[name] = {**read_json(folder / "summary.json"), "run_folder": str(folder)}
                 continue
             if states[name] == "restart":  # the same run, killed before its first checkpoint: nothing to keep
-                for file in RUN_FILES + ("provenance.json", "data.npz", MARKER):
-                    (folder / file).unlink(missing_ok=True)
+                start_over(folder)
             left[name] = (cfg, folder, states[name] == "resume")
         runs = left
         if identify(out) not in (None, "train-set"):

@@ -75,22 +75,21 @@ class Kind:
     module: str = ""
 
 
-_KINDS: dict[str, Kind] = {}
+KINDS: dict[str, Kind] = {}  # name -> Kind, filled by register_kind
 _LEGACY_MODULES = {"map": "ufm.maps"}  # sweeps written before config.json recorded the kind's module
-KINDS = _KINDS  # name -> Kind (read-only use; register with register_kind)
 
 
 def register_kind(name: str, kind: Kind) -> None:
     """Make ``name`` a kind of sweep point (called at import by the kind's module)."""
-    _KINDS[name] = replace(kind, module=kind.module or kind.run.__module__)
+    KINDS[name] = replace(kind, module=kind.module or kind.run.__module__)
 
 
 def _kind(name: str, module: str | None = None) -> Kind:
-    if name not in _KINDS and module:
+    if name not in KINDS and module:
         importlib.import_module(module)  # the module recorded by the sweep registers its kind
-    if name not in _KINDS:
-        raise ValueError(f"unknown sweep kind {name!r}; choose one of {', '.join(_KINDS)}")
-    return _KINDS[name]
+    if name not in KINDS:
+        raise ValueError(f"unknown sweep kind {name!r}; choose one of {', '.join(KINDS)}")
+    return KINDS[name]
 
 
 def _config_class(kind: str) -> type:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Mapping
 
@@ -18,9 +19,10 @@ import torch
 from ufm.batching import epoch_batches
 from ufm.deep.config import TrainConfig
 from ufm.errors import FieldError
+from ufm.folders import describe, identify
 from ufm.runio import read_json
 
-__all__ = ["check_against_data", "run_state", "RUN_FILES"]
+__all__ = ["check_against_data", "run_state", "start_over", "RUN_FILES"]
 
 RUN_FILES = ("config.json", "checkpoint.pt", "metrics.jsonl", "summary.json")
 
@@ -61,13 +63,10 @@ def run_state(cfg: TrainConfig, folder: str | Path) -> str:
             raise ValueError(f"{folder} holds {', '.join(held)} but no config.json: not a training run folder; "
                              "choose another --out")
         return "new"
-    record = read_json(folder / "config.json")
-    if not isinstance(record, dict) or "kind" in record or "loss" not in record:
-        from ufm.folders import describe
-
+    if identify(folder) != "train":
         raise ValueError(f"{folder} is {describe(folder)}, not a training run; choose another --out")
-    saved = TrainConfig.from_dict(record)
-    differ = [n for n, v in cfg.to_dict().items() if saved.to_dict().get(n) != v]
+    saved = TrainConfig.from_dict(read_json(folder / "config.json")).to_dict()
+    differ = [n for n, v in cfg.to_dict().items() if saved.get(n) != v]
     if differ:
         raise ValueError(f"{folder} holds a training run of another configuration ({', '.join(differ)} differ); "
                          "choose another --out, or continue that run with --resume")
@@ -76,3 +75,9 @@ def run_state(cfg: TrainConfig, folder: str | Path) -> str:
     if (folder / "checkpoint.pt").is_file():
         return "resume"
     return "restart"
+
+
+def start_over(folder: str | Path) -> None:
+    """Remove the folder of a run that stopped before its first checkpoint (state ``"restart"``, or a requeued
+    SLURM task preempted that early): it holds only what this same run wrote, nothing to resume from."""
+    shutil.rmtree(folder)

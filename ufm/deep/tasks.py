@@ -4,11 +4,11 @@ its time limit nears; the same run is then requeued and continues from its run f
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from ufm.deep.plan import start_over
 from ufm.executors import ExecutorConfig, Task, require_submitit, run_tasks
 
 __all__ = ["TrainTask", "run_training"]
@@ -31,7 +31,7 @@ class TrainTask(Task):
         run_dir = Path(self.run_dir)
         resume = self.resume or (self.requeued and (run_dir / "checkpoint.pt").is_file())
         if self.requeued and not resume and run_dir.is_dir():
-            shutil.rmtree(run_dir)
+            start_over(run_dir)
         return {**train(self.config, self.run_dir, resume=resume), "run_folder": str(self.run_dir)}
 
     def checkpoint(self, *args: Any, **kwargs: Any):

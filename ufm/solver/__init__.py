@@ -173,8 +173,7 @@ def solve(compositions, tau: float = 0.1, g_star=None, n_w: float = 0.0, prototy
     if solver == "auto" and polish and not nonnegative and result.status != "optimal":
         # the interior point's polish may not start (many copies, a small tau: its tolerance leaves the entries
         # loose); Burer-Monteiro's factor-form polish holds further (benchmarks/solver_precision.py)
-        _check_size(problem, "bm", max_memory_gb)
-        other = solve_bm(problem, polish=True)
+        other = solve_bm(problem, polish=True, max_memory_gb=max_memory_gb)
         acc, other_acc = result.entry_accuracy, other.entry_accuracy
         if other_acc is not None and np.isfinite(other_acc) and (acc is None or not np.isfinite(acc) or other_acc < acc):
             why = f"the {result.method} solve's entries were not certified ({result.note or result.status})"
