@@ -7,11 +7,10 @@ from typing import List, Optional
 
 import typer
 
-from ufm.errors import FieldError
 from rich import box
 from rich.table import Table
 
-from ._common import check_out, console, default_out, print_json, user_errors
+from ._common import check_out, console, default_out, err_console, print_json, progress_bar, user_errors
 from ._executor import with_executor_options
 from ufm.executors import ExecutorConfig
 
@@ -40,17 +39,17 @@ def collapse_map_command(
     seeds: int = typer.Option(1, help="random starts of the uncollapsed Burer-Monteiro solve (besides the "
                               "perturbed collapsed point)"),
     rel_tol: float = typer.Option(1e-9, help="relative gap under which collapse counts as certified optimal"),
-    out: Optional[Path] = typer.Option(None, help="folder for collapse_map.json (and the task logs); default: "
-                                       "runs/collapse-map-<time> with --executor local/slurm, none inline"),
-    overwrite: bool = typer.Option(False, help="replace the files of an existing --out folder"),
+    out: Optional[Path] = typer.Option(None, help="map folder: one run folder per cell, collapse_map.json and "
+                                       "table.csv; re-run the same command to continue a killed map (default: "
+                                       "runs/collapse-map-<time> with --executor local/slurm, none inline)"),
+    overwrite: bool = typer.Option(False, help="replace a collapse map of other cells in --out (the same cells "
+                                   "continue without it)"),
     as_json: bool = typer.Option(False, "--json", help="print the cells as JSON"),
 ) -> None:
     """Is class collapse optimal?  Per cell (profile, R, tau, n_w, anchors): the certified collapsed optimum,
     lifted to N samples and certified there, against the uncollapsed Burer-Monteiro optimum; verdict
     "collapse optimal" (certified within the gap), "not optimal" (certified) or "undecided"."""
-    from ufm.collapse import collapse_map, map_cells
-    from ufm.folders import mark
-    from ufm.runio import write_json
+    from ufm.collapse import collapse_map, map_cells, run_collapse_map
 
     if anchors not in _ANCHORS:
         raise ValueError(f"--anchors must be one of {', '.join(_ANCHORS)}, got {anchors!r}")
@@ -60,36 +59,46 @@ def collapse_map_command(
         raise ValueError(f"--anchors {anchors} has no effect with --n-w 0 only (no prototypes); drop it")
     if overwrite and out is None:
         raise ValueError("--overwrite has no effect without --out (no existing folder is written to); drop it")
-    try:
-        profiles = tuple(profile or ("step", "long-tail"))
-        default_ratios = (1.0,) if set(profiles) == {"balanced"} else (2.0, 10.0)
-        cells = map_cells(profiles, tuple(ratio or default_ratios),
-                          tuple(tau or (0.1, 0.5)), tuple(n_w or (0.0, 1.0, 10.0)), _ANCHORS[anchors], k, n_major,
-                          minority_fraction, target, batching, batch_size, batch_seed, tuple(range(seeds)), rel_tol)
-    except FieldError:
-        raise
+    profiles = tuple(profile or ("step", "long-tail"))
+    default_ratios = (1.0,) if set(profiles) == {"balanced"} else (2.0, 10.0)
+    cells = map_cells(profiles, tuple(ratio or default_ratios), tuple(tau or (0.1, 0.5)), tuple(n_w or (0.0, 1.0, 10.0)),
+                      _ANCHORS[anchors], k, n_major, minority_fraction, target, batching, batch_size, batch_seed,
+                      tuple(range(seeds)), rel_tol)
     if out is None and executor.executor != "inline":
         out = default_out("collapse-map")
     if out is not None:
-        out = check_out(out, overwrite=overwrite, kind="collapse-map")
-        out.mkdir(parents=True, exist_ok=True)
-    count = [0]
+        out = check_out(out, overwrite=overwrite, run_folder=False, kind="collapse-map")
+    with progress_bar(as_json) as bar:
+        task = bar.add_task(f"collapse map ({executor.executor})", total=len(cells), status="")
+        finished = {"n": 0}
 
-    def done(name: str, ok: bool) -> None:
-        count[0] += 1
-        if not as_json:
-            console.print(f"[{count[0]}/{len(cells)}] {name} {'done' if ok else '[red]failed[/red]'}")
+        def done(name: str, ok: bool) -> None:
+            finished["n"] += 1
+            bar.update(task, completed=finished["n"], status=f"{name} {'done' if ok else 'FAILED'}")
 
-    rows = collapse_map(cells, executor, None if out is None else out / "logs", done=done)
-    if out is not None and executor.wait:
-        mark(out, "collapse-map")
-        write_json(out / "collapse_map.json", rows)
+        try:
+            if out is None:
+                rows = collapse_map(cells, executor, None, done=done)
+            else:
+                report = run_collapse_map(out, cells, executor, done, overwrite=overwrite)
+                rows = report["rows"]
+        except KeyboardInterrupt:
+            where = (f"finished cells are kept in {out}; re-run the same command to continue" if out is not None
+                     else "nothing was kept (no --out); give --out to keep finished cells")
+            err_console.print(f"interrupted: {where}")
+            raise typer.Exit(130) from None
+    if out is not None and "submitted" in report:
+        if as_json:
+            print_json({"folder": str(out), "submitted": report["submitted"], "skipped": report["skipped"]})
+        else:
+            console.print(f"submitted {len(report['submitted'])} cells to SLURM ({report['skipped']} already "
+                          f"finished); when they end, run the same command again (or ufm gather {out}) for the table")
+        return
     if as_json:
         print_json(rows)
         return
-    if not executor.wait:
-        console.print(f"submitted {len(rows)} cells; logs in {out / 'logs'}")
-        return
+    if out is not None and report["skipped"]:
+        console.print(f"{report['skipped']} of {report['total']} cells already finished in {out}")
     table = Table(title="is collapse optimal? (full problem N x N vs collapsed, certified)", box=box.SIMPLE,
                   padding=(0, 1))
     for col in ("profile", "R", "N", "tau", "n_w", "anchors", "collapsed - full (rel.)", "collapse gap (rel.)",

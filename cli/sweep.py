@@ -30,6 +30,11 @@ _COLUMNS = {
               ("angle_minority", "angle minority", ".1f")),
     "map": (("n_w", "n_w", "g"), ("tau", "tau", "g"), ("distance", "distance to G_*", ".4f"), ("status", "status", "s"),
             ("relative_gap", "relative gap", ".1e"), ("distance_spread", "spread", ".1e")),
+    "collapse": (("n_w", "n_w", "g"), ("tau", "tau", "g"), ("relative_collapse_gap", "collapse gap (rel.)", ".1e"),
+                 ("verdict", "verdict", "s")),
+    "train": (("run", "run", "s"), ("n_w", "n_w", "g"), ("tau", "tau", "g"), ("epochs", "epochs", "d"),
+              ("distance", "distance to G_*", ".4f"), ("nc1", "NC1", ".3f"), ("train_ncc_accuracy", "train NCC", ".3f"),
+              ("ncc_accuracy", "test NCC", ".3f"), ("linear_probe_accuracy", "probe", ".3f")),
 }
 
 
@@ -160,17 +165,16 @@ def solve_sweep_command(
 
 @user_errors
 def gather_command(
-    folder: Path = typer.Argument(..., help="a sweep folder (of ufm sweep or ufm solve-sweep)"),
+    folder: Path = typer.Argument(..., help="a grid folder (of ufm sweep, solve-sweep, map or collapse-map)"),
     as_json: bool = typer.Option(False, "--json", help="print the table as JSON on stdout"),
 ) -> None:
-    """Rebuild table.csv, table.json and distance_vs_nw.png of a sweep from whatever points have finished."""
+    """Rebuild table.csv, table.json and the figures of a grid (sweep, solve-sweep, map, collapse-map) from whatever
+    points have finished."""
     report = gather(folder)
     if as_json:
         print_json({"run_folder": report["folder"], **{k: report[k] for k in ("rows", "finished", "total", "missing")}})
         return
-    from ufm.runio import read_json
-
-    _print_table(report["kind"], report, list(read_json(Path(folder) / "config.json")["grid"]))
+    _print_table(report["kind"], report, report["fields"])
     if report["missing"]:
         console.print(f"{len(report['missing'])} points not finished yet (re-run the sweep to run them)")
     console.print(f"sweep folder: {report['folder']}")

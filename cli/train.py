@@ -14,13 +14,13 @@ from ._config import typed, with_config_options
 from ._executor import with_executor_options
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
 from ufm.deep.config import grid_runs
-from ufm.deep.plan import check_against_data, run_state, start_over
+from ufm.deep.plan import plan_set
 from ufm.deep.train import (PRESETS, TrainConfig, check_fresh_folder, preset, resumed_config, train,
                             train_distributed)
 from ufm.deep.tasks import run_training
 from ufm.executors import ExecutorConfig
 from ufm.figures import deep_fig1
-from ufm.folders import describe, identify, mark, require
+from ufm.folders import require
 from ufm.runio import read_json
 from ufm.grid import parse_grid, without_effect_everywhere
 
@@ -85,22 +85,8 @@ def train_command(
     _refuse_without_effect(given, [cfg for cfg, _, _ in runs.values()])
     summaries = {}
     if resume is None and (preset_name or grid):  # a set of runs: re-running the same command continues it
-        states = {name: run_state(cfg, folder) for name, (cfg, folder, _) in runs.items()}
-        check_against_data({name: cfg for name, (cfg, _, _) in runs.items() if states[name] != "done"})
-        left = {}
-        for name, (cfg, folder, _) in runs.items():
-            if states[name] == "done":
-                summaries[name] = {**read_json(folder / "summary.json"), "run_folder": str(folder)}
-                continue
-            if states[name] == "restart":  # the same run, killed before its first checkpoint: nothing to keep
-                start_over(folder)
-            left[name] = (cfg, folder, states[name] == "resume")
-        runs = left
-        if identify(out) not in (None, "train-set"):
-            raise ValueError(f"--out {out} is {describe(out)}; a preset or grid puts its runs in a folder of their own: "
-                             "choose another --out")
-        out.mkdir(parents=True, exist_ok=True)
-        mark(out, "train-set")
+        values = {name: {f: getattr(cfg, f) for f in axes} for name, (cfg, _, _) in runs.items()}
+        summaries, runs = plan_set({name: cfg for name, (cfg, _, _) in runs.items()}, out, values)
         if not as_json and summaries:
             console.print(f"{len(summaries)} of {len(summaries) + len(runs)} runs already finished; "
                           f"{sum(c for _, _, c in runs.values())} continue from their checkpoints")

@@ -136,3 +136,60 @@ def test_balanced_cells_are_made_once_and_a_ratio_without_effect_is_refused():
     assert len({c.counts for c in cells}) == 3
     with pytest.raises(ValueError, match="no effect with balanced counts only"):
         map_cells(("balanced",), (2.0,), (0.5,), (1.0,), (False,), k=4, n_major=4)
+
+
+def test_a_collapse_map_resumes_and_gathers(tmp_path):
+    # a collapse map is a grid of the engine: a killed map continues where it stopped, and ufm gather reads it
+    from ufm.collapse import run_collapse_map
+    from ufm.sweep import gather
+
+    cells = [CollapseCell((3, 3, 1), 0.5, 0.0), CollapseCell((3, 3, 1), 0.5, 1.0), CollapseCell((3, 3, 1), 0.5, 1.0,
+                                                                                                 False)]
+    calls = []
+
+    def stop_after_first(name: str, ok: bool) -> None:
+        calls.append(name)
+        raise KeyboardInterrupt  # as Ctrl-C after the first cell finished
+
+    folder = tmp_path / "m"
+    with pytest.raises(KeyboardInterrupt):
+        run_collapse_map(folder, cells, done=stop_after_first)
+    assert len(calls) == 1 and len(list((folder / "points").glob("*/cell.json"))) == 1
+    report = gather(folder)  # the table of what finished
+    assert report["finished"] == 1 and len(report["missing"]) == 2
+    report = run_collapse_map(folder, cells)
+    assert report["skipped"] == 1 and report["ran"] == 2 and report["finished"] == 3
+    fresh = collapse_map(cells)
+    assert [r["verdict"] for r in report["rows"]] == [r["verdict"] for r in fresh] == ["error", "collapse optimal",
+                                                                                     "collapse optimal"]
+    for a, b in zip(report["rows"], fresh):
+        assert a.get("full") == b.get("full") and a["name"] == b["name"]
+    saved = json.loads((folder / "collapse_map.json").read_text())
+    assert [r["name"] for r in saved] == [c.name for c in cells]
+    with open(folder / "table.csv", newline="") as f:
+        import csv
+
+        table = list(csv.DictReader(f))
+    assert [r["verdict"] for r in table] == [r["verdict"] for r in fresh]
+    assert [r["anchors"] for r in table] == ["prototype", "prototype", "batch"]
+    # another set of cells in the same folder: refused, unless --overwrite (then the old cells are gone)
+    with pytest.raises(ValueError, match="different sweep of collapse points"):
+        run_collapse_map(folder, cells[:1])
+    report = run_collapse_map(folder, cells[:1], overwrite=True)
+    assert report["total"] == 1 and len(list((folder / "points").iterdir())) == 1
+
+
+def test_the_cli_continues_a_map_and_gather_prints_it(tmp_path):
+    runner = CliRunner()
+    args = ["collapse-map", "--profile", "step", "--ratio", "2", "--k", "3", "--n-major", "4", "--tau", "0.5",
+            "--n-w", "0", "--n-w", "1", "--anchors", "prototype", "--out", str(tmp_path / "m")]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "2 of 2 cells already finished" in again.output
+    other = runner.invoke(app, [*args[:-2], "--tau", "0.3", "--out", str(tmp_path / "m")])
+    assert other.exit_code == 2 and "--overwrite" in other.output
+    gathered = runner.invoke(app, ["gather", str(tmp_path / "m"), "--json"])
+    assert gathered.exit_code == 0, gathered.output
+    rows = json.loads(gathered.stdout)["rows"]
+    assert [r["verdict"] for r in rows] == ["collapse optimal"] * 2

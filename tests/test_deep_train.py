@@ -1,3 +1,4 @@
+import csv
 import json
 
 import numpy as np
@@ -320,6 +321,21 @@ def test_a_killed_grid_continues_by_rerunning_the_same_command(image_folder, tmp
     # a third time: everything finished, nothing trains
     result = runner.invoke(app, ["train", *common, str(grid), "--json"])
     assert result.exit_code == 0 and sorted(json.loads(result.stdout)) == ["n_w=0", "n_w=10", "n_w=5"]
+    summaries = json.loads(result.stdout)
+    # ufm gather tabulates a training grid like a sweep: one row per run, from its summary
+    gathered = runner.invoke(app, ["gather", str(grid), "--json"])
+    assert gathered.exit_code == 0, gathered.output
+    report = json.loads(gathered.stdout)
+    assert (report["finished"], report["total"]) == (3, 3)
+    assert [r["run"] for r in report["rows"]] == ["n_w=0", "n_w=5", "n_w=10"]
+    for row in report["rows"]:
+        final = summaries[row["run"]]["final"]
+        assert row["n_w"] == float(row["run"].split("=")[1]) and row["distance"] == final["distance"]
+        assert row["linear_probe_accuracy"] == summaries[row["run"]]["linear_probe_accuracy"]
+    with open(grid / "table.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 3
+    printed = runner.invoke(app, ["gather", str(grid)])
+    assert printed.exit_code == 0 and "train sweep: 3 of 3 points finished" in printed.output, printed.output
     # the same folder with another configuration is refused, naming what differs
     result = runner.invoke(app, ["train", *[c if c != "2" else "3" for c in common], str(grid)])
     assert result.exit_code == 2 and "another configuration (epochs differ)" in result.output, result.output
@@ -394,3 +410,17 @@ def test_size_refusals_name_the_dimension_that_matters(image_folder, tmp_path):
     result = CliRunner().invoke(app, [*common, "--embed-dim", "20000000", "--max-memory-gb", "1",
                                       "--out", str(tmp_path / "m")])
     assert result.exit_code == 2 and "GiB" in result.output and "--embed-dim" in result.output, result.output
+
+
+def test_per_class_accuracies_by_hand():
+    from ufm.deep.evaluate import class_accuracies, per_class_accuracy
+
+    labels = torch.tensor([0, 0, 1, 1, 1, 2])
+    predicted = torch.tensor([0, 1, 1, 1, 0, 0])
+    assert per_class_accuracy(predicted, labels, 4)[:3] == [0.5, 2 / 3, 0.0]
+    assert per_class_accuracy(predicted, labels, 4)[3] != per_class_accuracy(predicted, labels, 4)[3]  # NaN: no samples
+    # embeddings at the prototypes: nearest prototype and nearest centre both exact; the probe's predictions are passed
+    w = torch.eye(3)
+    z = w[labels]
+    acc = class_accuracies(z, labels, z, labels, w, predicted)
+    assert acc["ncc"] == acc["prototype"] == [1.0, 1.0, 1.0] and acc["probe"] == [0.5, 2 / 3, 0.0]

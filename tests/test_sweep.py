@@ -63,7 +63,7 @@ def test_plan_names_points_by_values_and_config_hash():
     with pytest.raises(ValueError, match="cannot be realized"):  # ... including its problem (counts, G_*)
         plan("simulate", TINY, {"d": (16, 1)})
     with pytest.raises(ValueError, match="unknown sweep kind"):
-        plan("train", TINY, grid)
+        plan("no-such-kind", TINY, grid)
 
 
 # ------------------------------------------------------------------------------------------------ sweeps

@@ -42,9 +42,12 @@ from ufm.solver import solve
 from ufm.solver.certificate import gram_certificate
 from ufm.solver.full import full_program, within_class_min
 from ufm.solver.lowrank_full import default_rank, lift_collapsed, prototype_rows, solve_full_bm
+from ufm.grid import Point, config_hash
+from ufm.runio import write_json
+from ufm.sweep import Kind, register_kind
 
 __all__ = ["VERDICTS", "CollapseCell", "collapse_cell", "cell_batches", "lifted_certificate", "map_cells",
-           "collapse_map", "ROUNDOFF"]
+           "collapse_map", "run_collapse_map", "cell_point", "ROUNDOFF"]
 
 VERDICTS = ("collapse optimal", "not optimal", "undecided", "error")
 ROUNDOFF = 1e-11  # relative round-off allowed when comparing two float64 objectives (sums of ~N^2 terms)
@@ -105,6 +108,13 @@ class CollapseCell:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "counts": list(self.counts), "seeds": list(self.seeds)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CollapseCell":
+        return cls(**data)
+
+    def without_effect(self) -> dict[str, str]:
+        return {}
 
 
 def cell_batches(cell: CollapseCell) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
@@ -221,6 +231,10 @@ def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[
     return cells
 
 
+def _error_row(cell: CollapseCell, error: str) -> dict:
+    return {**cell.to_dict(), "name": cell.name, "N": sum(cell.counts), "verdict": "error", "error": error}
+
+
 def collapse_map(cells: Sequence[CollapseCell], executor=None, log_folder: str | Path | None = None,
                  done=None) -> list[dict]:
     """:func:`collapse_cell` for every cell through :func:`ufm.executors.run_tasks` (``executor`` an
@@ -239,8 +253,50 @@ def collapse_map(cells: Sequence[CollapseCell], executor=None, log_folder: str |
     try:
         out = run_tasks(tasks, executor, log_folder, name="ufm-collapse-map", done=done)
     except TasksFailed as err:
-        out = {**err.results, **{c.name: {**c.to_dict(), "name": c.name, "N": sum(c.counts), "verdict": "error",
-                                          "error": err.failures[c.name]} for c in cells if c.name in err.failures}}
+        out = {**err.results, **{c.name: _error_row(c, err.failures[c.name]) for c in cells if c.name in err.failures}}
     if not executor.wait:
         return [{"name": c.name, "job": out[c.name]} for c in cells]
     return [out[c.name] for c in cells]
+
+
+# ------------------------------------------------------------------------------- as a kind of grid point
+
+
+def cell_point(cell: CollapseCell) -> Point:
+    """The grid point of one cell: folder ``<cell name>-<config hash>``, values profile, ratio, tau, n_w, anchors."""
+    values = {"profile": cell.profile, "ratio": cell.ratio, "tau": cell.tau, "n_w": cell.n_w,
+              "anchors": "prototype" if cell.prototype_anchors else "batch"}
+    return Point(f"{cell.name}-{config_hash('collapse', cell)}", values, cell)
+
+
+def run_collapse_map(folder: str | Path, cells: Sequence[CollapseCell], executor=None, done=None,
+                     overwrite: bool | None = None) -> dict:
+    """The cells as a resumable grid in ``folder`` (:func:`ufm.sweep.run_points`: one run folder per cell, a killed
+    map continues where it stopped when run again, ``ufm gather`` rebuilds its table); the rows, in the order
+    of ``cells``, also go to ``folder/collapse_map.json``.  Returns the engine's report (``rows``, ``finished``,
+    ``total``, ``missing``, ``skipped``, ``ran``, or ``submitted`` for SLURM without waiting)."""
+    from ufm.sweep import run_points
+
+    return run_points(folder, "collapse", [cell_point(c) for c in cells], executor, done, overwrite=overwrite)
+
+
+def _run_cell(cell: CollapseCell, folder: Path) -> None:
+    """One cell's run folder: config.json and cell.json (its row; an ill-posed cell's row has verdict "error")."""
+    try:
+        row = collapse_cell(cell)
+    except ValueError as err:  # e.g. n_w = 0 with a class of one sample: a verdict of its own, kept
+        row = _error_row(cell, str(err))
+    write_json(folder / "config.json", cell.to_dict())
+    write_json(folder / "cell.json", row)
+
+
+def _write_rows(folder: Path, rows: list[dict]) -> None:
+    write_json(folder / "collapse_map.json", rows)
+
+
+def _rows(point: Point, folder: Path, row: dict) -> list[dict]:
+    return [{**row, "anchors": point.values["anchors"]}]
+
+
+register_kind("collapse", Kind(CollapseCell, "cell.json", _run_cell, _rows,
+                               render=_write_rows, folder_kind="collapse-map"))

@@ -21,10 +21,11 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "sweep:solve": ("a solve-sweep folder", "ufm solve-sweep", "ufm gather (and the same ufm solve-sweep command)"),
     "sweep:map": ("a distance-map folder", "ufm map", "ufm gather (and the same ufm map command)"),
     "solve": ("a solve folder", "ufm solve", "its own files (solution.json, arrays.npz)"),
-    "collapse-map": ("a collapse-map folder", "ufm collapse-map", "its own files (collapse_map.json)"),
+    "collapse-map": ("a collapse-map folder", "ufm collapse-map",
+                     "ufm gather (and the same ufm collapse-map command, to continue)"),
     "train": ("a training run folder", "ufm train", "ufm train --resume, ufm deep-figures, ufm figures --runs"),
     "train-set": ("a folder of training runs (a preset or grid)", "ufm train --preset/--grid",
-                  "the same ufm train command (to continue), ufm deep-figures on its run folders"),
+                  "the same ufm train command (to continue), ufm gather (its table), ufm deep-figures on its run folders"),
 }
 
 

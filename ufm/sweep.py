@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import importlib
 import json
+import shutil
 import typing
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,6 +50,8 @@ __all__ = [
     "Kind",
     "register_kind",
     "run_sweep",
+    "run_points",
+    "points_record",
     "gather",
     "sweep",
     "distance_series",
@@ -63,7 +66,9 @@ SOLVE_METRICS = ("objective", "status", "distance", "max_angle_error", "angle_ma
 class Kind:
     """What the engine needs of a kind of point: its ``config`` class, the file its run writes last (``result``:
     the point is finished when it exists), ``run(config, folder)``, ``rows(point, folder, result) -> [row]`` and
-    optionally ``render(folder, rows)`` (a figure of the gathered rows).  A kind registers itself from its own
+    optionally ``render(folder, rows)`` (a figure of the gathered rows); ``folder_kind``: the
+    :data:`ufm.folders.KINDS` entry of its grid folders (default ``sweep:<name>``); ``points_dir``: the subfolder
+    holding the points' run folders (``""``: the grid folder itself, as for training runs).  A kind registers itself from its own
     module (:func:`register_kind`); the engine imports none of them (``module`` is recorded in each sweep's
     config.json so that ``gather`` in a fresh process can load it)."""
 
@@ -73,15 +78,19 @@ class Kind:
     rows: Callable[[Any, Path, Any], list[dict]]
     render: Callable[[Path, list[dict]], Any] | None = None
     module: str = ""
+    folder_kind: str = ""
+    points_dir: str = "points"
 
 
 KINDS: dict[str, Kind] = {}  # name -> Kind, filled by register_kind
-_LEGACY_MODULES = {"map": "ufm.maps"}  # sweeps written before config.json recorded the kind's module
+_LEGACY_MODULES = {"map": "ufm.maps"}
+GRID_FOLDERS = (*(k for k in FOLDER_KINDS if k.startswith("sweep:")), "collapse-map", "train-set")  # gather reads  # sweeps written before config.json recorded the kind's module
 
 
 def register_kind(name: str, kind: Kind) -> None:
     """Make ``name`` a kind of sweep point (called at import by the kind's module)."""
-    KINDS[name] = replace(kind, module=kind.module or kind.run.__module__)
+    KINDS[name] = replace(kind, module=kind.module or kind.run.__module__,
+                          folder_kind=kind.folder_kind or f"sweep:{name}")
 
 
 def _kind(name: str, module: str | None = None) -> Kind:
@@ -226,9 +235,7 @@ register_kind("solve", Kind(SolveConfig, "solution.json", _run_solve_point, _sol
 
 
 def _sweep_record(kind: str, base: Any, grid: dict[str, Sequence], points: list[Point]) -> dict:
-    return json.loads(json.dumps({"kind": kind, "module": _kind(kind).module, "base": base.to_dict(),
-                                  "grid": {k: [_plain(v) for v in vs] for k, vs in grid.items()},
-                                  "points": [p.name for p in points]}))
+    return {"base": base.to_dict(), "grid": {k: [_plain(v) for v in vs] for k, vs in grid.items()}}
 
 
 def run_sweep(
@@ -241,40 +248,72 @@ def run_sweep(
 ) -> dict:
     """Run the unfinished points of the sweep in ``folder`` with ``executor`` (an
     :class:`ufm.executors.ExecutorConfig`; default inline), then :func:`gather` the table.  A grid field without
-    effect at every point is refused first (:func:`check_grid_effects`).
+    effect at every point is refused first (:func:`check_grid_effects`).  See :func:`run_points`."""
+    points = check_grid_effects(kind, base, grid)
+    return run_points(folder, kind, points, executor, done, record=_sweep_record(kind, base, grid, points))
+
+
+def points_record(kind: str, points: Sequence[Point], record: dict | None = None) -> dict:
+    """What config.json of a grid folder holds: the kind, its module, the point names and either the base config
+    and grid (a product grid) or every point's values and config (a list of points)."""
+    if record is None:
+        record = {"values": [p.values for p in points], "configs": [p.config.to_dict() for p in points]}
+    return json.loads(json.dumps({"kind": kind, "module": _kind(kind).module, **record,
+                                  "points": [p.name for p in points]}))
+
+
+def _same_grid(old: dict, new: dict) -> bool:
+    """Whether two config.json records describe the same grid (the module and the point names follow from it)."""
+    keys = (set(old) | set(new)) - {"module", "points"}
+    return all(old.get(k) == new.get(k) for k in keys)
+
+
+def run_points(
+    folder: str | Path,
+    kind: str,
+    points: Sequence[Point],
+    executor: Any = None,
+    done: Callable[[str, bool], None] | None = None,
+    record: dict | None = None,
+    overwrite: bool | None = None,
+) -> dict:
+    """The grid engine: run the unfinished ``points`` of ``kind`` in ``folder`` (one run folder per point under
+    ``points/``) with ``executor`` (an :class:`ufm.executors.ExecutorConfig`; default inline), then
+    :func:`gather` the table.  Re-running the same grid skips finished points (a killed grid continues where it
+    stopped); a folder holding another grid, or another kind of folder, is refused, unless ``overwrite`` and the
+    folder is a grid of the same kind (its old content is removed first; None: the command has no --overwrite).
 
     Returns gather's dict plus ``skipped`` (points already finished) and ``ran`` (points run now), or, for
     SLURM without waiting, ``submitted`` {point: job id}.  A failed point does not stop the others; after the
     table is written, :class:`ufm.executors.TasksFailed` (a ValueError) names the failures.
     """
     from ufm.executors import ExecutorConfig, FunctionTask, run_tasks
-
-    executor = executor or ExecutorConfig()
     from ufm.runio import check_out_dir
 
+    executor = executor or ExecutorConfig()
     folder = check_out_dir(Path(folder), "--out", run_folder=False).resolve()  # not a file, writable
-    points = check_grid_effects(kind, base, grid)
-    record = _sweep_record(kind, base, grid, points)
+    k = _kind(kind)
+    record = points_record(kind, points, record)
     found = identify(folder) if folder.is_dir() else None
-    if found is not None and found != f"sweep:{kind}":
-        raise ValueError(f"{folder} is {describe(folder)}, not a sweep of kind {kind}; use another --out")
-    if (folder / "config.json").is_file():
-        old = read_json(folder / "config.json")
-        if {k: old.get(k) for k in ("kind", "base", "grid")} != {k: record[k] for k in ("kind", "base", "grid")}:
-            raise ValueError(f"{folder} holds a different sweep (see its config.json); re-run it with the same "
-                             "grid and options, or use another --out")
-    elif folder.exists() and any(folder.iterdir()):
-        raise ValueError(f"{folder} is {describe(folder)}, not a sweep of kind {kind}; use another --out")
+    holds = folder.is_dir() and any(folder.iterdir())
+    if holds and found != k.folder_kind:
+        raise ValueError(f"{folder} is {describe(folder)}, not a sweep of {kind} points; use another --out")
+    if holds and not ((folder / "config.json").is_file() and _same_grid(read_json(folder / "config.json"), record)):
+        if not overwrite:
+            raise ValueError(f"{folder} holds a different sweep of {kind} points (see its config.json); re-run it with "
+                             "the same grid and options, or use another --out"
+                             + (" (or pass --overwrite to replace it)" if overwrite is False else ""))
+        for child in folder.iterdir():  # the same kind of folder, replaced as asked
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
     write_json(folder / "config.json", record)
-    mark(folder, f"sweep:{kind}")
-    todo = [p for p in points if not _point_status(kind, p, folder / "points" / p.name)]
-    module = _kind(kind).module
-    tasks = [FunctionTask(name=p.name, fn=run_point, args=(kind, p.config.to_dict(), str(folder / "points" / p.name),
-                                                          module))
+    mark(folder, k.folder_kind)
+    todo = [p for p in points if not _point_status(kind, p, folder / k.points_dir / p.name)]
+    tasks = [FunctionTask(name=p.name, fn=run_point, args=(kind, p.config.to_dict(), str(folder / k.points_dir / p.name),
+                                                          k.module))
              for p in todo]
     skipped = len(points) - len(todo)
     try:
-        out = run_tasks(tasks, executor, folder / "logs", name=f"ufm-{kind}-sweep", done=done)
+        out = run_tasks(tasks, executor, folder / "logs", name=f"ufm-{kind}-grid", done=done)
     except (ValueError, KeyboardInterrupt):
         gather(folder)  # the table of what did finish
         raise
@@ -286,12 +325,19 @@ def run_sweep(
 
 def _load_record(folder: Path) -> tuple[str, Any, dict, list[Point]]:
     if not folder.exists():
-        raise FileNotFoundError(f"{folder} does not exist; give the folder of a sweep (ufm sweep, solve-sweep or map "
-                                "--out)")
-    require(folder, tuple(k for k in FOLDER_KINDS if k.startswith("sweep:")), "ufm gather")
-    record = read_json(folder / "config.json")
+        raise FileNotFoundError(f"{folder} does not exist; give the folder of a sweep (ufm sweep, solve-sweep, map "
+                                "or collapse-map --out)")
+    require(folder, GRID_FOLDERS, "ufm gather")
+    record = read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
+    if "kind" not in record:  # a collapse map written before collapse maps resumed: collapse_map.json only
+        raise ValueError(f"{folder} was written by an older ufm that kept no grid record; re-run its command with "
+                         "another --out to get a folder ufm gather reads")
     kind = record["kind"]
     cls = _kind(kind, record.get("module") or _LEGACY_MODULES.get(kind)).config
+    if "configs" in record:  # a list of points (e.g. a collapse map), not a product grid
+        points = [Point(name, values, cls.from_dict(config))
+                  for name, values, config in zip(record["points"], record["values"], record["configs"])]
+        return kind, None, {}, points
     base = cls.from_dict(record["base"])
     hints = _field_types(cls)
     grid = {k: tuple((v,) if typing.get_origin(hints[k]) is tuple else v for v in vs)
@@ -302,30 +348,33 @@ def _load_record(folder: Path) -> tuple[str, Any, dict, list[Point]]:
 def gather(folder: str | Path) -> dict:
     """Rebuild ``table.json``, ``table.csv`` and the plot of the sweep in ``folder`` from its finished points.
 
-    Returns ``{"kind", "folder", "rows", "finished", "total", "missing"}`` (missing: unfinished point names).
+    Returns ``{"kind", "folder", "rows", "finished", "total", "missing", "fields"}`` (missing: unfinished point
+    names; fields: the grid fields, or the fields that name each point of a list).
     """
     folder = Path(folder).resolve()
     kind, base, grid, points = _load_record(folder)
     rows, missing = [], []
     for p in points:
-        pf = folder / "points" / p.name
+        pf = folder / _kind(kind).points_dir / p.name
         if _point_status(kind, p, pf):
             rows.extend(_point_rows(kind, p, pf))
         else:
             missing.append(p.name)
     write_json(folder / "table.json", rows)
-    write_csv(folder / "table.csv", rows, None if rows else [*grid, "n_w", "tau", "point"])
-    if rows:
+    fields = list(grid or (points[0].values if points else {}))
+    header = [*dict.fromkeys([*fields, "n_w", "tau", "point"])]
+    write_csv(folder / "table.csv", rows, None if rows else header)
+    if grid and any(r.get("distance") is not None for r in rows):  # a product grid: one line per other field
         from ufm.plots import lines_vs_x, save_figure
 
         by = [name for name in grid if name != "n_w"]
         title = f"{kind} sweep, {len(points) - len(missing)} of {len(points)} points"
         save_figure(lines_vs_x(distance_series(rows, by), "n_w", "distance of G_M to G_*", title),
                     folder / "distance_vs_nw.png")
-        if _kind(kind).render is not None:
-            _kind(kind).render(folder, rows)  # e.g. a map's heatmaps, map.png
+    if rows and _kind(kind).render is not None:
+        _kind(kind).render(folder, rows)  # e.g. a map's heatmaps, map.png
     return {"kind": kind, "folder": str(folder), "rows": rows, "finished": len(points) - len(missing),
-            "total": len(points), "missing": missing}
+            "total": len(points), "missing": missing, "fields": fields}
 
 
 # --------------------------------------------------------------------------------- in memory (figures)

@@ -10,7 +10,8 @@ import torch
 
 from ufm.analysis import class_means, geometry_summary, gram_distance, mean_gram
 
-__all__ = ["Normalizer", "embed", "evaluate", "linear_probe"]
+__all__ = ["Normalizer", "embed", "evaluate", "linear_probe", "probe_predictions", "per_class_accuracy",
+           "class_accuracies"]
 
 
 class Normalizer:
@@ -60,6 +61,31 @@ def evaluate(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor,
 def linear_probe(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor,
                  num_classes: int) -> float:
     """Test accuracy of multinomial logistic regression fitted (L-BFGS) on frozen train embeddings."""
+    return float((probe_predictions(z_train, y_train, z_test, num_classes) == y_test).float().mean())
+
+
+def per_class_accuracy(predicted: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float]:
+    """Accuracy within each class ``[k]`` (NaN for a class without test samples) of predictions ``[N]``."""
+    hits = torch.bincount(labels[predicted == labels], minlength=num_classes).double()
+    totals = torch.bincount(labels, minlength=num_classes).double()
+    return (hits / totals).tolist()
+
+
+def class_accuracies(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor,
+                   w: torch.Tensor, probe: torch.Tensor) -> dict[str, list[float]]:
+    """Test accuracy of every class ``[k]`` by nearest class centre, nearest prototype (``w [k, d]``) and the linear
+    probe (its test predictions ``probe [N_test]``, :func:`probe_predictions`)."""
+    num_classes = w.shape[0]
+    centers = torch.nn.functional.normalize(class_means(z_train, y_train, num_classes), dim=-1)
+    predictions = {"ncc": torch.argmax(z_test @ centers.T, 1),
+                   "prototype": torch.argmax(z_test @ w.to(z_test.dtype).T, 1), "probe": probe}
+    return {name: per_class_accuracy(pred, y_test, num_classes) for name, pred in predictions.items()}
+
+
+def probe_predictions(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor,
+                      num_classes: int) -> torch.Tensor:
+    """Test predictions ``[N_test]`` of multinomial logistic regression fitted (L-BFGS, weight decay 1e-4) on frozen
+    train embeddings."""
     probe = torch.nn.Linear(z_train.shape[1], num_classes).to(z_train.device, z_train.dtype)
     opt = torch.optim.LBFGS(probe.parameters(), max_iter=200, line_search_fn="strong_wolfe")
 
@@ -71,4 +97,4 @@ def linear_probe(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Ten
 
     opt.step(closure)
     with torch.no_grad():
-        return float((probe(z_test).argmax(1) == y_test).float().mean())
+        return probe(z_test).argmax(1)

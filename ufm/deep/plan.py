@@ -5,7 +5,10 @@
 - :func:`run_state`: what the same command does with a run folder that exists (a killed grid continues by
   re-running the command): ``"new"`` (nothing there), ``"resume"`` (the same run, checkpointed), ``"restart"``
   (the same run, stopped before its first checkpoint), ``"done"`` (the same run, finished); a folder holding
-  another run is refused.
+  another run is refused;
+- :func:`plan_set`: a set of runs in one folder (a preset, a grid, a study) -> what is finished and what is left, the
+  folder marked and its record written, so that ``ufm gather`` reads it like a sweep (training runs are a kind of
+  point of the grid engine, :mod:`ufm.sweep`, registered here).
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import torch
 from ufm.batching import epoch_batches
 from ufm.deep.config import TrainConfig
 from ufm.errors import FieldError
-from ufm.folders import describe, identify
-from ufm.runio import read_json
+from ufm.folders import describe, identify, mark
+from ufm.grid import Point
+from ufm.runio import read_json, write_json
+from ufm.sweep import Kind, points_record, register_kind
 
-__all__ = ["check_against_data", "run_state", "start_over", "RUN_FILES"]
+__all__ = ["check_against_data", "run_state", "start_over", "plan_set", "run_point", "RUN_FILES", "ROW_METRICS"]
 
 RUN_FILES = ("config.json", "checkpoint.pt", "metrics.jsonl", "summary.json")
 
@@ -81,3 +86,57 @@ def start_over(folder: str | Path) -> None:
     """Remove the folder of a run that stopped before its first checkpoint (state ``"restart"``, or a requeued
     SLURM task preempted that early): it holds only what this same run wrote, nothing to resume from."""
     shutil.rmtree(folder)
+
+
+def plan_set(runs: Mapping[str, TrainConfig], out: str | Path,
+             values: Mapping[str, dict] | None = None) -> tuple[dict[str, dict], dict[str, tuple[TrainConfig, Path, bool]]]:
+    """Plan a set of runs, each in ``out/<name>``: ``(finished, left)`` where ``finished`` maps a run to its
+    summary.json (plus ``run_folder``) and ``left`` to ``(config, folder, resume)``.  Every run that is left is
+    checked against its data first (:func:`check_against_data`); a run killed before its first checkpoint starts
+    over.  ``out`` is marked a ``train-set`` and its record (``config.json``: every run's config and its grid
+    ``values``) written, so that the same command continues the set and ``ufm gather`` tabulates it."""
+    out = Path(out)
+    if identify(out) not in (None, "train-set"):
+        raise ValueError(f"--out {out} is {describe(out)}; a preset or grid puts its runs in a folder of their own: "
+                         "choose another --out")
+    states = {name: run_state(cfg, out / name) for name, cfg in runs.items()}
+    check_against_data({name: cfg for name, cfg in runs.items() if states[name] != "done"})
+    finished, left = {}, {}
+    for name, cfg in runs.items():
+        folder = out / name
+        if states[name] == "done":
+            finished[name] = {**read_json(folder / "summary.json"), "run_folder": str(folder)}
+            continue
+        if states[name] == "restart":  # the same run, killed before its first checkpoint: nothing to keep
+            start_over(folder)
+        left[name] = (cfg, folder, states[name] == "resume")
+    points = [Point(name, dict((values or {}).get(name, {})), cfg) for name, cfg in runs.items()]
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", points_record("train", points))
+    mark(out, "train-set")
+    return finished, left
+
+
+def run_point(cfg: TrainConfig, folder: Path) -> None:
+    """Train one run of a set to its end in ``folder``: new, resumed from its checkpoint, or started over."""
+    from ufm.deep.train import train
+
+    state = run_state(cfg, folder)
+    if state == "restart":
+        start_over(folder)
+    if state != "done":
+        train(cfg, folder, resume=state == "resume")
+
+
+ROW_METRICS = ("distance", "distance_centered", "nc1", "angle_majority", "angle_minority", "angle_across",
+               "train_ncc_accuracy", "ncc_accuracy", "prototype_accuracy")
+
+
+def _rows(point: Point, folder: Path, summary: dict) -> list[dict]:
+    final = summary.get("final", {})
+    return [{"run": point.name, **point.values, "n_w": point.config.n_w, "tau": point.config.tau,
+             "seed": point.config.seed, "epochs": summary["epochs"], **{k: final.get(k) for k in ROW_METRICS},
+             "linear_probe_accuracy": summary.get("linear_probe_accuracy"), "point": point.name}]
+
+
+register_kind("train", Kind(TrainConfig, "summary.json", run_point, _rows, folder_kind="train-set", points_dir=""))
