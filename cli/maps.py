@@ -15,7 +15,8 @@ from ._common import console, default_out, err_console, print_json, progress_bar
 from ._config import with_config_options
 from ._executor import with_executor_options
 from ufm.executors import ExecutorConfig
-from ufm.maps import N_WS, RATIOS, MapCell, map_grid, minimal_copies, run_map
+from ufm.copies import minimal_copies
+from ufm.maps import N_WS, RATIOS, MapCell, map_grid, run_map
 from ufm.spec import DesignConfig, ProblemSpec
 
 
@@ -70,7 +71,7 @@ def design_prototypes_command(
 ) -> None:
     """Prototype Gram G_w (majority, minority and across cosines) whose optimal G_M is closest to the target
     G_* (--geometry or --gram-file) at --n-w copies, full batch, against G_w = G_*."""
-    from ufm.maps import best_block_prototypes
+    from ufm.design import best_block_prototypes
 
     n = config.class_counts()
     tau, n_w, prototype_anchors = config.tau, config.n_w, config.prototype_anchors

@@ -256,9 +256,8 @@ def test_unit_norm_check_can_be_turned_off():
 
 @pytest.mark.parametrize("masked", [True, False])
 def test_both_ways_of_summing_positives_match_the_reference(monkeypatch, masked):
-    import ufm.losses
 
-    monkeypatch.setattr(ufm.losses, "masked_positives", lambda rows, d: masked)
+    monkeypatch.setattr("ufm._loss_kernels.masked_positives", lambda rows, d: masked)
     y = imbalanced_labels(9, 4, 11)
     h = unit(2, 9, 5, seed=11)
     h[1, 3] = 0.0  # a padding row
@@ -319,10 +318,10 @@ def _force_path(monkeypatch, path):
     """Take one of the three ways of computing SCL: masked positives, class sums, row blocks (chunked)."""
     import ufm.losses
 
-    monkeypatch.setattr(ufm.losses, "masked_positives", lambda rows, d: path == "masked-positives")
+    monkeypatch.setattr("ufm._loss_kernels.masked_positives", lambda rows, d: path == "masked-positives")
     monkeypatch.setattr(ufm.losses, "chunked", lambda stack, rows, itemsize, device: path == "row-blocks")
     if path == "row-blocks":  # blocks of 3 rows or fewer, so that every case spans several blocks
-        monkeypatch.setattr(ufm.losses, "CHUNK_BYTES", 8)
+        monkeypatch.setattr("ufm._loss_kernels.CHUNK_BYTES", 8)
 
 
 PATHS = ["masked-positives", "class-sums", "row-blocks"]
@@ -454,7 +453,7 @@ def test_simulation_on_row_blocks_equals_the_full_path(monkeypatch, loss):
                     epochs=15, log_every=5, dtype="float64", device="cpu")
     full = simulate(cfg)
     monkeypatch.setattr(ufm.losses, "chunked", lambda stack, rows, itemsize, device: True)
-    monkeypatch.setattr(ufm.losses, "CHUNK_BYTES", 8 * 2 * 7 * 36)  # blocks of 7 rows of the 36 (N = 32 + k)
+    monkeypatch.setattr("ufm._loss_kernels.CHUNK_BYTES", 8 * 2 * 7 * 36)  # blocks of 7 rows of the 36 (N = 32 + k)
     blocks = simulate(cfg)
     np.testing.assert_allclose(blocks.embeddings, full.embeddings, atol=1e-12, rtol=0)
     np.testing.assert_allclose(blocks.history[-1]["loss"], full.history[-1]["loss"], rtol=1e-12)

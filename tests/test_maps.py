@@ -6,14 +6,9 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from ufm.geometry import check_gram, etf_gram
-from ufm.maps import (
-    _block_from_params,
-    block_gram,
-    distance_map,
-    map_cells,
-    minimal_copies,
-    solve_point,
-)
+from ufm.copies import minimal_copies, solve_point
+from ufm.design import _block_from_params, block_gram
+from ufm.maps import distance_map, map_cells
 
 runner = CliRunner()
 G4 = etf_gram(4).numpy()
@@ -104,7 +99,7 @@ def test_block_prototype_grams_are_valid_and_contain_the_etf():
 
 
 def test_prototypes_that_differ_from_the_target_can_bring_g_m_closer():
-    from ufm.maps import best_block_prototypes
+    from ufm.design import best_block_prototypes
 
     out = best_block_prototypes(STEP4, 0.5, 10.0, G4, max_evals=60, solver="auto")
     assert out["distance_g_star"] == pytest.approx(solve_point(STEP4, 0.5, G4, 10.0, solver="BM").distance, abs=1e-4)
@@ -121,7 +116,7 @@ def test_small_tau_solves_print_no_solver_warnings():
     not a LinAlgWarning per Newton step on the user's terminal (was 4 here, dozens in a design search)."""
     import warnings
 
-    from ufm.maps import best_block_prototypes
+    from ufm.design import best_block_prototypes
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -290,7 +285,7 @@ def test_map_on_slurm_equals_inline(tmp_path):
 
 
 def test_batching_curves_average_the_seeds_and_overlay_the_solver():
-    from ufm.maps import batching_curves
+    from ufm.batching_curves import batching_curves
     from ufm.simulate import SimConfig
 
     # tau 0.5: there full batch converges in G_M within 400 steps (at tau 0.1 the loss is so flat near the

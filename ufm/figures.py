@@ -358,7 +358,7 @@ def maps_batching_figure(out: Path, quick: bool = False, rows: list[dict] | None
     binding (batch size 32), mean +- std over seeds."""
     import matplotlib.pyplot as plt
 
-    from ufm.maps import batching_curves
+    from ufm.batching_curves import batching_curves
 
     if rows is None:
         base = SimConfig(**{**FIG1.to_dict(), "epochs": 20 if quick else 2000, "log_every": 20 if quick else 500,

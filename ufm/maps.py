@@ -1,36 +1,28 @@
-"""What prototypes buy: how far the optimal class-mean Gram G_M stays from the target G_*, over the
-settings a user chooses (imbalance ratio R, temperature tau, copies n_w), and how many copies are needed.
+"""Distance maps: how far the certified optimal class-mean Gram G_M stays from the target G_* over the settings a
+user chooses (imbalance ratio R, temperature tau, copies n_w, anchor convention), one certified solve per cell.
 
-Everything here reads the certified optimum of the collapsed problem (:func:`ufm.solver.solve`) and
-measures it with the normalized Frobenius distance of :func:`ufm.analysis.gram_distance`,
-
-    d(n_w) = || G_M(n_w) / ||G_M||_F - G_* / ||G_*||_F ||_F,
-
-where G_M(n_w) is the optimal Gram of the unit class means for the given batch compositions, tau,
-prototype Gram G_w (= G_* unless said otherwise) and n_w copies of each prototype per batch (copies are
-multiplicities, so any real n_w >= 0 is meaningful).  The solver is only reached through
-:func:`_solve_point`, the one adapter to its result type.
-
-Maps: a :class:`MapCell` is one solve; :func:`distance_map` maps cells in memory, :func:`run_map` runs them
-as a resumable sweep of kind ``map`` on any executor (:mod:`ufm.sweep`, :mod:`ufm.executors`).  Batching:
-:func:`batching_curves` measures the same distance from the simulator for full, reshuffled and bound
-batches over seeds, beside the full-batch optimum.
+A :class:`MapCell` is one solve (:func:`ufm.copies.solve_point`); :func:`distance_map` maps cells in memory,
+:func:`run_map` runs them as a resumable sweep of kind ``map`` on any executor (:mod:`ufm.sweep`,
+:mod:`ufm.executors`).  The fewest copies for a distance are in :mod:`ufm.copies`, the batching curves of the
+simulator in :mod:`ufm.batching_curves`, the prototype design in :mod:`ufm.design` (their names are re-exported
+here for code written against the older single module).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from ufm.errors import FieldError
 from ufm._config import option as _opt
-from ufm.analysis import gram_distance
-from ufm.geometry import check_gram, make_gram
+from ufm.batching_curves import BATCHINGS, batching_curves
+from ufm.copies import CopiesResult, SolvePoint, minimal_copies, solve_point
+from ufm.design import best_block_prototypes, block_gram
+from ufm.errors import FieldError
+from ufm.geometry import make_gram
 from ufm.imbalance import class_counts
 from ufm.losses import check_copies
 from ufm.sweep import Kind, plan, register_kind, run_sweep
@@ -45,198 +37,12 @@ __all__ = [
     "distance_cell",
     "distance_map",
     "run_map",
+    "BATCHINGS",
     "batching_curves",
     "render_map",
     "block_gram",
     "best_block_prototypes",
 ]
-
-
-@dataclass(frozen=True)
-class SolvePoint:
-    """One certified solve: the optimal G_M's distance to the target and how the solve was certified.
-
-    ``certified_gap`` bounds objective(solution) - optimum (weak duality, :func:`ufm.solver.certify`);
-    ``relative_gap`` is that bound over |objective|."""
-
-    n_w: float
-    distance: float
-    status: str
-    solver: str
-    objective: float
-    certified_gap: float | None
-    relative_gap: float | None
-    gram: np.ndarray = field(repr=False, compare=False)
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out.pop("gram")
-        return out
-
-
-def _solve_point(compositions: np.ndarray, tau: float, g_w: np.ndarray | None, n_w: float,
-                 prototype_anchors: bool, solver: str) -> tuple[np.ndarray, float, str, str, float | None, float | None]:
-    """The only place that touches the solver's result type: (gram [k, k], objective, status, solver name,
-    certified gap, relative gap).  The gap is the result's own certificate when it carries one, else the
-    weak-duality certificate of :func:`ufm.solver.certify` computed here on the returned solution."""
-    from ufm.solver import certify, solve
-
-    result = solve(compositions, tau, g_w, n_w, prototype_anchors, solver)
-    gram = np.asarray(result.gram, dtype=float)
-    gap, relative = result.certified_gap, result.relative_gap
-    if gap is None:
-        certificate = certify(gram, result.cross, compositions, tau, g_w, n_w, prototype_anchors)
-        gap, relative = certificate.get("certified_gap"), certificate.get("relative_gap")
-    return gram, float(result.objective), str(result.status), str(result.solver), gap, relative
-
-
-def _distance(gram: np.ndarray, g_star: np.ndarray) -> float:
-    return float(gram_distance(torch.from_numpy(gram), torch.from_numpy(g_star)))
-
-
-def _compositions(counts_or_compositions) -> np.ndarray:
-    comp = np.asarray(counts_or_compositions)
-    if comp.ndim == 1:
-        comp = comp[None]
-    if comp.ndim != 2 or comp.shape[1] < 2:
-        raise ValueError(f"counts must be [k >= 2] class counts or [num_batches, k] compositions, got shape {comp.shape}")
-    return comp
-
-
-def solve_point(
-    counts,
-    tau: float,
-    g_star,
-    n_w: float,
-    prototype_anchors: bool = True,
-    g_w=None,
-    solver: str = "auto",
-) -> SolvePoint:
-    """The certified optimum for class ``counts [k]`` (one full batch) or batch ``compositions [B, k]``,
-    with n_w copies of prototypes of Gram ``g_w`` (default ``g_star``), and its distance to ``g_star``."""
-    comp = _compositions(counts)
-    target = check_gram(g_star).numpy()
-    if target.shape != (comp.shape[1],) * 2:
-        raise ValueError(f"g_star is {target.shape[0]} x {target.shape[0]} but the counts have k = {comp.shape[1]}")
-    protos = target if g_w is None else check_gram(g_w).numpy()
-    gram, objective, status, name, gap, rel = _solve_point(comp, tau, protos, float(n_w), prototype_anchors, solver)
-    return SolvePoint(float(n_w), _distance(gram, target), status, name, objective, gap, rel, gram)
-
-
-@dataclass(frozen=True)
-class CopiesResult:
-    """Answer of :func:`minimal_copies`.  ``n_w`` is the smallest number of copies found that brings the
-    distance to at most ``target_distance`` (None when not reached up to ``max_n_w``); ``lower`` the
-    largest n_w evaluated that does not (``hi - lower <= rel_tol * hi`` at the end of the search).
-    ``steps`` lists every solve along the search, in the order made; ``monotone_on_path`` says whether
-    the distances of those solves, sorted by n_w, are non-increasing (to ``1e-5``), the assumption of
-    the search."""
-
-    reached: bool
-    n_w: float | None
-    distance: float | None
-    lower: float | None
-    target_distance: float
-    max_n_w: float
-    rel_tol: float
-    steps: tuple[SolvePoint, ...]
-    monotone_on_path: bool
-
-    def to_dict(self) -> dict:
-        return {
-            "reached": self.reached, "n_w": self.n_w, "distance": self.distance, "lower": self.lower,
-            "target_distance": self.target_distance, "max_n_w": self.max_n_w, "rel_tol": self.rel_tol,
-            "monotone_on_path": self.monotone_on_path, "steps": [s.to_dict() for s in self.steps],
-        }
-
-
-def _monotone(steps: Iterable[SolvePoint], slack: float = 1e-5) -> bool:
-    ordered = sorted(steps, key=lambda s: s.n_w)
-    return all(b.distance <= a.distance + slack for a, b in zip(ordered, ordered[1:]))
-
-
-def minimal_copies(
-    counts,
-    tau: float,
-    g_star,
-    target_distance: float = 0.05,
-    prototype_anchors: bool = True,
-    max_n_w: float = 1e4,
-    rel_tol: float = 1e-3,
-    g_w=None,
-    solver: str = "BM",
-    progress: Callable[[SolvePoint], None] | None = None,
-) -> CopiesResult:
-    """The smallest n_w >= 0 with d(n_w) <= ``target_distance`` (d as in the module docstring), to a
-    relative tolerance ``rel_tol``, for class ``counts [k]`` (one full batch) or ``compositions [B, k]``.
-
-    Assumes d is non-increasing in n_w on the searched set (checked on the solves the search makes:
-    ``monotone_on_path``, to 1e-5; observed on the cases of ``tests/test_maps.py`` and the README maps
-    for n_w >= 1, not proved).  With ``prototype_anchors`` the searched set is {0} U [1, max_n_w]: each
-    anchor copy of w_a has n_w - 1 copies of itself as positives, a negative count for 0 < n_w < 1, which
-    is refused (:func:`ufm.losses.check_copies`).  Without prototype anchors n_w is a weight and
-    every n_w >= 0 is searched.  Search: d(0) (skipped when n_w = 0 is not a valid problem, e.g. a class
-    with one sample), then n_w = 1, 2, 4, ... (the last one clipped to ``max_n_w``) until the target is
-    met, then bisection between the last miss and the first hit until hi - lo <= rel_tol * hi.  Every
-    solve is certified (status and weak-duality gap in ``steps``).  Not reached up to ``max_n_w``:
-    ``reached`` False, ``n_w`` None.  ``solver`` defaults to the Burer-Monteiro solve: its distances
-    are smooth in n_w to ~1e-6 where the interior-point ones jitter by ~1e-4 (STEP 50x5,5x5, tau 0.1,
-    n_w = 10.97..11.0: BM 0.050034, 0.050030, 0.050027, 0.050019; Clarabel 0.050020, 0.049912,
-    0.049999, 0.049991), which would stall the bisection.  Beyond n_w ~ 1e4 the solver's G_M loses accuracy (the sample
-    terms become a tiny part of the objective; the distance then drifts by ~1e-4 to 1e-3), hence the
-    default ``max_n_w``."""
-    if not (math.isfinite(target_distance) and target_distance >= 0):
-        raise FieldError(f"{{target_distance}} must be a finite number >= 0, got {target_distance}")
-    if not (math.isfinite(max_n_w) and max_n_w > 0):
-        raise FieldError(f"{{max_n_w}} must be a finite number > 0, got {max_n_w}")
-    if not (0 < rel_tol < 1):
-        raise FieldError(f"{{rel_tol}} must lie in (0, 1), got {rel_tol}")
-    if prototype_anchors and max_n_w < 1:
-        raise FieldError(f"{{max_n_w}} must be >= 1 with prototype anchors (fewer than one copy is not a count), got "
-                         f"{max_n_w}")
-    from ufm.solver.problem import check_solver_n_w
-
-    check_solver_n_w(max_n_w, prototype_anchors, "max_n_w")
-    comp = _compositions(counts)
-    steps: list[SolvePoint] = []
-
-    def evaluate(n_w: float) -> SolvePoint:
-        point = solve_point(comp, tau, g_star, n_w, prototype_anchors, g_w, solver)
-        steps.append(point)
-        if progress is not None:
-            progress(point)
-        return point
-
-    def done(hit: SolvePoint | None, lower: float | None) -> CopiesResult:
-        return CopiesResult(hit is not None, None if hit is None else hit.n_w, None if hit is None else hit.distance,
-                            lower, float(target_distance), float(max_n_w), float(rel_tol), tuple(steps),
-                            _monotone(steps))
-
-    zero_valid = not (comp.max(0) < 2).any()  # with n_w = 0 every class needs a positive pair in some batch
-    if zero_valid and evaluate(0.0).distance <= target_distance:
-        return done(steps[-1], None)
-    lo, hi_point, n_w = 0.0, None, 1.0
-    while True:
-        n_w = min(n_w, float(max_n_w))
-        point = evaluate(n_w)
-        if point.distance <= target_distance:
-            hi_point = point
-            break
-        lo = n_w
-        if n_w >= max_n_w:
-            return done(None, lo)
-        n_w *= 2
-    floor = 1.0 if prototype_anchors else 0.0  # below 1 copy, anchor copies are not a count (see above)
-    while hi_point.n_w - lo > rel_tol * hi_point.n_w and hi_point.n_w > floor:
-        mid = evaluate(max((lo + hi_point.n_w) / 2, floor))
-        if mid.distance <= target_distance:
-            hi_point = mid
-        else:
-            lo = mid.n_w
-    return done(hi_point, lo)
-
-
-# ----------------------------------------------------------------------------------------------- maps
 
 RATIOS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 TAUS = (0.05, 0.1, 0.2, 0.5, 1.0)
@@ -438,146 +244,6 @@ def render_map(folder, rows: list[dict], title: str | None = None):
     if not any(r.get("distance") is not None for r in rows):
         return None
     return save_figure(map_figure(rows, title), Path(folder) / "map.png")
-
-
-# ----------------------------------------------------------------------------- batching (the simulator)
-
-BATCHINGS = ("full", "shuffle", "binding")
-
-
-def batching_curves(
-    base,
-    n_ws: Sequence[float] = (0.0, 1.0, 10.0, 100.0),
-    seeds: Sequence[int] = (0, 1, 2),
-    batchings: Sequence[str] = BATCHINGS,
-    solver: bool = True,
-    progress: Callable[[str], None] | None = None,
-) -> list[dict]:
-    """Distance of G_M to G_* against n_w per batching scheme, from the simulator (:func:`ufm.simulate.simulate`,
-    all n_w x seeds stacked in one run per scheme), mean and standard deviation (numpy ``std``, ddof 0) over
-    ``seeds``, beside the certified full-batch optimum (``batching="solver"``, one row per n_w) when ``solver``.
-
-    ``base``: a :class:`ufm.simulate.SimConfig` (counts, target, tau (one value), anchors, batch size, optimizer,
-    epochs); its n_w, seeds and batching are replaced.  Full batch is deterministic up to the seed's random
-    start, so it is run with the first seed only.  Rows: {batching, n_w, mean, std, seeds, distances}."""
-    from dataclasses import replace as _replace
-
-    from ufm.simulate import build_problem, simulate
-
-    if len(base.tau) != 1:
-        raise ValueError(f"batching_curves needs one temperature in base.tau, got {base.tau}")
-    unknown = [b for b in batchings if b not in BATCHINGS]
-    if unknown:
-        raise ValueError(f"batchings {unknown} are not among {', '.join(BATCHINGS)}")
-    rows = []
-    for scheme in batchings:
-        run_seeds = tuple(seeds[:1]) if scheme == "full" else tuple(seeds)
-        cfg = _replace(base, n_w=tuple(float(w) for w in n_ws), seeds=run_seeds, batching=scheme)
-        if progress:
-            progress(f"simulating {scheme} ({len(cfg.runs)} stacked runs)")
-        result = simulate(cfg)
-        final = result.history[-1]["distance"]
-        for w in n_ws:
-            dists = [final[i] for i, run in enumerate(cfg.runs) if run["n_w"] == float(w)]
-            rows.append({"batching": scheme, "n_w": float(w), "mean": float(np.mean(dists)),
-                         "std": float(np.std(dists)), "seeds": list(run_seeds), "distances": dists})
-    if solver:
-        problem = build_problem(_replace(base, n_w=(0.0,), batching="full"))
-        anchors = True if base.prototype_anchors is None else base.prototype_anchors
-        for w in n_ws:
-            point = solve_point(problem.counts.numpy(), base.tau[0], problem.g_star.numpy(), float(w), anchors,
-                                solver="BM")
-            rows.append({"batching": "solver", "n_w": float(w), "mean": point.distance, "std": 0.0, "seeds": [],
-                         "distances": [point.distance], "status": point.status,
-                         "relative_gap": point.relative_gap})
-    return rows
-
-
-# ------------------------------------------------------------------ prototype geometry != target geometry
-
-
-def block_gram(counts, a: float, b: float, c: float) -> np.ndarray:
-    """A two-group Gram: cosine ``a`` between majority prototypes, ``b`` between minority prototypes, ``c``
-    across (majority: classes with the largest count).  Valid (PSD) iff a, b <= 1, the group-sum block
-    [[1 + (p-1) a, sqrt(p q) c], [sqrt(p q) c, 1 + (q-1) b]] >= 0 (p, q the group sizes)."""
-    counts = np.asarray(counts)
-    major = counts == counts.max()
-    g = np.where(np.outer(major, major), a, np.where(np.outer(~major, ~major), b, c)).astype(float)
-    np.fill_diagonal(g, 1.0)
-    return g
-
-
-def _block_from_params(counts, theta: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """Unconstrained theta (3,) -> a valid block Gram: a = -1/(p-1) + (1 + 1/(p-1)) sigmoid(theta_0), same for
-    b, and c = sin(theta_2) sqrt((1 + (p-1) a)(1 + (q-1) b) / (p q)) (the PSD boundary at |sin| = 1, where
-    the ETF lies: its prototypes sum to zero)."""
-    counts = np.asarray(counts)
-    p = int((counts == counts.max()).sum())
-    q = len(counts) - p
-    sig = lambda t: 1 / (1 + math.exp(-t))  # noqa: E731
-    lo_a, lo_b = -1 / max(p - 1, 1), -1 / max(q - 1, 1)
-    a = lo_a + (1 - lo_a) * sig(theta[0])
-    b = lo_b + (1 - lo_b) * sig(theta[1])
-    c = math.sin(theta[2]) * math.sqrt(max((1 + (p - 1) * a) * (1 + (q - 1) * b), 0.0) / (p * q))
-    return block_gram(counts, a, b, c), (a, b, c)
-
-
-def best_block_prototypes(
-    counts,
-    tau: float,
-    n_w: float,
-    g_star=None,
-    prototype_anchors: bool = True,
-    max_evals: int = 150,
-    solver: str = "BM",
-) -> dict:
-    """Choose the prototype Gram G_w among two-group block Grams (:func:`block_gram`: majority-majority,
-    minority-minority and across cosines) to minimize the distance of the optimal G_M to ``g_star``
-    (default the ETF) at ``n_w`` copies (full batch), by Nelder-Mead (scipy) from G_w = G_*, over a
-    parametrization that keeps G_w valid.  Returns the distance with G_w = G_*, the best one found, the
-    best (a, b, c) and G_w (``g_w``, k x k), the number of solves and the certificate of the best solve.  A local search over a
-    restricted family: a smaller distance found is real (certified solve), no improvement proves nothing
-    beyond this family and this search."""
-    from scipy.optimize import minimize
-
-    counts = np.asarray(counts)
-    k = len(counts)
-    target = (check_gram(g_star).numpy() if g_star is not None else make_gram("etf", k).numpy())
-    major = counts == counts.max()
-    p, q = int(major.sum()), int((~major).sum())
-    if p < 2 or q < 2:  # refused before any solve
-        raise ValueError(f"the block prototype design needs at least two majority classes (the largest count) and "
-                         f"two minority classes, got {p} and {q} in counts {counts.tolist()}; use more classes "
-                         "(e.g. step counts with k >= 4) or other counts")
-    base = solve_point(counts, tau, target, n_w, prototype_anchors, solver=solver)
-    a0 = float(target[np.ix_(major, major)][~np.eye(p, dtype=bool)].mean())
-    b0 = float(target[np.ix_(~major, ~major)][~np.eye(q, dtype=bool)].mean())
-    c0 = float(target[np.ix_(major, ~major)].mean())
-    bound = math.sqrt((1 + (p - 1) * a0) * (1 + (q - 1) * b0) / (p * q))
-    logit = lambda v, lo: math.log((v - lo) / (1 - v))  # noqa: E731
-    theta0 = np.array([logit(a0, -1 / (p - 1)), logit(b0, -1 / (q - 1)),
-                       math.asin(max(-1.0, min(1.0, c0 / bound))) if bound > 0 else 0.0])
-    cache: dict[tuple, SolvePoint] = {}
-
-    def point(theta: np.ndarray) -> SolvePoint:
-        key = tuple(np.round(theta, 12))
-        if key not in cache:
-            g_w, _ = _block_from_params(counts, theta)
-            cache[key] = solve_point(counts, tau, target, n_w, prototype_anchors, g_w=g_w, solver=solver)
-        return cache[key]
-
-    res = minimize(lambda t: point(t).distance, theta0, method="Nelder-Mead",
-                   options={"maxfev": max_evals, "xatol": 1e-4, "fatol": 1e-7})
-    best_theta = min(cache, key=lambda t: cache[t].distance)
-    best = cache[best_theta]
-    g_best, (a, b, c) = _block_from_params(counts, np.array(best_theta))
-    return {
-        "counts": counts.tolist(), "tau": tau, "n_w": n_w, "prototype_anchors": prototype_anchors,
-        "distance_g_star": base.distance, "distance_best": best.distance,
-        "improvement": base.distance - best.distance, "relative_improvement": 1 - best.distance / base.distance,
-        "g_star_cosines": (a0, b0, c0), "best_cosines": (a, b, c), "g_w": g_best.tolist(), "solves": len(cache),
-        "best_status": best.status, "best_certified_gap": best.certified_gap, "converged": bool(res.success),
-    }
 
 
 # --- the "map" kind of the sweep engine: one cell per point -------------------------------------------------------
