@@ -14,6 +14,7 @@ from .simulate import figures_command, simulate_command
 from .prop1 import verify_prop1_command
 from .solve import agree_command, solve_command
 from .sweep import gather_command, solve_sweep_command, sweep_command
+from .study import study_command, study_report_command
 from .train import deep_figures_command, train_command
 
 app = typer.Typer(
@@ -52,6 +53,8 @@ app.command("copies")(copies_command)
 app.command("design-prototypes")(design_prototypes_command)
 app.command("collapse-map")(collapse_map_command)
 app.command("map")(map_command)
+app.command("study")(study_command)
+app.command("study-report")(study_report_command)
 
 
 if __name__ == "__main__":  # python -m ufm.cli.main (e.g. under torchrun)

@@ -13,7 +13,8 @@ import numpy as np  # noqa: E402
 
 from ufm.runio import atomic_path  # noqa: E402
 
-__all__ = ["gram_heatmaps", "gram_grid", "lines_vs_x", "save_figure", "distance_heatmaps", "map_panels", "map_figure"]
+__all__ = ["gram_heatmaps", "gram_grid", "lines_vs_x", "save_figure", "distance_heatmaps", "map_panels", "map_figure",
+           "study_figure"]
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
@@ -162,3 +163,55 @@ def map_figure(rows: list[dict], title: str | None = None, columns: int = 4):
     solvers = sorted({r.get("solver_method", r.get("solver", "?")) for r in rows if r.get("distance") is not None})
     return distance_heatmaps(panels, title or f"certified optimum ({', '.join(solvers)}), full batch, {shared}",
                               columns)
+
+
+# --- the minority-angle study: rows of ufm.deep.study.report ----------------------------------------------------
+
+def study_figure(rows: list[dict], measures: Sequence[tuple[str, str]] = (
+        ("probe_accuracy", "balanced test accuracy (linear probe)"),
+        ("minority_probe_accuracy", "minority-class test accuracy (probe)"))) -> plt.Figure:
+    """Accuracy against gamma, one panel per measure and one colour per setting: the ETF arm at gamma = 0 joined to
+    the minority arms, with interval bars; the designed arm as a star; the no-prototype arm as a dashed line with its
+    interval shaded.  Rows: ``{"setting", "arm", "gamma", measure: {"mean", "low", "high"}}``."""
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    fig, axes = plt.subplots(1, len(measures), figsize=(5.4 * len(measures), 3.9), squeeze=False)
+    for ax, (measure, label) in zip(axes[0], measures):
+        for i, setting in enumerate(settings):
+            color = f"C{i}"
+            mine = [r for r in rows if r["setting"] == setting]
+            line = sorted((r for r in mine if r["gamma"] is not None and not r["arm"].startswith("designed")),
+                          key=lambda r: r["gamma"])
+
+            def bars(rs, shift=0.0, **kw):
+                x = [r["gamma"] + shift for r in rs]
+                y = np.array([100 * r[measure]["mean"] for r in rs])
+                err = np.array([[100 * (r[measure]["mean"] - r[measure]["low"]),
+                                 100 * (r[measure]["high"] - r[measure]["mean"])] for r in rs]).T
+                ax.errorbar(x, y, yerr=np.nan_to_num(err), color=color, capsize=3, **kw)
+
+            if line:
+                bars(line, marker="o", label=f"{setting}: ETF (gamma 0) and minority G_*")
+            designed = [r for r in mine if r["arm"].startswith("designed")]
+            if designed:
+                bars(designed, shift=0.04, marker="*", markersize=11, linestyle="none",
+                     label=f"{setting}: designed G_w (beside gamma 1)")
+            for r in (r for r in mine if r["arm"] == "etf"):  # the ETF baseline across the axis, its interval
+                m = r[measure]
+                ax.axhline(100 * m["mean"], color=color, linestyle=":", linewidth=1)
+                if m["low"] == m["low"]:
+                    ax.axhspan(100 * m["low"], 100 * m["high"], color=color, alpha=0.06, hatch="..")
+            for r in (r for r in mine if r["gamma"] is None):
+                m = r[measure]
+                ax.axhline(100 * m["mean"], color=color, linestyle="--", linewidth=1,
+                           label=f"{setting}: {r['arm']} (no prototypes)" if r["arm"] == "none" else r["arm"])
+                if m["low"] == m["low"]:
+                    ax.axhspan(100 * m["low"], 100 * m["high"], color=color, alpha=0.12)
+        low, high = ax.get_ylim()  # accuracies: intervals beyond [0, 100] are cut at the axis
+        ax.set_ylim(max(low, -2), min(high, 102))
+        ax.set_xlabel("gamma (minority weighting of G_*; 0 = ETF)")
+        ax.set_ylabel(f"{label}, %")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Larger minority angles: mean and 95% interval over seeds", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
+import torch
+
 from ufm._config import NON_NEGATIVE, POSITIVE, Range, check_at_least_one, check_choices, check_device_name
 from ufm._config import check_values
 from ufm._config import option as _opt
@@ -48,6 +50,9 @@ class TrainConfig(NamedGeometry, ImbalanceProfile):
     loss: str = _opt("scl", "scl, class-averaging (BCL-style) or ce (fixed classifier W)")
     n_w: float = _opt(100.0, "copies of each prototype per batch (scl, class-averaging)")
     prototype_anchors: bool = _opt(True, "prototype copies are anchors too (scl)")
+    prototype_cosines: tuple[float, ...] = _opt((), "prototypes whose Gram G_w differs from G_*: three cosines, "
+                                                "majority-majority, minority-minority, across (a two-group block "
+                                                "Gram, e.g. from ufm design-prototypes); none: G_w = G_*")
     reduction: str = _opt("mean", "mean: SupCon's mean over anchors (prototype copies counted when they are "
                                   "anchors); 2B: the sum over anchors divided by the 2B embeddings of the batch")
     tau: float = _opt(0.1, "temperature")
@@ -78,6 +83,12 @@ class TrainConfig(NamedGeometry, ImbalanceProfile):
                              "lr_schedule": SCHEDULES, "binding_examples": BINDINGS, "dtype": DTYPES,
 })
         check_device_name(self.device)
+        object.__setattr__(self, "prototype_cosines", tuple(float(c) for c in self.prototype_cosines))
+        if len(self.prototype_cosines) not in (0, 3):
+            raise ValueError(f"prototype_cosines takes three cosines (majority, minority, across), got "
+                             f"{len(self.prototype_cosines)}; give three values or none")
+        if any(not -1 <= c <= 1 for c in self.prototype_cosines):
+            raise ValueError(f"prototype_cosines must lie in [-1, 1], got {list(self.prototype_cosines)}")
         check_values(self, {"test_per_class": NON_NEGATIVE, "n_w": NON_NEGATIVE, "tau": POSITIVE,
                             "lr": POSITIVE, "momentum": Range(0, 1, high_open=True), "weight_decay": NON_NEGATIVE,
                             "seed": NON_NEGATIVE})
@@ -89,12 +100,29 @@ class TrainConfig(NamedGeometry, ImbalanceProfile):
             raise ValueError(f"width={self.width} makes a ResNet-18 of about {params / 1e9:.1f} billion parameters "
                              f"(width 64, the standard network, has 11 million); use a width <= {MAX_WIDTH}")
 
+    def g_prototypes(self, counts) -> torch.Tensor:
+        """``[k, k]`` the Gram G_w of the fixed prototypes (the classifier W for ce): G_* itself, or the two-group
+        block Gram of ``prototype_cosines`` (:func:`ufm.design.block_gram`; majority: the classes with the largest
+        count), refused unless unit vectors can have it."""
+        if not self.prototype_cosines:
+            return self.g_star(counts)
+        from ufm.design import block_gram
+        from ufm.geometry import check_gram
+
+        try:
+            return check_gram(block_gram(counts, *self.prototype_cosines))
+        except ValueError as err:
+            raise ValueError(f"prototype_cosines {list(self.prototype_cosines)} give no prototypes for class counts "
+                             f"{[int(c) for c in counts]}: {err}; take cosines from ufm design-prototypes") from None
+
     def without_effect(self) -> dict[str, str]:
         """The fields that do nothing in this run, each with the reason (``ufm train`` refuses them when they are
         typed and have no effect in any of the runs they apply to)."""
         out = super().without_effect()  # the profile's and the geometry's
         if self.loss == "ce":
             out["n_w"] = "with loss ce (it has no prototype copies)"
+        elif self.n_w == 0 and self.prototype_cosines:
+            out["prototype_cosines"] = "with n_w = 0 (no prototype copies)"
         if self.loss != "scl":
             out["prototype_anchors"] = f"with loss {self.loss} (only scl has the two anchor conventions)"
         if not (self.loss == "scl" and self.prototype_anchors and self.n_w > 0):

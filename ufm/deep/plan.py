@@ -46,6 +46,7 @@ def check_against_data(configs: Mapping[str, TrainConfig]) -> None:
         try:
             train, _, counts, _ = select_data(cfg, *loaded[key])
             check_head_reaches(cfg.g_star(counts), cfg.head, cfg.embed_dim)
+            check_head_reaches(cfg.g_prototypes(counts), cfg.head, cfg.embed_dim)
             k = len(train.classes)
             bound = _first_of_each_class(train.labels, k) if cfg.batching == "binding" else None
             epoch_batches(train.labels, cfg.batch_size, cfg.batching, torch.Generator().manual_seed(0), k, bound)

@@ -219,7 +219,9 @@ def train(
         model = distributed.convert_batchnorm(model)
     cuda = device.type == "cuda"
     model = model.to(device, dtype, memory_format=torch.channels_last if cuda else torch.contiguous_format)
-    w = prototypes_from_gram(g_star, model.embed_dim, seed=None if cfg.head == "relu" else 0, dtype=dtype,
+    g_w = cfg.g_prototypes(counts)  # G_* unless the prototypes are designed apart from the target
+    check_head_reaches(g_w, cfg.head, cfg.embed_dim)
+    w = prototypes_from_gram(g_w, model.embed_dim, seed=None if cfg.head == "relu" else 0, dtype=dtype,
                              device=device)
     g_star_dev = g_star.to(device=device, dtype=torch.float64)
     minority = minority_mask(counts).to(device)
@@ -333,7 +335,7 @@ def train(
     last = state.grams[-1]
     probe = probe_predictions(z_train, train_dev.labels, z_test, k)
     write_npz(run_dir / "arrays.npz", g_m=last["g_m"], g_m_centered=last["g_m_centered"], g_star=g_star.numpy(),
-              counts=counts.numpy())
+              g_w=g_w.numpy(), counts=counts.numpy())
     summary = {
         "epochs": epoch,
         "counts": counts.tolist(),

@@ -1,0 +1,318 @@
+"""The paper's open question as a study: do prototypes with larger angles for minority classes generalize better?
+
+One setting (a data set and its CPU-sized training recipe, :data:`SETTINGS`) is trained under several arms
+(:data:`ARMS`) over seeds; every arm has the same n_w, schedule and data, and a seed fixes the initialization and
+the batches, so arms run with the same seed are paired:
+
+- ``none``: no prototypes (n_w = 0);
+- ``etf``: ETF prototypes (G_* = G_w = the simplex ETF);
+- ``minority-g<gamma>``: the minority-weighted G_* (minority classes get larger angles, ``--gamma``), prototypes
+  realizing it;
+- ``designed-g1``: the same target at gamma = 1, with a prototype Gram G_w designed so that the *optimal* G_M at
+  this n_w is closest to G_* (:func:`ufm.design.best_block_prototypes`; prototypes at finite n_w do not impose
+  their own Gram).
+
+Each finished run leaves a small record, ``<summaries>/<setting>/<arm>/seed=<s>.json`` (its config and
+summary), meant to be committed: :func:`pending` skips the runs that already have one (on any machine) and refuses
+one trained with another configuration, and :func:`report` rebuilds the table from those records alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from ufm.deep.config import PRESETS, TrainConfig
+from ufm.runio import read_json, write_json
+from ufm.stats import detectable_effect, mean_ci, paired_difference
+
+__all__ = ["Arm", "ARMS", "SETTINGS", "StudyPlan", "plan_study", "study_runs", "design_key", "design_prototypes", "record_path",
+           "save_record", "pending", "load_records", "report", "MEASURES"]
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm: the fields it sets on the setting's config, and its gamma on the figure's x axis (None: a
+    baseline drawn as a band).  ``designed``: its prototypes' Gram is designed for its target."""
+
+    overrides: dict = field(default_factory=dict)
+    gamma: float | None = None
+    designed: bool = False
+
+
+ARMS: dict[str, Arm] = {
+    "none": Arm({"n_w": 0.0}),
+    "etf": Arm({}, gamma=0.0),
+    "minority-g0.5": Arm({"geometry": "minority", "gamma": 0.5}, gamma=0.5),
+    "minority-g1": Arm({"geometry": "minority", "gamma": 1.0}, gamma=1.0),
+    "minority-g2": Arm({"geometry": "minority", "gamma": 2.0}, gamma=2.0),
+    "designed-g1": Arm({"geometry": "minority", "gamma": 1.0}, gamma=1.0, designed=True),
+}
+
+# The settings: the Figure 1 recipes that reach the terminal phase on 2 CPU cores (their comments in
+# ufm/deep/config.py), with n_w = 100 prototype copies for every arm with prototypes.
+SETTINGS: dict[str, dict] = {
+    "fashion-mnist": dict(PRESETS["cpu-fig1"]["scl-nw100"]),
+    "cifar10": dict(PRESETS["cpu-fig1-cifar"]["scl-nw100"]),
+}
+
+# Fields that say where and how fast a run went, not what it computed: records trained with other values count.
+_PLACE = ("data_root", "device", "compile")
+
+
+def study_runs(setting: str, arms: list[str], seeds: list[int], overrides: Mapping | None = None,
+               cosines: tuple[float, ...] | None = None) -> dict[str, TrainConfig]:
+    """The study's runs, ``<arm>/seed=<s>`` -> config: the setting's recipe, ``overrides`` (every arm), the arm's
+    fields and the seed; the designed arm takes ``cosines`` (its G_w, from :func:`design_prototypes`)."""
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}; choose one of {', '.join(SETTINGS)}")
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown arms {unknown}; choose among {', '.join(ARMS)}")
+    runs = {}
+    for arm in arms:
+        extra = {"prototype_cosines": tuple(cosines or ())} if ARMS[arm].designed else {}
+        if ARMS[arm].designed and not cosines:
+            raise ValueError(f"arm {arm} needs its designed prototype cosines")
+        for seed in seeds:
+            values = {**SETTINGS[setting], **(overrides or {}), **ARMS[arm].overrides, **extra, "seed": seed}
+            runs[f"{arm}/seed={seed}"] = TrainConfig(**values)
+    return runs
+
+
+def design_key(counts, cfg: TrainConfig) -> dict:
+    """What a prototype design depends on: class counts, tau, the target and the full-batch n_w that matches the
+    training batches (as many prototype rows per sample row: n_w N / (2 B), two views per image)."""
+    counts = [int(c) for c in counts]
+    n_w = cfg.n_w * sum(counts) / (2 * cfg.batch_size)
+    return {"counts": counts, "tau": cfg.tau, "n_w": round(n_w, 6), "geometry": cfg.geometry, "gamma": cfg.gamma,
+            "prototype_anchors": cfg.prototype_anchors}
+
+
+def design_prototypes(counts, cfg: TrainConfig, cache: str | Path) -> dict:
+    """The block prototype Gram whose optimal G_M is closest to ``cfg``'s G_* (:func:`design_key`), read from the
+    JSON list ``cache`` when designed before (so every machine trains the same prototypes), else designed and
+    appended.  Returns the design (``best_cosines``, the distances with G_w = G_* and with the design, ...)."""
+    from ufm.design import best_block_prototypes
+
+    cache = Path(cache)
+    key = design_key(counts, cfg)
+    designs = read_json(cache) if cache.is_file() else []
+    for d in designs:
+        if d["key"] == key:
+            return d
+    found = best_block_prototypes(key["counts"], cfg.tau, key["n_w"], cfg.g_star(counts), cfg.prototype_anchors,
+                                  max_evals=60)
+    design = {"key": key, **{k: found[k] for k in ("best_cosines", "g_star_cosines", "distance_g_star",
+                                                    "distance_best", "best_status", "solves")}}
+    write_json(cache, [*designs, design])
+    return design
+
+
+@dataclass
+class StudyPlan:
+    """What :func:`plan_study` found: every run of the study, the records already there, the runs left (config,
+    run folder, resume from its checkpoint) and the prototype design (None without the designed arm)."""
+
+    runs: dict
+    recorded: list
+    left: dict
+    design: dict | None
+
+
+# Fields the study sets itself (per arm, or by --seeds): an override of them would be silently replaced.
+STUDY_FIELDS = ("seed", "geometry", "gamma", "prototype_cosines")
+
+
+def plan_study(setting: str, arms: list[str], seeds: list[int], summaries: str | Path, out: str | Path,
+               overrides: Mapping | None = None) -> StudyPlan:
+    """Plan (or continue) ``setting`` over ``arms`` x ``seeds``: design the prototypes of the designed arm (or
+    read the design recorded under ``summaries``), skip the runs recorded under ``summaries``, record the runs
+    finished in ``out`` but not yet recorded, and check the rest against the data before any trains
+    (:func:`ufm.deep.plan.plan_set`: run folders ``out/<arm>/seed=<s>``, killed runs resume)."""
+    from ufm.deep.plan import plan_set
+    from ufm.deep.train import load_data, select_data
+
+    overrides = dict(overrides or {})
+    fixed = sorted(set(overrides) & set(STUDY_FIELDS))
+    if fixed:
+        raise ValueError(f"{fixed[0]} is set by the study (the arms and the seeds); drop it from the overrides")
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"the seeds must be distinct non-negative integers, got {seeds}")
+    design = None
+    if any(ARMS[a].designed for a in arms if a in ARMS):
+        arm = next(a for a in arms if a in ARMS and ARMS[a].designed)
+        cfg = study_runs(setting, [arm], seeds[:1], overrides, cosines=(0.0, 0.0, 0.0))[f"{arm}/seed={seeds[0]}"]
+        counts = select_data(cfg, *load_data(cfg))[2]
+        design = design_prototypes(counts, cfg, Path(summaries) / "design.json")
+    runs = study_runs(setting, arms, seeds, overrides, cosines=tuple(design["best_cosines"]) if design else None)
+    todo = pending(runs, summaries, setting)
+    recorded = [name for name in runs if name not in todo]
+    left: dict = {}
+    if todo:
+        finished, left = plan_set(todo, out, {name: {"arm": name.split("/")[0], "seed": cfg.seed}
+                                              for name, cfg in todo.items()})
+        for name, summary in finished.items():
+            save_record(summaries, setting, name, todo[name], summary)
+            recorded.append(name)
+    return StudyPlan(runs, recorded, left, design)
+
+
+def record_path(summaries: str | Path, setting: str, name: str) -> Path:
+    """Where the record of run ``<arm>/seed=<s>`` of ``setting`` lives."""
+    return Path(summaries) / setting / f"{name}.json"
+
+
+def save_record(summaries: str | Path, setting: str, name: str, cfg: TrainConfig, summary: dict) -> Path:
+    """Write a finished run's record (config + summary, without its local folder) for committing."""
+    path = record_path(summaries, setting, name)
+    write_json(path, {"config": cfg.to_dict(), "summary": {k: v for k, v in summary.items() if k != "run_folder"}})
+    return path
+
+
+def _science(config: dict) -> dict:
+    return {k: v for k, v in TrainConfig.from_dict(config).to_dict().items() if k not in _PLACE}
+
+
+def pending(runs: Mapping[str, TrainConfig], summaries: str | Path, setting: str) -> dict[str, TrainConfig]:
+    """The runs without a record; a record of another configuration (apart from where it ran) is refused, naming
+    the fields that differ."""
+    left = {}
+    for name, cfg in runs.items():
+        path = record_path(summaries, setting, name)
+        if not path.is_file():
+            left[name] = cfg
+            continue
+        saved, asked = _science(read_json(path)["config"]), _science(cfg.to_dict())
+        differ = [f"{k} (record {saved[k]!r}, asked {asked[k]!r})" for k in asked if saved[k] != asked[k]]
+        if differ:
+            raise ValueError(f"{path} records run {name} with another configuration: {', '.join(differ)}; use "
+                             "another --summaries folder for a changed study, or move that record away")
+    return left
+
+
+def load_records(summaries: str | Path) -> dict[str, dict[str, dict[int, dict]]]:
+    """Every record under ``summaries``: setting -> arm -> seed -> {"config", "summary"}."""
+    out: dict[str, dict[str, dict[int, dict]]] = {}
+    for path in sorted(Path(summaries).glob("*/*/seed=*.json")):
+        setting, arm, seed = path.parent.parent.name, path.parent.name, int(path.stem.split("=")[1])
+        out.setdefault(setting, {}).setdefault(arm, {})[seed] = read_json(path)
+    return out
+
+
+def _minority_mean(values: list[float], counts: list[int]) -> float:
+    small = [v for v, c in zip(values, counts) if c < max(counts)]
+    return sum(small) / len(small) if small else float("nan")
+
+
+def measures(record: dict) -> dict[str, float]:
+    """One run's measures: balanced test accuracy by linear probe and by nearest class centre (the test sets are
+    balanced), the same over the minority classes, and the train-side geometry."""
+    s = record["summary"]
+    per_class, counts, final = s["per_class_accuracy"], s["counts"], s["final"]
+    return {
+        "probe_accuracy": s["linear_probe_accuracy"],
+        "ncc_accuracy": final["ncc_accuracy"],
+        "minority_probe_accuracy": _minority_mean(per_class["probe"], counts),
+        "minority_ncc_accuracy": _minority_mean(per_class["ncc"], counts),
+        "distance": final["distance"],
+        "angle_majority": final["angle_majority"],
+        "angle_minority": final["angle_minority"],
+    }
+
+
+MEASURES = ("probe_accuracy", "minority_probe_accuracy", "ncc_accuracy", "minority_ncc_accuracy", "distance",
+            "angle_majority", "angle_minority")
+COMPARED = ("probe_accuracy", "minority_probe_accuracy", "ncc_accuracy", "minority_ncc_accuracy")
+
+
+def report(records: Mapping[str, Mapping[str, Mapping[int, dict]]], level: float = 0.95,
+           effect: float = 0.01) -> list[dict]:
+    """One row per (setting, arm): seeds, each measure's mean and ``level`` interval over seeds, and for the
+    accuracies the paired difference against the ETF arm (same seeds) with its interval and p-value, the smallest
+    difference this many seeds detects (power 0.8) and the seeds needed to detect ``effect``."""
+    from ufm.stats import seeds_needed
+
+    rows = []
+    for setting, arms in records.items():
+        per_arm = {arm: {seed: measures(r) for seed, r in seeds.items()} for arm, seeds in arms.items()}
+        for arm in [a for a in ARMS if a in per_arm] + sorted(set(per_arm) - set(ARMS)):
+            runs = per_arm[arm]
+            row: dict = {"setting": setting, "arm": arm, "gamma": ARMS[arm].gamma if arm in ARMS else None,
+                         "seeds": sorted(runs)}
+            for m in MEASURES:
+                ci = mean_ci([v[m] for v in runs.values()], level)
+                row[m] = {"mean": ci.mean, "low": ci.low, "high": ci.high, "n": ci.n}
+            if arm != "etf" and "etf" in per_arm:
+                for m in COMPARED:
+                    d = paired_difference({s: v[m] for s, v in runs.items()},
+                                          {s: v[m] for s, v in per_arm["etf"].items()}, level)
+                    detect = detectable_effect(d.std, d.n) if d.n >= 2 and d.std > 0 else float("nan")
+                    need = seeds_needed(effect, d.std) if d.n >= 2 and d.std > 0 else None
+                    row[f"{m}_vs_etf"] = {"mean": d.mean, "low": d.low, "high": d.high, "p_value": d.p_value,
+                                          "pairs": d.n, "detectable": detect, "seeds_for_effect": need}
+            rows.append(row)
+    return rows
+
+
+def flat_rows(rows: list[dict]) -> list[dict]:
+    """The report's rows with one column per number (``probe_accuracy_mean``, ``..._low``, ...), for CSV."""
+    out = []
+    for row in rows:
+        flat = {}
+        for key, value in row.items():
+            if isinstance(value, dict):
+                flat.update({f"{key}_{k}": v for k, v in value.items()})
+            else:
+                flat[key] = value
+        out.append(flat)
+    return out
+
+
+def _ci(cell: dict, scale: float = 1.0, digits: int = 1) -> str:
+    mean, low, high = (cell[k] * scale for k in ("mean", "low", "high"))
+    if high != high:  # one seed: no interval
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The report as a Markdown table: accuracies in percent with their intervals, the paired differences against
+    ETF prototypes (percentage points, p-value), distance and minority angle."""
+    head = ("| setting | arm | seeds | probe acc % | minority probe acc % | probe vs ETF (pp, p) | minority vs ETF "
+            "(pp, p) | NCC acc % | minority NCC acc % | distance to G_* | angle minority |\n"
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    lines = []
+    for r in rows:
+        diffs = []
+        for m in ("probe_accuracy", "minority_probe_accuracy"):
+            d = r.get(f"{m}_vs_etf")
+            diffs.append("-" if d is None else f"{_ci(d, 100)}, p = {d['p_value']:.2f}"
+                         if d["p_value"] == d["p_value"] else _ci(d, 100))
+        lines.append(f"| {r['setting']} | {r['arm']} | {len(r['seeds'])} | {_ci(r['probe_accuracy'], 100)} | "
+                     f"{_ci(r['minority_probe_accuracy'], 100)} | {diffs[0]} | {diffs[1]} | "
+                     f"{_ci(r['ncc_accuracy'], 100)} | {_ci(r['minority_ncc_accuracy'], 100)} | "
+                     f"{_ci(r['distance'], 1, 3)} | {_ci(r['angle_minority'])} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def write_report(summaries: str | Path, out: str | Path, level: float = 0.95) -> dict:
+    """The report (``report.json``: nested rows), its table (``table.json`` and ``table.csv`` flat, ``table.md``) and the figure (``accuracy_vs_gamma.png``) of every
+    record under ``summaries``, written into ``out``; returns ``{"rows", "files"}``."""
+    from ufm.plots import save_figure, study_figure
+    from ufm.runio import write_csv
+
+    records = load_records(summaries)
+    if not records:
+        raise ValueError(f"{summaries} holds no study records (<setting>/<arm>/seed=<s>.json); run ufm study first")
+    rows = report(records, level)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "report.json", rows)
+    write_json(out / "table.json", flat_rows(rows))  # the CSV's twin: one number per column
+    write_csv(out / "table.csv", flat_rows(rows))
+    (out / "table.md").write_text(markdown_table(rows))
+    save_figure(study_figure(rows), out / "accuracy_vs_gamma.png")
+    return {"rows": rows, "files": [str(out / n) for n in ("report.json", "table.json", "table.csv", "table.md",
+                                                               "accuracy_vs_gamma.png")]}
