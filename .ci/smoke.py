@@ -59,6 +59,11 @@ def commands(t: Path) -> dict[str, list[list[str]]]:
         "design-prototypes": [["design-prototypes", "--counts", "4,4,2,2", "--tau", "0.5", "--max-evals", "3"]],
         "collapse-map": [["collapse-map", "--profile", "step", "--ratio", "2", "--k", "3", "--n-major", "4",
                           "--tau", "0.5", "--n-w", "0", "--out", str(t / "collapse")]],
+        "study": [["study", "--setting", "fashion-mnist", "--data-root", str(t / "idx"), "--seeds", "1", "--arms",
+                   "none,etf,minority-g1", "--summaries", str(t / "study-rec"), "--out", str(t / "study"),
+                   *[x for kv in ("epochs=1", "n_major=8", "ratio=2", "test_per_class=8", "batch_size=8", "width=4",
+                                  "embed_dim=8", "eval_every=1", "device=cpu") for x in ("--set", kv)]]],
+        "study-report": [["study-report", "--summaries", str(t / "study-rec"), "--out", str(t / "study-report")]],
         "map": [["map", "--k", "3", "--n-major", "4", "--tau", "0.5", "--ratio", "1", "--ratio", "2", "--n-w", "0",
                  "--n-w", "10", "--out", str(t / "map")]],
     }

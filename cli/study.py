@@ -94,7 +94,7 @@ def study_command(
 
 
 def _cell(cell: dict | None, scale: float = 100, digits: int = 1) -> str:
-    if cell is None:
+    if cell is None or cell["mean"] != cell["mean"]:
         return "-"
     if cell["low"] != cell["low"]:
         return f"{scale * cell['mean']:.{digits}f}"

@@ -186,3 +186,18 @@ def test_study_report_without_records(tmp_path):
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(app, ["study-report", "--summaries", str(tmp_path / "empty")])
     assert result.exit_code == 2 and "holds no study records" in result.output
+
+
+def test_report_leaves_out_measures_a_run_does_not_define():
+    records = _records({"etf": {0: (0.5, 0.2), 1: (0.6, 0.3)}, "none": {0: (0.4, 0.1), 1: (0.5, 0.2)}})
+    for arm in records["s"].values():  # one majority class: no majority angle; seed 1 of none lost its distance
+        for r in arm.values():
+            r["summary"]["final"]["angle_majority"] = None
+    del records["s"]["none"][1]["summary"]["final"]["distance"]
+    rows = {r["arm"]: r for r in report(records)}
+    assert rows["etf"]["angle_majority"]["n"] == 0 and math.isnan(rows["etf"]["angle_majority"]["mean"])
+    assert rows["none"]["distance"]["n"] == 1 and rows["none"]["distance"]["mean"] == 0.0
+    assert rows["none"]["probe_accuracy_vs_etf"]["mean"] == pytest.approx(-0.1)
+    from ufm.deep.study import markdown_table
+
+    assert "| s | none | 2 |" in markdown_table(list(rows.values()))

@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import optimize, stats
 
-__all__ = ["Interval", "PairedDifference", "mean_ci", "paired_difference", "power_paired", "seeds_needed",
+__all__ = ["Interval", "PairedDifference", "mean_ci", "paired_difference", "power_paired", "seeds_needed", "has_spread",
            "detectable_effect"]
 
 
@@ -80,6 +80,11 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> Interval:
     return Interval(mean, mean - half, mean + half, std, len(x), level)
 
 
+def has_spread(ci: Interval) -> bool:
+    """Whether the values spread beyond rounding (a standard deviation above 1e-12 of their scale)."""
+    return ci.n >= 2 and ci.std > 1e-12 * max(1.0, abs(ci.mean))
+
+
 def paired_difference(a: Mapping, b: Mapping, level: float = 0.95) -> PairedDifference:
     """``a - b`` paired by key (seed -> value), over the keys both have: the mean difference with its t interval
     and the two-sided p-value of the paired t-test (NaN with fewer than two pairs or no spread)."""
@@ -88,7 +93,7 @@ def paired_difference(a: Mapping, b: Mapping, level: float = 0.95) -> PairedDiff
         raise ValueError(f"no seed in common to pair (first: {sorted(a)}, second: {sorted(b)})")
     d = mean_ci([float(a[s]) - float(b[s]) for s in seeds], level)
     p = math.nan
-    if len(seeds) >= 2 and d.std > 0:
+    if len(seeds) >= 2 and has_spread(d):
         p = float(stats.ttest_rel([float(a[s]) for s in seeds], [float(b[s]) for s in seeds]).pvalue)
     return PairedDifference(d.mean, d.low, d.high, d.std, d.n, level, p, seeds)
 

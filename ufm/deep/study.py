@@ -19,13 +19,14 @@ one trained with another configuration, and :func:`report` rebuilds the table fr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 from ufm.deep.config import PRESETS, TrainConfig
 from ufm.runio import read_json, write_json
-from ufm.stats import detectable_effect, mean_ci, paired_difference
+from ufm.stats import detectable_effect, has_spread, mean_ci, paired_difference
 
 __all__ = ["Arm", "ARMS", "SETTINGS", "StudyPlan", "plan_study", "study_runs", "design_key", "design_prototypes", "record_path",
            "save_record", "pending", "load_records", "report", "MEASURES"]
@@ -202,7 +203,10 @@ def load_records(summaries: str | Path) -> dict[str, dict[str, dict[int, dict]]]
 
 
 def _minority_mean(values: list[float], counts: list[int]) -> float:
-    small = [v for v, c in zip(values, counts) if c < max(counts)]
+    """Mean of ``values [k]`` over the minority classes (:func:`ufm.imbalance.minority_mask`); NaN without any."""
+    from ufm.imbalance import minority_mask
+
+    small = [v for v, minor in zip(values, minority_mask(counts).tolist()) if minor]
     return sum(small) / len(small) if small else float("nan")
 
 
@@ -213,18 +217,22 @@ def measures(record: dict) -> dict[str, float]:
     per_class, counts, final = s["per_class_accuracy"], s["counts"], s["final"]
     return {
         "probe_accuracy": s["linear_probe_accuracy"],
-        "ncc_accuracy": final["ncc_accuracy"],
+        "ncc_accuracy": final.get("ncc_accuracy"),
         "minority_probe_accuracy": _minority_mean(per_class["probe"], counts),
         "minority_ncc_accuracy": _minority_mean(per_class["ncc"], counts),
-        "distance": final["distance"],
-        "angle_majority": final["angle_majority"],
-        "angle_minority": final["angle_minority"],
+        "distance": final.get("distance"),
+        "angle_majority": final.get("angle_majority"),
+        "angle_minority": final.get("angle_minority"),
     }
 
 
 MEASURES = ("probe_accuracy", "minority_probe_accuracy", "ncc_accuracy", "minority_ncc_accuracy", "distance",
             "angle_majority", "angle_minority")
 COMPARED = ("probe_accuracy", "minority_probe_accuracy", "ncc_accuracy", "minority_ncc_accuracy")
+
+
+def _defined(value) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def report(records: Mapping[str, Mapping[str, Mapping[int, dict]]], level: float = 0.95,
@@ -241,15 +249,20 @@ def report(records: Mapping[str, Mapping[str, Mapping[int, dict]]], level: float
             runs = per_arm[arm]
             row: dict = {"setting": setting, "arm": arm, "gamma": ARMS[arm].gamma if arm in ARMS else None,
                          "seeds": sorted(runs)}
-            for m in MEASURES:
-                ci = mean_ci([v[m] for v in runs.values()], level)
-                row[m] = {"mean": ci.mean, "low": ci.low, "high": ci.high, "n": ci.n}
+            for m in MEASURES:  # over the seeds where the measure is defined (no angle within a group of one)
+                values = [v[m] for v in runs.values() if _defined(v[m])]
+                ci = mean_ci(values, level) if values else None
+                row[m] = ({"mean": ci.mean, "low": ci.low, "high": ci.high, "n": ci.n} if ci else
+                          {"mean": math.nan, "low": math.nan, "high": math.nan, "n": 0})
             if arm != "etf" and "etf" in per_arm:
                 for m in COMPARED:
-                    d = paired_difference({s: v[m] for s, v in runs.items()},
-                                          {s: v[m] for s, v in per_arm["etf"].items()}, level)
-                    detect = detectable_effect(d.std, d.n) if d.n >= 2 and d.std > 0 else float("nan")
-                    need = seeds_needed(effect, d.std) if d.n >= 2 and d.std > 0 else None
+                    mine = {s: v[m] for s, v in runs.items() if _defined(v[m])}
+                    theirs = {s: v[m] for s, v in per_arm["etf"].items() if _defined(v[m])}
+                    if not set(mine) & set(theirs):
+                        continue
+                    d = paired_difference(mine, theirs, level)
+                    detect = detectable_effect(d.std, d.n) if has_spread(d) else math.nan
+                    need = seeds_needed(effect, d.std) if has_spread(d) else None
                     row[f"{m}_vs_etf"] = {"mean": d.mean, "low": d.low, "high": d.high, "p_value": d.p_value,
                                           "pairs": d.n, "detectable": detect, "seeds_for_effect": need}
             rows.append(row)
@@ -272,6 +285,8 @@ def flat_rows(rows: list[dict]) -> list[dict]:
 
 def _ci(cell: dict, scale: float = 1.0, digits: int = 1) -> str:
     mean, low, high = (cell[k] * scale for k in ("mean", "low", "high"))
+    if mean != mean:  # not defined in any run (e.g. the angle within a group of one class)
+        return "-"
     if high != high:  # one seed: no interval
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
