@@ -21,6 +21,8 @@ __all__ = [
     "class_counts",
     "labels_from_counts",
     "minority_mask",
+    "shot_groups",
+    "SHOTS",
     "parse_counts",
 ]
 
@@ -84,6 +86,15 @@ def labels_from_counts(counts) -> torch.Tensor:
     """Labels ``[N]`` sorted by class: counts[c] copies of c."""
     counts = torch.as_tensor(counts, dtype=torch.long)
     return torch.repeat_interleave(torch.arange(len(counts)), counts)
+
+
+SHOTS = ("many", "medium", "few")
+
+
+def shot_groups(counts, many: int = 100, few: int = 20) -> list[str]:
+    """The long-tail literature's groups by training count (Liu et al. 2019, OLTR): ``many`` (more than ``many``
+    images), ``few`` (fewer than ``few``), ``medium`` (between, inclusive), one per class."""
+    return ["many" if int(n) > many else "few" if int(n) < few else "medium" for n in counts]
 
 
 def minority_mask(counts) -> torch.Tensor:

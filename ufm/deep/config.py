@@ -171,6 +171,15 @@ _CPU_FIG1 = dict(dataset="idx", data_root="/usr/share/datasets/fashion-mnist", p
 _CPU_FIG1_CIFAR = dict(dataset="folder", data_root="data/cifar10-jpeg", profile="step", ratio=10.0, n_major=200,
                        test_per_class=200, width=16, embed_dim=32, epochs=150, batch_size=128, lr=0.1,
                        lr_schedule="cosine", augment="none", tau=0.1, eval_every=10, checkpoint_every=10)
+# CIFAR-10-LT, the long-tail literature's protocol (Cao et al. 2019): the exponential profile at ratio 100 (--ratio 10
+# or 50 for the others) with 5,000 images in the largest class (12,406 in all at 100), evaluated on the whole balanced
+# test set (10,000 images) by the linear probe on frozen embeddings (the two-stage SupCon protocol), nearest class
+# centre and nearest prototype, with many/medium/few-shot accuracies.  The standard ResNet-18 (width 64, 128-d head),
+# SupCon's augmentation, 200 epochs of SGD at 0.1 on a cosine schedule, batches of 256: for a GPU.  The training
+# images of each class are drawn at random per seed (the literature takes the first ones: same counts).
+_LT = dict(dataset="cifar10", profile="long-tail", ratio=100.0, n_major=5000, test_per_class=0, width=64,
+           embed_dim=128, augment="supcon", epochs=200, batch_size=256, lr=0.1, lr_schedule="cosine", tau=0.1,
+           eval_every=20, checkpoint_every=10)
 PRESETS: dict[str, dict[str, dict]] = {
     # The three runs of the paper's Figure 1 on STEP CIFAR-10, R = 10 (GPU).
     "paper-fig1": {
@@ -195,6 +204,15 @@ PRESETS: dict[str, dict[str, dict]] = {
         "scl-nw0": {**_CPU_FIG1_CIFAR, "loss": "scl", "n_w": 0.0},
         "class-averaging-binding": {**_CPU_FIG1_CIFAR, "loss": "class-averaging", "n_w": 0.0, "batching": "binding"},
         "scl-nw100": {**_CPU_FIG1_CIFAR, "loss": "scl", "n_w": 100.0},
+    },
+    # CIFAR-10-LT at ratio 100 (GPU): SupCon, SCL with fixed ETF prototypes (both anchor conventions), class averaging
+    # with binding (BCL-style), CE with the fixed ETF classifier.
+    "cifar10-lt": {
+        "supcon": {**_LT, "loss": "scl", "n_w": 0.0},
+        "scl-etf": {**_LT, "loss": "scl", "n_w": 100.0},
+        "scl-etf-batch-anchors": {**_LT, "loss": "scl", "n_w": 100.0, "prototype_anchors": False},
+        "class-averaging-binding": {**_LT, "loss": "class-averaging", "n_w": 0.0, "batching": "binding"},
+        "ce-etf": {**_LT, "loss": "ce"},
     },
     # A narrow ResNet on a small STEP subset of CIFAR-10 images (folder) for a few minutes on 2 CPU cores.
     "cpu-small": {

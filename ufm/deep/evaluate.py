@@ -10,7 +10,7 @@ import torch
 
 from ufm.analysis import class_means, geometry_summary, gram_distance, mean_gram
 
-__all__ = ["Normalizer", "embed", "evaluate", "linear_probe", "probe_predictions", "per_class_accuracy",
+__all__ = ["Normalizer", "embed", "evaluate", "linear_probe", "probe_predictions", "per_class_accuracy", "shot_accuracies",
            "class_accuracies"]
 
 
@@ -98,3 +98,17 @@ def probe_predictions(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torc
     opt.step(closure)
     with torch.no_grad():
         return probe(z_test).argmax(1)
+
+
+def shot_accuracies(per_class: dict[str, list[float]], counts) -> dict[str, dict[str, float]]:
+    """Test accuracy over the many-, medium- and few-shot classes (:func:`ufm.imbalance.shot_groups` of the training
+    ``counts``), per classifier of ``per_class`` (:func:`class_accuracies`): the mean of the classes' accuracies (the
+    accuracy over the group's test images when the test set is balanced); a group without classes is left out."""
+    from ufm.imbalance import SHOTS, shot_groups
+
+    groups = shot_groups(counts)
+    out = {}
+    for name, accuracies in per_class.items():
+        out[name] = {g: sum(a for a, h in zip(accuracies, groups) if h == g) / groups.count(g)
+                     for g in SHOTS if g in groups}
+    return out

@@ -32,7 +32,7 @@ from ufm.deep import distributed
 from ufm.deep.augment import AUGMENT
 from ufm.deep.config import PRESETS, RESUMABLE, TrainConfig, preset, resumed_config
 from ufm.deep.data import ImageData, check_splits, imbalanced_subset, load_cifar, load_idx, load_image_folder
-from ufm.deep.evaluate import Normalizer, embed, evaluate, probe_predictions, class_accuracies
+from ufm.deep.evaluate import Normalizer, class_accuracies, embed, evaluate, probe_predictions, shot_accuracies
 from ufm.deep.model import ResNet18, check_head_reaches
 from ufm.deep.tensorboard import EventLog
 from ufm.folders import mark
@@ -334,6 +334,7 @@ def train(
     z_train, z_test = embed(model, train_dev.images, normalize), embed(model, test_dev.images, normalize)
     last = state.grams[-1]
     probe = probe_predictions(z_train, train_dev.labels, z_test, k)
+    per_class = class_accuracies(z_train, train_dev.labels, z_test, test_dev.labels, w, probe)
     write_npz(run_dir / "arrays.npz", g_m=last["g_m"], g_m_centered=last["g_m_centered"], g_star=g_star.numpy(),
               g_w=g_w.numpy(), counts=counts.numpy())
     summary = {
@@ -341,7 +342,8 @@ def train(
         "counts": counts.tolist(),
         "final": state.history[-1] if state.history else {},
         "linear_probe_accuracy": float((probe == test_dev.labels).float().mean()),
-        "per_class_accuracy": class_accuracies(z_train, train_dev.labels, z_test, test_dev.labels, w, probe),
+        "per_class_accuracy": per_class,
+        "shot_accuracy": shot_accuracies(per_class, counts.tolist()),
         "device": str(device),
         "processes": group.world if group else 1,
         "train_seconds": sum(h["seconds"] for h in state.history),
