@@ -14,7 +14,8 @@ from ._common import (check_out, console, default_out, err_console, max_memory_o
                       progress_bar,
                       user_errors)
 from ._config import flag_names, with_config_options
-from ufm.figures import FIGURES, deep_fig1, render
+from ufm.deep.figures import deep_fig1
+from ufm.figures import FIGURES, render
 from ufm.plots import gram_heatmaps, save_figure
 from ufm.runio import staged_dir
 from ufm.simulate import SimConfig, SimResult, build_problem, check_simulation_size, simulate

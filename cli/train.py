@@ -19,7 +19,7 @@ from ufm.deep.train import (PRESETS, TrainConfig, check_fresh_folder, preset, re
                             train_distributed)
 from ufm.deep.tasks import run_training
 from ufm.executors import ExecutorConfig
-from ufm.figures import deep_fig1
+from ufm.deep.figures import deep_fig1
 from ufm.folders import require
 from ufm.runio import read_json
 from ufm.grid import parse_grid, without_effect_everywhere
