@@ -6,8 +6,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-import torch
 import typer
 from rich import box
 from rich.table import Table
@@ -16,15 +14,13 @@ from ._common import (check_out, console, default_out, max_memory_option, overwr
                       user_errors)
 from ._config import with_config_options
 from ufm.agreement import solver_vs_simulator
-from ufm.batching import epoch_batches
-from ufm.imbalance import labels_from_counts
 from ufm.plots import gram_heatmaps, save_figure
 from ufm.folders import mark
 from ufm.runio import write_json, write_npz
 from ufm.simulate import SimConfig
+from ufm.optimum import solve_config
 from ufm.spec import SolveConfig
-from ufm.solver import (check_solve_size, class_groups, nonnegative_prototypes, solve, solve_full,
-                        solve_full_bm)
+from ufm.solver import class_groups
 from ufm.solver.result import ARRAYS_FILE, JSON_MATRIX_MAX_K
 
 
@@ -42,66 +38,23 @@ def solve_command(
 ) -> None:
     """Globally optimal class-mean Gram of batch SCL (with prototypes) for collapsed features (cvxpy)."""
     folder = check_out(out or default_out("solve"), overwrite, kind="solve")
-    if full and config.relu:
-        raise ValueError("--full does not support --relu yet; drop one of them")
-    if full and not config.reduce:
-        raise ValueError("--no-reduce has no effect with --full (the N x N problem is never symmetry-reduced); drop it")
-    n = config.class_counts()
-    comp = config.compositions(n)
-    tau, n_w, solver, relu = config.tau, config.n_w, config.solver, config.relu
-    labels = labels_from_counts(n) if full else None
-    # refuse up front what cannot fit: the k x k matrices (G_* is built next), then the method's own estimate
-    # (the full solves here; the collapsed ones inside solve())
-    check_solve_size(len(n), len(comp), n_w > 0, "dense", max_memory_gb)
-    if full:
-        check_solve_size(len(n), 1, n_w > 0, "full-bm" if solver == "BM" else "full", max_memory_gb,
-                         samples=len(labels))
-    g_star = config.g_star(n) if n_w > 0 else None
-    extra = {}
-    if relu and g_star is not None:  # ReLU features can only reach non-negative prototypes: find them or refuse
-        try:
-            extra["nonnegative_prototypes"] = nonnegative_prototypes(g_star, len(n)).tolist()
-        except ValueError as err:
-            raise ValueError(f"--relu: {err}") from None
-    if full:
-        batches = (epoch_batches(labels, len(labels), "full", torch.Generator(), len(n)) if config.batching == "full"
-                   else epoch_batches(labels, config.batch_size, config.batching,
-                                      torch.Generator().manual_seed(config.seed), len(n)))
-        index = [row[keep].numpy() for row, keep in zip(batches.index, batches.mask)]
-        if solver == "BM":
-            result = solve_full_bm(labels.numpy(), index, tau, g_star, n_w, config.prototype_anchors, len(n))
-        else:
-            result = solve_full(labels.numpy(), index, tau, g_star, n_w, config.prototype_anchors,
-                                "CLARABEL" if solver == "auto" else solver, len(n), max_memory_gb=max_memory_gb)
-        extra["min_within_class_cosine"] = result.min_within_class_cosine
-        arrays = {"sample_gram": result.gram} | ({} if result.cross is None else {"sample_cross": result.cross})
-        result = replace(result, gram=result.class_means, cross=None)
-    else:
-        result = solve(comp.numpy(), tau, g_star, n_w, config.prototype_anchors, solver, config.reduce, relu,
-                       max_memory_gb=max_memory_gb)
-        arrays = {}
-    # matrices in arrays.npz; in the JSON (file and --json) as lists only up to JSON_MATRIX_MAX_K classes
-    arrays = {**result.arrays(), **arrays, **({} if g_star is None else {"g_star": g_star.numpy()})}
-    if "nonnegative_prototypes" in extra:
-        arrays["nonnegative_prototypes"] = np.array(extra["nonnegative_prototypes"])
-        if len(n) > JSON_MATRIX_MAX_K:
-            extra["nonnegative_prototypes"] = None
-    summary = {"counts": n.tolist(), "batches": len(comp), "tau": tau, "n_w": n_w, **extra, **result.summary()}
+    summary, arrays, result = solve_config(config, full, max_memory_gb)
+    n, tau, n_w = summary["counts"], config.tau, config.n_w
     write_npz(folder / ARRAYS_FILE, **arrays)
     mark(folder, "solve")
     write_json(folder / "solution.json", summary)  # written last: the run is finished when it exists
-    grams = [result.gram] if g_star is None else [result.gram, g_star.numpy()]
-    titles = ["optimal G_M"] if g_star is None else ["optimal G_M", "prototype Gram G_*"]
-    save_figure(gram_heatmaps(grams, titles, f"counts {n.tolist() if len(n) <= 12 else f'k = {len(n)}'}, tau {tau:g}, "
+    grams = [result.gram, arrays["g_star"]]
+    titles = ["optimal G_M", "prototype Gram G_*" if n_w > 0 else "target G_* (no prototypes)"]
+    save_figure(gram_heatmaps(grams, titles, f"counts {n if len(n) <= 12 else f'k = {len(n)}'}, tau {tau:g}, "
                                              f"n_w {n_w:g}"), folder / "gram.png")
     if as_json:
         print_json({**summary, "run_folder": str(folder)})
         return
-    console.print(f"class counts n = {n.tolist() if len(n) <= 20 else f'{len(n)} classes'}, {len(comp)} batch(es), "
+    console.print(f"class counts n = {n if len(n) <= 20 else f'{len(n)} classes'}, {summary['batches']} batch(es), "
                   f"tau {tau:g}, n_w {n_w:g}")
-    console.print(_gram_table(result, n.tolist()))
+    console.print(_gram_table(result, n))
     if full:
-        console.print(f"full N x N solve: smallest within-class cosine {extra['min_within_class_cosine']:.6f} "
+        console.print(f"full N x N solve: smallest within-class cosine {summary['min_within_class_cosine']:.6f} "
                       "(1 means the classes collapse); the table shows G_M of the solution")
     console.print(result.describe())
     console.print(f"folder {folder}")

@@ -162,23 +162,6 @@ def _check_point(kind: str, cfg: Any) -> None:
         _solve_problem(cfg)
 
 
-def _solve_point(cfg: SolveConfig) -> tuple[dict, dict]:
-    """The certified optimum of one SolveConfig: (summary, arrays)."""
-    from ufm.analysis import angle_errors_deg, gram_distance, group_angles
-    from ufm.imbalance import minority_mask
-    from ufm.solver import solve
-
-    n, comp, g_star = _solve_problem(cfg)
-    result = solve(comp.numpy(), cfg.tau, g_star if cfg.n_w > 0 else None, cfg.n_w, cfg.prototype_anchors,
-                   cfg.solver, cfg.reduce, cfg.relu)
-    gram = torch.from_numpy(np.asarray(result.gram, dtype=np.float64))
-    metrics = {"distance": float(gram_distance(gram, g_star)),
-               "max_angle_error": float(angle_errors_deg(gram, g_star).abs().max())}
-    metrics.update({f"angle_{k}": float(v) for k, v in group_angles(gram, minority_mask(n)).items()})
-    summary = {"counts": n.tolist(), "batches": len(comp), **result.summary(), **metrics}
-    return summary, {**result.arrays(), "g_star": g_star.numpy()}
-
-
 def run_point(kind: str, config: dict, folder: str, module: str | None = None) -> str:
     """Run one point (a task: module-level, picklable) and write its run folder; returns the folder.  ``module``:
     where the kind registers (imported first in a fresh worker process)."""
@@ -194,7 +177,9 @@ def _run_simulate_point(cfg: SimConfig, folder: Path) -> None:
 def _run_solve_point(cfg: SolveConfig, folder: Path) -> None:
     from ufm.runio import write_npz
 
-    summary, arrays = _solve_point(cfg)
+    from ufm.optimum import solve_config
+
+    summary, arrays, _ = solve_config(cfg)
     write_json(folder / "config.json", cfg.to_dict())
     write_npz(folder / "arrays.npz", **arrays)
     write_json(folder / "solution.json", summary)
