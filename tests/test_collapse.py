@@ -62,7 +62,7 @@ def test_the_lift_is_the_collapsed_point_in_the_full_problem():
 
 def test_reshuffled_batches_one_epoch():
     # one reshuffled epoch of batches of 6 (counts 4,4,2,2), tau 0.3, n_w 2: collapse is not optimal there
-    # (tests/test_solver_full_bm.py: within-class cosines about 0.9995 by the interior point)
+    # (tests/solver/test_solver_full_bm.py: within-class cosines about 0.9995 by the interior point)
     r = collapse_cell(CollapseCell((4, 4, 2, 2), 0.3, 2.0, batching="shuffle", batch_size=6))
     assert r["verdict"] == "not optimal" and r["min_cos"] < 0.9999
 

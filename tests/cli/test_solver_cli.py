@@ -64,7 +64,7 @@ def test_every_path_prints_the_same_fields_as_json_and_as_a_table(case, tmp_path
 
 def test_k_1000_step_through_the_cli_prints_the_oracle_values(tmp_path):
     # the grouped method at k = 1000 (issue 12), as JSON and as the group table; oracle values from
-    # tests/test_solver_accuracy.py (mpmath): majority -0.0020036130, minority 0.0019254675, across -0.0000393210
+    # tests/solver/test_solver_accuracy.py (mpmath): majority -0.0020036130, minority 0.0019254675, across -0.0000393210
     exact = np.array([-0.0020036129652, 0.0019254674511, -0.0000393209782])
     result = runner.invoke(app, ["solve", "--counts", "500x500,5x500", "--tau", "1", "--out", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
