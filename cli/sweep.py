@@ -176,5 +176,11 @@ def gather_command(
         return
     _print_table(report["kind"], report, report["fields"])
     if report["missing"]:
-        console.print(f"{len(report['missing'])} points not finished yet (re-run the sweep to run them)")
-    console.print(f"sweep folder: {report['folder']}")
+        from ufm.folders import KINDS, identify
+
+        what, command, _ = KINDS.get(identify(report["folder"]) or "", ("a sweep folder", "the sweep", ""))
+        console.print(f"{len(report['missing'])} points not finished yet (re-run the same {command} command to "
+                      "run them)")
+        console.print(f"{what}: {report['folder']}")
+    else:
+        console.print(f"folder: {report['folder']}")

@@ -117,6 +117,10 @@ def test_sweep_refuses_to_mix_folders(tmp_path):
         run_sweep(tmp_path / "s", "simulate", replace(TINY, epochs=5), grid)
     point = next((tmp_path / "s" / "points").iterdir())
     cfg = read_json(point / "config.json")
+    # a folder written before a field with a default existed (here: tol at its default) still matches
+    assert cfg["tol"] == SimConfig().tol
+    (point / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k != "tol"}))
+    assert gather(tmp_path / "s")["finished"] == 2
     (point / "config.json").write_text(json.dumps({**cfg, "lr": 0.5}))
     with pytest.raises(ValueError, match="holds a different config than its grid point"):
         gather(tmp_path / "s")

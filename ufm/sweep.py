@@ -185,10 +185,20 @@ def _run_solve_point(cfg: SolveConfig, folder: Path) -> None:
     write_json(folder / "solution.json", summary)
 
 
+def _same_config(kind: str, saved: Any, config: Any) -> bool:
+    """Whether a folder's saved config is ``config``, both read through the kind's config class (so a folder written
+    before a field with a default was added still matches)."""
+    try:
+        saved = _kind(kind).config.from_dict(saved).to_dict()
+    except (ValueError, TypeError):
+        return False
+    return json.loads(json.dumps(saved)) == json.loads(json.dumps(config.to_dict()))
+
+
 def _point_status(kind: str, point: Point, folder: Path) -> bool:
     """Whether the point's folder holds its finished result; refuses a folder made by another config."""
     config_file = folder / "config.json"
-    if config_file.is_file() and read_json(config_file) != json.loads(json.dumps(point.config.to_dict())):
+    if config_file.is_file() and not _same_config(kind, read_json(config_file), point.config):
         raise ValueError(f"{folder} holds a different config than its grid point; remove that folder or use "
                          "another --out")
     return (folder / _kind(kind).result).is_file()
