@@ -40,7 +40,31 @@ def _arms(text: Optional[str]) -> list[str]:
     return arms
 
 
+def _as_set(field: str, value: str | None) -> str:
+    """A config field as ``ufm study`` takes it: ``--data-root``, else ``--set FIELD=VALUE``."""
+    if field == "data_root":
+        return "--data-root" + (f" {value}" if value else "")
+    return f"--set {field}={value.strip(chr(39))}" if value else f"--set {field}"
+
+
+def _fields_as_set(fn):
+    """Errors naming config fields (FieldError) written with this command's options (``--set FIELD=VALUE``)."""
+    import functools
+
+    from ufm.errors import FieldError
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FieldError as err:
+            raise ValueError(err.render(_as_set)) from None
+
+    return wrapper
+
+
 @user_errors
+@_fields_as_set
 def study_command(
     setting: str = typer.Option(..., "--setting", help=f"data set and recipe: {', '.join(SETTINGS)}"),
     seeds: int = typer.Option(3, "--seeds", help="seeds 0 .. N-1 per arm (raise it later to add seeds)"),

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from _idx import tiny_idx
@@ -160,6 +161,26 @@ def test_study_finishes_a_run_killed_after_training_and_refuses_changed_records(
                                       "--summaries", str(tiny / "rec"), "--out", str(tiny / "runs"), *TINY,
                                       "--arms", "etf", "--seeds", "1"])
     assert result.exit_code == 0 and "1 of 1 runs recorded" in result.output
+    # ... also for a run folder trained from the old path whose record is gone: it is the same run, recorded again
+    (tiny / "rec" / "fashion-mnist" / "etf" / "seed=0.json").unlink()
+    result = CliRunner().invoke(app, ["study", "--setting", "fashion-mnist", "--data-root", str(tiny / "idx2"),
+                                      "--summaries", str(tiny / "rec"), "--out", str(tiny / "runs"), *TINY,
+                                      "--arms", "etf", "--seeds", "1"])
+    assert result.exit_code == 0 and "1 of 1 runs recorded" in result.output, result.output
+    assert (tiny / "runs" / "etf" / "seed=0" / "summary.json").stat().st_mtime == mtime
+
+
+def test_study_refuses_unwritable_places_and_missing_devices_before_training(tiny):
+    (tiny / "afile").write_text("x")
+    for flag, message in (("--summaries", "--summaries"), ("--out", "--out")):
+        argv = {"--summaries": str(tiny / "rec"), "--out": str(tiny / "runs"), flag: str(tiny / "afile")}
+        result = CliRunner().invoke(app, ["study", "--setting", "fashion-mnist", "--data-root", str(tiny / "idx"),
+                                          *[x for kv in argv.items() for x in kv], *TINY, "--arms", "etf"])
+        assert result.exit_code == 2 and f"{message} {tiny / 'afile'} is a file" in result.output, result.output
+    if not torch.cuda.is_available():
+        result = _study(tiny, "--arms", "etf", "--set", "device=cuda")
+        assert result.exit_code == 2 and "--set device=cuda was asked for but CUDA is not available" in result.output
+    assert not (tiny / "rec").exists() and not (tiny / "runs" / "etf").exists()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -20,7 +20,7 @@ from ufm.deep.model import HEADS
 from ufm.losses import check_copies
 from ufm.spec import ImbalanceProfile, NamedGeometry
 
-__all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "preset", "resumed_config", "grid_runs"]
+__all__ = ["TrainConfig", "PRESETS", "PLACE", "RESUMABLE", "preset", "resumed_config", "grid_runs"]
 
 DATASETS = ("cifar10", "cifar100", "folder", "idx")
 LOSSES = ("scl", "class-averaging", "ce")  # the batch losses of ufm.losses.LOSSES that train a network
@@ -136,8 +136,11 @@ class TrainConfig(NamedGeometry, ImbalanceProfile):
     fields_without_effect = without_effect  # the older name
 
 
+# Where a run goes, not what it computes: a run continued elsewhere (another data folder, device or compilation)
+# is the same run (its chosen images are checked against the data on resume).
+PLACE = frozenset({"data_root", "device", "compile"})
 # What a resumed run may change: its length, its bookkeeping and where it runs; not the model, data or loss.
-RESUMABLE = frozenset({"epochs", "eval_every", "checkpoint_every", "device", "compile", "data_root"})
+RESUMABLE = frozenset({"epochs", "eval_every", "checkpoint_every"}) | PLACE
 
 
 def resumed_config(saved: TrainConfig, changes: dict) -> TrainConfig:

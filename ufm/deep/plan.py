@@ -20,11 +20,11 @@ from typing import Mapping
 import torch
 
 from ufm.batching import epoch_batches
-from ufm.deep.config import TrainConfig
+from ufm.deep.config import PLACE, TrainConfig
 from ufm.errors import FieldError
 from ufm.folders import describe, identify, mark
 from ufm.grid import Point
-from ufm.runio import read_json, write_json
+from ufm.runio import check_out_dir, read_json, write_json
 from ufm.sweep import Kind, points_record, register_kind
 
 __all__ = ["check_against_data", "run_state", "start_over", "plan_set", "run_point", "RUN_FILES", "ROW_METRICS"]
@@ -59,7 +59,8 @@ def check_against_data(configs: Mapping[str, TrainConfig]) -> None:
 
 def run_state(cfg: TrainConfig, folder: str | Path) -> str:
     """``"new"``, ``"resume"``, ``"restart"`` or ``"done"`` for running ``cfg`` in ``folder`` (see the module
-    docstring); a folder holding a run of another configuration, or files of something else, is refused."""
+    docstring); a folder holding a run of another configuration (apart from where it runs: :data:`PLACE`), or files
+    of something else, is refused."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder} is a file, not a run folder; choose another --out")
@@ -72,7 +73,7 @@ def run_state(cfg: TrainConfig, folder: str | Path) -> str:
     if identify(folder) != "train":
         raise ValueError(f"{folder} is {describe(folder)}, not a training run; choose another --out")
     saved = TrainConfig.from_dict(read_json(folder / "config.json")).to_dict()
-    differ = [n for n, v in cfg.to_dict().items() if saved.get(n) != v]
+    differ = [n for n, v in cfg.to_dict().items() if n not in PLACE and saved.get(n) != v]
     if differ:
         raise ValueError(f"{folder} holds a training run of another configuration ({', '.join(differ)} differ); "
                          "choose another --out, or continue that run with --resume")
@@ -96,7 +97,7 @@ def plan_set(runs: Mapping[str, TrainConfig], out: str | Path,
     checked against its data first (:func:`check_against_data`); a run killed before its first checkpoint starts
     over.  ``out`` is marked a ``train-set`` and its record (``config.json``: every run's config and its grid
     ``values``) written, so that the same command continues the set and ``ufm gather`` tabulates it."""
-    out = Path(out)
+    out = check_out_dir(out, "--out", run_folder=False)  # not a file, not under one, writable: before any check
     if identify(out) not in (None, "train-set"):
         raise ValueError(f"--out {out} is {describe(out)}; a preset or grid puts its runs in a folder of their own: "
                          "choose another --out")

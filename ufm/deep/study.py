@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from ufm.deep.config import PRESETS, TrainConfig
+from ufm.deep.config import PLACE, PRESETS, TrainConfig
 from ufm.runio import read_json, write_json
 from ufm.stats import detectable_effect, has_spread, mean_ci, paired_difference
 
@@ -58,8 +58,6 @@ SETTINGS: dict[str, dict] = {
     "cifar10": dict(PRESETS["cpu-fig1-cifar"]["scl-nw100"]),
 }
 
-# Fields that say where and how fast a run went, not what it computed: records trained with other values count.
-_PLACE = ("data_root", "device", "compile")
 
 
 def study_runs(setting: str, arms: list[str], seeds: list[int], overrides: Mapping | None = None,
@@ -135,6 +133,11 @@ def plan_study(setting: str, arms: list[str], seeds: list[int], summaries: str |
     from ufm.deep.plan import plan_set
     from ufm.deep.train import load_data, select_data
 
+    from ufm.devices import resolve_device
+    from ufm.runio import check_out_dir
+
+    check_out_dir(summaries, "--summaries", run_folder=False)  # before anything trains: records must be writable
+    check_out_dir(out, "--out", run_folder=False)
     overrides = dict(overrides or {})
     fixed = sorted(set(overrides) & set(STUDY_FIELDS))
     if fixed:
@@ -148,6 +151,7 @@ def plan_study(setting: str, arms: list[str], seeds: list[int], summaries: str |
         counts = select_data(cfg, *load_data(cfg))[2]
         design = design_prototypes(counts, cfg, Path(summaries) / "design.json")
     runs = study_runs(setting, arms, seeds, overrides, cosines=tuple(design["best_cosines"]) if design else None)
+    resolve_device(next(iter(runs.values())).device)  # a device this machine lacks is refused before any run
     todo = pending(runs, summaries, setting)
     recorded = [name for name in runs if name not in todo]
     left: dict = {}
@@ -173,7 +177,7 @@ def save_record(summaries: str | Path, setting: str, name: str, cfg: TrainConfig
 
 
 def _science(config: dict) -> dict:
-    return {k: v for k, v in TrainConfig.from_dict(config).to_dict().items() if k not in _PLACE}
+    return {k: v for k, v in TrainConfig.from_dict(config).to_dict().items() if k not in PLACE}
 
 
 def pending(runs: Mapping[str, TrainConfig], summaries: str | Path, setting: str) -> dict[str, TrainConfig]:
