@@ -40,6 +40,7 @@ from ufm._config import option as _opt
 
 __all__ = [
     "EXECUTORS",
+    "requeue",
     "ExecutorConfig",
     "Task",
     "FunctionTask",
@@ -150,6 +151,12 @@ def require_submitit():
         raise ValueError('the slurm executor needs submitit: pip install -e ".[cluster]" (or pip install submitit)'
                          ) from None
     return submitit
+
+
+def requeue(task: Any) -> Any:
+    """What a task's ``checkpoint()`` returns to have SLURM run ``task`` next (submitit's DelayedSubmission), so
+    that only this module speaks to submitit."""
+    return require_submitit().helpers.DelayedSubmission(task)
 
 
 # --------------------------------------------------------------------------------------------- threads

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ufm.deep.plan import start_over
-from ufm.executors import ExecutorConfig, Task, require_submitit, run_tasks
+from ufm.executors import ExecutorConfig, Task, requeue, run_tasks
 
 __all__ = ["TrainTask", "run_training"]
 
@@ -36,8 +36,7 @@ class TrainTask(Task):
 
     def checkpoint(self, *args: Any, **kwargs: Any):
         """Called by submitit on the preemption / time-limit signal: the same run, resumed, is requeued."""
-        submitit = require_submitit()
-        return submitit.helpers.DelayedSubmission(replace(self, requeued=True))
+        return requeue(replace(self, requeued=True))
 
 
 def run_training(runs: dict[str, tuple[Any, Path, bool]], cfg: ExecutorConfig, log_folder: str | Path,
