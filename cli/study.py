@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ._common import console, err_console, print_json, progress_bar, user_errors
 from ufm.deep.config import TrainConfig
-from ufm.deep.study import ARMS, SETTINGS, plan_study, save_record, write_report
+from ufm.deep.study import ARMS, SETTINGS, STUDY_FIELDS, plan_study, save_record, write_report
 from ufm.grid import parse_grid
 
 
@@ -19,12 +19,19 @@ def _overrides(specs: list[str], data_root: Optional[str]) -> dict:
     out = {}
     for spec in specs:
         name, sep, value = spec.partition("=")
+        if name.strip().replace("-", "_") in STUDY_FIELDS:
+            raise ValueError(f"--set {name.strip()} is set by the study (its arms, seeds and setting); drop it")
         if not sep or "," in value:
             raise ValueError(f"--set takes FIELD=VALUE (one value, e.g. epochs=2), got {spec!r}")
         try:
-            out.update({k: v[0] for k, v in parse_grid([spec], TrainConfig).items()})
+            parsed = {k: v[0] for k, v in parse_grid([spec], TrainConfig).items()}
         except ValueError as err:
-            raise ValueError(str(err).replace("grid field", "--set field")) from None
+            raise ValueError(str(err).replace("grid field", "--set field").replace("grid value", "--set value")
+                             .replace("a grid is FIELD=V1,V2,...", "--set takes FIELD=VALUE")) from None
+        again = sorted(set(parsed) & set(out))
+        if again:
+            raise ValueError(f"--set {again[0]} is given twice; keep one")
+        out.update(parsed)
     if data_root is not None:
         if "data_root" in out:
             raise ValueError("--data-root is given twice (also in --set); keep one")
@@ -126,7 +133,8 @@ def _cell(cell: dict | None, scale: float = 100, digits: int = 1) -> str:
 
 
 def _print_rows(rows: list[dict], setting: str | None = None) -> None:
-    table = Table(title="minority-angle study (mean ± 95% half-width over seeds; accuracies in %)")
+    table = Table(title="minority-angle study (mean ± 95% half-width over seeds; accuracies in %; "
+                        "vs ETF: paired by seed)")
     for col in ("setting", "arm", "seeds", "probe acc", "minority probe acc", "minority vs ETF (pp)", "distance"):
         table.add_column(col, justify="right")
     for r in rows:

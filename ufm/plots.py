@@ -169,7 +169,7 @@ def map_figure(rows: list[dict], title: str | None = None, columns: int = 4):
 
 def study_figure(rows: list[dict], measures: Sequence[tuple[str, str]] = (
         ("probe_accuracy", "balanced test accuracy (linear probe)"),
-        ("minority_probe_accuracy", "minority-class test accuracy (probe)"))) -> plt.Figure:
+        ("minority_probe_accuracy", "minority-class test accuracy (probe)")), level: float = 0.95) -> plt.Figure:
     """Accuracy against gamma, one panel per measure and one colour per setting: the ETF arm at gamma = 0 joined to
     the minority arms, with interval bars; the designed arm as a star; the no-prototype arm as a dashed line with its
     interval shaded.  Rows: ``{"setting", "arm", "gamma", measure: {"mean", "low", "high"}}``."""
@@ -187,10 +187,13 @@ def study_figure(rows: list[dict], measures: Sequence[tuple[str, str]] = (
                 y = np.array([100 * r[measure]["mean"] for r in rs])
                 err = np.array([[100 * (r[measure]["mean"] - r[measure]["low"]),
                                  100 * (r[measure]["high"] - r[measure]["mean"])] for r in rs]).T
-                ax.errorbar(x, y, yerr=np.nan_to_num(err), color=color, capsize=3, **kw)
+                # no bar where one seed gives no interval (NaN bounds): masked, not drawn as a zero-width bar
+                ax.errorbar(x, y, yerr=np.ma.masked_invalid(err), color=color, capsize=3, **kw)
 
             if line:
-                bars(line, marker="o", label=f"{setting}: ETF (gamma 0) and minority G_*")
+                has_etf = any(r["arm"] == "etf" for r in line)
+                bars(line, marker="o", label=f"{setting}: " + ("ETF (gamma 0) and minority G_*" if has_etf
+                                                                else "minority G_*"))
             designed = [r for r in mine if r["arm"].startswith("designed")]
             if designed:
                 bars(designed, shift=0.04, marker="*", markersize=11, linestyle="none",
@@ -212,6 +215,7 @@ def study_figure(rows: list[dict], measures: Sequence[tuple[str, str]] = (
         ax.set_ylabel(f"{label}, %")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("Larger minority angles: mean and 95% interval over seeds", fontsize=10)
+    fig.suptitle(f"Larger minority angles: mean and {100 * level:g}% interval over seeds (no bar: one seed)",
+                 fontsize=10)
     fig.tight_layout()
     return fig

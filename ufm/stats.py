@@ -98,10 +98,18 @@ def paired_difference(a: Mapping, b: Mapping, level: float = 0.95) -> PairedDiff
     return PairedDifference(d.mean, d.low, d.high, d.std, d.n, level, p, seeds)
 
 
+def _check_rates(alpha: float, power: float | None = None) -> None:
+    if not 0 < alpha < 1:
+        raise ValueError(f"the test level alpha must lie in (0, 1), got {alpha}")
+    if power is not None and not alpha < power < 1:
+        raise ValueError(f"the power must lie in (alpha, 1) = ({alpha}, 1), got {power}")
+
+
 def power_paired(effect: float, std: float, n: int, alpha: float = 0.05) -> float:
     """Power of the two-sided paired t-test at level ``alpha`` with ``n`` pairs when the true mean difference is
     ``effect`` and the differences' standard deviation ``std``: P(|T| > t_{1-alpha/2, n-1}) for T non-central t
     with n - 1 degrees of freedom and non-centrality effect sqrt(n) / std."""
+    _check_rates(alpha)
     if n < 2:
         return math.nan
     if std <= 0:
@@ -118,6 +126,7 @@ def power_paired(effect: float, std: float, n: int, alpha: float = 0.05) -> floa
 def seeds_needed(effect: float, std: float, alpha: float = 0.05, power: float = 0.8, max_n: int = 100_000) -> int:
     """The fewest seeds (pairs) with which the paired two-sided t-test detects a mean difference ``effect`` at
     level ``alpha`` with probability ``power``, given the differences' standard deviation ``std``."""
+    _check_rates(alpha, power)
     if effect == 0:
         raise ValueError("an effect of 0 cannot be detected; give the size of the difference to detect")
     n = 2
@@ -131,6 +140,7 @@ def seeds_needed(effect: float, std: float, alpha: float = 0.05, power: float = 
 def detectable_effect(std: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest mean difference that ``n`` seeds detect (paired two-sided t-test, level ``alpha``) with
     probability ``power``, given the differences' standard deviation ``std``: NaN with fewer than two seeds."""
+    _check_rates(alpha, power)
     if n < 2:
         return math.nan
     high = std

@@ -57,7 +57,8 @@ def check_against_data(configs: Mapping[str, TrainConfig]) -> None:
             raise ValueError(f"{where}{err}") from None
 
 
-def run_state(cfg: TrainConfig, folder: str | Path) -> str:
+def run_state(cfg: TrainConfig, folder: str | Path,
+              another_run: str = "choose another --out, or continue that run with --resume") -> str:
     """``"new"``, ``"resume"``, ``"restart"`` or ``"done"`` for running ``cfg`` in ``folder`` (see the module
     docstring); a folder holding a run of another configuration (apart from where it runs: :data:`PLACE`), or files
     of something else, is refused."""
@@ -76,7 +77,7 @@ def run_state(cfg: TrainConfig, folder: str | Path) -> str:
     differ = [n for n, v in cfg.to_dict().items() if n not in PLACE and saved.get(n) != v]
     if differ:
         raise ValueError(f"{folder} holds a training run of another configuration ({', '.join(differ)} differ); "
-                         "choose another --out, or continue that run with --resume")
+                         f"{another_run}")
     if (folder / "summary.json").is_file():
         return "done"
     if (folder / "checkpoint.pt").is_file():
@@ -90,18 +91,20 @@ def start_over(folder: str | Path) -> None:
     shutil.rmtree(folder)
 
 
-def plan_set(runs: Mapping[str, TrainConfig], out: str | Path,
-             values: Mapping[str, dict] | None = None) -> tuple[dict[str, dict], dict[str, tuple[TrainConfig, Path, bool]]]:
+def plan_set(runs: Mapping[str, TrainConfig], out: str | Path, values: Mapping[str, dict] | None = None,
+             another_run: str = "choose another --out, or continue that run with --resume",
+             ) -> tuple[dict[str, dict], dict[str, tuple[TrainConfig, Path, bool]]]:
     """Plan a set of runs, each in ``out/<name>``: ``(finished, left)`` where ``finished`` maps a run to its
     summary.json (plus ``run_folder``) and ``left`` to ``(config, folder, resume)``.  Every run that is left is
     checked against its data first (:func:`check_against_data`); a run killed before its first checkpoint starts
-    over.  ``out`` is marked a ``train-set`` and its record (``config.json``: every run's config and its grid
+    over (``another_run``: the advice when a run folder holds another configuration).  ``out`` is marked a
+    ``train-set`` and its record (``config.json``: every run's config and its grid
     ``values``) written, so that the same command continues the set and ``ufm gather`` tabulates it."""
     out = check_out_dir(out, "--out", run_folder=False)  # not a file, not under one, writable: before any check
     if identify(out) not in (None, "train-set"):
         raise ValueError(f"--out {out} is {describe(out)}; a preset or grid puts its runs in a folder of their own: "
                          "choose another --out")
-    states = {name: run_state(cfg, out / name) for name, cfg in runs.items()}
+    states = {name: run_state(cfg, out / name, another_run) for name, cfg in runs.items()}
     check_against_data({name: cfg for name, cfg in runs.items() if states[name] != "done"})
     finished, left = {}, {}
     for name, cfg in runs.items():

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Mapping
 
 from ufm.deep.config import PLACE, PRESETS, TrainConfig
+from ufm.grid import refuse_without_effect
 from ufm.runio import read_json, write_json
 from ufm.stats import detectable_effect, has_spread, mean_ci, paired_difference
 
@@ -98,6 +99,9 @@ def design_prototypes(counts, cfg: TrainConfig, cache: str | Path) -> dict:
     cache = Path(cache)
     key = design_key(counts, cfg)
     designs = read_json(cache) if cache.is_file() else []
+    if not isinstance(designs, list) or not all(isinstance(d, dict) and "key" in d and "best_cosines" in d
+                                                for d in designs):
+        raise ValueError(f"{cache} is not a list of prototype designs (key, best_cosines, ...); move it away")
     for d in designs:
         if d["key"] == key:
             return d
@@ -120,8 +124,10 @@ class StudyPlan:
     design: dict | None
 
 
-# Fields the study sets itself (per arm, or by --seeds): an override of them would be silently replaced.
-STUDY_FIELDS = ("seed", "geometry", "gamma", "prototype_cosines")
+# Fields the study sets itself (per arm, or by --seeds: an override would be silently replaced) or fixes (the data
+# set is the setting's; the arms compare prototypes under SCL on STEP counts, where majority and minority are two
+# groups): none may be overridden.
+STUDY_FIELDS = ("seed", "geometry", "gamma", "prototype_cosines", "dataset", "loss", "profile")
 
 
 def plan_study(setting: str, arms: list[str], seeds: list[int], summaries: str | Path, out: str | Path,
@@ -138,30 +144,56 @@ def plan_study(setting: str, arms: list[str], seeds: list[int], summaries: str |
 
     check_out_dir(summaries, "--summaries", run_folder=False)  # before anything trains: records must be writable
     check_out_dir(out, "--out", run_folder=False)
+    check_out_dir(Path(summaries) / "report", "--summaries report folder", run_folder=False)
     overrides = dict(overrides or {})
-    fixed = sorted(set(overrides) & set(STUDY_FIELDS))
-    if fixed:
-        raise ValueError(f"{fixed[0]} is set by the study (the arms and the seeds); drop it from the overrides")
+    _check_overrides(overrides, arms)
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise ValueError(f"the seeds must be distinct non-negative integers, got {seeds}")
+    # what the runs will be, before any data is read or design solved: options without effect, a missing device
+    sketch = list(study_runs(setting, arms, seeds[:1], overrides, cosines=(0.0, 0.0, 0.0)).values())
+    refuse_without_effect(sketch, {}, given=list(overrides), what="runs")
+    resolve_device(sketch[0].device)
     design = None
     if any(ARMS[a].designed for a in arms if a in ARMS):
         arm = next(a for a in arms if a in ARMS and ARMS[a].designed)
         cfg = study_runs(setting, [arm], seeds[:1], overrides, cosines=(0.0, 0.0, 0.0))[f"{arm}/seed={seeds[0]}"]
         counts = select_data(cfg, *load_data(cfg))[2]
         design = design_prototypes(counts, cfg, Path(summaries) / "design.json")
-    runs = study_runs(setting, arms, seeds, overrides, cosines=tuple(design["best_cosines"]) if design else None)
-    resolve_device(next(iter(runs.values())).device)  # a device this machine lacks is refused before any run
+    cosines = tuple(design["best_cosines"]) if design else None
+    runs = study_runs(setting, arms, seeds, overrides, cosines=cosines)
+    # every record already there must be a run of this same study (the report pairs them all), not only those asked
+    others = [f"{arm}/seed={seed}" for arm, by_seed in load_records(summaries).get(setting, {}).items()
+              for seed in by_seed if arm in ARMS and f"{arm}/seed={seed}" not in runs]
+    for name in others:
+        arm, seed = name.split("/seed=")
+        if ARMS[arm].designed and cosines is None:
+            continue  # its design is not loaded here; it is checked when its arm is asked for
+        pending(study_runs(setting, [arm], [int(seed)], overrides, cosines=cosines), summaries, setting)
     todo = pending(runs, summaries, setting)
     recorded = [name for name in runs if name not in todo]
     left: dict = {}
     if todo:
         finished, left = plan_set(todo, out, {name: {"arm": name.split("/")[0], "seed": cfg.seed}
-                                              for name, cfg in todo.items()})
+                                              for name, cfg in todo.items()},
+                                  another_run="choose another --out (or the --set values that trained it)")
         for name, summary in finished.items():
             save_record(summaries, setting, name, todo[name], summary)
             recorded.append(name)
     return StudyPlan(runs, recorded, left, design)
+
+
+def _check_overrides(overrides: Mapping, arms: list[str]) -> None:
+    """Refuse overrides the study would replace or that would empty its comparison (see :data:`STUDY_FIELDS`)."""
+    from ufm.errors import FieldError
+
+    fixed = [f for f in STUDY_FIELDS if f in overrides]
+    if fixed:
+        raise FieldError(f"{{{fixed[0]}}} is set by the study (its arms, seeds and setting); drop it")
+    if "n_w" in overrides:
+        if overrides["n_w"] <= 0:
+            raise FieldError("{n_w} must be > 0: every arm but none compares prototypes (none has n_w = 0 already)")
+        if all(a == "none" for a in arms):
+            raise FieldError("{n_w} has no effect on the arm none (no prototypes); drop it or add prototype arms")
 
 
 def record_path(summaries: str | Path, setting: str, name: str) -> Path:
@@ -199,10 +231,21 @@ def pending(runs: Mapping[str, TrainConfig], summaries: str | Path, setting: str
 
 def load_records(summaries: str | Path) -> dict[str, dict[str, dict[int, dict]]]:
     """Every record under ``summaries``: setting -> arm -> seed -> {"config", "summary"}."""
+    import re
+
     out: dict[str, dict[str, dict[int, dict]]] = {}
     for path in sorted(Path(summaries).glob("*/*/seed=*.json")):
-        setting, arm, seed = path.parent.parent.name, path.parent.name, int(path.stem.split("=")[1])
-        out.setdefault(setting, {}).setdefault(arm, {})[seed] = read_json(path)
+        match = re.fullmatch(r"seed=(0|[1-9][0-9]*)", path.stem)
+        if not match:
+            raise ValueError(f"{path} is not a study record name (seed=<number>.json); move it out of {summaries}")
+        record = read_json(path)
+        summary = record.get("summary") if isinstance(record, dict) else None
+        if (not isinstance(record.get("config") if isinstance(record, dict) else None, dict)
+                or not isinstance(summary, dict)
+                or not all(k in summary for k in ("linear_probe_accuracy", "counts", "per_class_accuracy", "final"))):
+            raise ValueError(f"{path} is not a study record (a config and the summary of a finished ufm train run); "
+                             f"move it out of {summaries}")
+        out.setdefault(path.parent.parent.name, {}).setdefault(path.parent.name, {})[int(match.group(1))] = record
     return out
 
 
@@ -235,6 +278,34 @@ MEASURES = ("probe_accuracy", "minority_probe_accuracy", "ncc_accuracy", "minori
 COMPARED = ("probe_accuracy", "minority_probe_accuracy", "ncc_accuracy", "minority_ncc_accuracy")
 
 
+def _common(record: dict) -> dict:
+    """What every run of one study shares: its config apart from the seed, the arm's own fields and where it ran."""
+    own = {"n_w", *STUDY_FIELDS, *PLACE}
+    return {k: v for k, v in TrainConfig.from_dict(record["config"]).to_dict().items() if k not in own}
+
+
+def _check_one_study(setting: str, arms: Mapping[str, Mapping[int, dict]]) -> None:
+    """Refuse records of one setting trained with different settings (other epochs, lr, ...): their pairs would
+    compare more than the prototypes.  The n_w of the prototype arms must agree too."""
+    first, first_nw = None, None
+    for arm, seeds in arms.items():
+        for seed, record in seeds.items():
+            common = _common(record)
+            if first is None:
+                first = (f"{arm}/seed={seed}", common)
+            elif common != first[1]:
+                differ = sorted(k for k in common if common[k] != first[1].get(k))
+                raise ValueError(f"the records of {setting} were trained with different settings: {arm}/seed={seed} "
+                                 f"and {first[0]} differ in {', '.join(differ)}; keep one study per --summaries folder")
+            n_w = record["config"].get("n_w")
+            if arm != "none" and n_w is not None:
+                if first_nw is None:
+                    first_nw = (f"{arm}/seed={seed}", n_w)
+                elif n_w != first_nw[1]:
+                    raise ValueError(f"the records of {setting} use different n_w: {arm}/seed={seed} has {n_w}, "
+                                     f"{first_nw[0]} has {first_nw[1]}; keep one study per --summaries folder")
+
+
 def _defined(value) -> bool:
     return value is not None and math.isfinite(value)
 
@@ -248,6 +319,7 @@ def report(records: Mapping[str, Mapping[str, Mapping[int, dict]]], level: float
 
     rows = []
     for setting, arms in records.items():
+        _check_one_study(setting, arms)
         per_arm = {arm: {seed: measures(r) for seed, r in seeds.items()} for arm, seeds in arms.items()}
         for arm in [a for a in ARMS if a in per_arm] + sorted(set(per_arm) - set(ARMS)):
             runs = per_arm[arm]
@@ -266,9 +338,13 @@ def report(records: Mapping[str, Mapping[str, Mapping[int, dict]]], level: float
                         continue
                     d = paired_difference(mine, theirs, level)
                     detect = detectable_effect(d.std, d.n) if has_spread(d) else math.nan
-                    need = seeds_needed(effect, d.std) if has_spread(d) else None
+                    try:
+                        need = seeds_needed(effect, d.std) if has_spread(d) else None
+                    except ValueError:  # more seeds than the search goes to: no practical number
+                        need = None
                     row[f"{m}_vs_etf"] = {"mean": d.mean, "low": d.low, "high": d.high, "p_value": d.p_value,
-                                          "pairs": d.n, "detectable": detect, "seeds_for_effect": need}
+                                          "pairs": d.n, "detectable": detect, "seeds_for_effect": need,
+                                          "effect": effect}
             rows.append(row)
     return rows
 
@@ -296,19 +372,28 @@ def _ci(cell: dict, scale: float = 1.0, digits: int = 1) -> str:
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def markdown_table(rows: list[dict]) -> str:
-    """The report as a Markdown table: accuracies in percent with their intervals, the paired differences against
-    ETF prototypes (percentage points, p-value), distance and minority angle."""
-    head = ("| setting | arm | seeds | probe acc % | minority probe acc % | probe vs ETF (pp, p) | minority vs ETF "
-            "(pp, p) | NCC acc % | minority NCC acc % | distance to G_* | angle minority |\n"
+def _p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def markdown_table(rows: list[dict], level: float = 0.95) -> str:
+    """The report as a Markdown table: accuracies in percent with their ``level`` intervals over seeds, the paired
+    differences against ETF prototypes (percentage points, the number of pairs, p-value), distance and minority angle."""
+    pct = f"{100 * level:g}%"
+    head = (f"| setting | arm | seeds | probe acc % [{pct}] | minority probe acc % | probe vs ETF (pp; pairs, p) | "
+            "minority vs ETF (pp; pairs, p) | NCC acc % | minority NCC acc % | distance to the arm's G_* | "
+            "angle between minority means (deg) |\n"
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     lines = []
     for r in rows:
         diffs = []
         for m in ("probe_accuracy", "minority_probe_accuracy"):
             d = r.get(f"{m}_vs_etf")
-            diffs.append("-" if d is None else f"{_ci(d, 100)}, p = {d['p_value']:.2f}"
-                         if d["p_value"] == d["p_value"] else _ci(d, 100))
+            if d is None:
+                diffs.append("-")
+                continue
+            p = f", {_p(d['p_value'])}" if d["p_value"] == d["p_value"] else ""
+            diffs.append(f"{_ci(d, 100)}; {d['pairs']}{p}")
         lines.append(f"| {r['setting']} | {r['arm']} | {len(r['seeds'])} | {_ci(r['probe_accuracy'], 100)} | "
                      f"{_ci(r['minority_probe_accuracy'], 100)} | {diffs[0]} | {diffs[1]} | "
                      f"{_ci(r['ncc_accuracy'], 100)} | {_ci(r['minority_ncc_accuracy'], 100)} | "
@@ -322,6 +407,12 @@ def write_report(summaries: str | Path, out: str | Path, level: float = 0.95) ->
     from ufm.plots import save_figure, study_figure
     from ufm.runio import write_csv
 
+    from ufm.folders import describe, identify
+    from ufm.runio import check_out_dir
+
+    check_out_dir(out, "--out", run_folder=False)
+    if identify(out) is not None:
+        raise ValueError(f"--out {out} is {describe(out)}; the report goes into a folder of its own: choose another --out")
     records = load_records(summaries)
     if not records:
         raise ValueError(f"{summaries} holds no study records (<setting>/<arm>/seed=<s>.json); run ufm study first")
@@ -331,7 +422,7 @@ def write_report(summaries: str | Path, out: str | Path, level: float = 0.95) ->
     write_json(out / "report.json", rows)
     write_json(out / "table.json", flat_rows(rows))  # the CSV's twin: one number per column
     write_csv(out / "table.csv", flat_rows(rows))
-    (out / "table.md").write_text(markdown_table(rows))
-    save_figure(study_figure(rows), out / "accuracy_vs_gamma.png")
+    (out / "table.md").write_text(markdown_table(rows, level))
+    save_figure(study_figure(rows, level=level), out / "accuracy_vs_gamma.png")
     return {"rows": rows, "files": [str(out / n) for n in ("report.json", "table.json", "table.csv", "table.md",
                                                                "accuracy_vs_gamma.png")]}
