@@ -196,10 +196,23 @@ def test_a_diverging_run_stops_with_the_epoch(image_folder, tmp_path):
 
 
 def test_compiled_model_trains_on_the_cpu(image_folder, tmp_path):
-    """torch.compile (inductor, system C compiler) builds and trains, so a compile error shows before a GPU run."""
+    """torch.compile (inductor, system C compiler) builds and trains, so a compile error shows before a GPU run.
+
+    In a process of its own: after other tests in the same process (thread-count changes, forked workers) the
+    compiled graph's oneDNN backward was seen to spin forever in an OpenMP barrier."""
+    import subprocess
+    import sys
+
     # batches of 11 from 22 images: one shape, one compiled graph
-    summary = train(tiny(image_folder, epochs=1, compile=True, width=2, batch_size=11), tmp_path / "run")
-    assert summary["epochs"] == 1 and np.isfinite(summary["final"]["loss"])
+    cfg = tiny(image_folder, epochs=1, compile=True, width=2, batch_size=11)
+    code = ("import json, sys; from ufm.deep.train import TrainConfig, train; "
+            "s = train(TrainConfig(**json.loads(sys.argv[1])), sys.argv[2]); "
+            "print(json.dumps({'epochs': s['epochs'], 'loss': s['final']['loss']}))")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(cfg.to_dict()), str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["epochs"] == 1 and np.isfinite(summary["loss"])
 
 
 def test_cli_preset_flags_override_even_at_the_global_default_and_resume_flags(image_folder, tmp_path):
