@@ -138,7 +138,6 @@ def plan_study(setting: str, arms: list[str], seeds: list[int], summaries: str |
     (:func:`ufm.deep.plan.plan_set`: run folders ``out/<arm>/seed=<s>``, killed runs resume)."""
     from ufm.deep.plan import plan_set
     from ufm.deep.train import load_data, select_data
-
     from ufm.devices import resolve_device
     from ufm.runio import check_out_dir
 
@@ -150,25 +149,24 @@ def plan_study(setting: str, arms: list[str], seeds: list[int], summaries: str |
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise ValueError(f"the seeds must be distinct non-negative integers, got {seeds}")
     # what the runs will be, before any data is read or design solved: options without effect, a missing device
-    sketch = list(study_runs(setting, arms, seeds[:1], overrides, cosines=(0.0, 0.0, 0.0)).values())
-    refuse_without_effect(sketch, {}, given=list(overrides), what="runs")
-    resolve_device(sketch[0].device)
+    sketch = study_runs(setting, arms, seeds[:1], overrides, cosines=(0.0, 0.0, 0.0))
+    refuse_without_effect(list(sketch.values()), {}, given=list(overrides), what="runs")
+    resolve_device(next(iter(sketch.values())).device)
     design = None
-    if any(ARMS[a].designed for a in arms if a in ARMS):
-        arm = next(a for a in arms if a in ARMS and ARMS[a].designed)
-        cfg = study_runs(setting, [arm], seeds[:1], overrides, cosines=(0.0, 0.0, 0.0))[f"{arm}/seed={seeds[0]}"]
+    designed = [a for a in arms if ARMS[a].designed]
+    if designed:
+        cfg = sketch[f"{designed[0]}/seed={seeds[0]}"]
         counts = select_data(cfg, *load_data(cfg))[2]
         design = design_prototypes(counts, cfg, Path(summaries) / "design.json")
     cosines = tuple(design["best_cosines"]) if design else None
     runs = study_runs(setting, arms, seeds, overrides, cosines=cosines)
     # every record already there must be a run of this same study (the report pairs them all), not only those asked
-    others = [f"{arm}/seed={seed}" for arm, by_seed in load_records(summaries).get(setting, {}).items()
-              for seed in by_seed if arm in ARMS and f"{arm}/seed={seed}" not in runs]
-    for name in others:
-        arm, seed = name.split("/seed=")
-        if ARMS[arm].designed and cosines is None:
-            continue  # its design is not loaded here; it is checked when its arm is asked for
-        pending(study_runs(setting, [arm], [int(seed)], overrides, cosines=cosines), summaries, setting)
+    others = {}
+    for arm, by_seed in load_records(summaries).get(setting, {}).items():
+        if arm in ARMS and not (ARMS[arm].designed and cosines is None):  # else its design is checked when asked
+            others.update({name: cfg for name, cfg in study_runs(setting, [arm], sorted(by_seed), overrides,
+                                                                   cosines=cosines).items() if name not in runs})
+    pending(others, summaries, setting)
     todo = pending(runs, summaries, setting)
     recorded = [name for name in runs if name not in todo]
     left: dict = {}
