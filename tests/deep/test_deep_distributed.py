@@ -54,6 +54,7 @@ def test_two_processes_match_one_with_prototypes_binding_and_a_resume(image_fold
 def test_torchrun_runs_the_cli_with_rank_0_reporting(image_folder, tmp_path):
     """The README's torchrun command (one node here): two workers, one run folder, one report."""
     import json
+    import os
     import subprocess
     import sys
 
@@ -61,8 +62,11 @@ def test_torchrun_runs_the_cli_with_rank_0_reporting(image_folder, tmp_path):
            "train", "--dataset", "cifar10", "--data-root", str(image_folder), "--n-major", "12", "--ratio", "4",
            "--width", "4", "--embed-dim", "16", "--epochs", "1", "--batch-size", "16", "--device", "cpu",
            "--out", str(tmp_path / "run"), "--json"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    # PYTHONFAULTHANDLER: a worker killed by a signal (SIGABRT from a C++ abort) prints where it was
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1", "TORCH_SHOW_CPP_STACKTRACES": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    # the workers' own messages come first, torchrun's summary of the failure last: show both
+    assert out.returncode == 0, out.stderr[:4000] + "\n[...]\n" + out.stderr[-1500:]
     report = json.loads(out.stdout)
     assert report["run"]["processes"] == 2 and report["run"]["epochs"] == 1
     assert json.loads((tmp_path / "run" / "provenance.json").read_text())[0]["processes"] == 2

@@ -198,19 +198,21 @@ def test_a_diverging_run_stops_with_the_epoch(image_folder, tmp_path):
 def test_compiled_model_trains_on_the_cpu(image_folder, tmp_path):
     """torch.compile (inductor, system C compiler) builds and trains, so a compile error shows before a GPU run.
 
-    In a process of its own: after other tests in the same process (thread-count changes, forked workers) the
-    compiled graph's oneDNN backward was seen to spin forever in an OpenMP barrier."""
+    In a process of its own (after other tests in the same process the compiled graph's oneDNN backward was seen to
+    spin in an OpenMP barrier); should it hang, the child prints every thread's stack and exits (faulthandler), so
+    the failure says where."""
     import subprocess
     import sys
 
     # batches of 11 from 22 images: one shape, one compiled graph
     cfg = tiny(image_folder, epochs=1, compile=True, width=2, batch_size=11)
-    code = ("import json, sys; from ufm.deep.train import TrainConfig, train; "
+    code = ("import faulthandler, json, sys; faulthandler.dump_traceback_later(480, exit=True); "
+            "from ufm.deep.train import TrainConfig, train; "
             "s = train(TrainConfig(**json.loads(sys.argv[1])), sys.argv[2]); "
             "print(json.dumps({'epochs': s['epochs'], 'loss': s['final']['loss']}))")
     out = subprocess.run([sys.executable, "-c", code, json.dumps(cfg.to_dict()), str(tmp_path / "run")],
-                         capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-2000:]
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-6000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["epochs"] == 1 and np.isfinite(summary["loss"])
 
