@@ -1,4 +1,6 @@
-"""Where a run came from: command line, package and git versions, torch/CUDA versions, device."""
+"""Where a run came from: command line, package and git versions, torch/CUDA versions, device, and what decides a
+CPU's floating-point paths (its model, the SIMD level torch dispatches to, the thread count): the same seed gives
+the same run on the same machine, and a trajectory of many epochs may differ where these differ."""
 
 from __future__ import annotations
 
@@ -26,8 +28,30 @@ def _git_commit() -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
 def provenance(device: torch.device) -> dict:
-    """A JSON-ready record of this process: argv, versions, device name, start time (UTC)."""
+    """A JSON-ready record of this process: argv, versions (torch, numpy, Pillow, which decodes JPEG images), device
+    name, the CPU (model, torch's SIMD dispatch level, threads), start time (UTC)."""
     import ufm
 
     cuda = device.type == "cuda"
@@ -40,6 +64,11 @@ def provenance(device: torch.device) -> dict:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if cuda else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device) if cuda else _cpu_model(),
+        "cpu": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "numpy": _version("numpy"),
+        "pillow": _version("pillow"),
         "host": platform.node(),
     }

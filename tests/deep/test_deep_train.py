@@ -61,6 +61,10 @@ def test_two_epoch_run_writes_a_complete_folder(image_folder, tmp_path):
     assert abs(distance - history[-1]["distance"]) < 1e-9
     record = json.loads((tmp_path / "run" / "provenance.json").read_text())
     assert len(record) == 1 and record[0]["torch"] == torch.__version__ and record[0]["from_epoch"] == 0
+    # what decides the CPU's floating-point paths, so runs from two machines can be told apart
+    assert record[0]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert record[0]["threads"] == torch.get_num_threads() and record[0]["numpy"] == np.__version__
+    assert record[0]["cpu"] and record[0]["pillow"]
 
 
 def test_supcon_augmentation_and_indices_are_recorded(image_folder, tmp_path):
