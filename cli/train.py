@@ -12,6 +12,7 @@ from rich.table import Table
 from ._common import console, err_console, max_memory_option, print_json, progress_bar, user_errors
 from ._config import typed, with_config_options
 from ._executor import with_executor_options
+from ufm.deep import distributed
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
 from ufm.deep.config import grid_runs
 from ufm.deep.plan import plan_set
@@ -124,7 +125,7 @@ def train_command(
                 raise typer.Exit(130) from None
             summaries[name] = {**result, "run_folder": str(folder)}
     if int(os.environ.get("RANK", "0")) > 0:
-        return  # a torchrun worker other than rank 0: rank 0 reports
+        distributed.exit_worker()  # a torchrun worker other than rank 0: rank 0 reports
     figures = deep_fig1([s["run_folder"] for s in summaries.values()], out) if len(summaries) > 1 else None
     if as_json:
         print_json(summaries)

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["Dist", "from_env", "barrier", "close", "wrap", "GlobalBatchNorm2d", "convert_batchnorm", "gather_rows",
+__all__ = ["Dist", "from_env", "barrier", "close", "exit_worker", "wrap", "GlobalBatchNorm2d", "convert_batchnorm", "gather_rows",
            "rank_positions", "launch"]
 
 
@@ -60,6 +60,17 @@ def close(group: Dist | None) -> None:
     if group is not None and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def exit_worker() -> None:
+    """A torchrun worker other than rank 0 after its work (rank 0 reports): flush stdio and end the process now,
+    without interpreter finalization, where torch's distributed objects freed late may take the process down with
+    SIGABRT (gloo's threads against a finalizing interpreter, pytorch/pytorch#179291) and fail a finished run."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def wrap(model: nn.Module, device: torch.device, group: Dist | None) -> nn.Module:
