@@ -126,6 +126,13 @@ def train_command(
             summaries[name] = {**result, "run_folder": str(folder)}
     if int(os.environ.get("RANK", "0")) > 0:
         distributed.exit_worker()  # a torchrun worker other than rank 0: rank 0 reports
+    _report(summaries, out, as_json)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        distributed.exit_worker()  # torchrun's rank 0, after its report
+
+
+def _report(summaries: dict, out: Path, as_json: bool) -> None:
+    """The runs' summaries as JSON or a table (and Figure 1 across several runs)."""
     figures = deep_fig1([s["run_folder"] for s in summaries.values()], out) if len(summaries) > 1 else None
     if as_json:
         print_json(summaries)
@@ -137,8 +144,8 @@ def train_command(
     for name, s in summaries.items():
         f = s["final"]
         table.add_row(name, str(s["epochs"]), _fmt(f, "distance", ".4f"), _fmt(f, "distance_centered", ".4f"),
-                      _fmt(f, "nc1", ".3f"), _fmt(f, "train_ncc_accuracy", ".3f"), _fmt(f, "ncc_accuracy", ".3f"), _fmt(f, "prototype_accuracy", ".3f"),
-                      f"{s['linear_probe_accuracy']:.3f}")
+                      _fmt(f, "nc1", ".3f"), _fmt(f, "train_ncc_accuracy", ".3f"), _fmt(f, "ncc_accuracy", ".3f"),
+                      _fmt(f, "prototype_accuracy", ".3f"), f"{s['linear_probe_accuracy']:.3f}")
     console.print(table)
     if figures is not None:
         console.print(f"figures: {figures.parent}/deep_fig1_*.png")

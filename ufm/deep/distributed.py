@@ -63,7 +63,7 @@ def close(group: Dist | None) -> None:
 
 
 def exit_worker() -> None:
-    """A torchrun worker other than rank 0 after its work (rank 0 reports): flush stdio and end the process now,
+    """A torchrun worker after its work (rank 0 after its report): flush stdio and end the process now, exit code 0,
     without interpreter finalization, where torch's distributed objects freed late may take the process down with
     SIGABRT (gloo's threads against a finalizing interpreter, pytorch/pytorch#179291) and fail a finished run."""
     import sys
