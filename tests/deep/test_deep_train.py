@@ -205,6 +205,7 @@ def test_compiled_model_trains_on_the_cpu(image_folder, tmp_path):
     In a process of its own (after other tests in the same process the compiled graph's oneDNN backward was seen to
     spin in an OpenMP barrier); should it hang, the child prints every thread's stack and exits (faulthandler), so
     the failure says where."""
+    import os
     import subprocess
     import sys
 
@@ -214,8 +215,10 @@ def test_compiled_model_trains_on_the_cpu(image_folder, tmp_path):
             "from ufm.deep.train import TrainConfig, train; "
             "s = train(TrainConfig(**json.loads(sys.argv[1])), sys.argv[2]); "
             "print(json.dumps({'epochs': s['epochs'], 'loss': s['final']['loss']}))")
+    # inductor compiles in this child (no pool of compile workers): fewer processes to share the two cores
+    env = {**os.environ, "TORCHINDUCTOR_COMPILE_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code, json.dumps(cfg.to_dict()), str(tmp_path / "run")],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-6000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["epochs"] == 1 and np.isfinite(summary["loss"])
