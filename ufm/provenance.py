@@ -55,6 +55,7 @@ def provenance(device: torch.device) -> dict:
     import ufm
 
     cuda = device.type == "cuda"
+    cpu = _cpu_model()
     return {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": sys.argv,
@@ -64,8 +65,8 @@ def provenance(device: torch.device) -> dict:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if cuda else _cpu_model(),
-        "cpu": _cpu_model(),
+        "device_name": torch.cuda.get_device_name(device) if cuda else cpu,
+        "cpu": cpu,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
         "numpy": _version("numpy"),

@@ -23,8 +23,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["Dist", "from_env", "barrier", "close", "exit_worker", "wrap", "GlobalBatchNorm2d", "convert_batchnorm", "gather_rows",
-           "rank_positions", "launch"]
+__all__ = ["Dist", "from_env", "barrier", "close", "exit_worker", "wrap", "GlobalBatchNorm2d", "convert_batchnorm",
+           "gather_rows", "rank_positions", "launch"]
 
 
 @dataclass(frozen=True)
