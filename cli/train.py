@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -124,10 +123,10 @@ def train_command(
                                   f"epochs); {how}")
                 raise typer.Exit(130) from None
             summaries[name] = {**result, "run_folder": str(folder)}
-    if int(os.environ.get("RANK", "0")) > 0:
+    if distributed.env_rank() > 0:
         distributed.exit_worker()  # a torchrun worker other than rank 0: rank 0 reports
     _report(summaries, out, as_json)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if distributed.env_world() > 1:
         distributed.exit_worker()  # torchrun's rank 0, after its report
 
 

@@ -39,9 +39,16 @@ def test_rank_positions_split_each_batch_once():
 
 
 def test_two_processes_match_one_with_prototypes_binding_and_a_resume(image_folder, tmp_path):
+    import logging
+
+    import torch.distributed.launcher.api  # noqa: F401  (torch's modules set their loggers' levels on import)
+
     cfg = config(image_folder, batching="binding", epochs=3)
     train(cfg, tmp_path / "one")
+    caller = logging.getLogger("torch.distributed.elastic.agent.server.api")
+    caller.setLevel(logging.DEBUG)  # a caller's own logging setting
     assert train_distributed(cfg, tmp_path / "two", nproc=2, stop_after=2) == {"stopped_at": 2}
+    assert caller.level == logging.DEBUG  # the launcher quiets torch's elastic loggers only while it runs
     summary = train_distributed(resumed_config(cfg, {}), tmp_path / "two", nproc=2, resume=True)
     assert summary["processes"] == 2 and summary["epochs"] == 3
     assert_same_weights(tmp_path / "one", tmp_path / "two")

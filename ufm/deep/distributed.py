@@ -15,16 +15,18 @@ Launch: ``ufm train --nproc N`` on one node, or torchrun for several (see the RE
 
 from __future__ import annotations
 
+import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["Dist", "from_env", "barrier", "close", "exit_worker", "wrap", "GlobalBatchNorm2d", "convert_batchnorm",
-           "gather_rows", "rank_positions", "launch"]
+__all__ = ["Dist", "from_env", "env_rank", "env_world", "barrier", "close", "exit_worker", "wrap",
+           "GlobalBatchNorm2d", "convert_batchnorm", "gather_rows", "rank_positions", "launch"]
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,20 @@ class Dist:
         return self.rank == 0
 
 
+def env_rank() -> int:
+    """This process's rank as torchrun set it in the environment (RANK); 0 outside torchrun."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def env_world() -> int:
+    """The number of processes torchrun started (WORLD_SIZE); 1 outside torchrun."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def from_env(device_type: str) -> Dist | None:
     """Join the process group that torchrun described in the environment (WORLD_SIZE > 1), with NCCL on CUDA and
     gloo on the CPU; None for a single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if env_world() <= 1:
         return None
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
@@ -185,24 +196,34 @@ def _entry(fn: Callable, args: tuple) -> Any:
         return {_ERROR: "KeyboardInterrupt", "message": ""}
 
 
+@contextmanager
+def _quiet_elastic() -> Iterator[None]:
+    """torch.distributed.elastic's loggers at ERROR for the block (its modules set their own levels, so each is set),
+    restored afterwards: the caller's logging is left as it was."""
+    names = [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")]
+    loggers = [logging.getLogger(n) for n in dict.fromkeys(names + ["torch.distributed.elastic"])]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def launch(nproc: int, fn: Callable, *args: Any) -> Any:
     """Run ``fn(*args)`` in ``nproc`` processes on this node through torchrun's launcher (elastic agent, a free
     port on localhost); returns rank 0's result.  ``fn`` must be importable (a module-level function)."""
-    import logging
-
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
-    for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")] + [
-            "torch.distributed.elastic"]:  # its modules set their own levels: quiet each (errors still show)
-        logging.getLogger(name).setLevel(logging.ERROR)
-
     from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, rdzv_backend="c10d",
                           rdzv_endpoint="localhost:0", run_id=f"ufm-{os.getpid()}", max_restarts=0,
                           monitor_interval=0.5)
     try:
-        results = elastic_launch(config, _entry)(fn, args)
+        with _quiet_elastic():
+            results = elastic_launch(config, _entry)(fn, args)
     except SignalException as err:  # Ctrl-C (SIGINT) or SIGTERM reached the launcher: the workers are stopped
         raise KeyboardInterrupt(str(err)) from None
     errors = [r for r in results.values() if isinstance(r, dict) and _ERROR in r]
