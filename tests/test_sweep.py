@@ -122,7 +122,7 @@ def test_sweep_refuses_to_mix_folders(tmp_path):
     (point / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k != "tol"}))
     assert gather(tmp_path / "s")["finished"] == 2
     (point / "config.json").write_text(json.dumps({**cfg, "lr": 0.5}))
-    with pytest.raises(ValueError, match="holds a different config than its grid point"):
+    with pytest.raises(ValueError, match=r"holds a different config than its grid point \(lr \(saved 0.5, asked "):
         gather(tmp_path / "s")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")

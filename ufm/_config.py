@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 import typing
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Iterable
 
 __all__ = ["option", "Range", "check_values", "check_choices", "check_at_least_one", "check_device_name",
-           "from_dict"]
+           "from_dict", "differences"]
 
 INT64_MAX = 2**63 - 1
 
@@ -136,6 +136,22 @@ def from_dict(cls, data: dict):
     if unknown:
         raise ValueError(f"unknown config fields {sorted(unknown)}")
     return cls(**data)
+
+
+def differences(saved: dict, config: Any, ignore: Iterable[str] = ()) -> list[str]:
+    """The fields where a saved config (a folder's or a record's JSON) differs from ``config``, each as
+    ``name (saved X, asked Y)``; empty when they agree.  ``saved`` is read through ``config``'s class (so a config
+    saved before a field with a default was added still agrees); fields in ``ignore`` (where it ran) are skipped.
+    Raises ValueError when ``saved`` is not such a config."""
+    import json
+
+    try:
+        old = type(config).from_dict(saved).to_dict()
+    except TypeError as err:
+        raise ValueError(f"not a {type(config).__name__}: {err}") from None
+    old, new = (json.loads(json.dumps(d)) for d in (old, config.to_dict()))  # tuples and lists compare alike
+    skip = set(ignore)
+    return [f"{k} (saved {old[k]!r}, asked {v!r})" for k, v in new.items() if k not in skip and old[k] != v]
 
 
 def check_gram_source(gram_file, geometry: str, default_geometry: str = "etf") -> None:

@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ufm._config import differences
 from ufm.grid import Point, _field_types, _fmt, _plain, config_hash, point_label  # noqa: F401  (re-exported)
 from ufm.grid import parse_grid as _parse_grid
 from ufm.grid import refuse_without_effect, without_effect_everywhere
@@ -185,22 +186,18 @@ def _run_solve_point(cfg: SolveConfig, folder: Path) -> None:
     write_json(folder / "solution.json", summary)
 
 
-def _same_config(kind: str, saved: Any, config: Any) -> bool:
-    """Whether a folder's saved config is ``config``, both read through the kind's config class (so a folder written
-    before a field with a default was added still matches)."""
-    try:
-        saved = _kind(kind).config.from_dict(saved).to_dict()
-    except (ValueError, TypeError):
-        return False
-    return json.loads(json.dumps(saved)) == json.loads(json.dumps(config.to_dict()))
-
-
 def _point_status(kind: str, point: Point, folder: Path) -> bool:
-    """Whether the point's folder holds its finished result; refuses a folder made by another config."""
+    """Whether the point's folder holds its finished result; refuses a folder made by another config, naming the
+    fields that differ."""
     config_file = folder / "config.json"
-    if config_file.is_file() and not _same_config(kind, read_json(config_file), point.config):
-        raise ValueError(f"{folder} holds a different config than its grid point; remove that folder or use "
-                         "another --out")
+    if config_file.is_file():
+        try:
+            differ = differences(read_json(config_file), point.config)
+        except ValueError as err:
+            differ = [str(err)]
+        if differ:
+            raise ValueError(f"{folder} holds a different config than its grid point ({'; '.join(differ)}); remove "
+                             "that folder or use another --out")
     return (folder / _kind(kind).result).is_file()
 
 

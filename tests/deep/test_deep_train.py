@@ -243,7 +243,7 @@ def test_cli_preset_flags_override_even_at_the_global_default_and_resume_flags(i
         result = runner.invoke(app, ["train", "--resume", run, *bad])
         assert result.exit_code == 2 and needle in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["train", "--preset", "cpu-small", "--epochs", "1", *common, "--out", str(tmp_path / "p")])
-    assert result.exit_code == 2 and "holds a training run of another configuration (eval_every differ)" in result.output
+    assert result.exit_code == 2 and "holds a training run of another configuration (eval_every (saved " in result.output
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -360,7 +360,7 @@ def test_a_killed_grid_continues_by_rerunning_the_same_command(image_folder, tmp
     assert printed.exit_code == 0 and "train sweep: 3 of 3 points finished" in printed.output, printed.output
     # the same folder with another configuration is refused, naming what differs
     result = runner.invoke(app, ["train", *[c if c != "2" else "3" for c in common], str(grid)])
-    assert result.exit_code == 2 and "another configuration (epochs differ)" in result.output, result.output
+    assert result.exit_code == 2 and "another configuration (epochs (saved 2, asked 3))" in result.output, result.output
 
 
 def test_every_grid_point_is_checked_against_the_data_before_any_trains(image_folder, tmp_path):

@@ -154,7 +154,7 @@ def test_study_finishes_a_run_killed_after_training_and_refuses_changed_records(
     assert (tiny / "runs" / "etf" / "seed=0" / "summary.json").stat().st_mtime == mtime
     # a record of another configuration is refused, naming the field
     result = _study(tiny, "--arms", "etf", "--seeds", "1", "--set", "lr=0.01")
-    assert result.exit_code == 2 and "lr (record 0.05, asked 0.01)" in result.output
+    assert result.exit_code == 2 and "lr (saved 0.05, asked 0.01)" in result.output
     # the data root is where it ran, not what it computed: another path counts
     (tiny / "idx").rename(tiny / "idx2")
     result = CliRunner().invoke(app, ["study", "--setting", "fashion-mnist", "--data-root", str(tiny / "idx2"),
@@ -244,7 +244,7 @@ def test_records_of_different_settings_are_not_paired(tiny):
     # not asked for now
     assert _study(tiny, "--arms", "etf", "--seeds", "1").exit_code == 0
     result = _study(tiny, "--arms", "minority-g1", "--seeds", "1", "--set", "lr=0.01")
-    assert result.exit_code == 2 and "lr (record 0.05, asked 0.01)" in result.output, result.output
+    assert result.exit_code == 2 and "lr (saved 0.05, asked 0.01)" in result.output, result.output
     assert not (tiny / "rec" / "fashion-mnist" / "minority-g1").exists()
 
 

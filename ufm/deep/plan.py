@@ -19,6 +19,7 @@ from typing import Mapping
 
 import torch
 
+from ufm._config import differences
 from ufm.batching import epoch_batches
 from ufm.deep.config import PLACE, TrainConfig
 from ufm.errors import FieldError
@@ -73,10 +74,9 @@ def run_state(cfg: TrainConfig, folder: str | Path,
         return "new"
     if identify(folder) != "train":
         raise ValueError(f"{folder} is {describe(folder)}, not a training run; choose another --out")
-    saved = TrainConfig.from_dict(read_json(folder / "config.json")).to_dict()
-    differ = [n for n, v in cfg.to_dict().items() if n not in PLACE and saved.get(n) != v]
+    differ = differences(read_json(folder / "config.json"), cfg, ignore=PLACE)
     if differ:
-        raise ValueError(f"{folder} holds a training run of another configuration ({', '.join(differ)} differ); "
+        raise ValueError(f"{folder} holds a training run of another configuration ({'; '.join(differ)}); "
                          f"{another_run}")
     if (folder / "summary.json").is_file():
         return "done"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from ufm._config import differences
 from ufm.deep.config import PLACE, PRESETS, TrainConfig
 from ufm.grid import refuse_without_effect
 from ufm.runio import read_json, write_json
@@ -206,10 +207,6 @@ def save_record(summaries: str | Path, setting: str, name: str, cfg: TrainConfig
     return path
 
 
-def _science(config: dict) -> dict:
-    return {k: v for k, v in TrainConfig.from_dict(config).to_dict().items() if k not in PLACE}
-
-
 def pending(runs: Mapping[str, TrainConfig], summaries: str | Path, setting: str) -> dict[str, TrainConfig]:
     """The runs without a record; a record of another configuration (apart from where it ran) is refused, naming
     the fields that differ."""
@@ -219,8 +216,7 @@ def pending(runs: Mapping[str, TrainConfig], summaries: str | Path, setting: str
         if not path.is_file():
             left[name] = cfg
             continue
-        saved, asked = _science(read_json(path)["config"]), _science(cfg.to_dict())
-        differ = [f"{k} (record {saved[k]!r}, asked {asked[k]!r})" for k in asked if saved[k] != asked[k]]
+        differ = differences(read_json(path)["config"], cfg, ignore=PLACE)
         if differ:
             raise ValueError(f"{path} records run {name} with another configuration: {', '.join(differ)}; use "
                              "another --summaries folder for a changed study, or move that record away")
