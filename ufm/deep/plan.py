@@ -115,11 +115,23 @@ def plan_set(runs: Mapping[str, TrainConfig], out: str | Path, values: Mapping[s
         if states[name] == "restart":  # the same run, killed before its first checkpoint: nothing to keep
             start_over(folder)
         left[name] = (cfg, folder, states[name] == "resume")
-    points = [Point(name, dict((values or {}).get(name, {})), cfg) for name, cfg in runs.items()]
+    points = {name: Point(name, dict((values or {}).get(name, {})), cfg) for name, cfg in runs.items()}
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", points_record("train", points))
+    write_json(out / "config.json", points_record("train", list({**_recorded_points(out), **points}.values())))
     mark(out, "train-set")
     return finished, left
+
+
+def _recorded_points(out: Path) -> dict[str, Point]:
+    """The runs that ``out``'s record already lists and whose folders are still there (a set continued with other
+    runs, e.g. a study given more seeds, keeps listing them); none from a record this version cannot read."""
+    try:
+        record = read_json(out / "config.json")
+        listed = zip(record["points"], record["values"], record["configs"], strict=True)
+        return {name: Point(name, dict(values), TrainConfig.from_dict(config)) for name, values, config in listed
+                if (out / name).is_dir()}
+    except (OSError, KeyError, TypeError, ValueError):
+        return {}
 
 
 def run_point(cfg: TrainConfig, folder: Path) -> None:
