@@ -268,6 +268,20 @@ def test_train_refuses_bad_options_with_one_line(args, needle, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["--batch-size", "2"], "--batch-size = 2 is smaller than the number of classes k = 3 of the data"),
+    (["--batch-size", "40"], "exceeds the number of samples"),
+    (["--embed-dim", "1"], "embed-dim"),
+])
+def test_a_run_its_data_cannot_give_is_refused_before_its_folder_is_written(image_folder, tmp_path, args, needle):
+    common = ["--dataset", "folder", "--data-root", str(image_folder), "--n-major", "10", "--ratio", "5", "--width", "4",
+              "--embed-dim", "8", "--batch-size", "8", "--epochs", "1", "--device", "cpu"]
+    result = CliRunner().invoke(app, ["train", *common, *args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and needle in result.output, result.output
+    assert "Traceback" not in result.output and "--batching full" not in result.output
+    assert not (tmp_path / "run").exists()  # so the corrected command starts afresh
+
+
 def test_linear_probe_separates_separable_embeddings_and_not_random_labels():
     from ufm.deep.evaluate import linear_probe
 

@@ -17,10 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Mapping
 
-import torch
 
 from ufm._config import differences
-from ufm.batching import epoch_batches
 from ufm.deep.config import PLACE, TrainConfig
 from ufm.errors import FieldError
 from ufm.folders import describe, identify, mark
@@ -37,7 +35,7 @@ def check_against_data(configs: Mapping[str, TrainConfig]) -> None:
     """Refuse (ValueError naming the run) a run whose data cannot give what it asks: more images of a class than
     the data set has, more test images per class, a batch larger than its training subset."""
     from ufm.deep.model import check_head_reaches
-    from ufm.deep.train import _first_of_each_class, load_data, select_data
+    from ufm.deep.train import check_batches, load_data, select_data
 
     loaded: dict[tuple, tuple] = {}
     for name, cfg in configs.items():
@@ -48,9 +46,7 @@ def check_against_data(configs: Mapping[str, TrainConfig]) -> None:
             train, _, counts, _ = select_data(cfg, *loaded[key])
             check_head_reaches(cfg.g_star(counts), cfg.head, cfg.embed_dim)
             check_head_reaches(cfg.g_prototypes(counts), cfg.head, cfg.embed_dim)
-            k = len(train.classes)
-            bound = _first_of_each_class(train.labels, k) if cfg.batching == "binding" else None
-            epoch_batches(train.labels, cfg.batch_size, cfg.batching, torch.Generator().manual_seed(0), k, bound)
+            check_batches(cfg, train.labels, len(train.classes))
         except ValueError as err:
             where = f"run {name}: " if name and len(configs) > 1 else ""
             if isinstance(err, FieldError):  # keep its fields: the command line writes them as flags

@@ -43,6 +43,7 @@ from ufm.provenance import provenance
 from ufm import runio
 from ufm.runio import atomic_path, read_json, write_json, write_jsonl, write_npz
 from ufm.devices import resolve_device
+from ufm.errors import FieldError
 
 __all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "train", "load_data", "preset", "resumed_config",
            "load_checkpoint", "anchor_count", "check_fresh_folder", "train_distributed"]
@@ -212,6 +213,7 @@ def train(
                              "(its chosen training images differ); point --data-root at the original data")
     g_star = cfg.g_star(counts)
     check_head_reaches(g_star, cfg.head, cfg.embed_dim)
+    check_batches(cfg, train_set.labels, k)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = ResNet18(cfg.width, cfg.head, cfg.embed_dim, train_set.images.shape[1])
@@ -382,6 +384,16 @@ def _first_of_each_class(labels: torch.Tensor, k: int) -> torch.Tensor:
     """``[k]``: the first sample of each class in the training subset's order (Kini et al. 2023's binding)."""
     first = torch.full((k,), len(labels), dtype=torch.long)
     return first.scatter_reduce_(0, labels.long(), torch.arange(len(labels)), reduce="amin")
+
+
+def check_batches(cfg: TrainConfig, labels: torch.Tensor, k: int) -> None:
+    """Refuse a batch size or batching that the training subset (``labels: [N]`` of ``k`` classes) cannot give:
+    checked before a run writes anything (``ufm train`` has no full batching to fall back on)."""
+    if cfg.batch_size < k:
+        raise FieldError(f"batch size {{batch_size}} = {cfg.batch_size} is smaller than the number of classes k = {k} "
+                         f"of the data: some class is missing from every batch; use {{batch_size}} >= {k}")
+    bound = _first_of_each_class(labels, k) if cfg.batching == "binding" else None
+    epoch_batches(labels, cfg.batch_size, cfg.batching, torch.Generator().manual_seed(0), k, bound)
 
 
 def _epoch_plan(cfg: TrainConfig, labels: torch.Tensor, k: int, bound: torch.Tensor | None, gen: torch.Generator,
