@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,3 +123,22 @@ def test_check_out_dir(tmp_path):
     check_out_dir(run, run_folder=False)  # a figure folder: named PNGs are replaced
     with pytest.raises(ValueError, match="cannot be written"):
         check_out_dir("/proc/ufm-no-such-folder")
+
+
+def test_the_current_folder_is_never_a_run_folder(tmp_path, monkeypatch):
+    """``--out ''`` or ``--out .`` (or a folder holding the current one): a run folder is replaced as a whole."""
+    from ufm.runio import check_out_dir, staged_dir
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for path in ("", ".", str(work), "..", str(tmp_path)):
+        for overwrite in (False, True):
+            with pytest.raises(ValueError, match="is the current folder.*give a run folder of its own"):
+                check_out_dir(path, overwrite=overwrite)
+    with pytest.raises(ValueError, match="is the current folder"):
+        with staged_dir("", overwrite=True):
+            pass
+    assert list(work.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["work"]  # nothing left
+    check_out_dir(".", run_folder=False)  # a folder for figures may be the current one
+    assert check_out_dir("run") == Path("run")

@@ -214,7 +214,7 @@ def load_checkpoint(path: str | Path, map_location: Any = None, required: tuple[
 def check_out_dir(path: str | Path, what: str = "--out", overwrite: bool = False, run_folder: bool = True) -> Path:
     """Check, before any compute, that results can be written to the folder ``path``; returns it.
 
-    Refused: a path that is, or lies under, a file; a folder that cannot be created or written; and, for a
+    Refused: the current folder or one that holds it (``.``, an empty path); a path that is, or lies under, a file; a folder that cannot be created or written; and, for a
     ``run_folder``, an existing folder that already holds files unless ``overwrite`` (a run folder is never
     silently overwritten).  Nothing is created: a failed check leaves no folder behind.  ``what`` names the
     option or argument in the message (:func:`ufm.folders.check_overwrite` adds the folder's kind).
@@ -222,6 +222,10 @@ def check_out_dir(path: str | Path, what: str = "--out", overwrite: bool = False
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{what} {path} is a file, not a folder; choose another {what}")
+    if run_folder and path.exists() and Path.cwd().resolve().is_relative_to(path.resolve()):
+        # a run folder is written (and replaced) as a whole, by a rename: never the folder one works in
+        raise ValueError(f"{what} {path} is the current folder{' or holds it' if path.resolve() != Path.cwd().resolve() else ''}"
+                         f" (an empty {what} means it too); give a run folder of its own, e.g. {what} runs/name")
     ancestor = path
     while not ancestor.exists():
         if ancestor.parent == ancestor:
