@@ -16,10 +16,11 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 console = Console()
 err_console = Console(stderr=True)
@@ -64,10 +65,7 @@ def user_errors(fn: Callable | None = None, *, aliases: dict[str, str] | None = 
                     raise ValueError(f"--max-memory-gb must be a finite number of GiB > 0, got {limit}")
                 return fn(*args, **kwargs)
             except (ValueError, FileNotFoundError) as err:
-                from rich.text import Text
-
-                err_console.print(Text("error: ", style="bold red") + Text(user_message(err, aliases)),
-                                  highlight=False, soft_wrap=True)
+                print_error(user_message(err, aliases))
                 raise typer.Exit(2) from None
 
         return wrapper
@@ -97,6 +95,70 @@ def check_out(out: Path | str, overwrite: bool = False, run_folder: bool = True,
     if overwrite and kind is not None:
         check_overwrite(path, kind)
     return path
+
+
+def print_error(message: str) -> None:
+    """The one line a user sees for bad input, on stderr: ``error: <message>``."""
+    from rich.text import Text
+
+    err_console.print(Text("error: ", style="bold red") + Text(message), highlight=False, soft_wrap=True)
+
+
+def check_figure_out(out: Path | str) -> Path:
+    """``--out`` of a command that writes figures only: a folder of its own (named PNGs in it are replaced), never a
+    folder another command wrote (its run would end up holding another command's files)."""
+    from ufm.folders import describe, identify
+
+    path = check_out(out, run_folder=False)
+    if identify(path) is not None:
+        raise ValueError(f"--out {path} is {describe(path)}; figures go into a folder of their own (e.g. figures/): "
+                         "choose another --out")
+    return path
+
+
+def refuse_repeats(values: Sequence[Any], what: str) -> None:
+    """Refuse a list option that names one thing twice (its work would be done twice, or once silently)."""
+    seen = set()
+    for value in values:
+        key = value.resolve() if isinstance(value, Path) else value  # ./run and run are one folder
+        if key in seen:
+            raise ValueError(f"{what} {value} is given twice; give each once")
+        seen.add(key)
+
+
+def repeated_option(command: Any, args: Sequence[str]) -> str | None:
+    """What to change when ``args`` give an option of the click ``command`` twice (``--k 3 --k 4``, or ``--reduce``
+    and ``--no-reduce``) that does not collect values (``multiple``); None when none is."""
+    options = [p for p in command.params if getattr(p, "param_type_name", "") == "option"]
+    owner = {o: p for p in options for o in (*p.opts, *p.secondary_opts)}
+    seen: dict[str, str] = {}
+    i = 0
+    while i < len(args) and args[i] != "--":
+        flag = args[i].split("=", 1)[0] if args[i].startswith("--") else args[i]
+        param = owner.get(flag)
+        if param is not None:
+            if not (param.multiple or param.count):
+                if param.name in seen:
+                    first = seen[param.name]
+                    return (f"{flag} is given twice; give it once" if first == flag else
+                            f"{first} and {flag} are both given; give one of them")
+                seen[param.name] = flag
+            if not param.is_flag and "=" not in args[i]:
+                i += 1  # its value, whatever it looks like
+        i += 1
+    return None
+
+
+class OnceCommand(TyperCommand):
+    """A command whose single-value options may be given once: a repeated one is refused (exit code 2) rather than
+    the last value silently winning over the first."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        repeated = repeated_option(self, args)
+        if repeated is not None:
+            print_error(repeated)
+            ctx.exit(2)
+        return super().parse_args(ctx, args)
 
 
 def default_out(prefix: str) -> Path:

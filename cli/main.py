@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 import ufm
+from ._common import OnceCommand
 from .check import check
 from .collapse import collapse_map_command
 from .maps import copies_command, design_prototypes_command, map_command
@@ -38,23 +39,23 @@ def main(
     """ufm: simulate, solve and verify the geometry of SCL with fixed prototypes."""
 
 
-app.command("simulate")(simulate_command)
-app.command("sweep")(sweep_command)
-app.command("solve")(solve_command)
-app.command("solve-sweep")(solve_sweep_command)
-app.command("gather")(gather_command)
-app.command("agree")(agree_command)
-app.command("verify-prop1")(verify_prop1_command)
-app.command("figures")(figures_command)
-app.command("train")(train_command)
-app.command("deep-figures")(deep_figures_command)
-app.command()(check)
-app.command("copies")(copies_command)
-app.command("design-prototypes")(design_prototypes_command)
-app.command("collapse-map")(collapse_map_command)
-app.command("map")(map_command)
-app.command("study")(study_command)
-app.command("study-report")(study_report_command)
+app.command("simulate", cls=OnceCommand)(simulate_command)
+app.command("sweep", cls=OnceCommand)(sweep_command)
+app.command("solve", cls=OnceCommand)(solve_command)
+app.command("solve-sweep", cls=OnceCommand)(solve_sweep_command)
+app.command("gather", cls=OnceCommand)(gather_command)
+app.command("agree", cls=OnceCommand)(agree_command)
+app.command("verify-prop1", cls=OnceCommand)(verify_prop1_command)
+app.command("figures", cls=OnceCommand)(figures_command)
+app.command("train", cls=OnceCommand)(train_command)
+app.command("deep-figures", cls=OnceCommand)(deep_figures_command)
+app.command(cls=OnceCommand)(check)
+app.command("copies", cls=OnceCommand)(copies_command)
+app.command("design-prototypes", cls=OnceCommand)(design_prototypes_command)
+app.command("collapse-map", cls=OnceCommand)(collapse_map_command)
+app.command("map", cls=OnceCommand)(map_command)
+app.command("study", cls=OnceCommand)(study_command)
+app.command("study-report", cls=OnceCommand)(study_report_command)
 
 
 if __name__ == "__main__":  # python -m ufm.cli.main (e.g. under torchrun)

@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import check_out, console, print_json, user_errors
+from ._common import check_figure_out, console, print_json, user_errors
 from ._config import with_config_options
 from ufm.figures import prop1_gaps, scl_vs_ce_figure
 from ufm.prop1 import Prop1Config, minimizers, scl_vs_ce, verdict_line, verdicts, verify
@@ -26,7 +26,7 @@ def verify_prop1_command(
     the limit derived in docs/prop1.md: value and Riemannian-gradient gaps on 16 cases (random and
     near-optimal features, ETF and minority-weighted targets, tau 0.1 and 0.5, two batch compositions)."""
     if out:
-        check_out(out, run_folder=False)
+        check_figure_out(out)
     rows = verify()
     summary = verdicts(rows)
     with console.status("minimizing the exact loss and both limits in the UFM"):

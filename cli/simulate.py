@@ -10,10 +10,10 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from ._common import (check_out, console, default_out, err_console, max_memory_option, overwrite_option, print_json,
-                      progress_bar,
-                      user_errors)
+from ._common import (check_figure_out, check_out, console, default_out, err_console, max_memory_option,
+                      overwrite_option, print_json, progress_bar, refuse_repeats, user_errors)
 from ._config import flag_names, with_config_options
+from ufm.errors import FieldError
 from ufm.deep.figures import deep_fig1
 from ufm.figures import FIGURES, render
 from ufm.plots import gram_heatmaps, save_figure
@@ -63,6 +63,8 @@ def simulate_command(
     # the Gram file, the counts, G_* and the batch size are checked before the progress bar starts
     try:
         build_problem(config)
+    except FieldError:
+        raise  # names its fields: user_errors writes them as flags
     except ValueError as err:
         raise ValueError(flag_names(str(err), [f.name for f in dataclasses.fields(config)])) from None
     result = _run_with_progress(config, as_json, max_memory_gb=max_memory_gb)
@@ -110,8 +112,10 @@ def figures_command(
         clash = [flag for flag in others if flag in given]
         if first in given and clash:
             raise ValueError(f"{first} does not combine with {', '.join(clash)} (they would be ignored); drop one of them")
+    refuse_repeats(name or [], "--name")
+    refuse_repeats(runs or [], "--runs")
     if not list_only:
-        check_out(out, run_folder=False)
+        check_figure_out(out)
     if runs:
         path = deep_fig1(runs, out)
         console.print(f"wrote {path.parent}/deep_fig1_heatmaps.png and {path}")

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ._common import (check_out, console, default_out, max_memory_option, overwrite_option, print_json,
                       user_errors)
-from ._config import with_config_options
+from ._config import typed, with_config_options
 from ufm.agreement import solver_vs_simulator
 from ufm.plots import gram_heatmaps, save_figure
 from ufm.folders import mark
@@ -27,6 +27,7 @@ from ufm.solver.result import ARRAYS_FILE, JSON_MATRIX_MAX_K
 @user_errors
 @with_config_options(SolveConfig)
 def solve_command(
+    ctx: typer.Context,
     config: SolveConfig,
     full: bool = typer.Option(False, "--full", help="every sample its own row (no collapse assumed; N up to ~60, "
                                                     "thousands with --solver BM)"),
@@ -37,6 +38,9 @@ def solve_command(
     max_memory_gb: Optional[float] = max_memory_option(),
 ) -> None:
     """Globally optimal class-mean Gram of batch SCL (with prototypes) for collapsed features (cvxpy)."""
+    if full and typed(ctx, "reduce"):
+        raise ValueError(f"--{'' if config.reduce else 'no-'}reduce has no effect with --full (the N x N problem is "
+                         "never symmetry-reduced); drop it")
     folder = check_out(out or default_out("solve"), overwrite, kind="solve")
     summary, arrays, result = solve_config(config, full, max_memory_gb)
     n, tau, n_w = summary["counts"], config.tau, config.n_w

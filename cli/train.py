@@ -8,7 +8,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from ._common import console, err_console, max_memory_option, print_json, progress_bar, user_errors
+from ._common import (check_figure_out, console, err_console, max_memory_option, print_json, progress_bar,
+                      refuse_repeats, user_errors)
 from ._config import typed, with_config_options
 from ._executor import with_executor_options
 from ufm.deep import distributed
@@ -167,5 +168,7 @@ def deep_figures_command(
     out: Path = typer.Option(Path("figures"), help="folder for the PNGs"),
 ) -> None:
     """Figure 1 (G_M heatmaps, distance to G_* against epoch) from training run folders."""
+    refuse_repeats(runs, "run folder")
+    check_figure_out(out)
     path = deep_fig1(runs, out)
     console.print(f"wrote {path.parent}/deep_fig1_heatmaps.png and {path}")

@@ -8,7 +8,8 @@ def test_step_counts_follow_the_literature():
     assert step_counts(10, 5000, 10, 0.5).tolist() == [5000] * 5 + [500] * 5
     assert step_counts(10, 100, 3, 0.3).tolist() == [100] * 7 + [33] * 3
     assert step_counts(4, 10, 1).tolist() == [10] * 4
-    assert step_counts(5, 10, 2, 0.0).tolist() == [10] * 5
+    assert step_counts(5, 10, 1, 0.0).tolist() == [10] * 5  # R = 1: balanced whatever rho
+    assert step_counts(3, 10, 2, 1 / 3).tolist() == [10, 10, 5]  # rho k = 1 up to rounding
 
 
 def test_long_tail_counts_decay_exponentially():
@@ -35,6 +36,11 @@ def test_balanced_and_dispatch():
         (lambda: step_counts(10, 5, 2, 1.5), r"minority_fraction must lie in \[0, 1\]"),
         (lambda: step_counts(0, 5, 2), "positive integer"),
         (lambda: long_tail_counts(10, 5, 100), "rarest class"),
+        # no minority class at all: the ratio would be silently ignored
+        (lambda: step_counts(5, 10, 2, 0.0), r"minority_fraction = 0 of k = 5 classes gives floor\(rho k\) = 0 minority"
+                                             r" classes: the counts would be balanced and ratio would do nothing; use "
+                                             r"minority_fraction >= 0.2 \(1/k\), or profile='balanced'"),
+        (lambda: class_counts("step", 3, 10, 4, 0.3), "gives floor"),
     ],
 )
 def test_bad_profiles(call, message):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from ufm.cli.main import app
 from ufm.geometry import check_gram, etf_gram
 from ufm.copies import minimal_copies, solve_point
 from ufm.design import _block_from_params, block_gram

@@ -165,6 +165,16 @@ def test_grid_over_a_field_without_effect_is_refused(tmp_path):
                            given=["batch_size"])
 
 
+def test_prototype_anchors_have_no_effect_without_prototype_copies():
+    from ufm.deep.config import TrainConfig
+
+    assert "prototype_anchors" in SimConfig(n_w=(0.0,)).without_effect()
+    assert "prototype_anchors" not in SimConfig(n_w=(0.0, 10.0)).without_effect()  # a stack with copies
+    assert "prototype_anchors" in SolveConfig(n_w=0.0).without_effect()
+    assert TrainConfig(n_w=0.0).without_effect()["prototype_anchors"] == "with n_w = 0 (no prototype copies)"
+    assert "prototype_anchors" not in TrainConfig(n_w=10.0).without_effect()
+
+
 def test_sweep_commands_refuse_identical_points(tmp_path):
     out = tmp_path / "s"
     _refused(["sweep", "--profile", "balanced", "--ratio", "1", "--ratio", "2", "--out", out],

@@ -45,7 +45,7 @@ def balanced_counts(k: int, n: int) -> torch.Tensor:
 
 
 def step_counts(k: int, n: int, ratio: float, minority_fraction: float = 0.5) -> torch.Tensor:
-    """``[k]`` STEP counts: majorities n, the last floor(rho k) classes n // R."""
+    """``[k]`` STEP counts: majorities n, the last floor(rho k) classes n // R (at least one unless R = 1)."""
     _check(k, n, ratio)
     if not 0 <= minority_fraction <= 1:
         raise FieldError(f"the minority fraction {{minority_fraction}} must lie in [0, 1], got {minority_fraction}")
@@ -54,6 +54,10 @@ def step_counts(k: int, n: int, ratio: float, minority_fraction: float = 0.5) ->
         raise FieldError(f"minority classes would have n // R = {n} // {ratio:g} = 0 samples; increase {{n_major}} or "
                          "lower {ratio}")
     k_min = math.floor(minority_fraction * k + 1e-9)
+    if k_min == 0 and ratio > 1:
+        raise FieldError(f"{{minority_fraction}} = {minority_fraction:g} of k = {k} classes gives floor(rho k) = 0 "
+                         f"minority classes: the counts would be balanced and {{ratio}} would do nothing; use "
+                         f"{{minority_fraction}} >= {1 / k:.4g} (1/k), or {{profile=balanced}}")
     counts = torch.full((k,), n, dtype=torch.long)
     counts[k - k_min :] = n_min
     return counts

@@ -115,6 +115,8 @@ class SimConfig(TargetGeometry, ClassCounts):
             out["n_w"] = f"with loss {self.loss} (it has no prototype copies)"
         if "prototype_anchors" not in options:
             out["prototype_anchors"] = f"with loss {self.loss} (only scl and limit have the two anchor conventions)"
+        elif self.n_w is not None and not any(self.n_w):
+            out["prototype_anchors"] = "with n_w = 0 (no prototype copies)"
         if self.optimizer != "sgd":
             out["momentum"] = f"with optimizer {self.optimizer} (sgd only)"
         if self.batching == "full":

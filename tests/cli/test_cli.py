@@ -84,6 +84,29 @@ def test_figures_quick_and_list(tmp_path):
     assert result.exit_code == 2 and "unknown figures" in result.output
 
 
+def test_figure_commands_write_into_a_folder_of_their_own(tmp_path):
+    """A figure never lands in another command's run folder, and nothing is drawn twice."""
+    from ufm.folders import mark
+
+    run = tmp_path / "sim"
+    run.mkdir()
+    mark(run, "simulate")
+    before = sorted(p.name for p in run.iterdir())
+    for argv in (["figures", "--quick", "--name", "ufm-fig1-heatmaps"], ["figures", "--runs", str(run)],
+                 ["deep-figures", str(run)], ["verify-prop1", "--epochs", "1"]):
+        result = runner.invoke(app, [*argv, "--out", str(run)])
+        assert result.exit_code == 2, (argv, result.output)
+        assert "is a simulation run folder" in result.output and "figures go into a folder of their own" in result.output
+    assert sorted(p.name for p in run.iterdir()) == before
+    for argv, needle in ((["figures", "--quick", "--name", "ufm-fig1-heatmaps", "--name", "ufm-fig1-heatmaps"],
+                          "--name ufm-fig1-heatmaps is given twice"),
+                         (["deep-figures", str(run), str(tmp_path / "x" / ".." / "sim")], "is given twice"),
+                         (["figures", "--runs", str(run), "--runs", str(run)], "--runs"),):
+        result = runner.invoke(app, [*argv, "--out", str(tmp_path / "figs")])
+        assert result.exit_code == 2 and needle in result.output, (argv, result.output)
+    assert not (tmp_path / "figs").exists()
+
+
 def test_solve_prints_json_and_writes_folder(tmp_path):
     out = tmp_path / "solve"
     result = runner.invoke(app, ["solve", "--counts", "6x2,2x2", "--tau", "0.5", "--n-w", "5", "--out", str(out), "--json"])
@@ -116,6 +139,11 @@ def test_solve_full_and_relu(tmp_path):
     assert result.exit_code == 0, result.output
     gram = json.loads(result.stdout)["gram"]
     assert max(abs(gram[a][b] - (a == b)) for a in range(5) for b in range(5)) < 1e-4
+    # the symmetry reduction, either way, does nothing to the N x N problem: typed, it is refused
+    for flag in ("--reduce", "--no-reduce"):
+        result = runner.invoke(app, ["solve", "--counts", "4x2,2x2", "--full", flag, "--out", str(tmp_path / "r")])
+        assert result.exit_code == 2 and f"{flag} has no effect with --full" in result.output, result.output
+        assert not (tmp_path / "r").exists()
 
 
 def test_verify_prop1_states_one_line_per_convention(tmp_path):

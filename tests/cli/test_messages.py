@@ -65,3 +65,39 @@ def test_field_errors_read_as_the_library_and_as_flags():
     assert user_message(err) == "--ratio must be >= 1; use --no-prototype-anchors or --batching full (not --solver BM)"
     assert user_message(err, {"prototype_anchors=False": "--anchors batch"}).split("; use ")[1].startswith("--anchors batch")
     assert user_message(ValueError("plain")) == "plain"
+
+
+def _commands():
+    import typer.main
+
+    return typer.main.get_command(app).commands
+
+
+@pytest.mark.parametrize("name", sorted(_commands()))
+def test_every_command_refuses_an_option_given_twice(name, tmp_path):
+    """The last of two values never silently wins: every single-value option, of every command, given twice is
+    refused in one line before anything runs (a list option collects its values instead)."""
+    command = _commands()[name]
+    options = [p for p in command.params if getattr(p, "param_type_name", "") == "option" and p.opts[0] != "--help"]
+    single = [p for p in options if not (p.multiple or p.count)]
+    assert single, name
+    for param in single:
+        flag = param.opts[0]
+        argv = [name, flag, flag] if param.is_flag else [name, f"{flag}=1", flag, "2"]
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 2, (argv, result.output)
+        assert result.output.strip() == f"error: {flag} is given twice; give it once", (argv, result.output)
+    pairs = [p for p in single if p.is_flag and p.secondary_opts]
+    for param in pairs:
+        result = CliRunner().invoke(app, [name, param.opts[0], param.secondary_opts[0]])
+        assert result.exit_code == 2 and "are both given; give one of them" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_list_options_still_collect_their_values():
+    from ufm.cli._common import repeated_option
+
+    command = _commands()["simulate"]
+    assert repeated_option(command, ["--n-w", "0", "--n-w", "10", "--tau", "0.1", "--tau", "1"]) is None
+    assert repeated_option(command, ["--out", "--k", "--k", "3"]) is None  # "--k" as the value of --out
+    assert repeated_option(command, ["--k", "3", "--", "--k"]) is None  # after "--": arguments, not options

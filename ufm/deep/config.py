@@ -125,6 +125,8 @@ class TrainConfig(NamedGeometry, ImbalanceProfile):
             out["prototype_cosines"] = "with n_w = 0 (no prototype copies)"
         if self.loss != "scl":
             out["prototype_anchors"] = f"with loss {self.loss} (only scl has the two anchor conventions)"
+        elif self.n_w == 0:
+            out["prototype_anchors"] = "with n_w = 0 (no prototype copies)"
         if not (self.loss == "scl" and self.prototype_anchors and self.n_w > 0):
             out["reduction"] = "unless prototype copies are anchors (scl, n_w > 0): mean and 2B then coincide"
         if self.batching != "binding":
