@@ -274,9 +274,11 @@ def test_train_refuses_bad_options_with_one_line(args, needle, tmp_path):
     (["--embed-dim", "1"], "embed-dim"),
 ])
 def test_a_run_its_data_cannot_give_is_refused_before_its_folder_is_written(image_folder, tmp_path, args, needle):
-    common = ["--dataset", "folder", "--data-root", str(image_folder), "--n-major", "10", "--ratio", "5", "--width", "4",
-              "--embed-dim", "8", "--batch-size", "8", "--epochs", "1", "--device", "cpu"]
-    result = CliRunner().invoke(app, ["train", *common, *args, "--out", str(tmp_path / "run")])
+    common = {"--dataset": "folder", "--data-root": str(image_folder), "--n-major": "10", "--ratio": "5",
+              "--width": "4", "--embed-dim": "8", "--batch-size": "8", "--epochs": "1", "--device": "cpu",
+              **dict(zip(args[::2], args[1::2]))}
+    argv = [a for option, value in common.items() for a in (option, value)]
+    result = CliRunner().invoke(app, ["train", *argv, "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and needle in result.output, result.output
     assert "Traceback" not in result.output and "--batching full" not in result.output
     assert not (tmp_path / "run").exists()  # so the corrected command starts afresh
