@@ -39,23 +39,17 @@ def main(
     """ufm: simulate, solve and verify the geometry of SCL with fixed prototypes."""
 
 
-app.command("simulate", cls=OnceCommand)(simulate_command)
-app.command("sweep", cls=OnceCommand)(sweep_command)
-app.command("solve", cls=OnceCommand)(solve_command)
-app.command("solve-sweep", cls=OnceCommand)(solve_sweep_command)
-app.command("gather", cls=OnceCommand)(gather_command)
-app.command("agree", cls=OnceCommand)(agree_command)
-app.command("verify-prop1", cls=OnceCommand)(verify_prop1_command)
-app.command("figures", cls=OnceCommand)(figures_command)
-app.command("train", cls=OnceCommand)(train_command)
-app.command("deep-figures", cls=OnceCommand)(deep_figures_command)
-app.command(cls=OnceCommand)(check)
-app.command("copies", cls=OnceCommand)(copies_command)
-app.command("design-prototypes", cls=OnceCommand)(design_prototypes_command)
-app.command("collapse-map", cls=OnceCommand)(collapse_map_command)
-app.command("map", cls=OnceCommand)(map_command)
-app.command("study", cls=OnceCommand)(study_command)
-app.command("study-report", cls=OnceCommand)(study_report_command)
+# every command takes each single-value option once (OnceCommand): registered in one place so none can miss it
+COMMANDS = {
+    "simulate": simulate_command, "sweep": sweep_command, "solve": solve_command, "solve-sweep": solve_sweep_command,
+    "gather": gather_command, "agree": agree_command, "verify-prop1": verify_prop1_command,
+    "figures": figures_command, "train": train_command, "deep-figures": deep_figures_command, "check": check,
+    "copies": copies_command, "design-prototypes": design_prototypes_command,
+    "collapse-map": collapse_map_command, "map": map_command, "study": study_command,
+    "study-report": study_report_command,
+}
+for _name, _command in COMMANDS.items():
+    app.command(_name, cls=OnceCommand)(_command)
 
 
 if __name__ == "__main__":  # python -m ufm.cli.main (e.g. under torchrun)
