@@ -267,6 +267,14 @@ def test_map_command(tmp_path):
         assert max(r["distance"] for r in rows) < 1e-4  # balanced: the ETF with or without prototypes
     result = runner.invoke(app, ["map", "--k", "100", "--profile", "long-tail", "--out", str(tmp_path / "lt")])
     assert result.exit_code == 2 and "--no-cross-check" in result.output, result.output
+    # no prototypes at all (n_w 0 only): no anchor panels; a typed --anchors is refused by its own name
+    zero = ["map", "--k", "4", "--n-major", "6", "--tau", "0.5", "--ratio", "3", "--n-w", "0"]
+    result = runner.invoke(app, [*zero, "--out", str(tmp_path / "zero"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["n_w"] for r in json.loads(result.output)["rows"]] == [0.0]
+    result = runner.invoke(app, [*zero, "--anchors", "batch", "--out", str(tmp_path / "zero-b")])
+    assert result.exit_code == 2 and result.output.strip() == ("error: --anchors has no effect with --n-w 0 only (no "
+                                                              "prototypes): drop it"), result.output
 
 
 def test_map_on_slurm_equals_inline(tmp_path):

@@ -190,16 +190,20 @@ def distance_map(cells: Sequence[MapCell], map_fn: Callable = map) -> list[dict]
 
 
 def map_grid(base: MapCell, ratios: Sequence[float] | None = None, taus: Sequence[float] = (0.1,),
-             n_ws: Sequence[float] = N_WS, anchors: Sequence[bool] = (True, False)) -> tuple[MapCell, dict]:
+             n_ws: Sequence[float] = N_WS, anchors: Sequence[bool] | None = None) -> tuple[MapCell, dict]:
     """``(base, grid)`` of a distance map: rows over ``ratios`` (default :data:`RATIOS`) or, with one ratio, over
-    ``taus``; columns over ``n_ws``.  Balanced counts have no ratio: their map is tau x n_w, with ratio = 1 in the
-    base cell (``ratios`` must then be None or (1,))."""
+    ``taus``; columns over ``n_ws``; panels over ``anchors`` (default both conventions; none when every n_w is 0,
+    where the convention has no effect, and given ``anchors`` are then refused).  Balanced counts have no ratio:
+    their map is tau x n_w, with ratio = 1 in the base cell (``ratios`` must then be None or (1,))."""
     from dataclasses import replace
 
     for name, values in (("ratio", ratios), ("tau", taus), ("n_w", n_ws), ("prototype_anchors", anchors)):
         if values is not None and len(set(values)) != len(values):
             raise FieldError(f"{{{name}}} repeats a value: {', '.join(format(v, 'g') for v in values)}")
-    grid = {"prototype_anchors": tuple(anchors)}
+    prototypes = any(float(n) > 0 for n in n_ws)
+    if anchors is not None and not prototypes:
+        raise FieldError("{prototype_anchors} has no effect with {n_w} 0 only (no prototypes): drop it")
+    grid = {"prototype_anchors": tuple(anchors) if anchors is not None else (True, False)} if prototypes else {}
     if base.profile == "balanced":
         if ratios is not None and tuple(float(r) for r in ratios) != (1.0,):
             raise FieldError("{ratio} has no effect with balanced counts (they have no imbalance ratio): drop it; the "
