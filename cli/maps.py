@@ -27,7 +27,8 @@ def copies_command(
     target_distance: float = typer.Option(0.05, help="wanted distance of the optimal G_M to G_*"),
     max_n_w: float = typer.Option(1e4, "--max-n-w", help="give up above this many copies"),
     tol: float = typer.Option(1e-3, help="relative tolerance of the answer"),
-    solver: str = typer.Option("BM", help="BM (Burer-Monteiro, certified; smooth in n_w) or auto (interior point)"),
+    solver: str = typer.Option("BM", help="BM (Burer-Monteiro, certified; smooth in n_w), auto (symmetry-reduced or "
+                               "interior point), CLARABEL or SCS (interior point)"),
     as_json: bool = typer.Option(False, "--json", help="print the search as JSON"),
 ) -> None:
     """Smallest n_w (copies of each prototype; fractional allowed) whose optimal G_M is within

@@ -71,6 +71,12 @@ def test_copies_command_matches_the_library_and_refuses_bad_flags():
         result = runner.invoke(app, ["copies", "--counts", "20x2,2x2", *bad])
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert "--target-distance" in runner.invoke(app, ["copies", "--target-distance", "-1"]).output
+    # an unknown solver is refused naming the choices, and --help names every one of them
+    result = runner.invoke(app, ["copies", "--solver", "foo"])
+    assert result.exit_code == 2 and "--solver 'foo' is not one of" in result.output, result.output
+    choices = result.output.strip().rsplit(" is not one of ", 1)[1].split(", ")
+    help_text = " ".join(runner.invoke(app, ["copies", "--help"], env={"COLUMNS": "300"}).output.split())
+    assert sorted(choices) == ["BM", "CLARABEL", "SCS", "auto"] and all(c in help_text for c in choices), help_text
 
 
 def test_distance_map_rows():

@@ -161,6 +161,10 @@ def minimal_copies(
     0.049999, 0.049991), which would stall the bisection.  Beyond n_w ~ 1e4 the solver's G_M loses accuracy (the sample
     terms become a tiny part of the objective; the distance then drifts by ~1e-4 to 1e-3), hence the
     default ``max_n_w``."""
+    from ufm.solver import SOLVERS
+
+    if solver not in (*SOLVERS, "auto"):
+        raise FieldError(f"{{solver}} {solver!r} is not one of {', '.join(sorted((*SOLVERS, 'auto'), key=str.lower))}")
     if not (math.isfinite(target_distance) and target_distance >= 0):
         raise FieldError(f"{{target_distance}} must be a finite number >= 0, got {target_distance}")
     if not (math.isfinite(max_n_w) and max_n_w > 0):
