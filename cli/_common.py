@@ -73,7 +73,8 @@ def user_errors(fn: Callable | None = None, *, aliases: dict[str, str] | None = 
     return decorate(fn) if fn is not None else decorate
 
 
-OVERWRITE_HELP = "replace the files of an existing run folder (without it, a folder that holds files is refused)"
+OVERWRITE_HELP = ("replace an existing run folder of this command (without it, a folder that holds files is refused; "
+                  "a folder of anything else is never replaced)")
 MAX_MEMORY_HELP = ("refuse sizes estimated to need more than this many GiB (default: the memory available now; "
                    "also $UFM_MAX_MEMORY_GB)")
 
@@ -91,10 +92,10 @@ def check_out(out: Path | str, overwrite: bool = False, run_folder: bool = True,
     from ufm.folders import check_overwrite
     from ufm.runio import check_out_dir
 
-    path = check_out_dir(out, "--out", overwrite=overwrite, run_folder=run_folder)
-    if overwrite and kind is not None:
-        check_overwrite(path, kind)
-    return path
+    path = check_out_dir(out, "--out", overwrite=True, run_folder=run_folder)  # all but "holds files"
+    if kind is not None:
+        check_overwrite(path, kind)  # a folder of another kind, or of files no ufm command wrote: never replaced
+    return check_out_dir(path, "--out", overwrite=overwrite, run_folder=run_folder)
 
 
 def print_error(message: str) -> None:

@@ -90,11 +90,19 @@ def describe(folder: str | Path) -> str:
 
 
 def check_overwrite(path: str | Path, kind: str, what: str = "--out") -> None:
-    """With --overwrite, only a folder of ``kind`` (or one no ufm command wrote) is replaced: a folder of another
-    kind is refused (ValueError naming it), so that no folder ends up holding two kinds of result."""
+    """Only a folder of ``kind`` is ever replaced (with --overwrite): a folder of another kind is refused
+    (ValueError naming it), so that no folder ends up holding two kinds of result, and so is a folder of files no
+    ufm command wrote (--overwrite would delete them).  An empty or missing folder passes."""
     path = Path(path)
-    found = identify(path) if path.is_dir() else None
-    if found not in (None, kind):
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    found = identify(path)
+    if found is None:
+        names = sorted(p.name for p in path.iterdir())
+        listed = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        raise ValueError(f"{what} {path} holds files no ufm command wrote ({listed}); --overwrite replaces only "
+                         f"{KINDS[kind][0]}, never other files: choose another {what} (or empty it yourself)")
+    if found != kind:
         raise ValueError(f"{what} {path} is {describe(path)}; --overwrite replaces only {KINDS[kind][0]}: "
                          f"choose another {what}")
 

@@ -120,6 +120,16 @@ def test_overwrite_replaces_the_whole_folder(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / "stale.txt").write_text("from another run")
+    # a folder of files no ufm command wrote is never replaced, --overwrite or not (it would delete them)
+    for extra in ([], ["--overwrite"]):
+        refused(["simulate", *SMALL, "--out", out, *extra], f"--out {out} holds files no ufm command wrote (stale.txt)")
+        assert [p.name for p in out.iterdir()] == ["stale.txt"]
+    for command in (["solve", "--counts", "4,4,2"], ["collapse-map", "--k", "3", "--n-major", "4", "--ratio", "2",
+                                                      "--n-w", "0"]):
+        refused([*command, "--out", out, "--overwrite"], "holds files no ufm command wrote")
+    out = tmp_path / "sim"  # a simulation run folder with a stray file in it: --overwrite replaces the whole folder
+    assert runner.invoke(app, ["simulate", *SMALL, "--out", str(out)]).exit_code == 0
+    (out / "stale.txt").write_text("from another run")
     result = runner.invoke(app, ["simulate", *SMALL, "--out", str(out), "--overwrite", "--json"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["arrays.npz", "config.json", "gram_heatmaps.png", "kind.json", "metrics.jsonl",
