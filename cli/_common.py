@@ -119,12 +119,12 @@ def check_figure_out(out: Path | str) -> Path:
 
 def refuse_repeats(values: Sequence[Any], what: str) -> None:
     """Refuse a list option that names one thing twice (its work would be done twice, or once silently)."""
-    seen = set()
-    for value in values:
-        key = value.resolve() if isinstance(value, Path) else value  # ./run and run are one folder
-        if key in seen:
-            raise ValueError(f"{what} {value} is given twice; give each once")
-        seen.add(key)
+    from ufm._config import first_repeat
+
+    # ./run and run are one folder
+    value = first_repeat(values, key=lambda v: v.resolve() if isinstance(v, Path) else v)
+    if value is not None:
+        raise ValueError(f"{what} {value} is given twice; give each once")
 
 
 def repeated_option(command: Any, args: Sequence[str]) -> str | None:

@@ -101,12 +101,6 @@ def design_prototypes_command(
 _ANCHORS = {"both": (True, False), "prototype": (True,), "batch": (False,)}
 
 
-def _values(name: str, values: List[float]) -> tuple[float, ...]:
-    if len(set(values)) != len(values):
-        raise ValueError(f"--{name} repeats a value: {', '.join(f'{v:g}' for v in values)}")
-    return tuple(float(v) for v in values)
-
-
 @user_errors(aliases={"max_memory_gb": "$UFM_MAX_MEMORY_GB", "prototype_anchors": "--anchors",
                       "prototype_anchors=False": "--anchors batch", "prototype_anchors=True": "--anchors prototype",
                       "full=False": "a map solves collapsed features"})
@@ -130,7 +124,7 @@ def map_command(
     resumable sweep (inline, local processes or a SLURM job array), then the heatmaps in <out>/map.png."""
     if anchors is not None and anchors not in _ANCHORS:
         raise ValueError(f"--anchors {anchors!r} is not one of {', '.join(_ANCHORS)}")
-    config, grid = map_grid(config, ratio or None, _values("tau", tau), _values("n-w", n_w),
+    config, grid = map_grid(config, ratio or None, tau, n_w,
                             None if anchors is None else _ANCHORS[anchors])
     folder = out or default_out("map")
     start = time.perf_counter()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ufm._config import differences
+from ufm._config import differences, first_repeat
 from ufm.simulate import SimConfig
 from ufm.spec import SolveConfig
 
@@ -29,3 +29,10 @@ def test_differences_read_the_saved_json_through_the_config_class():
         differences([1, 2], cfg)
     with pytest.raises(ValueError):
         differences(SimConfig().to_dict(), SolveConfig())  # another class's fields
+
+
+def test_first_repeat_finds_the_first_value_an_earlier_one_equals():
+    assert first_repeat([1, 2, 3]) is None and first_repeat([]) is None
+    assert first_repeat([3, 1, 2, 1, 3]) == 1  # the first value seen again, not the first value repeated
+    assert first_repeat([1.0, 1]) == 1  # equal numbers are one value
+    assert first_repeat(["a", "B", "b"], key=str.lower) == "b"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
 __all__ = ["option", "Range", "check_values", "check_choices", "check_at_least_one", "check_device_name",
-           "from_dict", "differences"]
+           "from_dict", "differences", "first_repeat"]
 
 INT64_MAX = 2**63 - 1
 
@@ -126,6 +126,18 @@ def check_device_name(name: str, field_name: str = "device") -> None:
     if head == "cuda" and index.isdigit():
         return
     raise ValueError(f"{field_name}={name!r} is not a device ufm runs on; use auto, cpu, cuda or cuda:N")
+
+
+def first_repeat(values: Iterable[Any], key: Any = None) -> Any:
+    """The first value of ``values`` that an earlier one equals (compared by ``key(value)``, default the value
+    itself), else None: the one check behind every "repeats a value" / "is given twice" refusal."""
+    seen = set()
+    for value in values:
+        k = value if key is None else key(value)
+        if k in seen:
+            return value
+        seen.add(k)
+    return None
 
 
 def from_dict(cls, data: dict):

@@ -16,6 +16,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from ufm._config import first_repeat
+
 __all__ = ["parse_grid", "Point", "point_label", "config_hash", "without_effect_everywhere", "refuse_without_effect"]
 
 
@@ -71,7 +73,7 @@ def parse_grid(specs: Sequence[str], cls: type) -> dict[str, tuple]:
         if name in grid:
             raise ValueError(f"grid field {name} is given twice; put all its values in one FIELD=V1,V2,...")
         parsed = tuple(_parse_value(name, v.strip(), hints[name]) for v in values.split(","))
-        if len(set(parsed)) != len(parsed):
+        if first_repeat(parsed) is not None:
             raise ValueError(f"grid field {name} repeats a value: {values}")
         grid[name] = parsed
     return grid

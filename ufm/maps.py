@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ufm._config import first_repeat
 from ufm._config import option as _opt
 from ufm.batching_curves import BATCHINGS, batching_curves
 from ufm.copies import CopiesResult, SolvePoint, minimal_copies, solve_point
@@ -198,7 +199,7 @@ def map_grid(base: MapCell, ratios: Sequence[float] | None = None, taus: Sequenc
     from dataclasses import replace
 
     for name, values in (("ratio", ratios), ("tau", taus), ("n_w", n_ws), ("prototype_anchors", anchors)):
-        if values is not None and len(set(values)) != len(values):
+        if values is not None and first_repeat(values) is not None:
             raise FieldError(f"{{{name}}} repeats a value: {', '.join(format(v, 'g') for v in values)}")
     prototypes = any(float(n) > 0 for n in n_ws)
     if anchors is not None and not prototypes:

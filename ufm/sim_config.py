@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ufm._config import NON_NEGATIVE, POSITIVE, Range, check_choices, check_device_name, check_values
+from ufm._config import NON_NEGATIVE, POSITIVE, Range, check_choices, check_device_name, check_values, first_repeat
 from ufm._config import option as _opt
 from ufm.batching import SCHEMES
+from ufm.errors import FieldError
 from ufm.losses import LOSSES as LOSS_REGISTRY
 from ufm.losses import check_copies
 from ufm.spec import ClassCounts, TargetGeometry
@@ -86,9 +87,9 @@ class SimConfig(TargetGeometry, ClassCounts):
             value = getattr(self, name)
             if value is not None and not value:
                 raise ValueError(f"{name} needs at least one value")
-            if value is not None and len(set(value)) < len(value):
-                raise ValueError(f"{name}={list(value)} repeats a value: the stacked runs would be identical copies; "
-                                 "give each value once")
+            if value is not None and first_repeat(value) is not None:
+                raise FieldError(f"{{{name}}} repeats {first_repeat(value):g}: the stacked runs would be identical "
+                                 "copies; give each value once")
         options = LOSS_OPTIONS[self.loss]
         if self.n_w is None:
             object.__setattr__(self, "n_w", DEFAULT_N_W if "n_w" in options else (0.0,))

@@ -231,8 +231,8 @@ def test_conflicting_or_ineffective_options_are_refused(tmp_path, sim_run):
         (["--batching", "full", "--batch-size", "16"], "--batch-size has no effect with full batching"),
         (["--profile", "long-tail", "--minority-fraction", "0.3"], "--minority-fraction has no effect with profile long-tail"),
         (["--profile", "balanced", "--ratio", "3"], "--ratio has no effect with balanced counts"),
-        (["--n-w", "10", "--n-w", "10"], "--n-w=[10.0, 10.0] repeats a value"),
-        (["--seeds", "1", "--seeds", "1"], "--seeds=[1, 1] repeats a value"),
+        (["--n-w", "10", "--n-w", "10"], "--n-w repeats 10: the stacked runs"),
+        (["--seeds", "1", "--seeds", "1"], "--seeds repeats 1: the stacked runs"),
         (["--gram-file", ""], "--gram-file is empty"),
     ):
         args = [a for a in SMALL if a not in ()]
