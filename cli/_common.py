@@ -108,13 +108,9 @@ def print_error(message: str) -> None:
 def check_figure_out(out: Path | str) -> Path:
     """``--out`` of a command that writes figures only: a folder of its own (named PNGs in it are replaced), never a
     folder another command wrote (its run would end up holding another command's files)."""
-    from ufm.folders import describe, identify
+    from ufm.folders import check_own_folder
 
-    path = check_out(out, run_folder=False)
-    if identify(path) is not None:
-        raise ValueError(f"--out {path} is {describe(path)}; figures go into a folder of their own (e.g. figures/): "
-                         "choose another --out")
-    return path
+    return check_own_folder(out)
 
 
 def refuse_repeats(values: Sequence[Any], what: str) -> None:

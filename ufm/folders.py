@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["KINDS", "MARKER", "mark", "identify", "describe", "require", "check_overwrite"]
+__all__ = ["KINDS", "MARKER", "mark", "identify", "describe", "require", "check_overwrite", "check_own_folder"]
 
 MARKER = "kind.json"
 
@@ -105,6 +105,19 @@ def check_overwrite(path: str | Path, kind: str, what: str = "--out") -> None:
     if found != kind:
         raise ValueError(f"{what} {path} is {describe(path)}; --overwrite replaces only {KINDS[kind][0]}: "
                          f"choose another {what}")
+
+
+def check_own_folder(path: str | Path, what: str = "--out", holds: str = "figures", example: str = "figures/") -> Path:
+    """A folder for files that are not a run (figures, a report): writable (:func:`ufm.runio.check_out_dir`) and
+    never a folder a ufm command wrote (that run would end up holding another command's files); its own named
+    files in it are replaced.  Returns it; ValueError naming what the folder is otherwise."""
+    from ufm.runio import check_out_dir
+
+    path = check_out_dir(path, what, run_folder=False)
+    if identify(path) is not None:
+        raise ValueError(f"{what} {path} is {describe(path)}; {holds} go into a folder of their own (e.g. {example}): "
+                         f"choose another {what}")
+    return path
 
 
 def require(folder: str | Path, kinds: tuple[str, ...], reader: str) -> str:

@@ -398,15 +398,11 @@ def markdown_table(rows: list[dict], level: float = 0.95) -> str:
 def write_report(summaries: str | Path, out: str | Path, level: float = 0.95) -> dict:
     """The report (``report.json``: nested rows), its table (``table.json`` and ``table.csv`` flat, ``table.md``) and the figure (``accuracy_vs_gamma.png``) of every
     record under ``summaries``, written into ``out``; returns ``{"rows", "files"}``."""
+    from ufm.folders import check_own_folder
     from ufm.plots import save_figure, study_figure
     from ufm.runio import write_csv
 
-    from ufm.folders import describe, identify
-    from ufm.runio import check_out_dir
-
-    check_out_dir(out, "--out", run_folder=False)
-    if identify(out) is not None:
-        raise ValueError(f"--out {out} is {describe(out)}; the report goes into a folder of its own: choose another --out")
+    check_own_folder(out, holds="the report's files", example="docs/results/data/study/report")
     records = load_records(summaries)
     if not records:
         raise ValueError(f"{summaries} holds no study records (<setting>/<arm>/seed=<s>.json); run ufm study first")
