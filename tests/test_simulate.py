@@ -178,3 +178,15 @@ def test_a_batch_larger_than_the_data_is_refused_before_any_run(tmp_path):
         run_sweep(tmp_path / "s", "simulate", cfg, {"tau": (0.1, 0.5)})
     assert not (tmp_path / "s" / "points").exists()  # refused before any point ran
     build_problem(SimConfig(counts="4,4,2", epochs=2, batching="full"))
+
+
+@pytest.mark.parametrize("profile, ratio, fraction", [("step", 10.0, 0.5), ("step", 3.0, 0.3), ("step", 7.0, 0.7),
+                                                      ("balanced", 1.0, 0.5), ("long-tail", 10.0, 0.5)])
+def test_num_samples_is_the_sum_of_the_counts_it_bounds(profile, ratio, fraction):
+    """The size check's N (computed without building the counts) is the counts' sum (an upper bound for long-tail)."""
+    from ufm.simulate import build_problem, num_samples
+
+    kw = {"minority_fraction": fraction} if profile == "step" else {}
+    cfg = SimConfig(profile=profile, k=10, n_major=23, ratio=ratio, epochs=1, d=10, batch_size=8, **kw)
+    total = int(build_problem(cfg).counts.sum())
+    assert num_samples(cfg) == total if profile != "long-tail" else total <= num_samples(cfg) <= total + cfg.k

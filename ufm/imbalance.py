@@ -17,6 +17,7 @@ __all__ = [
     "PROFILES",
     "balanced_counts",
     "step_counts",
+    "minority_classes",
     "long_tail_counts",
     "class_counts",
     "labels_from_counts",
@@ -44,6 +45,11 @@ def balanced_counts(k: int, n: int) -> torch.Tensor:
     return torch.full((k,), n, dtype=torch.long)
 
 
+def minority_classes(k: int, minority_fraction: float = 0.5) -> int:
+    """floor(rho k): how many of k STEP classes are minorities (the last ones)."""
+    return math.floor(minority_fraction * k + 1e-9)
+
+
 def step_counts(k: int, n: int, ratio: float, minority_fraction: float = 0.5) -> torch.Tensor:
     """``[k]`` STEP counts: majorities n, the last floor(rho k) classes n // R (at least one unless R = 1)."""
     _check(k, n, ratio)
@@ -53,7 +59,7 @@ def step_counts(k: int, n: int, ratio: float, minority_fraction: float = 0.5) ->
     if n_min < 1:
         raise FieldError(f"minority classes would have n // R = {n} // {ratio:g} = 0 samples; increase {{n_major}} or "
                          "lower {ratio}")
-    k_min = math.floor(minority_fraction * k + 1e-9)
+    k_min = minority_classes(k, minority_fraction)
     if k_min == 0 and ratio > 1:
         raise FieldError(f"{{minority_fraction}} = {minority_fraction:g} of k = {k} classes gives floor(rho k) = 0 "
                          f"minority classes: the counts would be balanced and {{ratio}} would do nothing; use "

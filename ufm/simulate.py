@@ -214,7 +214,9 @@ def num_samples(cfg: SimConfig) -> int:
     if cfg.profile == "balanced":
         return k * n
     if cfg.profile == "step":
-        k_min = math.floor(cfg.minority_fraction * k + 1e-9)
+        from ufm.imbalance import minority_classes
+
+        k_min = minority_classes(k, cfg.minority_fraction)
         return (k - k_min) * n + k_min * int(n // cfg.ratio)
     if k == 1 or cfg.ratio == 1:
         return k * n
