@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import typer
 from rich.console import Console
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 console = Console()
 err_console = Console(stderr=True)
@@ -146,16 +146,46 @@ def repeated_option(command: Any, args: Sequence[str]) -> str | None:
     return None
 
 
+def _usage_error() -> type:
+    """click's UsageError (typer may vendor its own click): the base of ``typer.BadParameter`` of that name."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def _one_line(ctx: Any, err: Exception, name: str) -> None:
+    """A malformed value, an unknown option or command: one ``error:`` line and exit code 2, not a usage box."""
+    print_error(f"{' '.join(err.format_message().split())} (see {name} --help)")
+    ctx.exit(2)
+
+
 class OnceCommand(TyperCommand):
     """A command whose single-value options may be given once: a repeated one is refused (exit code 2) rather than
-    the last value silently winning over the first."""
+    the last value silently winning over the first.  Every other usage error is one line too."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         repeated = repeated_option(self, args)
         if repeated is not None:
             print_error(repeated)
             ctx.exit(2)
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except _usage_error() as err:
+            _one_line(ctx, err, f"ufm {self.name}")
+
+
+class OneLineGroup(TyperGroup):
+    """The ``ufm`` group: an unknown command or a malformed option of its own is one ``error:`` line (exit 2)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except _usage_error() as err:
+            _one_line(ctx, err, "ufm")
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except _usage_error() as err:
+            _one_line(ctx, err, "ufm")
 
 
 def default_out(prefix: str) -> Path:

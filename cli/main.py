@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 import ufm
-from ._common import OnceCommand
+from ._common import OnceCommand, OneLineGroup
 from .check import check
 from .collapse import collapse_map_command
 from .maps import copies_command, design_prototypes_command, map_command
@@ -19,6 +19,7 @@ from .study import study_command, study_report_command
 from .train import deep_figures_command, train_command
 
 app = typer.Typer(
+    cls=OneLineGroup,
     help="Neural-collapse geometry of supervised-contrastive loss with fixed prototypes.",
     no_args_is_help=True,
     add_completion=False,

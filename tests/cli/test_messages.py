@@ -101,3 +101,33 @@ def test_list_options_still_collect_their_values():
     assert repeated_option(command, ["--n-w", "0", "--n-w", "10", "--tau", "0.1", "--tau", "1"]) is None
     assert repeated_option(command, ["--out", "--k", "--k", "3"]) is None  # "--k" as the value of --out
     assert repeated_option(command, ["--k", "3", "--", "--k"]) is None  # after "--": arguments, not options
+
+
+def _numeric(param) -> bool:
+    """An int or float option (click's ParamType, or typer's own type descriptor where it vendors click)."""
+    if getattr(param, "type", None) is not None:
+        return getattr(param.type, "name", "") in ("integer", "float")
+    return getattr(getattr(param, "type_descriptor", None), "annotation", None) in (int, float)
+
+
+@pytest.mark.parametrize("name", sorted(_commands()))
+def test_every_usage_error_is_one_line(name):
+    """An unknown option, a malformed number or a missing value: one ``error:`` line naming the option, exit 2 (not
+    click's usage box), for every command and for ``ufm`` itself."""
+    command = _commands()[name]
+    options = [p for p in command.params if getattr(p, "param_type_name", "") == "option" and not p.is_flag]
+    numeric = [p for p in options if _numeric(p)]
+    cases = [[name, "--no-such-option"]] + ([[name, options[0].opts[0]]] if options else [])  # a value missing
+    cases += [[name, numeric[0].opts[0], "abc"]] if numeric else []
+    for argv in cases:
+        result = CliRunner().invoke(app, argv)
+        text = result.output.strip()
+        assert result.exit_code == 2 and len(text.splitlines()) == 1 and text.startswith("error: "), (argv, text)
+        assert argv[1] in text and f"ufm {name} --help" in text, (argv, text)
+
+
+def test_ufm_itself_refuses_an_unknown_command_in_one_line():
+    for argv in (["no-such-command"], ["--no-such-option"]):
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 2 and result.output.strip().splitlines() == [result.output.strip()], result.output
+        assert argv[0] in result.output and "ufm --help" in result.output
