@@ -53,10 +53,6 @@ def train_command(
                               "(tested to 1e-9), in float32 equal to rounding (the gradient is summed in another order)"),
 ) -> None:
     """Train ResNet-18 with SCL (+ fixed prototypes) on STEP-imbalanced images, logging G_M and its distance to G_*."""
-    if download:
-        if config.dataset not in CIFAR_SOURCES:
-            raise ValueError(f"--download fetches CIFAR-10/100 only; --dataset is {config.dataset}")
-        download_cifar(config.data_root, config.dataset)
     if nproc < 1:
         raise ValueError(f"--nproc must be >= 1, got {nproc}")
     if nproc > 1 and executor.executor != "inline":
@@ -84,6 +80,14 @@ def train_command(
     else:
         runs = {out.name: (config, out, False)}
     _refuse_without_effect(given, [cfg for cfg, _, _ in runs.values()])
+    if download:  # after every other check, for the data the runs train on (a preset's or a resumed run's own)
+        sources = sorted({(cfg.dataset, str(cfg.data_root)) for cfg, _, _ in runs.values()})
+        if not any(dataset in CIFAR_SOURCES for dataset, _ in sources):
+            raise ValueError(f"--download fetches CIFAR-10/100 only; these runs train on --dataset "
+                             f"{', '.join(sorted({d for d, _ in sources}))}: drop --download")
+        for dataset, root in sources:
+            if dataset in CIFAR_SOURCES:
+                download_cifar(root, dataset)
     summaries = {}
     if resume is None and (preset_name or grid):  # a set of runs: re-running the same command continues it
         values = {name: {f: getattr(cfg, f) for f in axes} for name, (cfg, _, _) in runs.items()}

@@ -250,3 +250,88 @@ def test_idx_test_labels_beyond_the_training_classes_are_refused():
     check_splits(train, ImageData(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([1, 0]), ("0", "1")))
     with pytest.raises(ValueError, match="labels outside 0..1"):
         check_splits(train, ImageData(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([2, 0]), ("0", "1")))
+
+
+def test_data_a_run_cannot_train_on_is_refused_by_name(tmp_path):
+    """One class only, a class without training images, IDX files without images, grayscale and RGB mixed: each one
+    line that names the data, never a traceback nor a run with perfect-looking numbers."""
+    from PIL import Image
+
+    from ufm.deep.config import TrainConfig
+    from ufm.deep.train import load_data, select_data
+
+    _folder(tmp_path / "one", "train", ["cat"])
+    _folder(tmp_path / "one", "test", ["cat"])
+    with pytest.raises(ValueError, match=r"has 1 class \(cat\); contrastive training needs at least 2 classes"):
+        load_data(TrainConfig(dataset="folder", data_root=str(tmp_path / "one")))
+    # a hidden folder (.ipynb_checkpoints) is not a class
+    _folder(tmp_path / "hidden", "train", ["ant", "cat", ".ipynb_checkpoints"])
+    _folder(tmp_path / "hidden", "test", ["ant", "cat"])
+    assert load_data(TrainConfig(dataset="folder", data_root=str(tmp_path / "hidden")))[0].classes == ("ant", "cat")
+    # IDX labels 0 and 2 but no 1: class 1 has no training images (was "--n-major must be a positive integer, got 0")
+    images = np.zeros((4, 4, 4))
+    write_idx(tmp_path / "train-images-idx3-ubyte", images, 2051, False)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([0, 2, 0, 2]), 2049, False)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", images, 2051, False)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([0, 1, 2, 0]), 2049, False)
+    cfg = TrainConfig(dataset="idx", data_root=str(tmp_path), profile="balanced", test_per_class=1)
+    with pytest.raises(ValueError, match=r"classes \['1'\] have no training images"):
+        select_data(cfg, *load_data(cfg))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    write_idx(empty / "train-images-idx3-ubyte", np.zeros((0, 4, 4)), 2051, False)
+    write_idx(empty / "train-labels-idx1-ubyte", np.zeros(0), 2049, False)
+    with pytest.raises(ValueError, match="hold no images"):
+        load_idx(empty, "train")
+    mixed = tmp_path / "mixed" / "train" / "cat"
+    mixed.mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(mixed / "rgb.png")
+    Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(mixed / "gray.png")
+    with pytest.raises(ValueError, match="one size and one colour mode"):
+        load_image_folder(tmp_path / "mixed", "train")
+
+
+def test_download_keeps_extracted_data_and_leaves_nothing_when_it_fails(tmp_path, monkeypatch):
+    import urllib.request
+
+    import ufm.deep.data as data
+
+    def offline(url, path):
+        with open(path, "wb") as f:
+            f.write(b"half an archive")
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlretrieve", offline)
+    write_cifar10(tmp_path / "have")  # extracted data, no archive: nothing to fetch
+    assert data.download_cifar(tmp_path / "have", "cifar10") == tmp_path / "have" / "cifar-10-batches-py"
+    with pytest.raises(FileNotFoundError, match="could not download .* put it at"):
+        data.download_cifar(tmp_path / "new" / "deeper", "cifar10")
+    assert not (tmp_path / "new").exists()  # no empty folders, no truncated archive
+    (tmp_path / "afile").write_text("x")
+    for root in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        with pytest.raises(ValueError, match="cannot make the data folder"):
+            data.download_cifar(root, "cifar10")
+
+
+def test_train_download_checks_the_runs_first_and_fetches_their_own_data(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ufm.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    # a preset on IDX data: --download has nothing to fetch (it fetched CIFAR into ./data before)
+    result = runner.invoke(app, ["train", "--preset", "cpu-fig1", "--download", "--out", "p"])
+    assert result.exit_code == 2 and "these runs train on --dataset idx: drop --download" in result.output
+    # every other check comes first: the real mistake is named, not a failed download
+    result = runner.invoke(app, ["train", "--download", "--nproc", "0"])
+    assert result.exit_code == 2 and "--nproc must be >= 1" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+    # the run's own data root, already extracted: trains without fetching anything
+    write_cifar10(tmp_path / "cifar", per_batch=20)
+    monkeypatch.setattr("urllib.request.urlretrieve", lambda *a: pytest.fail("downloaded data it already had"))
+    result = runner.invoke(app, ["train", "--download", "--dataset", "cifar10", "--data-root", "cifar", "--profile",
+                                 "balanced", "--n-major", "2", "--test-per-class", "0", "--epochs", "1", "--width", "2",
+                                 "--embed-dim", "10", "--batch-size", "10", "--out", "r",
+                                 "--json"])
+    assert result.exit_code == 0, result.output

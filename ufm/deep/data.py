@@ -83,6 +83,13 @@ def _unpickle(path: Path) -> dict:
     return batch
 
 
+def _cifar_files(name: str, split: str) -> list[str]:
+    """The batch files of a CIFAR split in the official python format."""
+    if name == "cifar10":
+        return [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    return [split]
+
+
 def load_cifar(root: str | Path, name: str = "cifar10", split: str = "train") -> ImageData:
     """CIFAR-10 or CIFAR-100 (fine labels) in the official python format under ``root``."""
     if name not in CIFAR_SOURCES:
@@ -95,11 +102,10 @@ def load_cifar(root: str | Path, name: str = "cifar10", split: str = "train") ->
            f"download_cifar({str(root)!r}, {name!r}))")
     if not base.is_dir():
         raise _missing(base, f"{name} ({folder}/)", how)
+    files = _cifar_files(name, split)
     if name == "cifar10":
-        files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
         meta, label_key, names_key = "batches.meta", b"labels", b"label_names"
     else:
-        files = [split]
         meta, label_key, names_key = "meta", b"fine_labels", b"fine_label_names"
     data, labels = [], []
     for file in files:
@@ -122,15 +128,30 @@ def load_cifar(root: str | Path, name: str = "cifar10", split: str = "train") ->
 
 
 def download_cifar(root: str | Path, name: str = "cifar10") -> Path:
-    """Download and extract the official archive into ``root`` after checking its MD5; returns the folder."""
+    """Download and extract the official archive into ``root`` after checking its MD5; returns the folder.  Data
+    already extracted there (every batch file of both splits) is kept: nothing is downloaded."""
+    if name not in CIFAR_SOURCES:
+        raise ValueError(f"unknown CIFAR variant {name!r}; use cifar10 or cifar100")
     url, md5, folder = CIFAR_SOURCES[name]
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    if all((root / folder / f).is_file() for split in ("train", "test") for f in _cifar_files(name, split)):
+        return root / folder
+    made = [p for p in (root, *root.parents) if not p.exists()]  # the folders a failed download removes again
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a file, or a path under one
+        raise ValueError(f"cannot make the data folder {root} ({err.strerror}); give a folder for the data") from None
     archive = root / url.rsplit("/", 1)[1]
     if not archive.is_file():
+        partial = archive.with_name(archive.name + ".part")  # renamed when complete: never a truncated archive
         try:
-            urllib.request.urlretrieve(url, archive)
+            urllib.request.urlretrieve(url, partial)
+            partial.replace(archive)
         except OSError as err:
+            partial.unlink(missing_ok=True)
+            for folder_made in made:
+                if folder_made.is_dir() and not any(folder_made.iterdir()):
+                    folder_made.rmdir()
             raise FileNotFoundError(
                 f"could not download {url} ({err}); this machine may be offline: fetch the file elsewhere and put "
                 f"it at {archive}"
@@ -153,7 +174,7 @@ def load_image_folder(root: str | Path, split: str = "train") -> ImageData:
     base = Path(root) / split
     if not base.is_dir():
         raise _missing(base, "image folder split", f"expected {root}/{{train,test}}/<class>/<image> files")
-    classes = sorted(p.name for p in base.iterdir() if p.is_dir())
+    classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))  # not .cache etc.
     if not classes:
         raise ValueError(f"{base} has no class folders; expected {base}/<class>/<image>")
     images, labels = [], []
@@ -171,7 +192,8 @@ def load_image_folder(root: str | Path, split: str = "train") -> ImageData:
         raise ValueError(f"no .png/.jpg images under {base}")
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
-        raise ValueError(f"images under {base} have different sizes {sorted(shapes)[:3]}...; resize them first")
+        raise ValueError(f"images under {base} have different shapes (height, width[, channels]) {sorted(shapes)[:3]}; "
+                         "give them one size and one colour mode (all RGB or all grayscale) first")
     arr = np.stack(images)
     arr = arr[:, None] if arr.ndim == 3 else arr.transpose(0, 3, 1, 2)
     return ImageData(torch.from_numpy(np.ascontiguousarray(arr)), torch.tensor(labels), tuple(classes))
@@ -182,6 +204,9 @@ def check_splits(train: ImageData, test: ImageData, root: str | Path = "") -> No
     image folder's test split with other class folders would shift every label), labels beyond the
     training classes, or images of another shape."""
     where = f" under {root}" if str(root) else ""
+    if len(train.classes) < 2:
+        raise ValueError(f"the training split{where} has {len(train.classes)} class ({', '.join(train.classes)}); "
+                         "contrastive training needs at least 2 classes: give data with two or more classes")
     if test.classes != train.classes:
         only_train = sorted(set(train.classes) - set(test.classes))
         only_test = sorted(set(test.classes) - set(train.classes))
@@ -235,6 +260,8 @@ def load_idx(root: str | Path, split: str = "train", classes: tuple[str, ...] | 
     labels = _read_idx(root / f"{prefix}-labels-idx1-ubyte", 2049)
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels under {root}")
+    if len(labels) == 0:
+        raise ValueError(f"the {split} IDX files under {root} hold no images (their headers say 0); download them again")
     labels_t = torch.from_numpy(labels.astype(np.int64))
     names = classes or tuple(str(c) for c in range(int(labels_t.max()) + 1))
     return ImageData(torch.from_numpy(images.copy()), labels_t, names)
