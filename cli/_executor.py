@@ -8,7 +8,9 @@ import inspect
 import typing
 from typing import Any, Callable
 
-from ._config import config_parameters
+import typer
+
+from ._config import config_parameters, refuse_typed_without_effect
 from ufm.executors import ExecutorConfig
 
 _FIELDS = [f.name for f in ExecutorConfig.__dataclass_fields__.values()]
@@ -21,15 +23,21 @@ def with_executor_options(fn: Callable) -> Callable:
     hints = typing.get_type_hints(fn)
     own = [p.replace(annotation=hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY)
            for p in sig.parameters.values() if p.name != "executor"]
+    wants_ctx = "ctx" in sig.parameters
+    if not wants_ctx:  # the context tells typed options from defaults (typer, or with_config_options, passes it)
+        own.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context))
     extra = config_parameters(ExecutorConfig)
     for param in extra:
         param.default.rich_help_panel = "Executor"
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> Any:
+        ctx = kwargs["ctx"] if wants_ctx else kwargs.pop("ctx", None)
         values = {name: kwargs.pop(name) for name in _FIELDS}
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return fn(executor=ExecutorConfig(**values), **kwargs)
+        executor = ExecutorConfig(**values)
+        refuse_typed_without_effect(executor, _FIELDS, ctx)  # e.g. --time-min 60 (its default) with --executor local
+        return fn(executor=executor, **kwargs)
 
     params = own + extra
     wrapper.__signature__ = sig.replace(parameters=params, return_annotation=None)

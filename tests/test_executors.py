@@ -52,11 +52,11 @@ def test_set_task_threads_sets_torch(monkeypatch):
 def test_executor_config_refuses_options_of_another_executor():
     with pytest.raises(ValueError, match="partition applies to executor='slurm' only"):
         ExecutorConfig(executor="inline", partition="gpu")
-    with pytest.raises(ValueError, match="cpus_per_task, wait apply to executor='slurm' only"):
+    with pytest.raises(ValueError, match="cpus_per_task, wait=False apply to executor='slurm' only"):
         ExecutorConfig(executor="local", cpus_per_task=4, wait=False)
     with pytest.raises(ValueError, match="workers applies to executor='local' only"):
         ExecutorConfig(executor="slurm", workers=2)
-    with pytest.raises(ValueError, match="executor='cloud' is not one of inline, local, slurm"):
+    with pytest.raises(ValueError, match="executor 'cloud' is not one of inline, local, slurm"):
         ExecutorConfig(executor="cloud")
     with pytest.raises(ValueError, match="time_min must be >= 1"):
         ExecutorConfig(executor="slurm", time_min=0)
@@ -67,10 +67,24 @@ def test_slurm_extra_and_parameters():
         "qos": "high", "constraint": "volta", "mail-type": "END"}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_slurm_extra(["qos"])
-    with pytest.raises(ValueError, match="its own option --partition"):
+    with pytest.raises(ValueError, match="has its own option partition"):
         parse_slurm_extra(["partition=gpu"])
     with pytest.raises(ValueError, match="twice"):
         parse_slurm_extra(["qos=a", "qos=b"])
+    # one sbatch option however it is spelled; what submitit sets itself; keys that are not words; empty values
+    with pytest.raises(ValueError, match="sets 'mem-per-cpu' twice"):
+        parse_slurm_extra(["mem_per_cpu=1G", "mem-per-cpu=2G"])
+    for item in ("job-name=x", "job_name=x", "open-mode=truncate", "nodes=2", "--output=x"):
+        with pytest.raises(ValueError, match="which submitit sets"):
+            parse_slurm_extra([item])
+    for item in ("q os=1", "qos= ", "=x", "", "9qos=1"):
+        with pytest.raises(ValueError, match="KEY=VALUE"):
+            parse_slurm_extra([item])
+    with pytest.raises(ValueError, match="mem-per-cpu=1G and mem_gb both set the memory"):
+        ExecutorConfig(executor="slurm", mem_gb=4, slurm_extra=("mem-per-cpu=1G",))
+    for name in ("partition", "account"):
+        with pytest.raises(ValueError, match=f"{name} is empty"):
+            ExecutorConfig(executor="slurm", **{name: " "})
     cfg = ExecutorConfig(executor="slurm", partition="gpu", account="lab", time_min=30, cpus_per_task=4,
                          gpus_per_task=1, mem_gb=1.5, array_parallelism=8, slurm_extra=("qos=high",))
     assert slurm_parameters(cfg) == {"time": 30, "cpus_per_task": 4, "partition": "gpu", "account": "lab",

@@ -109,7 +109,7 @@ def test_divergence_is_reported_with_the_epoch():
     "overrides,message",
     [
         ({"n_major": 4, "ratio": 4, "n_w": (0,)}, "single sample"),
-        ({"loss": "mse"}, "loss='mse' is not one of"),
+        ({"loss": "mse"}, "loss 'mse' is not one of"),
         ({"tau": (0.0,)}, "tau must be > 0"),
         ({"n_w": (-1,)}, "n_w must be >= 0"),
         ({"d": 2}, "rank 3 > embedding dimension d=2"),

@@ -64,9 +64,9 @@ def test_shared_fields_are_the_same_field_objects():
 
 @pytest.mark.parametrize("cls", [ProblemSpec, SimConfig, TrainConfig])
 def test_shared_validation_and_reasons_are_written_once(cls):
-    for kwargs, message in (({"ratio": 0.5}, "ratio must be >= 1"), ({"profile": "zipf"}, "profile='zipf' is not"),
+    for kwargs, message in (({"ratio": 0.5}, "ratio must be >= 1"), ({"profile": "zipf"}, "profile 'zipf' is not"),
                             ({"minority_fraction": 1.5}, "minority_fraction must be in [0, 1]"),
-                            ({"geometry": "simplex"}, "geometry='simplex' is not"), ({"gamma": -1.0}, "gamma must be")):
+                            ({"geometry": "simplex"}, "geometry 'simplex' is not"), ({"gamma": -1.0}, "gamma must be")):
         with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")):
             cls(**kwargs)
     without = cls(profile="balanced").without_effect()
@@ -240,7 +240,7 @@ def test_verify_prop1_flags_and_one_computation_of_the_gaps(monkeypatch):
     result = runner.invoke(app, ["verify-prop1", "--help"])
     assert "--epochs" in result.output and "--device" in result.output
     _refused(["verify-prop1", "--epochs", "0"], "--epochs must be >= 1")
-    _refused(["verify-prop1", "--device", "tpu"], "--device='tpu' is not a device")
+    _refused(["verify-prop1", "--device", "tpu"], "--device 'tpu' is not a device")
     assert Prop1Config().epochs == 2000
     calls = []
     real = prop1.gaps

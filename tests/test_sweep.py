@@ -207,7 +207,7 @@ def test_sweep_command_grid_resume_and_gather(tmp_path):
     (["--grid", "k=3,4", "--k", "5"], "k is both an option (--k) and a grid field"),
     (["--ratio", "1", "--grid", "ratio=2"], "--ratio and --grid ratio=... both set the ratios"),
     (["--partition", "gpu"], "--partition applies to --executor slurm only"),
-    (["--executor", "slurm", "--slurm-extra", "qos"], "slurm_extra items are KEY=VALUE"),
+    (["--executor", "slurm", "--slurm-extra", "qos"], "--slurm-extra items are KEY=VALUE"),
 ])
 def test_sweep_command_refuses_bad_input(tmp_path, args, message):
     result = runner.invoke(app, ["sweep", "--epochs", "2", *args, "--out", str(tmp_path / "s")])

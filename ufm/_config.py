@@ -17,6 +17,8 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
+from ufm.errors import FieldError
+
 __all__ = ["option", "Range", "check_values", "check_choices", "check_at_least_one", "check_device_name",
            "from_dict", "differences", "first_repeat"]
 
@@ -85,20 +87,20 @@ def check_values(cfg: Any, ranges: dict[str, Range] | None = None) -> None:
         for v in values:
             if kind is float:
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise ValueError(f"{f.name} must be a number, got {v!r}")
+                    raise FieldError(f"{{{f.name}}} must be a number, got {v!r}")
                 if not math.isfinite(v):
-                    raise ValueError(f"{f.name} must be a finite number, got {v}")
+                    raise FieldError(f"{{{f.name}}} must be a finite number, got {v}")
             elif kind is int:
                 if isinstance(v, bool) or not isinstance(v, int):
-                    raise ValueError(f"{f.name} must be an integer, got {v!r}")
+                    raise FieldError(f"{{{f.name}}} must be an integer, got {v!r}")
                 if abs(v) > INT64_MAX:
-                    raise ValueError(f"{f.name}={v} is out of range; use a value below 2^63")
+                    raise FieldError(f"{{{f.name}}} = {v} is out of range; use a value below 2^63")
             elif kind is bool and not isinstance(v, bool):
-                raise ValueError(f"{f.name} must be true or false, got {v!r}")
+                raise FieldError(f"{{{f.name}}} must be true or false, got {v!r}")
             elif kind is str and not isinstance(v, str):
-                raise ValueError(f"{f.name} must be a string, got {v!r}")
+                raise FieldError(f"{{{f.name}}} must be a string, got {v!r}")
             if f.name in ranges and not ranges[f.name].holds(v):
-                raise ValueError(f"{f.name} must be {ranges[f.name]}, got {v:g}")
+                raise FieldError(f"{{{f.name}}} must be {ranges[f.name]}, got {v:g}")
     unknown = set(ranges) - {f.name for f in fields(cfg)}
     if unknown:  # a typo in a config's own range table is a bug, not a user error
         raise AssertionError(f"ranges for unknown fields {sorted(unknown)}")
@@ -108,14 +110,14 @@ def check_choices(cfg, choices: dict[str, tuple[str, ...]]) -> None:
     """Each named field holds one of its allowed values."""
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
-            raise ValueError(f"{name}={getattr(cfg, name)!r} is not one of {', '.join(allowed)}")
+            raise FieldError(f"{{{name}}} {getattr(cfg, name)!r} is not one of {', '.join(allowed)}")
 
 
 def check_at_least_one(cfg, names: tuple[str, ...]) -> None:
     """Each named integer field is >= 1."""
     for name in names:
         if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+            raise FieldError(f"{{{name}}} must be >= 1, got {getattr(cfg, name)}")
 
 
 def check_device_name(name: str, field_name: str = "device") -> None:
@@ -125,7 +127,7 @@ def check_device_name(name: str, field_name: str = "device") -> None:
     head, _, index = name.partition(":")
     if head == "cuda" and index.isdigit():
         return
-    raise ValueError(f"{field_name}={name!r} is not a device ufm runs on; use auto, cpu, cuda or cuda:N")
+    raise FieldError(f"{{{field_name}}} {name!r} is not a device ufm runs on; use auto, cpu, cuda or cuda:N")
 
 
 def first_repeat(values: Iterable[Any], key: Any = None) -> Any:

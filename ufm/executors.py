@@ -27,6 +27,7 @@ import io
 import math
 import multiprocessing
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -54,12 +55,18 @@ __all__ = [
 ]
 
 EXECUTORS = ("inline", "local", "slurm")
+# the ExecutorConfig fields that apply to the slurm executor only
+SLURM_FIELDS = ("partition", "account", "time_min", "cpus_per_task", "gpus_per_task", "mem_gb", "array_parallelism",
+                "slurm_extra", "wait")
 # sbatch options that have their own ExecutorConfig field (or that submitit sets itself): not in --slurm-extra.
-_RESERVED = {"partition": "--partition", "account": "--account", "time": "--time-min",
-             "cpus-per-task": "--cpus-per-task",
-             "gpus-per-task": "--gpus-per-task", "mem": "--mem-gb", "array": "--array-parallelism",
-             "output": "(submitit's log files)", "error": "(submitit's log files)",
-             "signal": "(submitit's requeue signal)"}
+_OWN = {"partition": "partition", "account": "account", "time": "time_min", "cpus-per-task": "cpus_per_task",
+        "gpus-per-task": "gpus_per_task", "mem": "mem_gb", "array": "array_parallelism"}
+_RESERVED = {**{key: f"has its own option {{{field}}}" for key, field in _OWN.items()},
+             "output": "submitit sets (its log files)", "error": "submitit sets (its log files)",
+             "open-mode": "submitit sets (log files appended across requeues)", "signal": "submitit sets (the "
+             "requeue signal)", "job-name": "submitit sets (it names the job)", "nodes": "submitit sets (one node "
+             "per task)", "ntasks-per-node": "submitit sets (one task per array element)",
+             "ntasks": "submitit sets (one task per array element)"}
 
 
 @dataclass(frozen=True)
@@ -83,14 +90,16 @@ class ExecutorConfig:
         check_choices(self, {"executor": EXECUTORS})
         defaults = ExecutorConfig.__dataclass_fields__
         if self.executor != "slurm":
-            given = [name for name in ("partition", "account", "time_min", "cpus_per_task", "gpus_per_task", "mem_gb",
-                                       "array_parallelism", "slurm_extra", "wait")
-                     if getattr(self, name) != defaults[name].default]
+            given = [name for name in SLURM_FIELDS if getattr(self, name) != defaults[name].default]
             if given:
                 verb = "applies" if len(given) == 1 else "apply"
-                names = ", ".join("{" + name + "}" for name in given)
+                names = ", ".join(f"{{{name}={getattr(self, name)}}}" if name == "wait" else "{" + name + "}"
+                                  for name in given)
                 raise FieldError(f"{names} {verb} to {{executor=slurm}} only (the executor is {self.executor}); drop "
-                                 "them or use the slurm executor")
+                                 f"{'it' if len(given) == 1 else 'them'} or use the slurm executor")
+        for name in ("partition", "account"):
+            if getattr(self, name) is not None and not getattr(self, name).strip():
+                raise FieldError(f"{{{name}}} is empty; give a name or leave it out")
         if self.executor != "local" and self.workers != 0:
             raise FieldError(f"{{workers}} applies to {{executor=local}} only (the executor is {self.executor})")
         for name in ("workers", "gpus_per_task", "array_parallelism"):
@@ -100,8 +109,20 @@ class ExecutorConfig:
             if getattr(self, name) < 1:
                 raise FieldError(f"{{{name}}} must be >= 1, got {getattr(self, name)}")
         if not (self.mem_gb >= 0 and math.isfinite(self.mem_gb)):
-            raise ValueError(f"mem_gb must be >= 0 (0: the partition's default), got {self.mem_gb}")
-        parse_slurm_extra(self.slurm_extra)
+            raise FieldError(f"{{mem_gb}} must be a finite number >= 0 (0: the partition's default), got {self.mem_gb}")
+        extra = parse_slurm_extra(self.slurm_extra)
+        for key in ("mem-per-cpu", "mem-per-gpu"):
+            if key in extra and self.mem_gb:
+                raise FieldError(f"{{slurm_extra}} {key}={extra[key]} and {{mem_gb}} both set the memory; give one")
+
+    def without_effect(self) -> dict[str, str]:
+        """{field: why} for the fields that do nothing with this executor (the CLI refuses them when typed, even at
+        their default values, which ``__post_init__`` cannot tell from unset ones)."""
+        out = {name: f"with the {self.executor} executor (it applies to the slurm executor only)"
+               for name in SLURM_FIELDS if self.executor != "slurm"}
+        if self.executor != "local":
+            out["workers"] = f"with the {self.executor} executor (it applies to the local executor only)"
+        return out
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,17 +130,20 @@ class ExecutorConfig:
 
 def parse_slurm_extra(items: Sequence[str]) -> dict[str, str]:
     """``["qos=high", "constraint=volta"]`` -> ``{"qos": "high", "constraint": "volta"}`` (submitit's
-    ``additional_parameters``, one ``#SBATCH --KEY=VALUE`` line each)."""
+    ``additional_parameters``, one ``#SBATCH --KEY=VALUE`` line each).  Keys are sbatch's long option names
+    (``mem_per_cpu`` is ``mem-per-cpu``); a key that another option or submitit sets is refused, as is one given
+    twice, a key that is not a word (``q os``) and an empty value."""
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        key = key.strip().lstrip("-")
-        if not sep or not key or not value:
-            raise ValueError(f"slurm_extra items are KEY=VALUE (an sbatch option without its dashes), got {item!r}")
-        if key.replace("_", "-") in _RESERVED:
-            raise ValueError(f"slurm_extra sets {key!r}, which has its own option {_RESERVED[key.replace('_', '-')]}")
+        key, value = key.strip().lstrip("-").replace("_", "-"), value.strip()
+        if not sep or not value or not re.fullmatch(r"[a-z][a-z0-9-]*", key):
+            raise FieldError(f"{{slurm_extra}} items are KEY=VALUE (an sbatch long option without its dashes, e.g. "
+                             f"qos=high), got {item!r}")
+        if key in _RESERVED:
+            raise FieldError(f"{{slurm_extra}} sets {key!r}, which {_RESERVED[key]}; drop it")
         if key in out:
-            raise ValueError(f"slurm_extra sets {key!r} twice")
+            raise FieldError(f"{{slurm_extra}} sets {key!r} twice")
         out[key] = value
     return out
 

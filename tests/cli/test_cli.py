@@ -56,7 +56,7 @@ def test_simulate_table_and_bad_options(tmp_path):
                                  "--epochs", "10", "--relu", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     assert "distance" in result.stdout and "negative cosines" in result.output
-    for bad, message in ((["--loss", "mse"], "loss='mse'"), (["--batch-size", "3"], "smaller than the number of classes"),
+    for bad, message in ((["--loss", "mse"], "--loss 'mse' is not one of"), (["--batch-size", "3"], "smaller than the number of classes"),
                          (["--tau", "-1"], "--tau must be > 0"), (["--gram-file", "/no/such.npy"], "does not exist")):
         result = runner.invoke(app, ["simulate", "--epochs", "2", *bad, "--out", str(tmp_path / "bad")])
         assert result.exit_code == 2, (bad, result.output)

@@ -189,8 +189,8 @@ def test_corrupt_input_files_are_named(tmp_path, sim_run):
     ("--n-w", "inf", "--n-w must be a finite number"), ("--tau", "nan", "--tau must be a finite number"),
     ("--ratio", "inf", "--ratio must be a finite number"), ("--minority-fraction", "nan", "--minority-fraction must be"),
     ("--momentum", "1", "--momentum must be in [0, 1)"), ("--seeds", "-1", "--seeds must be >= 0"),
-    ("--seeds", "1" + "0" * 25, "--seeds=1" + "0" * 25 + " is out of range"), ("--k", "1", "--k must be >= 2"),
-    ("--device", "meta", "--device='meta' is not a device"),
+    ("--seeds", "1" + "0" * 25, "--seeds = 1" + "0" * 25 + " is out of range"), ("--k", "1", "--k must be >= 2"),
+    ("--device", "meta", "--device 'meta' is not a device"),
 ])
 def test_simulate_values_are_finite_and_in_range(tmp_path, option, value, needle):
     out = tmp_path / "run"

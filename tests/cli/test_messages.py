@@ -131,3 +131,26 @@ def test_ufm_itself_refuses_an_unknown_command_in_one_line():
         result = CliRunner().invoke(app, argv)
         assert result.exit_code == 2 and result.output.strip().splitlines() == [result.output.strip()], result.output
         assert argv[0] in result.output and "ufm --help" in result.output
+
+
+EXECUTOR_COMMANDS = sorted(n for n, c in _commands().items() if any(p.opts[0] == "--executor" for p in c.params
+                                                                     if getattr(p, "param_type_name", "") == "option"))
+
+
+@pytest.mark.parametrize("name", EXECUTOR_COMMANDS)
+def test_executor_options_without_effect_are_refused_even_at_their_defaults(name, tmp_path):
+    """--time-min 60 is the default, yet typed with the inline executor it is an option silently ignored: refused,
+    like --workers with any executor but local; the executor's own errors name flags."""
+    assert set(EXECUTOR_COMMANDS) >= {"sweep", "solve-sweep", "map", "collapse-map", "train"}
+    out = ["--out", str(tmp_path / "o")]
+    for argv, needle in ((["--time-min", "60"], "--time-min has no effect with the inline executor"),
+                         (["--executor", "local", "--mem-gb", "0"], "--mem-gb has no effect with the local executor"),
+                         (["--workers", "0"], "--workers has no effect with the inline executor"),
+                         (["--executor", "local", "--no-wait"], "--no-wait applies to --executor slurm only"),
+                         (["--executor", "slurm", "--mem-gb", "-1"], "--mem-gb must be a finite number >= 0"),
+                         (["--executor", "slurm", "--slurm-extra", "qos"], "--slurm-extra items are KEY=VALUE"),
+                         (["--executor", "cloud"], "--executor 'cloud' is not one of inline, local, slurm")):
+        result = CliRunner().invoke(app, [name, *argv, *out])
+        assert result.exit_code == 2 and result.output.startswith("error: "), result.output
+        assert needle in result.output and len(result.output.strip().splitlines()) == 1, (argv, result.output)
+    assert not (tmp_path / "o").exists()

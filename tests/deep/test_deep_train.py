@@ -89,7 +89,7 @@ def test_bad_paths_and_configs(image_folder, tmp_path):
         train(tiny(tmp_path / "missing"), tmp_path / "r")
     with pytest.raises(ValueError, match="non-negative"):
         train(tiny(image_folder, head="relu"), tmp_path / "r")
-    with pytest.raises(ValueError, match="loss='mse'"):
+    with pytest.raises(ValueError, match="loss 'mse' is not one of"):
         tiny(image_folder, loss="mse")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(tiny(image_folder), tmp_path / "never", resume=True)
@@ -250,8 +250,8 @@ def test_cli_preset_flags_override_even_at_the_global_default_and_resume_flags(i
     (["--width", "100000"], "use a width <= 1024"),
     (["--nproc", "0"], "--nproc must be >= 1"),
     (["--resume", "/nonexistent/run"], "--resume /nonexistent/run does not exist"),
-    (["--reduction", "median"], "--reduction='median' is not one of"),
-    (["--lr-schedule", "linear"], "--lr-schedule='linear' is not one of"),
+    (["--reduction", "median"], "--reduction 'median' is not one of"),
+    (["--lr-schedule", "linear"], "--lr-schedule 'linear' is not one of"),
     (["--preset", "cpu-fig9"], "unknown preset"),
     (["--loss", "ce", "--n-w", "5"], "--n-w has no effect with loss ce"),
     (["--loss", "class-averaging", "--no-prototype-anchors"], "--prototype-anchors has no effect"),
