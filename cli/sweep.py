@@ -64,7 +64,8 @@ def _grid(kind: str, config: Any, specs: Optional[List[str]], ratio: Optional[Li
         if "ratio" in config.without_effect():
             raise ValueError(f"the default grid of ufm sweep is over the ratio, which has no effect "
                              f"{config.without_effect()['ratio']}; give the grid with --grid FIELD=V1,V2,...")
-        grid = {"ratio": (1.0, 10.0, 100.0)}  # `ufm sweep` alone: the imbalance ratios R = 1, 10, 100
+        # `ufm sweep` alone: the imbalance ratios R = 1, 10, 100 that leave each class a positive pair (n_major // R >= 2)
+        grid = {"ratio": tuple(r for r in (1.0, 10.0, 100.0) if config.n_major // r >= 2)}
     try:
         check_grid_effects(kind, config, grid, given)
     except FieldError:
@@ -130,7 +131,8 @@ def sweep_command(
     executor: ExecutorConfig,
     grid: Optional[List[str]] = typer.Option(None, "--grid", help=_GRID_HELP),
     ratio: Optional[List[float]] = typer.Option(None, help="imbalance ratios R to sweep: short for --grid ratio=... "
-                                                "(with no --grid at all: R = 1, 10, 100)"),
+                                                "(with no --grid at all: those of R = 1, 10, 100 that leave minority "
+                                                "classes two samples at --n-major)"),
     out: Optional[Path] = typer.Option(None, help="sweep folder (default runs/sweep-<time>); re-run with the same "
                                        "--out to skip finished points"),
     as_json: bool = typer.Option(False, "--json", help="print the table as JSON on stdout"),

@@ -201,6 +201,16 @@ def test_sweep_command_grid_resume_and_gather(tmp_path):
     assert result.exit_code == 0 and "2 of 2 points finished" in result.output
 
 
+def test_a_bare_sweep_runs_the_ratios_its_counts_allow(tmp_path):
+    """`ufm sweep` with its default grid (R = 1, 10, 100) never fails on its own defaults: at --n-major 50, R = 100
+    would leave minority classes no positive pair, so the default grid keeps R = 1 and 10; at --n-major 200 all three."""
+    for n_major, ratios in ((50, [1.0, 10.0]), (200, [1.0, 10.0, 100.0])):
+        result = runner.invoke(app, ["sweep", "--k", "3", "--d", "4", "--epochs", "1", "--n-major", str(n_major),
+                                     "--n-w", "0", "--out", str(tmp_path / str(n_major)), "--json"])
+        assert result.exit_code == 0, result.output
+        assert sorted({r["ratio"] for r in json.loads(result.stdout)["rows"]}) == ratios
+
+
 @pytest.mark.parametrize("args, message", [
     (["--grid", "foo=1"], "unknown grid field 'foo'"),
     (["--grid", "k=3,x"], "grid value 'x' for k is not an integer"),
