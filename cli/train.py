@@ -16,7 +16,7 @@ from ufm.deep import distributed
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
 from ufm.deep.config import grid_runs
 from ufm.deep.plan import plan_set
-from ufm.deep.train import (PRESETS, TrainConfig, check_fresh_folder, preset, resumed_config, train,
+from ufm.deep.train import (PRESETS, TrainConfig, check_fresh_folder, check_nproc, preset, resumed_config, train,
                             train_distributed)
 from ufm.deep.tasks import run_training
 from ufm.executors import ExecutorConfig
@@ -80,6 +80,8 @@ def train_command(
     else:
         runs = {out.name: (config, out, False)}
     _refuse_without_effect(given, [cfg for cfg, _, _ in runs.values()])
+    for cfg, _, _ in runs.values():  # before any folder is written
+        check_nproc(cfg, nproc)
     if download:  # after every other check, for the data the runs train on (a preset's or a resumed run's own)
         sources = sorted({(cfg.dataset, str(cfg.data_root)) for cfg, _, _ in runs.values()})
         if not any(dataset in CIFAR_SOURCES for dataset, _ in sources):

@@ -249,6 +249,8 @@ def test_cli_preset_flags_override_even_at_the_global_default_and_resume_flags(i
 @pytest.mark.parametrize("args, needle", [
     (["--width", "100000"], "use a width <= 1024"),
     (["--nproc", "0"], "--nproc must be >= 1"),
+    (["--nproc", "1000"], "--batch-size = 128 is smaller than --nproc = 1000"),
+    (["--nproc", "100", "--batch-size", "1000", "--device", "cpu"], "is more than the"),  # CPU cores this test has
     (["--resume", "/nonexistent/run"], "--resume /nonexistent/run does not exist"),
     (["--reduction", "median"], "--reduction 'median' is not one of"),
     (["--lr-schedule", "linear"], "--lr-schedule 'linear' is not one of"),

@@ -46,7 +46,7 @@ from ufm.devices import resolve_device
 from ufm.errors import FieldError
 
 __all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "train", "load_data", "preset", "resumed_config",
-           "load_checkpoint", "anchor_count", "check_fresh_folder", "train_distributed"]
+           "load_checkpoint", "anchor_count", "check_fresh_folder", "train_distributed", "check_nproc"]
 
 CIFAR_MEAN = (125.3, 123.0, 113.9)
 CIFAR_STD = (63.0, 62.1, 66.7)
@@ -372,17 +372,32 @@ def train_distributed(cfg: TrainConfig, run_dir: str | Path, nproc: int, resume:
                       stop_after: int | None = None, max_memory_gb: float | None = None) -> dict:
     """:func:`train` in ``nproc`` data-parallel processes on this node (torchrun's launcher; gloo on the CPU,
     NCCL with one GPU per process on CUDA); returns rank 0's summary."""
-    if nproc < 1:
-        raise ValueError(f"nproc must be >= 1, got {nproc}")
+    check_nproc(cfg, nproc)
     if nproc == 1:
         return train(cfg, run_dir, resume, stop_after=stop_after, max_memory_gb=max_memory_gb)
-    if cfg.batch_size < nproc:
-        raise ValueError(f"batch_size {cfg.batch_size} is smaller than nproc {nproc}: every process needs images")
-    if resolve_device(cfg.device).type == "cuda" and torch.cuda.device_count() < nproc:
-        raise ValueError(f"nproc {nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}")
     if not resume:
         check_fresh_folder(run_dir)
     return distributed.launch(nproc, _train_process, cfg.to_dict(), str(run_dir), resume, stop_after, max_memory_gb)
+
+
+def check_nproc(cfg: TrainConfig, nproc: int) -> None:
+    """Refuse ``nproc`` data-parallel processes that ``cfg`` cannot use: fewer than 1, more than the batch has images,
+    more than the GPUs (CUDA) or the CPU cores this process may use (CPU)."""
+    if nproc < 1:
+        raise FieldError(f"{{nproc}} must be >= 1, got {nproc}")
+    if nproc == 1:
+        return
+    if cfg.batch_size < nproc:
+        raise FieldError(f"{{batch_size}} = {cfg.batch_size} is smaller than {{nproc}} = {nproc}: every process needs "
+                         "images; raise the batch size or use fewer processes")
+    if resolve_device(cfg.device).type == "cuda":
+        if torch.cuda.device_count() < nproc:
+            raise FieldError(f"{{nproc}} = {nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}")
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if nproc > cores:
+            raise FieldError(f"{{nproc}} = {nproc} is more than the {cores} CPU cores this process may use: the "
+                             f"processes would share cores, each one slower; use {{nproc}} <= {cores}")
 
 
 def _first_of_each_class(labels: torch.Tensor, k: int) -> torch.Tensor:
