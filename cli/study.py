@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from ._common import console, err_console, print_json, progress_bar, user_errors
+from ufm._config import first_repeat
 from ufm.deep.config import TrainConfig
 from ufm.deep.study import ARMS, SETTINGS, STUDY_FIELDS, plan_study, save_record, write_report
 from ufm.grid import parse_grid
@@ -44,6 +45,9 @@ def _arms(text: Optional[str]) -> list[str]:
     unknown = [a for a in arms if a not in ARMS]
     if unknown or not arms:
         raise ValueError(f"--arms takes a comma list of {', '.join(ARMS)}; got {text!r}")
+    again = first_repeat(arms)
+    if again is not None:
+        raise ValueError(f"--arms names {again} twice; give each arm once")
     return arms
 
 

@@ -186,6 +186,9 @@ def test_study_refuses_unwritable_places_and_missing_devices_before_training(tin
 @pytest.mark.parametrize("args, message", [
     (["--setting", "mnist"], "--setting must be one of"),
     (["--arms", "etf,cosine"], "--arms takes a comma list"),
+    (["--arms", "etf,none,etf"], "--arms names etf twice"),
+    (["--set", "epochs=0"], "--set epochs must be >= 1"),
+    (["--set", "lr_schedule=linear"], "--set lr_schedule 'linear' is not one of"),
     (["--seeds", "0"], "--seeds must be between 1 and 1000"),
     (["--set", "gamma=2"], "--set gamma is set by the study"),
     (["--set", "loss=ce"], "--set loss is set by the study"),
