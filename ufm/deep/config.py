@@ -72,7 +72,7 @@ class TrainConfig(NamedGeometry, ImbalanceProfile):
     eval_every: int = _opt(10, "evaluate G_M and accuracies every this many epochs")
     checkpoint_every: int = _opt(10, "write the checkpoint every this many epochs")
     seed: int = _opt(0, "random seed")
-    device: str = _opt("auto", "auto (CUDA when present), cpu or cuda")
+    device: str = _opt("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     compile: bool = _opt(False, "torch.compile the model")
     dtype: str = _opt("float32", "float32 (bf16 autocast on CUDA) or float64 (exact checks on the CPU)")
 
