@@ -214,10 +214,11 @@ def print_json(data: Any) -> None:
 
 
 def progress_bar(quiet: bool) -> Any:
-    """The rich progress bar of every long command (description, bar, m of n, status, elapsed) on stderr;
-    ``quiet`` (e.g. ``--json``) hides it."""
+    """The rich progress bar of every long command (description, bar, m of n, status, elapsed) on stderr when it is
+    a terminal; ``quiet`` (e.g. ``--json``) hides it, and so does a stderr that is a file or a pipe (a log would get
+    a stray blank line from the bar, e.g. before an error line)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console, disable=quiet,
-                    transient=True)
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,
+                    disable=quiet or not err_console.is_terminal, transient=True)

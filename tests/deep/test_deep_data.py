@@ -264,6 +264,15 @@ def test_data_a_run_cannot_train_on_is_refused_by_name(tmp_path):
     _folder(tmp_path / "one", "test", ["cat"])
     with pytest.raises(ValueError, match=r"has 1 class \(cat\); contrastive training needs at least 2 classes"):
         load_data(TrainConfig(dataset="folder", data_root=str(tmp_path / "one")))
+    from typer.testing import CliRunner
+
+    from ufm.cli.main import app
+
+    result = CliRunner().invoke(app, ["train", "--dataset", "folder", "--data-root", str(tmp_path / "one"), "--out",
+                                      str(tmp_path / "run")])
+    # raised while the progress bar runs: still exactly one line, no blank line before it
+    assert result.exit_code == 2 and result.output.splitlines() == [result.output.splitlines()[0]], result.output
+    assert result.output.startswith("error: the training split") and not (tmp_path / "run").exists()
     # a hidden folder (.ipynb_checkpoints) is not a class
     _folder(tmp_path / "hidden", "train", ["ant", "cat", ".ipynb_checkpoints"])
     _folder(tmp_path / "hidden", "test", ["ant", "cat"])
