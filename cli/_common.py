@@ -90,12 +90,14 @@ def max_memory_option() -> Any:
 def check_out(out: Path | str, overwrite: bool = False, run_folder: bool = True, kind: str | None = None) -> Path:
     """``--out`` checked before any compute (see ``ufm.runio.check_out_dir``)."""
     from ufm.folders import check_overwrite
-    from ufm.runio import check_out_dir
+    from ufm.runio import check_out_dir, refuse_files
 
     path = check_out_dir(out, "--out", overwrite=True, run_folder=run_folder)  # all but "holds files"
     if kind is not None:
         check_overwrite(path, kind)  # a folder of another kind, or of files no ufm command wrote: never replaced
-    return check_out_dir(path, "--out", overwrite=overwrite, run_folder=run_folder)
+    if run_folder and not overwrite:
+        refuse_files(path)
+    return path
 
 
 def print_error(message: str) -> None:

@@ -98,9 +98,9 @@ def check_overwrite(path: str | Path, kind: str, what: str = "--out") -> None:
         return
     found = identify(path)
     if found is None:
-        names = sorted(p.name for p in path.iterdir())
-        listed = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
-        raise ValueError(f"{what} {path} holds files no ufm command wrote ({listed}); --overwrite replaces only "
+        from ufm.runio import file_list
+
+        raise ValueError(f"{what} {path} holds files no ufm command wrote ({file_list(path)}); --overwrite replaces only "
                          f"{KINDS[kind][0]}, never other files: choose another {what} (or empty it yourself)")
     if found != kind:
         raise ValueError(f"{what} {path} is {describe(path)}; --overwrite replaces only {KINDS[kind][0]}: "

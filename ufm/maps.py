@@ -204,7 +204,9 @@ def map_grid(base: MapCell, ratios: Sequence[float] | None = None, taus: Sequenc
     prototypes = any(float(n) > 0 for n in n_ws)
     if anchors is not None and not prototypes:
         raise FieldError("{prototype_anchors} has no effect with {n_w} 0 only (no prototypes): drop it")
-    grid = {"prototype_anchors": tuple(anchors) if anchors is not None else (True, False)} if prototypes else {}
+    grid = {}
+    if prototypes:
+        grid["prototype_anchors"] = (True, False) if anchors is None else tuple(anchors)
     if base.profile == "balanced":
         if ratios is not None and tuple(float(r) for r in ratios) != (1.0,):
             raise FieldError("{ratio} has no effect with balanced counts (they have no imbalance ratio): drop it; the "

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import numpy as np
 
 __all__ = ["atomic_path", "write_json", "read_json", "write_jsonl", "read_jsonl", "write_npz", "read_npz", "jsonable",
-           "load_checkpoint", "check_out_dir", "staged_dir"]
+           "load_checkpoint", "check_out_dir", "refuse_files", "file_list", "staged_dir"]
 
 
 def jsonable(x: Any) -> Any:
@@ -238,12 +238,22 @@ def check_out_dir(path: str | Path, what: str = "--out", overwrite: bool = False
         os.rmdir(probe)
     except OSError as err:
         raise ValueError(f"{what} {path} cannot be written ({err.strerror} in {ancestor}); choose another {what}") from None
-    if run_folder and not overwrite and path.is_dir() and any(path.iterdir()):
-        names = sorted(p.name for p in path.iterdir())
-        listed = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
-        raise ValueError(f"{what} {path} already holds files ({listed}); choose another {what} or pass --overwrite "
-                         "to replace them")
+    if run_folder and not overwrite:
+        refuse_files(path, what)
     return path
+
+
+def file_list(folder: Path, most: int = 4) -> str:
+    """``"a, b, c, d, ..."``: the first names in ``folder`` (sorted), for a message."""
+    names = sorted(p.name for p in folder.iterdir())
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+
+
+def refuse_files(path: Path, what: str = "--out") -> None:
+    """Refuse (ValueError) a run folder ``path`` that already holds files: it is never silently overwritten."""
+    if path.is_dir() and any(path.iterdir()):
+        raise ValueError(f"{what} {path} already holds files ({file_list(path)}); choose another {what} or pass "
+                         "--overwrite to replace them")
 
 
 @contextmanager

@@ -87,9 +87,10 @@ class SimConfig(TargetGeometry, ClassCounts):
             value = getattr(self, name)
             if value is not None and not value:
                 raise ValueError(f"{name} needs at least one value")
-            if value is not None and first_repeat(value) is not None:
-                raise FieldError(f"{{{name}}} repeats {first_repeat(value):g}: the stacked runs would be identical "
-                                 "copies; give each value once")
+            again = None if value is None else first_repeat(value)
+            if again is not None:
+                raise FieldError(f"{{{name}}} repeats {again:g}: the stacked runs would be identical copies; give "
+                                 "each value once")
         options = LOSS_OPTIONS[self.loss]
         if self.n_w is None:
             object.__setattr__(self, "n_w", DEFAULT_N_W if "n_w" in options else (0.0,))

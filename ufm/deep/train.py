@@ -75,11 +75,11 @@ def select_data(cfg: TrainConfig, train: ImageData, test: ImageData) -> tuple[Im
     """:func:`_prepare_data` on data already loaded (``load_data(cfg)``): the subsets ``cfg`` trains and tests on."""
     k = len(train.classes)
     have = torch.bincount(train.labels, minlength=k)
-    if int(have.min()) == 0:
+    available = int(have.min())
+    if available == 0:
         empty = [train.classes[c] for c in torch.nonzero(have == 0).flatten().tolist()]
         raise ValueError(f"classes {empty[:5]} have no training images under {cfg.data_root} (labels run 0..{k - 1}): "
                          "every class of the data set needs images")
-    available = int(have.min())
     n_major = cfg.n_major or available
     counts = class_counts(cfg.profile, k, n_major, cfg.ratio, cfg.minority_fraction)
     index = imbalanced_subset(train.labels, counts, cfg.seed)
