@@ -251,20 +251,29 @@ def test_records_of_different_settings_are_not_paired(tiny):
     assert not (tiny / "rec" / "fashion-mnist" / "minority-g1").exists()
 
 
+def _record_file(rec, arm: str, seed: int, setting: str = "fashion-mnist", **summary):
+    """A record as ufm study writes it (the arm's config), with the synthetic summary of :func:`_records`."""
+    record = _records({arm: {seed: (0.5, 0.2)}})["s"][arm][seed]
+    record["summary"].update(summary)
+    cosines = (0.1, -0.3, 0.0) if ARMS[arm].designed else None
+    record["config"] = study_runs(setting, [arm], [seed], cosines=cosines)[f"{arm}/seed={seed}"].to_dict()
+    path = rec / setting / arm / f"seed={seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
 def test_report_refuses_stray_files_and_foreign_folders(tiny):
-    records = _records({"etf": {0: (0.5, 0.2)}})
     rec = tiny / "rec"
-    path = rec / "s" / "etf" / "seed=0.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(records["s"]["etf"][0]))
-    (rec / "s" / "etf" / "seed=notes.json").write_text("{}")
+    _record_file(rec, "etf", 0)
+    (rec / "fashion-mnist" / "etf" / "seed=notes.json").write_text("{}")
     result = CliRunner().invoke(app, ["study-report", "--summaries", str(rec), "--out", str(tiny / "r")])
     assert result.exit_code == 2 and "is not a study record name" in result.output
-    (rec / "s" / "etf" / "seed=notes.json").unlink()
-    (rec / "s" / "etf" / "seed=1.json").write_text(json.dumps({"config": {}, "summary": {"epochs": 3}}))
+    (rec / "fashion-mnist" / "etf" / "seed=notes.json").unlink()
+    (rec / "fashion-mnist" / "etf" / "seed=1.json").write_text(json.dumps({"config": {}, "summary": {"epochs": 3}}))
     result = CliRunner().invoke(app, ["study-report", "--summaries", str(rec), "--out", str(tiny / "r")])
     assert result.exit_code == 2 and "is not a study record (a config and the summary" in result.output
-    (rec / "s" / "etf" / "seed=1.json").unlink()
+    (rec / "fashion-mnist" / "etf" / "seed=1.json").unlink()
     (tiny / "afile").write_text("x")
     result = CliRunner().invoke(app, ["study-report", "--summaries", str(rec), "--out", str(tiny / "afile")])
     assert result.exit_code == 2 and "is a file" in result.output
@@ -277,4 +286,4 @@ def test_report_refuses_stray_files_and_foreign_folders(tiny):
     result = CliRunner().invoke(app, ["study-report", "--summaries", str(rec), "--out", str(tiny / "r")])
     assert result.exit_code == 0, result.output
     table = (tiny / "r" / "table.md").read_text()
-    assert "| s | etf | 1 | 50.0 |" in table and "[95%]" in table
+    assert "| fashion-mnist | etf | 1 | 50.0 |" in table and "[95%]" in table

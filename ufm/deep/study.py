@@ -224,7 +224,11 @@ def pending(runs: Mapping[str, TrainConfig], summaries: str | Path, setting: str
 
 
 def load_records(summaries: str | Path) -> dict[str, dict[str, dict[int, dict]]]:
-    """Every record under ``summaries``: setting -> arm -> seed -> {"config", "summary"}."""
+    """Every record under ``summaries``: setting -> arm -> seed -> {"config", "summary"}.  Only the study's own
+    records are read: each ``<setting>/<arm>/seed=<s>.json`` must name a setting and an arm of the study and hold
+    what :func:`save_record` writes, with that arm's, setting's and seed's config (so no record is filed under
+    another arm or seed); anything else is refused (ValueError naming the file or folder and why).  Files not
+    named ``seed=*.json`` (notes, ...) are not read."""
     import re
 
     out: dict[str, dict[str, dict[int, dict]]] = {}
@@ -232,15 +236,40 @@ def load_records(summaries: str | Path) -> dict[str, dict[str, dict[int, dict]]]
         match = re.fullmatch(r"seed=(0|[1-9][0-9]*)", path.stem)
         if not match:
             raise ValueError(f"{path} is not a study record name (seed=<number>.json); move it out of {summaries}")
-        record = read_json(path)
-        summary = record.get("summary") if isinstance(record, dict) else None
-        if (not isinstance(record.get("config") if isinstance(record, dict) else None, dict)
-                or not isinstance(summary, dict)
-                or not all(k in summary for k in ("linear_probe_accuracy", "counts", "per_class_accuracy", "final"))):
-            raise ValueError(f"{path} is not a study record (a config and the summary of a finished ufm train run); "
+        setting, arm, seed = path.parent.parent.name, path.parent.name, int(match.group(1))
+        if setting not in SETTINGS:
+            raise ValueError(f"{path.parent.parent} is not a setting of the study ({', '.join(SETTINGS)}), yet holds "
+                             f"{path.relative_to(path.parent.parent)}; move it out of {summaries}")
+        if arm not in ARMS:
+            raise ValueError(f"{path.parent} is not an arm of the study ({', '.join(ARMS)}), yet holds {path.name}; "
                              f"move it out of {summaries}")
-        out.setdefault(path.parent.parent.name, {}).setdefault(path.parent.name, {})[int(match.group(1))] = record
+        record = read_json(path)
+        _check_record(path, record, setting, arm, seed, summaries)
+        out.setdefault(setting, {}).setdefault(arm, {})[seed] = record
     return out
+
+
+def _check_record(path: Path, record, setting: str, arm: str, seed: int, summaries: str | Path) -> None:
+    """Refuse ``record`` unless it is what :func:`save_record` writes for run ``<arm>/seed=<seed>`` of ``setting``:
+    the arm's own fields, the setting's fixed fields and the seed as :func:`study_runs` sets them."""
+    summary = record.get("summary") if isinstance(record, dict) else None
+    config = record.get("config") if isinstance(record, dict) else None
+    if (not isinstance(config, dict) or not isinstance(summary, dict) or set(record) != {"config", "summary"}
+            or not all(k in summary for k in ("linear_probe_accuracy", "counts", "per_class_accuracy", "final"))):
+        raise ValueError(f"{path} is not a study record (a config and the summary of a finished ufm train run); "
+                         f"move it out of {summaries}")
+    try:
+        saved = TrainConfig.from_dict(config)
+        cosines = saved.prototype_cosines if ARMS[arm].designed else None
+        others = {k: v for k, v in saved.to_dict().items() if k not in STUDY_FIELDS}
+        expected = study_runs(setting, [arm], [seed], others, cosines=cosines)[f"{arm}/seed={seed}"]
+        differ = differences(config, expected, ignore=PLACE)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path} is not a study record: its config is refused ({err}); move it out of "
+                         f"{summaries}") from None
+    if differ:
+        raise ValueError(f"{path} is filed as {setting} {arm}/seed={seed} but its config is not that run's: "
+                         f"{', '.join(differ)} (saved: the record, asked: the study); move it out of {summaries}")
 
 
 def _minority_mean(values: list[float], counts: list[int]) -> float:
