@@ -10,37 +10,32 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from ._common import (check_figure_out, check_out, console, default_out, err_console, max_memory_option,
-                      overwrite_option, print_json, progress_bar, refuse_repeats, user_errors)
+from ._common import (check_figure_out, console, default_out, err_console, max_memory_option, overwrite_option,
+                      print_json, progress_bar, refuse_repeats, user_errors)
 from ._config import flag_names, with_config_options
 from ufm.errors import FieldError
 from ufm.deep.figures import deep_fig1
 from ufm.figures import FIGURES, render
-from ufm.plots import gram_heatmaps, save_figure
-from ufm.runio import staged_dir
-from ufm.simulate import SimConfig, SimResult, build_problem, check_simulation_size, simulate
+from ufm import engine
+from ufm.kinds import simulate as simulate_kind
+from ufm.simulate import SimConfig, SimResult, check_simulation_size
 
 
 def _fmt(x: Optional[float], spec: str = ".4f") -> str:
     return "-" if x is None or x != x else format(x, spec)
 
 
-def _run_with_progress(cfg: SimConfig, quiet: bool, label: str = "simulate",
-                       max_memory_gb: Optional[float] = None) -> SimResult:
+def _run_with_progress(cfg: SimConfig, folder: Path, quiet: bool, max_memory_gb: Optional[float] = None) -> SimResult:
+    """The simulate kind's run (:func:`ufm.kinds.simulate.run`) into ``folder``, with a progress bar."""
     with progress_bar(quiet) as bar:
-        task = bar.add_task(label, total=cfg.epochs, status="")
+        task = bar.add_task("simulate", total=cfg.epochs, status="")
 
         def update(epoch: int, total: int, metrics: dict) -> None:
-            best = min(metrics["distance"])
-            bar.update(task, completed=epoch, status=f"min distance to G_* {best:.4f}")
+            bar.update(task, completed=epoch, status=f"min distance to G_* {min(metrics['distance']):.4f}")
 
         with warnings.catch_warnings():  # the summary carries the warnings; they are printed once, below
             warnings.simplefilter("ignore", UserWarning)
-            return simulate(cfg, progress=update, max_memory_gb=max_memory_gb)
-
-
-def _default_out(prefix: str) -> Path:
-    return default_out(prefix)
+            return simulate_kind.run(cfg, folder, progress=update, max_memory_gb=max_memory_gb)
 
 
 @user_errors
@@ -58,22 +53,15 @@ def simulate_command(
     n_w = 100 stacked side by side. Writes config.json, summary.json, arrays.npz, metrics.jsonl and
     G_M-vs-G_* heatmaps (gram_heatmaps.png) into the run folder.
     """
-    folder = check_out(out or _default_out("simulate"), overwrite, kind="simulate")
+    folder = engine.check_run_folder(out or default_out("simulate"), "simulate", overwrite)
     check_simulation_size(config, max_memory_gb)
-    # the Gram file, the counts, G_* and the batch size are checked before the progress bar starts
-    try:
-        build_problem(config)
+    try:  # the Gram file, the counts, G_* and the batch size are checked before the progress bar starts
+        result = engine.run_one(folder, "simulate", config, overwrite,
+                                lambda cfg, stage: _run_with_progress(cfg, stage, as_json, max_memory_gb))
     except FieldError:
         raise  # names its fields: user_errors writes them as flags
     except ValueError as err:
         raise ValueError(flag_names(str(err), [f.name for f in dataclasses.fields(config)])) from None
-    result = _run_with_progress(config, as_json, max_memory_gb=max_memory_gb)
-    with staged_dir(folder, overwrite) as stage:
-        result.save(stage)
-        runs = result.summary()["runs"]
-        titles = ["target G_*"] + [f"n_w={r['n_w']:g}, tau={r['tau']:g}, seed {r['seed']}" for r in runs]
-        save_figure(gram_heatmaps([result.g_star, *result.g_m], titles, f"G_M of each run, {config.loss}"),
-                    stage / "gram_heatmaps.png")
     summary = result.summary()
     summary["run_folder"] = str(folder)
     if as_json:

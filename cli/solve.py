@@ -10,15 +10,12 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import (check_out, console, default_out, max_memory_option, overwrite_option, print_json,
-                      user_errors)
+from ._common import console, default_out, max_memory_option, overwrite_option, print_json, user_errors
 from ._config import typed, with_config_options
 from ufm.agreement import solver_vs_simulator
-from ufm.plots import gram_heatmaps, save_figure
-from ufm.folders import mark
-from ufm.runio import write_json, write_npz
+from ufm import engine
+from ufm.kinds import solve as solve_kind
 from ufm.simulate import SimConfig
-from ufm.optimum import solve_config
 from ufm.spec import SolveConfig
 from ufm.solver import class_groups
 from ufm.solver.result import ARRAYS_FILE, JSON_MATRIX_MAX_K
@@ -41,16 +38,10 @@ def solve_command(
     if full and typed(ctx, "reduce"):
         raise ValueError(f"--{'' if config.reduce else 'no-'}reduce has no effect with --full (the N x N problem is "
                          "never symmetry-reduced); drop it")
-    folder = check_out(out or default_out("solve"), overwrite, kind="solve")
-    summary, arrays, result = solve_config(config, full, max_memory_gb)
+    folder = out or default_out("solve")
+    summary, result = engine.run_one(folder, "solve", config, overwrite,
+                                     lambda cfg, stage: solve_kind.run(cfg, stage, full, max_memory_gb))
     n, tau, n_w = summary["counts"], config.tau, config.n_w
-    write_npz(folder / ARRAYS_FILE, **arrays)
-    mark(folder, "solve")
-    write_json(folder / "solution.json", summary)  # written last: the run is finished when it exists
-    grams = [result.gram, arrays["g_star"]]
-    titles = ["optimal G_M", "prototype Gram G_*" if n_w > 0 else "target G_* (no prototypes)"]
-    save_figure(gram_heatmaps(grams, titles, f"counts {n if len(n) <= 12 else f'k = {len(n)}'}, tau {tau:g}, "
-                                             f"n_w {n_w:g}"), folder / "gram.png")
     if as_json:
         print_json({**summary, "run_folder": str(folder)})
         return

@@ -17,7 +17,9 @@ from ._config import flag_names, typed_names, with_config_options
 from ._executor import with_executor_options
 from ufm.executors import ExecutorConfig
 from ufm.simulate import SimConfig
-from ufm.sweep import KINDS, SolveConfig, check_grid_effects, gather, parse_grid, run_sweep
+from ufm import engine
+from ufm.grid import parse_grid
+from ufm.spec import SolveConfig
 
 _GRID_HELP = ("FIELD=V1,V2,... over any config field (repeat for a Cartesian product), e.g. --grid ratio=1,10,100 "
               "--grid k=5,10; values are parsed by the field's type")
@@ -49,7 +51,7 @@ def _cell(value: Any, spec: str) -> str:
 def _grid(kind: str, config: Any, specs: Optional[List[str]], ratio: Optional[List[float]], ctx: Any) -> dict:
     """The grid from --grid and the --ratio shorthand; a grid field also set by its own option is refused, and so
     are a grid field and a typed option that have no effect at any point (identical points, an ignored option)."""
-    cls = KINDS[kind].config
+    cls = engine.kind(kind).config
     grid = parse_grid(specs or [], cls)
     if ratio:
         if "ratio" in grid:
@@ -67,7 +69,7 @@ def _grid(kind: str, config: Any, specs: Optional[List[str]], ratio: Optional[Li
         # `ufm sweep` alone: the imbalance ratios R = 1, 10, 100 that leave each class a positive pair (n_major // R >= 2)
         grid = {"ratio": tuple(r for r in (1.0, 10.0, 100.0) if config.n_major // r >= 2)}
     try:
-        check_grid_effects(kind, config, grid, given)
+        engine.check_grid_effects(kind, config, grid, given)
     except FieldError:
         raise  # names its fields: user_errors writes them as flags
     except ValueError as err:  # a typed option is named by its flag; the grid fields keep their field names
@@ -101,7 +103,7 @@ def _run(kind: str, config: Any, grid_specs, ratio, out: Optional[Path], executo
             bar.update(task, completed=counts["done"] + counts["failed"], status=f"{name} {'done' if ok else 'FAILED'}")
 
         try:
-            report = run_sweep(folder, kind, config, grid, executor, done=done)
+            report = engine.run_grid(folder, kind, config, grid, executor, done=done)
         except KeyboardInterrupt:
             cancelled = "; its SLURM jobs were cancelled" if executor.executor == "slurm" else ""
             err_console.print(f"interrupted{cancelled}: finished points are kept in {folder}; re-run the same command "
@@ -172,7 +174,7 @@ def gather_command(
 ) -> None:
     """Rebuild table.csv, table.json and the figures of a grid (sweep, solve-sweep, map, collapse-map) from whatever
     points have finished."""
-    report = gather(folder)
+    report = engine.gather(folder)
     if as_json:
         print_json({"run_folder": report["folder"], **{k: report[k] for k in ("rows", "finished", "total", "missing")}})
         return

@@ -141,7 +141,7 @@ def test_balanced_cells_are_made_once_and_a_ratio_without_effect_is_refused():
 def test_a_collapse_map_resumes_and_gathers(tmp_path):
     # a collapse map is a grid of the engine: a killed map continues where it stopped, and ufm gather reads it
     from ufm.collapse import run_collapse_map
-    from ufm.sweep import gather
+    from ufm.engine import gather
 
     cells = [CollapseCell((3, 3, 1), 0.5, 0.0), CollapseCell((3, 3, 1), 0.5, 1.0), CollapseCell((3, 3, 1), 0.5, 1.0,
                                                                                                  False)]
@@ -173,7 +173,7 @@ def test_a_collapse_map_resumes_and_gathers(tmp_path):
     assert [r["verdict"] for r in table] == [r["verdict"] for r in fresh]
     assert [r["anchors"] for r in table] == ["prototype", "prototype", "batch"]
     # another set of cells in the same folder: refused, unless --overwrite (then the old cells are gone)
-    with pytest.raises(ValueError, match="different sweep of collapse points"):
+    with pytest.raises(ValueError, match=r"holds a collapse-map folder with other settings: 2 point\(s\) there that this run does not ask for \(first: ratio=0, tau=0.5, n_w=1, anchors=prototype\)"):
         run_collapse_map(folder, cells[:1])
     report = run_collapse_map(folder, cells[:1], overwrite=True)
     assert report["total"] == 1 and len(list((folder / "points").iterdir())) == 1

@@ -17,7 +17,7 @@ from ufm.executors import (
     task_threads,
 )
 from ufm.deep.tasks import TrainTask
-from ufm.sweep import run_point
+from ufm.engine import run_point
 
 
 # ------------------------------------------------------------------------------------------ thread counts
@@ -131,7 +131,7 @@ def test_inline_runs_in_order_and_collects_failures(tmp_path):
     tasks = [FunctionTask(name="ok", fn=task_threads, args=(1, {"SLURM_CPUS_PER_TASK": "5"})),
              FunctionTask(name="bad", fn=run_point, args=("nope", {}, str(tmp_path))),
              FunctionTask(name="ok2", fn=task_threads, args=(2, {}, 8))]
-    with pytest.raises(TasksFailed, match="1 of 3 tasks failed; first, bad: ValueError: unknown sweep kind") as err:
+    with pytest.raises(TasksFailed, match="1 of 3 tasks failed; first, bad: ValueError: unknown kind of experiment") as err:
         run_tasks(tasks, ExecutorConfig(), tmp_path / "logs", done=lambda name, ok: seen.append((name, ok)))
     assert err.value.results == {"ok": 5, "ok2": 4}
     assert seen == [("ok", True), ("bad", False), ("ok2", True)]
@@ -144,7 +144,7 @@ def test_local_processes_share_the_cores(tmp_path):
     to its own file; a failing task is reported with its log and does not stop the others."""
     tasks = [FunctionTask(name=f"t{i}", fn=torch.get_num_threads) for i in range(3)]
     tasks.append(FunctionTask(name="bad", fn=run_point, args=("nope", {}, str(tmp_path))))
-    with pytest.raises(TasksFailed, match="unknown sweep kind") as err:
+    with pytest.raises(TasksFailed, match="unknown kind of experiment") as err:
         run_tasks(tasks, ExecutorConfig(executor="local", workers=2), tmp_path / "logs")
     expected = task_threads(parallel=2)
     assert err.value.results == {"t0": expected, "t1": expected, "t2": expected}

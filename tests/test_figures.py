@@ -3,7 +3,7 @@ import pytest
 
 from ufm.figures import FIGURES, render
 from ufm.simulate import SimConfig
-from ufm.sweep import distance_series, sweep
+from ufm.kinds.simulate import distance_series, sweep
 
 
 def test_every_registered_figure_renders_quickly(tmp_path):

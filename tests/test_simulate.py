@@ -81,7 +81,8 @@ def test_tolerance_stops_early():
 def test_save_and_load_round_trip(tmp_path):
     result = simulate(SimConfig(**{**SMALL, "epochs": 20}))
     folder = result.save(tmp_path / "run")
-    assert {p.name for p in folder.iterdir()} == {"config.json", "summary.json", "arrays.npz", "metrics.jsonl", "kind.json"}
+    # the folder marker kind.json is the engine's (ufm.engine.run_one), not the result's
+    assert {p.name for p in folder.iterdir()} == {"config.json", "summary.json", "arrays.npz", "metrics.jsonl"}
     loaded = SimResult.load(folder)
     assert loaded.config == result.config
     np.testing.assert_array_equal(loaded.embeddings, result.embeddings)
@@ -169,7 +170,7 @@ def test_simulate_table_title_states_what_ran(tmp_path):
 
 def test_a_batch_larger_than_the_data_is_refused_before_any_run(tmp_path):
     from ufm.simulate import build_problem
-    from ufm.sweep import run_sweep
+    from ufm.engine import run_grid as run_sweep
 
     cfg = SimConfig(counts="4,4,2", epochs=2)
     with pytest.raises(ValueError, match=r"batch_size=32 exceeds the N = 10 samples.*batch_size <= 10"):

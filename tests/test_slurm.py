@@ -20,7 +20,7 @@ from ufm.cli.main import app
 from ufm.deep.train import TrainConfig, train
 from ufm.executors import ExecutorConfig, FunctionTask, TasksFailed, run_tasks
 from ufm.simulate import SimConfig
-from ufm.sweep import run_point, run_sweep
+from ufm.engine import run_grid as run_sweep, run_point
 
 from _idx import tiny_idx
 
@@ -149,7 +149,7 @@ def test_threads_from_the_allocation_and_failed_or_killed_tasks(tmp_path):
         run_tasks(tasks, cfg, tmp_path)
     killer.join()
     assert err.value.results == {"threads": 2}
-    assert "unknown sweep kind" in err.value.failures["bad"]
+    assert "unknown kind of experiment" in err.value.failures["bad"]
     assert "ended without a result" in err.value.failures["sleeper"]
 
 

@@ -18,7 +18,7 @@ from ufm.reference import _check_memory, naive_memory_bytes, naive_scl_loss, run
 from ufm.simulate import SimConfig, build_problem
 from ufm.spec import (CheckConfig, ClassCounts, DesignConfig, ImbalanceProfile, NamedGeometry, ProblemSpec,
                       SolveConfig, TargetGeometry)
-from ufm.sweep import check_grid_effects, run_sweep
+from ufm.engine import check_grid_effects, run_grid as run_sweep
 
 runner = CliRunner()
 
@@ -127,7 +127,7 @@ def test_config_json_of_before_the_blocks_still_loads(cls, old):
 
 def test_old_sweep_folder_still_gathers(tmp_path):
     """A sweep folder (config.json of kind, base and grid) made by the older field order is read back."""
-    from ufm.sweep import gather, plan
+    from ufm.engine import gather, plan
 
     base = SolveConfig.from_dict(OLD_SOLVE | {"counts": "6x2,2x2", "n_w": 10.0})
     grid = {"tau": (0.5, 1.0)}

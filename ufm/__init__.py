@@ -3,10 +3,12 @@
 The science lives in small modules: :mod:`ufm.losses` (SCL with prototypes, class-averaging, CE),
 :mod:`ufm.geometry` (target Grams and prototypes), :mod:`ufm.imbalance` (class-count profiles),
 :mod:`ufm.analysis` (G_M, distances, NC1) and :mod:`ufm.reference` (naive losses for checking).
+Every experiment runs through one engine, :func:`ufm.run` (:mod:`ufm.engine`), as the commands do.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ufm.engine import run
 from ufm.analysis import angle_errors_deg, class_means, geometry_summary, gram_distance, group_angles, mean_gram, nc1
 from ufm.geometry import (
     check_gram,
@@ -47,6 +49,7 @@ __all__ = [
     "orthogonal_gram",
     "prop1_loss",
     "prototypes_from_gram",
+    "run",
     "scl_loss",
     "step_counts",
 ]

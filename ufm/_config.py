@@ -152,11 +152,12 @@ def from_dict(cls, data: dict):
     return cls(**data)
 
 
-def differences(saved: dict, config: Any, ignore: Iterable[str] = ()) -> list[str]:
+def differences(saved: dict, config: Any, ignore: Iterable[str] = (), template: bool = False) -> list[str]:
     """The fields where a saved config (a folder's or a record's JSON) differs from ``config``, each as
     ``name (saved X, asked Y)``; empty when they agree.  ``saved`` is read through ``config``'s class (so a config
     saved before a field with a default was added still agrees); fields in ``ignore`` (where it ran) are skipped.
-    Raises ValueError when ``saved`` is not such a config."""
+    ``template``: each as a :class:`ufm.errors.FieldError` fragment, ``{name} (saved X, asked Y)`` (the command line
+    shows the field as its flag).  Raises ValueError when ``saved`` is not such a config."""
     import json
 
     try:
@@ -165,7 +166,12 @@ def differences(saved: dict, config: Any, ignore: Iterable[str] = ()) -> list[st
         raise ValueError(f"not a {type(config).__name__}: {err}") from None
     old, new = (json.loads(json.dumps(d)) for d in (old, config.to_dict()))  # tuples and lists compare alike
     skip = set(ignore)
-    return [f"{k} (saved {old[k]!r}, asked {v!r})" for k, v in new.items() if k not in skip and old[k] != v]
+    from ufm.errors import literal
+
+    name = (lambda k: "{" + k + "}") if template else (lambda k: k)
+    value = literal if template else str
+    return [f"{name(k)} (saved {value(repr(old[k]))}, asked {value(repr(v))})" for k, v in new.items()
+            if k not in skip and old[k] != v]
 
 
 def check_gram_source(gram_file, geometry: str, default_geometry: str = "etf") -> None:

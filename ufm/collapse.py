@@ -43,8 +43,6 @@ from ufm.solver.certificate import gram_certificate
 from ufm.solver.full import full_program, within_class_min
 from ufm.solver.lowrank_full import default_rank, lift_collapsed, prototype_rows, solve_full_bm
 from ufm.grid import Point, config_hash
-from ufm.runio import write_json
-from ufm.sweep import Kind, register_kind
 
 __all__ = ["VERDICTS", "CollapseCell", "collapse_cell", "cell_batches", "lifted_certificate", "map_cells",
            "collapse_map", "run_collapse_map", "cell_point", "ROUNDOFF"]
@@ -271,32 +269,10 @@ def cell_point(cell: CollapseCell) -> Point:
 
 def run_collapse_map(folder: str | Path, cells: Sequence[CollapseCell], executor=None, done=None,
                      overwrite: bool | None = None) -> dict:
-    """The cells as a resumable grid in ``folder`` (:func:`ufm.sweep.run_points`: one run folder per cell, a killed
+    """The cells as a resumable set in ``folder`` (:func:`ufm.engine.run_set`: one run folder per cell, a killed
     map continues where it stopped when run again, ``ufm gather`` rebuilds its table); the rows, in the order
     of ``cells``, also go to ``folder/collapse_map.json``.  Returns the engine's report (``rows``, ``finished``,
     ``total``, ``missing``, ``skipped``, ``ran``, or ``submitted`` for SLURM without waiting)."""
-    from ufm.sweep import run_points
+    from ufm.engine import run_set
 
-    return run_points(folder, "collapse", [cell_point(c) for c in cells], executor, done, overwrite=overwrite)
-
-
-def _run_cell(cell: CollapseCell, folder: Path) -> None:
-    """One cell's run folder: config.json and cell.json (its row; an ill-posed cell's row has verdict "error")."""
-    try:
-        row = collapse_cell(cell)
-    except ValueError as err:  # e.g. n_w = 0 with a class of one sample: a verdict of its own, kept
-        row = _error_row(cell, str(err))
-    write_json(folder / "config.json", cell.to_dict())
-    write_json(folder / "cell.json", row)
-
-
-def _write_rows(folder: Path, rows: list[dict]) -> None:
-    write_json(folder / "collapse_map.json", rows)
-
-
-def _rows(point: Point, folder: Path, row: dict) -> list[dict]:
-    return [{**row, "anchors": point.values["anchors"]}]
-
-
-register_kind("collapse", Kind(CollapseCell, "cell.json", _run_cell, _rows,
-                               render=_write_rows, folder_kind="collapse-map"))
+    return run_set(folder, "collapse", [cell_point(c) for c in cells], executor, done, overwrite=overwrite)

@@ -6,6 +6,9 @@ command line renders the same error with its flags (``--ratio``, ``--no-prototyp
 ``ufm.cli._common.user_errors``, so no message is rewritten by string replacement.
 
     raise FieldError("{ratio} must be >= 1 (1 is balanced), got 0.5")
+
+A value the user typed goes into a template through :func:`literal`, so that braces in it (a folder named
+``runs/{a}``) are printed as typed and never read as a field.
 """
 
 from __future__ import annotations
@@ -13,9 +16,18 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-__all__ = ["FieldError", "library_name", "PLACEHOLDER"]
+__all__ = ["FieldError", "library_name", "literal", "PLACEHOLDER"]
 
 PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)(?:=([^{}]*))?\}")
+
+
+_OPEN, _CLOSE = "\x0e", "\x0f"  # braces of literal text inside a template (never typed by a user)
+_UNQUOTE = str.maketrans({_OPEN: "{", _CLOSE: "}"})
+
+
+def literal(text: object) -> str:
+    """``text`` (e.g. a path or value the user gave) for a FieldError template: its braces stay braces."""
+    return str(text).replace("{", _OPEN).replace("}", _CLOSE)
 
 
 def library_name(field: str, value: str | None) -> str:
@@ -38,4 +50,4 @@ class FieldError(ValueError):
 
     def render(self, name: Callable[[str, str | None], str]) -> str:
         """The message with each placeholder written by ``name(field, value or None)``."""
-        return PLACEHOLDER.sub(lambda m: name(m.group(1), m.group(2)), self.template)
+        return PLACEHOLDER.sub(lambda m: name(m.group(1), m.group(2)), self.template).translate(_UNQUOTE)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ufm.plots import distance_heatmaps as _distance_heatmaps, gram_heatmaps, lines_vs_x, save_figure
 from ufm.simulate import SimConfig, simulate
-from ufm.sweep import distance_series, sweep
+from ufm.kinds.simulate import distance_series, sweep
 
 __all__ = ["Figure", "FIGURES", "render", "deep_fig1"]
 

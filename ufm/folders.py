@@ -1,6 +1,7 @@
 """What kind of folder a path is, and which command wrote it and which commands read it.
 
-Every run folder ``ufm`` writes holds ``kind.json`` (``{"kind": ..., "written_by": ...}``, see :func:`mark`); folders
+Every run folder ``ufm`` writes holds ``kind.json`` (``{"kind": ..., "written_by": ...}``, see :func:`mark`, called by
+the engine :mod:`ufm.engine` only; the folder kinds are those of the registry :mod:`ufm.registry`); folders
 written before it existed are recognised by their files (:func:`identify`).  Commands that read a folder call
 :func:`require` so that a folder of another kind is refused with one line naming what it is and what reads it.
 """
@@ -10,23 +11,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ufm.registry import FOLDERS
+
 __all__ = ["KINDS", "MARKER", "mark", "identify", "describe", "require", "check_overwrite", "check_own_folder"]
 
 MARKER = "kind.json"
 
-# kind -> (what it is, the command that writes it, the commands that read it)
-KINDS: dict[str, tuple[str, str, str]] = {
-    "simulate": ("a simulation run folder", "ufm simulate", "its own files (summary.json, arrays.npz)"),
-    "sweep:simulate": ("a simulation sweep folder", "ufm sweep", "ufm gather (and the same ufm sweep command)"),
-    "sweep:solve": ("a solve-sweep folder", "ufm solve-sweep", "ufm gather (and the same ufm solve-sweep command)"),
-    "sweep:map": ("a distance-map folder", "ufm map", "ufm gather (and the same ufm map command)"),
-    "solve": ("a solve folder", "ufm solve", "its own files (solution.json, arrays.npz)"),
-    "collapse-map": ("a collapse-map folder", "ufm collapse-map",
-                     "ufm gather (and the same ufm collapse-map command, to continue)"),
-    "train": ("a training run folder", "ufm train", "ufm train --resume, ufm deep-figures, ufm figures --runs"),
-    "train-set": ("a folder of training runs (a preset or grid)", "ufm train --preset/--grid",
-                  "the same ufm train command (to continue), ufm gather (its table), ufm deep-figures on its run folders"),
-}
+# folder kind -> (what it is, the command that writes it, the commands that read it), from the one registry of kinds
+KINDS: dict[str, tuple[str, str, str]] = {key: (f.what, f.written_by, f.read_by) for key, f in FOLDERS.items()}
 
 
 def mark(folder: str | Path, kind: str) -> None:

@@ -2,7 +2,7 @@
 user chooses (imbalance ratio R, temperature tau, copies n_w, anchor convention), one certified solve per cell.
 
 A :class:`MapCell` is one solve (:func:`ufm.copies.solve_point`); :func:`distance_map` maps cells in memory,
-:func:`run_map` runs them as a resumable sweep of kind ``map`` on any executor (:mod:`ufm.sweep`,
+:func:`run_map` runs them as a resumable set of kind ``map`` on any executor (:mod:`ufm.engine`,
 :mod:`ufm.executors`).  The fewest copies for a distance are in :mod:`ufm.copies`, the batching curves of the
 simulator in :mod:`ufm.batching_curves`, the prototype design in :mod:`ufm.design` (their names are re-exported
 here for code written against the older single module).
@@ -26,7 +26,6 @@ from ufm.errors import FieldError
 from ufm.geometry import make_gram
 from ufm.imbalance import class_counts
 from ufm.losses import check_copies
-from ufm.sweep import Kind, plan, register_kind, run_sweep
 
 __all__ = [
     "SolvePoint",
@@ -62,7 +61,7 @@ class MapCell:
     ``auto``: the symmetry-reduced interior point, fast when few distinct counts, e.g. STEP at any k);
     ``cross_check``: also solve with the other method and report the spread of the two distances (refused
     when the interior point would face more than ``AUTO_BM_ABOVE`` distinct counts: hours at k = 100 long-tail).
-    Also the config of the ``map`` sweep kind (:mod:`ufm.sweep`), so its fields carry command-line help."""
+    Also the config of the ``map`` kind (:mod:`ufm.kinds.map`), so its fields carry command-line help."""
 
     ratio: float = _opt(10.0, "imbalance ratio R (majority / minority count)")
     tau: float = _opt(0.1, "temperature")
@@ -226,17 +225,16 @@ def run_map(
     executor=None,
     done: Callable[[str, bool], None] | None = None,
 ) -> dict:
-    """A distance map as a resumable sweep of kind ``map`` (:func:`ufm.sweep.run_sweep`: one run folder per
-    cell under ``folder/points``, finished cells skipped on a re-run, any executor: inline, local processes,
-    SLURM), then the heatmaps of the gathered rows in ``folder/map.png`` (:func:`render_map`, drawn by
-    :func:`ufm.sweep.gather`, so ``ufm gather`` redraws it too).
-    ``grid``: {MapCell field: values}, default ratio x n_w x both anchor conventions.  Returns run_sweep's
-    dict plus ``figure`` (None when no cell finished, e.g. SLURM without waiting)."""
+    """A distance map as a resumable set of kind ``map`` (:func:`ufm.engine.run_grid`: one run folder per cell under
+    ``folder/points``, finished cells skipped on a re-run, any executor: inline, local processes, SLURM), then the
+    heatmaps of the gathered rows in ``folder/map.png`` (:func:`render_map`, drawn by :func:`ufm.engine.gather`, so
+    ``ufm gather`` redraws it too).  ``grid``: {MapCell field: values}, default ratio x n_w x both anchor
+    conventions.  Returns run_grid's dict plus ``figure`` (None when no cell finished, e.g. SLURM without waiting)."""
+    from ufm.engine import run_grid
+
     base = base or MapCell()
     grid = grid if grid is not None else {"prototype_anchors": (True, False), "ratio": RATIOS, "n_w": N_WS}
-    for point in plan("map", base, grid):  # every cell's counts and sizes, before any cell runs
-        point.config.check()
-    report = run_sweep(folder, "map", base, grid, executor, done)
+    report = run_grid(folder, "map", base, grid, executor, done)
     figure = Path(report["folder"]) / "map.png"
     report["figure"] = figure if report["finished"] and figure.is_file() else None
     return report
@@ -251,22 +249,3 @@ def render_map(folder, rows: list[dict], title: str | None = None):
     if not any(r.get("distance") is not None for r in rows):
         return None
     return save_figure(map_figure(rows, title), Path(folder) / "map.png")
-
-
-# --- the "map" kind of the sweep engine: one cell per point -------------------------------------------------------
-
-
-def _run_cell(cell: MapCell, folder: Path) -> None:
-    """One map cell (:func:`distance_cell`): config.json, then cell.json (its row) last."""
-    from ufm.runio import write_json
-
-    row = distance_cell(cell)
-    write_json(folder / "config.json", cell.to_dict())
-    write_json(folder / "cell.json", row)
-
-
-def _cell_rows(point, folder: Path, data: dict) -> list[dict]:
-    return [{**data, "point": point.name}]
-
-
-register_kind("map", Kind(MapCell, "cell.json", _run_cell, _cell_rows, render_map))

@@ -34,7 +34,6 @@ from ufm.geometry import check_gram, prototypes_from_gram
 from ufm.imbalance import labels_from_counts, minority_mask
 from ufm.losses import batch_loss
 from ufm.devices import resolve_device  # noqa: F401  (re-exported: ufm.simulate.resolve_device)
-from ufm.folders import mark
 from ufm.runio import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
 from ufm.sim_config import (DEFAULT_N_W, LOSS_OPTIONS, LOSSES, OPTIMIZERS, SCHEDULES, SimConfig,  # noqa: F401
                             SimulationDiverged)
@@ -117,11 +116,12 @@ class SimResult:
             "runs": runs,
         }
 
-    def save(self, folder: str | Path) -> Path:
+    def save(self, folder: str | Path, finish: bool = True) -> Path:
+        """Write config.json, arrays.npz, metrics.jsonl and (``finish``) summary.json, last: the run is finished when
+        it exists (a caller adding files of its own writes them first, then calls :meth:`finish`)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "config.json", self.config.to_dict())
-        mark(folder, "simulate")
         write_npz(
             folder / "arrays.npz",
             counts=self.counts,
@@ -132,8 +132,13 @@ class SimResult:
             g_m=self.g_m,
         )
         write_jsonl(folder / "metrics.jsonl", self.history)
-        write_json(folder / "summary.json", self.summary())
+        if finish:
+            self.finish(folder)
         return folder
+
+    def finish(self, folder: str | Path) -> None:
+        """Write summary.json, the file that marks the run finished."""
+        write_json(Path(folder) / "summary.json", self.summary())
 
     @classmethod
     def load(cls, folder: str | Path) -> "SimResult":

@@ -20,7 +20,7 @@ from ufm.maps import MapCell
 from ufm.prop1 import Prop1Config
 from ufm.simulate import SimConfig
 from ufm.spec import CheckConfig, DesignConfig, ProblemSpec
-from ufm.sweep import SolveConfig
+from ufm.spec import SolveConfig
 
 # n_w is also the paper's symbol (n_w - 1 copies, a tau x n_w map): prose, not a field name
 FIELDS = sorted({f.name for cls in (SimConfig, TrainConfig, MapCell, ProblemSpec, CheckConfig, DesignConfig,

@@ -7,8 +7,8 @@
   (the same run, stopped before its first checkpoint), ``"done"`` (the same run, finished); a folder holding
   another run is refused;
 - :func:`plan_set`: a set of runs in one folder (a preset, a grid, a study) -> what is finished and what is left, the
-  folder marked and its record written, so that ``ufm gather`` reads it like a sweep (training runs are a kind of
-  point of the grid engine, :mod:`ufm.sweep`, registered here).
+  folder marked and its record written, so that ``ufm gather`` reads it like a sweep (training runs are the ``train``
+  kind of the engine, :mod:`ufm.kinds.train`).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from ufm.deep.config import PLACE, TrainConfig
 from ufm.errors import FieldError
 from ufm.folders import describe, identify, mark
 from ufm.grid import Point
+from ufm.records import record
 from ufm.runio import check_out_dir, read_json, write_json
-from ufm.sweep import Kind, points_record, register_kind
 
-__all__ = ["check_against_data", "run_state", "start_over", "plan_set", "run_point", "RUN_FILES", "ROW_METRICS"]
+__all__ = ["check_against_data", "run_state", "start_over", "plan_set", "run_point", "RUN_FILES"]
 
 RUN_FILES = ("config.json", "checkpoint.pt", "metrics.jsonl", "summary.json")
 
@@ -113,7 +113,8 @@ def plan_set(runs: Mapping[str, TrainConfig], out: str | Path, values: Mapping[s
         left[name] = (cfg, folder, states[name] == "resume")
     points = {name: Point(name, dict((values or {}).get(name, {})), cfg) for name, cfg in runs.items()}
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", points_record("train", list({**_recorded_points(out), **points}.values())))
+    listed = list({**_recorded_points(out), **points}.values())
+    write_json(out / "config.json", record("train", listed))
     mark(out, "train-set")
     return finished, left
 
@@ -139,17 +140,3 @@ def run_point(cfg: TrainConfig, folder: Path) -> None:
         start_over(folder)
     if state != "done":
         train(cfg, folder, resume=state == "resume")
-
-
-ROW_METRICS = ("distance", "distance_centered", "nc1", "angle_majority", "angle_minority", "angle_across",
-               "train_ncc_accuracy", "ncc_accuracy", "prototype_accuracy")
-
-
-def _rows(point: Point, folder: Path, summary: dict) -> list[dict]:
-    final = summary.get("final", {})
-    return [{"run": point.name, **point.values, "n_w": point.config.n_w, "tau": point.config.tau,
-             "seed": point.config.seed, "epochs": summary["epochs"], **{k: final.get(k) for k in ROW_METRICS},
-             "linear_probe_accuracy": summary.get("linear_probe_accuracy"), "point": point.name}]
-
-
-register_kind("train", Kind(TrainConfig, "summary.json", run_point, _rows, folder_kind="train-set", points_dir=""))

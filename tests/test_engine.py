@@ -13,7 +13,10 @@ from ufm.imbalance import class_counts
 from ufm.runio import read_json
 from ufm.simulate import SimConfig, simulate
 from ufm.solver import solve
-from ufm.sweep import SolveConfig, distance_series, gather, parse_grid, plan, run_sweep
+from ufm.engine import gather, plan, run_grid as run_sweep
+from ufm.grid import parse_grid
+from ufm.kinds.simulate import distance_series
+from ufm.spec import SolveConfig
 from _tables import assert_table_reads_back
 
 runner = CliRunner()
@@ -25,7 +28,7 @@ TINY = SimConfig(k=3, n_major=8, ratio=2.0, d=4, batch_size=8, epochs=12, log_ev
 
 def test_parse_grid_uses_the_field_types():
     grid = parse_grid(["ratio=1,10", "k=3,4", "relu=true,no", "loss=scl,ce", "gram_file=none,g.npy", "n_w=0,100",
-                       "seeds=1,2"])
+                       "seeds=1,2"], SimConfig)
     assert grid == {"ratio": (1.0, 10.0), "k": (3, 4), "relu": (True, False), "loss": ("scl", "ce"),
                     "gram_file": (None, "g.npy"), "n_w": ((0.0,), (100.0,)), "seeds": ((1,), (2,))}
     assert isinstance(grid["ratio"][0], float) and isinstance(grid["k"][0], int)
@@ -43,11 +46,11 @@ def test_parse_grid_uses_the_field_types():
 ])
 def test_parse_grid_refuses_bad_specs(spec, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
-        parse_grid([spec])
+        parse_grid([spec], SimConfig)
 
 
 def test_plan_names_points_by_values_and_config_hash():
-    grid = parse_grid(["ratio=1,4", "tau=0.1,1"])
+    grid = parse_grid(["ratio=1,4", "tau=0.1,1"], SimConfig)
     points = plan("simulate", TINY, grid)
     assert [p.values for p in points] == [{"ratio": 1.0, "tau": 0.1}, {"ratio": 1.0, "tau": 1.0},
                                           {"ratio": 4.0, "tau": 0.1}, {"ratio": 4.0, "tau": 1.0}]
@@ -62,7 +65,7 @@ def test_plan_names_points_by_values_and_config_hash():
         plan("simulate", TINY, {"batch_size": (8, 0)})
     with pytest.raises(ValueError, match="cannot be realized"):  # ... including its problem (counts, G_*)
         plan("simulate", TINY, {"d": (16, 1)})
-    with pytest.raises(ValueError, match="unknown sweep kind"):
+    with pytest.raises(ValueError, match="unknown kind of experiment"):
         plan("no-such-kind", TINY, grid)
 
 
@@ -84,7 +87,7 @@ def _rows(table):
 
 
 def test_sweep_runs_each_point_once_and_resumes(tmp_path):
-    grid = parse_grid(["ratio=1,4", "tau=0.1,1"])
+    grid = parse_grid(["ratio=1,4", "tau=0.1,1"], SimConfig)
     report = run_sweep(tmp_path / "s", "simulate", TINY, grid)
     assert (report["finished"], report["total"], report["ran"], report["skipped"]) == (4, 4, 4, 0)
     assert _rows(report["rows"]) == _direct_rows(TINY, grid)
@@ -113,8 +116,11 @@ def test_sweep_runs_each_point_once_and_resumes(tmp_path):
 def test_sweep_refuses_to_mix_folders(tmp_path):
     grid = {"ratio": (1.0, 4.0)}
     run_sweep(tmp_path / "s", "simulate", replace(TINY, epochs=4), grid)
-    with pytest.raises(ValueError, match="holds a different sweep"):
+    with pytest.raises(ValueError, match=r"holds a simulation sweep folder with other settings: epochs \(saved 4, "
+                       r"asked 5\); re-run it with the same options"):  # names what differs
         run_sweep(tmp_path / "s", "simulate", replace(TINY, epochs=5), grid)
+    with pytest.raises(ValueError, match=r"values of ratio \(saved \[1.0, 4.0\], asked \[1.0, 2.0\]\)"):
+        run_sweep(tmp_path / "s", "simulate", replace(TINY, epochs=4), {"ratio": (1.0, 2.0)})
     point = next((tmp_path / "s" / "points").iterdir())
     cfg = read_json(point / "config.json")
     # a folder written before a field with a default existed (here: tol at its default) still matches
@@ -122,13 +128,13 @@ def test_sweep_refuses_to_mix_folders(tmp_path):
     (point / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k != "tol"}))
     assert gather(tmp_path / "s")["finished"] == 2
     (point / "config.json").write_text(json.dumps({**cfg, "lr": 0.5}))
-    with pytest.raises(ValueError, match=r"holds a different config than its grid point \(lr \(saved 0.5, asked "):
+    with pytest.raises(ValueError, match=r"holds a run of another configuration \(lr \(saved 0.5, asked "):
         gather(tmp_path / "s")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="is a folder that no ufm command wrote, not a sweep"):
+    with pytest.raises(ValueError, match="is a folder that no ufm command wrote, not a simulation sweep folder"):
         run_sweep(tmp_path / "other", "simulate", TINY, grid)
-    with pytest.raises(FileNotFoundError, match="does not exist; give the folder of a sweep"):
+    with pytest.raises(FileNotFoundError, match="does not exist; give the folder of a set of runs"):
         gather(tmp_path / "nothing")
 
 
@@ -235,3 +241,44 @@ def test_solve_sweep_command(tmp_path):
     assert all(r["status"].startswith("optimal") and r["objective"] > 0 for r in rows)
     result = runner.invoke(app, ["solve-sweep", "--k", "3"])
     assert result.exit_code == 2 and "give the grid" in result.output
+
+
+def test_ufm_run_continues_an_interrupted_grid_from_a_notebook(tmp_path):
+    """The library entry point: a grid interrupted after its first point continues with the same call."""
+    import ufm
+
+    grid = {"ratio": (1.0, 4.0), "tau": ((0.1,), (0.5,))}
+
+    def stop(name, ok):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ufm.run(TINY, tmp_path / "nb", grid=grid, done=stop)
+    assert gather(tmp_path / "nb")["finished"] == 1  # the table of what finished is written on the way out
+    table = ufm.run(TINY, tmp_path / "nb", grid=grid)
+    assert (table["skipped"], table["ran"], table["finished"]) == (1, 3, 4) and len(table["rows"]) == 8  # n_w 0 and 10 stacked
+    assert ufm.run(TINY, tmp_path / "nb", grid=grid)["ran"] == 0
+    # a list of configs of one kind, named by what differs; identical configs under two names are refused
+    listed = ufm.run([TINY, replace(TINY, lr=0.05)], tmp_path / "list")
+    assert sorted({r["point"].split("-")[0] for r in listed["rows"]}) == ["lr=0.05", "lr=0.1"]
+    with pytest.raises(ValueError, match="would run the same configuration under two names"):
+        ufm.run({"a": TINY, "b": TINY}, tmp_path / "same")
+    assert not (tmp_path / "same").exists()  # refused before anything was written
+    with pytest.raises(ValueError, match="config of no kind of experiment"):
+        ufm.run({"a": 1}, tmp_path / "x")
+
+
+def test_a_set_that_fails_before_any_point_ran_leaves_no_folder(tmp_path):
+    """A refused submission (no sbatch here, or a partition SLURM does not have) removes the folder this run created:
+    no config.json, kind.json, logs/ or empty table left behind; a folder that held finished points is kept."""
+    from ufm.engine import points, run_set
+
+    slurm = ExecutorConfig(executor="slurm", partition="no-such-partition")
+    with pytest.raises(ValueError, match="slurm executor needs|sbatch refused"):
+        run_set(tmp_path / "s", "simulate", points("simulate", {"a": TINY}), slurm)
+    assert not (tmp_path / "s").exists()
+    run_set(tmp_path / "t", "simulate", points("simulate", {"a": TINY}))
+    with pytest.raises(ValueError, match="slurm executor needs|sbatch refused"):
+        run_set(tmp_path / "t", "simulate", points("simulate", {"a": TINY, "b": replace(TINY, seeds=(1,))}), slurm,
+                extend=True)
+    assert (tmp_path / "t" / "points" / "a" / "summary.json").is_file()
