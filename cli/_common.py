@@ -26,7 +26,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-DEFAULT_ALIASES = {"max_memory_gb": "--max-memory-gb or $UFM_MAX_MEMORY_GB"}
+DEFAULT_ALIASES = {"max_memory_gb": "--max-memory-gb or $UFM_MAX_MEMORY_GB", "prototype_anchors": "--anchors",
+                   "prototype_anchors=True": "--anchors prototype", "prototype_anchors=False": "--anchors batch"}
+# old spellings: refused with one line naming the new one (CHANGELOG, 0.2)
+RENAMED = {"--prototype-anchors": "--anchors prototype", "--no-prototype-anchors": "--anchors batch",
+           "--batch-anchors-only": "--anchors batch", "--target": "--geometry"}
 
 
 def flag(field: str, value: str | None = None, aliases: dict[str, str] | None = None) -> str:
@@ -148,6 +152,17 @@ def repeated_option(command: Any, args: Sequence[str]) -> str | None:
     return None
 
 
+def renamed_option(args: Sequence[str]) -> str | None:
+    """What to type instead when ``args`` use an option's old spelling (:data:`RENAMED`); None otherwise."""
+    for arg in map(str, args):
+        if arg == "--":
+            break
+        old = arg.split("=", 1)[0]
+        if old in RENAMED:
+            return f"{old} is now spelled {RENAMED[old]} (one option names each idea; see the CHANGELOG)"
+    return None
+
+
 def _usage_error() -> type:
     """click's UsageError (typer may vendor its own click): the base of ``typer.BadParameter`` of that name."""
     return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
@@ -164,7 +179,8 @@ class OnceCommand(TyperCommand):
     the last value silently winning over the first.  Every other usage error is one line too."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        repeated = repeated_option(self, args)
+        renamed = renamed_option(args)
+        repeated = renamed or repeated_option(self, args)
         if repeated is not None:
             print_error(repeated)
             ctx.exit(2)

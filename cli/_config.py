@@ -16,6 +16,8 @@ from typing import Any, Callable, List, Optional
 import typer
 
 from ufm.errors import FieldError
+
+from ._common import flag
 from ufm.grid import without_effect_everywhere
 
 
@@ -30,20 +32,56 @@ def _annotation(tp: Any) -> Any:
     return tp
 
 
+ANCHORS = {"prototype": True, "batch": False}  # --anchors: the one option naming the anchor convention
+
+
+def anchors_option(default: bool) -> Any:
+    """``--anchors prototype|batch``: the command-line form of every config's ``prototype_anchors`` field."""
+    return typer.Option("prototype" if default else "batch", "--anchors", rich_help_panel="Experiment",
+                        help="anchor convention: prototype (prototype copies are anchors too, Eq. (1) as written) or "
+                             "batch (only the batch's embeddings are anchors)")
+
+
+def anchors_value(text: str) -> bool:
+    """``prototype`` -> True, ``batch`` -> False; anything else refused naming --anchors."""
+    if text not in ANCHORS:
+        raise ValueError(f"--anchors must be prototype or batch, got {text!r}")
+    return ANCHORS[text]
+
+
+def anchors_values(texts: list[str] | None) -> tuple[bool, ...] | None:
+    """The repeatable ``--anchors`` of a grid command (``--anchors prototype --anchors batch``); None when not given."""
+    if not texts:
+        return None
+    if "both" in texts:
+        raise ValueError("--anchors both is now spelled --anchors prototype --anchors batch (both conventions are the "
+                         "default); give each convention as its own --anchors")
+    return tuple(anchors_value(t) for t in texts)
+
+
+GRID_ANCHORS_HELP = ("anchor conventions, one --anchors each: prototype (prototype copies are anchors too) and/or batch "
+                     "(only the batch's embeddings are anchors); default both where some n_w > 0")
+
+
 def config_parameters(cls: type, skip: tuple[str, ...] = ()) -> list[inspect.Parameter]:
-    """One keyword parameter with a typer Option per dataclass field (except ``skip``)."""
+    """One keyword parameter with a typer Option per dataclass field (except ``skip``); the anchor convention
+    (``prototype_anchors``) is ``--anchors prototype|batch``."""
     hints = typing.get_type_hints(cls)
     params = []
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
+        if f.name == "prototype_anchors":
+            params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=anchors_option(f.default),
+                                            annotation=str))
+            continue
         default = f.default
-        flag = "--" + f.name.replace("_", "-")
+        name = flag(f.name)
         if hints[f.name] in (bool, Optional[bool]):
-            flag = f"{flag}/--no-{flag[2:]}"
+            name = f"{name}/--no-{name[2:]}"
         option = typer.Option(
             list(default) if isinstance(default, tuple) else default,
-            flag,
+            name,
             help=f.metadata.get("help", ""),
             rich_help_panel="Experiment",
         )
@@ -77,8 +115,7 @@ def refuse_typed_without_effect(config: Any, names: list[str], ctx: Any) -> None
     if ctx is None or not hasattr(config, "without_effect"):
         return
     for name, reason in without_effect_everywhere([config], [n for n in names if typed(ctx, n)]).items():
-        flag = "--" + name.replace("_", "-")
-        raise ValueError(f"{flag} has no effect {flag_names(reason, names)}; drop it")
+        raise ValueError(f"{flag(name)} has no effect {flag_names(reason, names)}; drop it")
 
 
 def typed_names(cls: type, ctx: Any, skip: tuple[str, ...] = ()) -> list[str]:
@@ -105,6 +142,8 @@ def with_config_options(cls: type, skip: tuple[str, ...] = (), refuse_typed: boo
             ctx = kwargs.pop(CONTEXT, None)
             values = {name: kwargs.pop(name) for name in names}
             values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+            if "prototype_anchors" in values:
+                values["prototype_anchors"] = anchors_value(values["prototype_anchors"])
             try:
                 config = cls(**values)
             except FieldError:

@@ -12,7 +12,7 @@ from rich import box
 from rich.table import Table
 
 from ._common import console, default_out, err_console, print_json, progress_bar, user_errors
-from ._config import with_config_options
+from ._config import GRID_ANCHORS_HELP, anchors_values, with_config_options
 from ._executor import with_executor_options
 from ufm.executors import ExecutorConfig
 from ufm.copies import minimal_copies
@@ -98,12 +98,7 @@ def design_prototypes_command(
                   f"{out['best_certified_gap']:.1e}); Nelder-Mead {'converged' if out['converged'] else 'stopped at --max-evals'}")
 
 
-_ANCHORS = {"both": (True, False), "prototype": (True,), "batch": (False,)}
-
-
-@user_errors(aliases={"max_memory_gb": "$UFM_MAX_MEMORY_GB", "prototype_anchors": "--anchors",
-                      "prototype_anchors=False": "--anchors batch", "prototype_anchors=True": "--anchors prototype",
-                      "full=False": "a map solves collapsed features"})
+@user_errors(aliases={"max_memory_gb": "$UFM_MAX_MEMORY_GB", "full=False": "a map solves collapsed features"})
 @with_config_options(MapCell, skip=("ratio", "tau", "n_w", "prototype_anchors"))
 @with_executor_options
 def map_command(
@@ -114,18 +109,14 @@ def map_command(
                                                 "balanced); repeat the option"),
     tau: List[float] = typer.Option([0.1], help="temperatures; repeat the option (with one ratio: the rows)"),
     n_w: List[float] = typer.Option(list(N_WS), "--n-w", help="copies of each prototype (columns); repeat the option"),
-    anchors: Optional[str] = typer.Option(None, help="anchor conventions: both (the default when some n_w > 0), "
-                                          "prototype (prototype anchors) or batch (batch anchors only)"),
+    anchors: Optional[List[str]] = typer.Option(None, "--anchors", help=GRID_ANCHORS_HELP),
     out: Optional[Path] = typer.Option(None, help="map folder (default runs/map-<time>); re-run with the same --out "
                                        "to skip finished cells"),
     as_json: bool = typer.Option(False, "--json", help="print the rows as JSON on stdout"),
 ) -> None:
     """Distance of the certified optimal G_M to G_* over (R or tau) x n_w, full batch: one solve per cell as a
     resumable sweep (inline, local processes or a SLURM job array), then the heatmaps in <out>/map.png."""
-    if anchors is not None and anchors not in _ANCHORS:
-        raise ValueError(f"--anchors {anchors!r} is not one of {', '.join(_ANCHORS)}")
-    config, grid = map_grid(config, ratio or None, tau, n_w,
-                            None if anchors is None else _ANCHORS[anchors])
+    config, grid = map_grid(config, ratio or None, tau, n_w, anchors_values(anchors))
     folder = out or default_out("map")
     start = time.perf_counter()
     with progress_bar(as_json) as bar:

@@ -12,7 +12,7 @@ import typer
 from ufm.errors import FieldError
 from rich.table import Table
 
-from ._common import console, default_out, err_console, print_json, progress_bar, user_errors
+from ._common import console, flag, default_out, err_console, print_json, progress_bar, user_errors
 from ._config import flag_names, typed_names, with_config_options
 from ._executor import with_executor_options
 from ufm.executors import ExecutorConfig
@@ -60,8 +60,7 @@ def _grid(kind: str, config: Any, specs: Optional[List[str]], ratio: Optional[Li
     given = typed_names(cls, ctx, skip=("ratio",))
     for name in grid:
         if name in given:
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{name} is both an option ({flag}) and a grid field; drop one of them")
+            raise ValueError(f"{name} is both an option ({flag(name)}) and a grid field; drop one of them")
     if not grid and kind == "simulate":
         if "ratio" in config.without_effect():
             raise ValueError(f"the default grid of ufm sweep is over the ratio, which has no effect "

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from ._common import (check_figure_out, console, err_console, max_memory_option, print_json, progress_bar,
+from ._common import (check_figure_out, console, err_console, flag, max_memory_option, print_json, progress_bar,
                       refuse_repeats, user_errors)
 from ._config import typed, with_config_options
 from ._executor import with_executor_options
@@ -73,7 +73,7 @@ def train_command(
         axes = parse_grid(grid, TrainConfig)
         both = sorted(set(axes) & set(given))
         if both:
-            raise ValueError(f"--{both[0].replace('_', '-')} is given both as an option and in --grid; keep one")
+            raise ValueError(f"{flag(both[0])} is given both as an option and in --grid; keep one")
         bases = preset(preset_name, given) if preset_name else {"": config}
         configs = grid_runs(bases, axes) if axes else bases
         runs = {name: (cfg, out / name, False) for name, cfg in configs.items()}
@@ -160,7 +160,7 @@ def _report(summaries: dict, out: Path, as_json: bool) -> None:
 def _refuse_without_effect(given: dict, configs: list[TrainConfig]) -> None:
     """Refuse a typed option that has no effect in any of the runs."""
     for name, reason in without_effect_everywhere(configs, list(given)).items():
-        raise ValueError(f"--{name.replace('_', '-')} has no effect {reason}; drop it")
+        raise ValueError(f"{flag(name)} has no effect {reason}; drop it")
 
 
 def _given_fields(ctx: typer.Context, config: TrainConfig) -> dict:

@@ -7,7 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ufm.cli.main import app
-from ufm.collapse import CollapseCell, cell_batches, collapse_cell, collapse_map, lifted_certificate, map_cells
+from ufm.collapse import (CollapseCell, cell_batches, collapse_cell, collapse_map, lifted_certificate, map_cells,
+                          run_collapse_map)
 from ufm.executors import ExecutorConfig
 from ufm.geometry import etf_gram
 from ufm.solver import solve
@@ -72,7 +73,7 @@ def test_local_executor_equals_inline(tmp_path):
                       n_major=4)
     assert [c.counts for c in cells] == [(4, 4, 2)] * 2  # STEP k = 3: one minority class (half, rounded down)
     inline = collapse_map(cells)
-    local = collapse_map(cells, ExecutorConfig(executor="local", workers=1), tmp_path / "logs")
+    local = run_collapse_map(tmp_path / "m", cells, ExecutorConfig(executor="local", workers=1))["rows"]
     for a, b in zip(inline, local):
         assert a["verdict"] == b["verdict"]
         for key in ("collapsed", "lifted", "lifted_gap", "full", "full_gap", "collapse_gap"):

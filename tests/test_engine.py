@@ -132,7 +132,7 @@ def test_sweep_refuses_to_mix_folders(tmp_path):
         gather(tmp_path / "s")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="is a folder that no ufm command wrote, not a simulation sweep folder"):
+    with pytest.raises(ValueError, match=r"holds files no ufm command wrote \(notes.txt\); it is not a simulation sweep folder"):
         run_sweep(tmp_path / "other", "simulate", TINY, grid)
     with pytest.raises(FileNotFoundError, match="does not exist; give the folder of a set of runs"):
         gather(tmp_path / "nothing")

@@ -216,16 +216,16 @@ def test_check_memory_limit_follows_max_memory_gb(monkeypatch):
 def test_check_flags_are_generated_and_work():
     result = runner.invoke(app, ["check", "--help"])
     for flag in ("--k", "--n", "--d", "--n-w", "--tau", "--geometry", "--gamma", "--gram-file",
-                 "--batch-anchors-only", "--seed", "--max-memory-gb", "--json"):
+                 "--anchors", "--seed", "--max-memory-gb", "--json"):
         assert flag in result.output, flag
     result = runner.invoke(app, ["check", "--k", "4", "--n", "9", "--d", "5", "--n-w", "3", "--geometry", "minority",
-                                 "--gamma", "0.5", "--batch-anchors-only", "--json"])
+                                 "--gamma", "0.5", "--anchors", "batch", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["agree"] and data["rows_naive"] == 9 + 4 * 3
     # the minority geometry with gamma 0.5 reached the loss: it differs from the ETF check's loss
     etf = json.loads(runner.invoke(app, ["check", "--k", "4", "--n", "9", "--d", "5", "--n-w", "3",
-                                         "--batch-anchors-only", "--json"]).output)
+                                         "--anchors", "batch", "--json"]).output)
     assert abs(etf["loss_ufm"] - data["loss_ufm"]) > 1e-6
     _refused(["check", "--gamma", "2"], "--gamma has no effect without the minority geometry")
     _refused(["check", "--n-w", "0", "--geometry", "orthogonal"], "--geometry has no effect with --n-w = 0 (no prototypes")
@@ -255,7 +255,7 @@ def test_verify_prop1_flags_and_one_computation_of_the_gaps(monkeypatch):
 def test_design_prototypes_honours_the_target_geometry(tmp_path):
     result = runner.invoke(app, ["design-prototypes", "--help"])
     for flag in ("--counts", "--k", "--profile", "--n-major", "--ratio", "--minority-fraction", "--tau", "--n-w",
-                 "--geometry", "--gamma", "--gram-file", "--prototype-anchors", "--max-evals", "--json"):
+                 "--geometry", "--gamma", "--gram-file", "--anchors", "--max-evals", "--json"):
         assert flag in result.output, flag
     assert "--batching" not in result.output and "--batch-size" not in result.output
     counts = torch.tensor([20, 20, 4, 4])

@@ -34,7 +34,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ufm.errors import FieldError
+from ufm._config import option as _opt
+from ufm.errors import FieldError, literal
 from ufm.batching import epoch_batches
 from ufm.geometry import make_gram
 from ufm.imbalance import class_counts, labels_from_counts
@@ -44,7 +45,7 @@ from ufm.solver.full import full_program, within_class_min
 from ufm.solver.lowrank_full import default_rank, lift_collapsed, prototype_rows, solve_full_bm
 from ufm.grid import Point, config_hash
 
-__all__ = ["VERDICTS", "CollapseCell", "collapse_cell", "cell_batches", "lifted_certificate", "map_cells",
+__all__ = ["VERDICTS", "CollapseCell", "CollapseMapConfig", "collapse_cell", "cell_batches", "lifted_certificate", "map_cells",
            "collapse_map", "run_collapse_map", "cell_point", "ROUNDOFF"]
 
 VERDICTS = ("collapse optimal", "not optimal", "undecided", "error")
@@ -229,32 +230,75 @@ def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[
     return cells
 
 
+MAX_SEEDS = 1000  # random starts per cell: each one an N x N Burer-Monteiro solve
+
+
+@dataclass(frozen=True)
+class CollapseMapConfig:
+    """A collapse map: the cells profiles x ratios x taus x n_ws x anchor conventions (:func:`map_cells`), each
+    with ``k`` classes of up to ``n_major`` samples, the target ``geometry`` and the batching; ``seeds``: random starts
+    of each cell's uncollapsed Burer-Monteiro solve.  Empty ``ratio`` / ``prototype_anchors``: their defaults (2 and
+    10, or 1 for balanced counts only; both conventions).  The options of ``ufm collapse-map`` come from its fields."""
+
+    profile: tuple[str, ...] = _opt(("step", "long-tail"), "imbalance profiles: step, long-tail, balanced (repeat)")
+    ratio: tuple[float, ...] = _opt((), "imbalance ratios R (repeat; default 2 and 10, none for balanced counts)")
+    tau: tuple[float, ...] = _opt((0.1, 0.5), "temperatures (repeat)")
+    n_w: tuple[float, ...] = _opt((0.0, 1.0, 10.0), "prototype copies per batch (repeat)")
+    prototype_anchors: tuple[bool, ...] = _opt((), "anchor conventions (default both)")
+    k: int = _opt(10, "number of classes")
+    n_major: int = _opt(20, "samples in each majority class")
+    minority_fraction: float = _opt(0.5, "STEP: fraction of minority classes")
+    geometry: str = _opt("etf", "the prototypes' Gram G_*: etf or orthogonal")
+    batching: str = _opt("full", "full (one batch) or shuffle (the batches of one seeded epoch)")
+    batch_size: int = _opt(0, "batch size with --batching shuffle")
+    batch_seed: int = _opt(0, "seed of the reshuffled epoch")
+    seeds: int = _opt(1, "random starts of each cell's uncollapsed Burer-Monteiro solve (besides the perturbed "
+                         "collapsed point)")
+    rel_tol: float = _opt(1e-9, "relative gap under which collapse counts as certified optimal")
+
+    def __post_init__(self) -> None:
+        for name in ("profile", "ratio", "tau", "n_w", "prototype_anchors"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if not 0 <= self.seeds <= MAX_SEEDS:
+            raise FieldError(f"{{seeds}} must be in [0, {MAX_SEEDS}] (random starts of each cell's N x N solve), "
+                             f"got {self.seeds}")
+        if self.geometry not in ("etf", "orthogonal"):
+            raise FieldError(f"{{geometry}} must be etf or orthogonal, got {literal(repr(self.geometry))}")
+        if self.prototype_anchors and self.n_w and all(w == 0 for w in self.n_w):
+            given = (f"{{prototype_anchors={self.prototype_anchors[0]}}}" if len(self.prototype_anchors) == 1
+                     else "{prototype_anchors}")
+            raise FieldError(f"{given} has no effect with {{n_w}} 0 only (no prototypes); drop it")
+
+    def cells(self) -> list[CollapseCell]:
+        """The map's cells (:func:`map_cells`), checked before any runs."""
+        default_ratios = (1.0,) if set(self.profile) == {"balanced"} else (2.0, 10.0)
+        return map_cells(self.profile, self.ratio or default_ratios, self.tau, self.n_w,
+                         self.prototype_anchors or (True, False), self.k, self.n_major, self.minority_fraction,
+                         self.geometry, self.batching, self.batch_size, self.batch_seed, tuple(range(self.seeds)),
+                         self.rel_tol)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def without_effect(self) -> dict[str, str]:
+        return {}
+
+
 def _error_row(cell: CollapseCell, error: str) -> dict:
     return {**cell.to_dict(), "name": cell.name, "N": sum(cell.counts), "verdict": "error", "error": error}
 
 
-def collapse_map(cells: Sequence[CollapseCell], executor=None, log_folder: str | Path | None = None,
-                 done=None) -> list[dict]:
-    """:func:`collapse_cell` for every cell through :func:`ufm.executors.run_tasks` (``executor`` an
-    :class:`ufm.executors.ExecutorConfig`; inline by default), in the order of ``cells``.  A cell whose
-    problem is ill-posed (e.g. n_w = 0 with a class of one sample: nothing determines its mean) comes back as
-    its cell with ``verdict`` "error" and the reason in ``error``; the other cells are kept."""
-    from ufm.executors import ExecutorConfig, FunctionTask, TasksFailed, run_tasks
-
-    executor = executor or ExecutorConfig()
-    cells = list(cells)
-    tasks = [FunctionTask(name=c.name, fn=collapse_cell, args=(c,), parallel=1) for c in cells]
-    if log_folder is None:
-        if executor.executor != "inline":
-            raise ValueError("log_folder is needed for the local and slurm executors")
-        log_folder = "."
-    try:
-        out = run_tasks(tasks, executor, log_folder, name="ufm-collapse-map", done=done)
-    except TasksFailed as err:
-        out = {**err.results, **{c.name: _error_row(c, err.failures[c.name]) for c in cells if c.name in err.failures}}
-    if not executor.wait:
-        return [{"name": c.name, "job": out[c.name]} for c in cells]
-    return [out[c.name] for c in cells]
+def collapse_map(cells: Sequence[CollapseCell]) -> list[dict]:
+    """:func:`collapse_cell` for every cell, in memory and in order (a resumable map on any executor:
+    :func:`run_collapse_map`).  A cell whose problem is ill-posed (e.g. n_w = 0 with a class of one sample: nothing
+    determines its mean) comes back as its cell with ``verdict`` "error" and the reason in ``error``."""
+    rows = []
+    for cell in cells:
+        try:
+            rows.append(collapse_cell(cell))
+        except ValueError as err:
+            rows.append(_error_row(cell, str(err)))
+    return rows
 
 
 # ------------------------------------------------------------------------------- as a kind of grid point

@@ -14,10 +14,10 @@ from typing import Any, Sequence
 
 from ufm._config import differences
 from ufm.errors import FieldError, literal
-from ufm.folders import describe, identify
+from ufm.folders import check_overwrite, describe, identify
 from ufm.grid import Point, _fmt
 from ufm.registry import FOLDERS
-from ufm.runio import read_json
+from ufm.runio import file_list, read_json
 
 __all__ = ["record", "differences_of", "claim", "merged"]
 
@@ -67,9 +67,14 @@ def claim(folder: Path, k: Any, record: dict, overwrite: bool | None, extend: bo
     holds = folder.is_dir() and any(folder.iterdir())
     if not holds:
         return
-    found = identify(folder)
+    found, what = identify(folder), FOLDERS[k.set_folder].what
     if found != k.set_folder:
-        raise ValueError(f"{folder} is {describe(folder)}, not {FOLDERS[k.set_folder].what}; use another --out")
+        if overwrite:
+            check_overwrite(folder, k.set_folder)  # names what --overwrite never replaces
+        if found is None:
+            raise ValueError(f"--out {folder} holds files no ufm command wrote ({file_list(folder)}); it is not {what}: "
+                             "choose another --out")
+        raise ValueError(f"{folder} is {describe(folder)}, not {what}; use another --out")
     if extend:
         return
     old = read_json(folder / "config.json") if (folder / "config.json").is_file() else {}

@@ -188,7 +188,7 @@ def run_check(cfg, max_memory_gb: float | None = None, tol: float = 1e-9) -> dic
 
     check_memory(check_memory_bytes(cfg), f"the check (k = {cfg.k}, n = {cfg.n}, d = {cfg.d}, n_w = {cfg.n_w}; the "
                  f"naive loss materializes {cfg.n + cfg.k * cfg.n_w} rows)", "lower {n}, {n_w}, {k} or {d}", max_memory_gb)
-    result = check_against_reference(cfg.g_star(), cfg.n, cfg.d, cfg.n_w, cfg.tau, not cfg.batch_anchors_only,
+    result = check_against_reference(cfg.g_star(), cfg.n, cfg.d, cfg.n_w, cfg.tau, cfg.prototype_anchors,
                                      cfg.seed, max_memory_gb)
     result["agree"] = (result["loss_abs_diff"] <= tol * max(1.0, abs(result["loss_naive"]))
                        and result["grad_max_abs_diff"] <= tol)

@@ -266,7 +266,7 @@ class CheckConfig(TargetGeometry):
     d: int = _opt(16, "embedding dimension")
     n_w: int = _opt(50, "copies of each prototype in the batch (materialized by the naive loss)")
     tau: float = _opt(0.5, "temperature")
-    batch_anchors_only: bool = _opt(False, "prototypes are not anchors")
+    prototype_anchors: bool = _opt(True, "prototype copies are anchors too (else only positives and negatives)")
     seed: int = _opt(0, "random seed")
 
     def __post_init__(self) -> None:
@@ -277,7 +277,7 @@ class CheckConfig(TargetGeometry):
     def without_effect(self) -> dict[str, str]:
         out = super().without_effect()
         if self.n_w == 0:
-            for name in ("geometry", "gamma", "gram_file", "batch_anchors_only"):
+            for name in ("geometry", "gamma", "gram_file", "prototype_anchors"):
                 out.setdefault(name, "with n_w = 0 (no prototypes in the batch)")
         return out
 

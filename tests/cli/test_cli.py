@@ -38,7 +38,7 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path):
 def test_simulate_writes_a_run_folder_and_json(tmp_path):
     out = tmp_path / "run"
     args = ["simulate", "--k", "4", "--n-major", "8", "--ratio", "4", "--d", "6", "--batch-size", "8", "--epochs", "30",
-            "--n-w", "0", "--n-w", "20", "--tau", "0.5", "--dtype", "float64", "--no-prototype-anchors", "--out", str(out),
+            "--n-w", "0", "--n-w", "20", "--tau", "0.5", "--dtype", "float64", "--anchors", "batch", "--out", str(out),
             "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output

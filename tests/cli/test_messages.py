@@ -62,9 +62,47 @@ def test_field_errors_read_as_the_library_and_as_flags():
     err = FieldError("{ratio} must be >= 1; use {prototype_anchors=False} or {batching=full} (not {solver=BM})")
     assert str(err) == "ratio must be >= 1; use prototype_anchors=False or batching='full' (not solver='BM')"
     assert err.fields == ("ratio", "prototype_anchors", "batching", "solver")
-    assert user_message(err) == "--ratio must be >= 1; use --no-prototype-anchors or --batching full (not --solver BM)"
-    assert user_message(err, {"prototype_anchors=False": "--anchors batch"}).split("; use ")[1].startswith("--anchors batch")
+    assert user_message(err) == "--ratio must be >= 1; use --anchors batch or --batching full (not --solver BM)"
+    assert user_message(err, {"batching=full": "one batch"}).split("; use ")[1].startswith("--anchors batch or one batch")
+    # a value the user typed keeps its braces: it is never read as a field
+    from ufm.errors import literal
+
+    err = FieldError(f"--out {literal('runs/{n_w}')} holds another run; change {{n_w}}")
+    assert str(err) == "--out runs/{n_w} holds another run; change n_w" and err.fields == ("n_w",)
+    assert user_message(err) == "--out runs/{n_w} holds another run; change --n-w"
     assert user_message(ValueError("plain")) == "plain"
+
+
+OLD_SPELLINGS = [("simulate", ["--no-prototype-anchors"], "--anchors batch"),
+                 ("solve", ["--prototype-anchors"], "--anchors prototype"),
+                 ("check", ["--batch-anchors-only"], "--anchors batch"),
+                 ("train", ["--no-prototype-anchors"], "--anchors batch"),
+                 ("collapse-map", ["--target", "orthogonal"], "--geometry"),
+                 ("collapse-map", ["--target=etf"], "--geometry"),
+                 ("map", ["--anchors", "both"], "--anchors prototype --anchors batch")]
+
+
+@pytest.mark.parametrize("command,args,new", OLD_SPELLINGS)
+def test_an_old_spelling_is_refused_naming_the_new_one(command, args, new, tmp_path):
+    """One name per idea: the anchor convention is --anchors (several values in grid commands), the target G_* is
+    --geometry; an old spelling is one line naming the new one, exit 2, nothing written."""
+    result = CliRunner().invoke(app, [command, *args, "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and new in lines[0], result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_anchor_convention_is_one_option_everywhere():
+    """Every command with an anchor convention names it --anchors; none offers the old flags."""
+    from ufm.cli.main import COMMANDS
+
+    import typer.main
+
+    for name in COMMANDS:
+        command = typer.main.get_command(app).commands[name]
+        flags = {o for p in command.params for o in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))}
+        assert not flags & {"--prototype-anchors", "--no-prototype-anchors", "--batch-anchors-only", "--target"}, name
 
 
 def _commands():

@@ -120,8 +120,8 @@ def test_full_with_the_bm_solver_prints_the_within_class_cosine(tmp_path):
 def test_fractional_copies_with_prototype_anchors_are_refused_with_one_line(tmp_path):
     result = runner.invoke(app, ["solve", "--counts", "5,3,2", "--n-w", "0.5", "--out", str(tmp_path / "a")])
     assert result.exit_code == 2 and "--n-w must be 0 or >= 1" in result.output and "Traceback" not in result.output
-    assert "or --no-prototype-anchors for a weight below one copy" in result.output
-    ok = runner.invoke(app, ["solve", "--counts", "5,3,2", "--n-w", "0.5", "--no-prototype-anchors",
+    assert "or --anchors batch for a weight below one copy" in result.output
+    ok = runner.invoke(app, ["solve", "--counts", "5,3,2", "--n-w", "0.5", "--anchors", "batch",
                              "--out", str(tmp_path / "b"), "--json"])
     assert ok.exit_code == 0, ok.output
 

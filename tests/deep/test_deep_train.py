@@ -256,7 +256,7 @@ def test_cli_preset_flags_override_even_at_the_global_default_and_resume_flags(i
     (["--lr-schedule", "linear"], "--lr-schedule 'linear' is not one of"),
     (["--preset", "cpu-fig9"], "unknown preset"),
     (["--loss", "ce", "--n-w", "5"], "--n-w has no effect with loss ce"),
-    (["--loss", "class-averaging", "--no-prototype-anchors"], "--prototype-anchors has no effect"),
+    (["--loss", "class-averaging", "--anchors", "batch"], "--anchors has no effect"),
     (["--preset", "cpu-fig1", "--gamma", "2"], "--gamma has no effect without the minority geometry"),
     (["--momentum", "nan"], "momentum"),
     (["--tau", "inf"], "tau"),
