@@ -20,6 +20,8 @@ from typing import Any, Callable, Sequence
 
 import typer
 from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from typer.core import TyperCommand, TyperGroup
 
 console = Console()
@@ -190,6 +192,14 @@ class OnceCommand(TyperCommand):
             _one_line(ctx, err, f"ufm {self.name}")
 
 
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command with the time estimates of its long loops (``ufm.eta``) shown on stderr."""
+        from ufm.eta import reporting
+
+        with reporting(show_estimate):
+            return super().invoke(ctx)
+
+
 class OneLineGroup(TyperGroup):
     """The ``ufm`` group: an unknown command or a malformed option of its own is one ``error:`` line (exit 2)."""
 
@@ -231,12 +241,59 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(_jsonable(data), indent=2))
 
 
-def progress_bar(quiet: bool) -> Any:
-    """The rich progress bar of every long command (description, bar, m of n, status, elapsed) on stderr when it is
-    a terminal; ``quiet`` (e.g. ``--json``) hides it, and so does a stderr that is a file or a pipe (a log would get
-    a stray blank line from the bar, e.g. before an error line)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def show_estimate(estimate: Any) -> None:
+    """A long loop's time estimate (``ufm.eta.Estimate``): one line on stderr (a plain line in a log or a pipe)."""
+    from rich.text import Text
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err_console,
-                    disable=quiet or not err_console.is_terminal, transient=True)
+    err_console.print(Text(estimate.line()), highlight=False, soft_wrap=True)
+
+
+class TimeLeftColumn(ProgressColumn):
+    """Time left: the announced estimate (``ufm.eta``) counting down, else rich's projection from the bar's pace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fallback = TimeRemainingColumn()
+
+    def render(self, task: Any) -> Any:
+        from rich.text import Text
+
+        from ufm.eta import format_duration
+
+        ends = task.fields.get("ends_at")
+        if ends is None:
+            return self.fallback.render(task)
+        return Text(f"~{format_duration(max(0.0, ends - time.time()))} left", style="progress.remaining")
+
+
+class EstimateProgress(Progress):
+    """A rich Progress that, while open, takes the time estimates of the loops run inside it (``ufm.eta``): each is
+    printed (:func:`show_estimate`), and that of the whole work (not of a loop inside another) shows in the bar's
+    last task."""
+
+    def __enter__(self) -> "EstimateProgress":
+        from ufm.eta import reporting
+
+        super().__enter__()
+        self._reporting = reporting(self.announce)
+        self._reporting.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._reporting.__exit__(*exc)
+        super().__exit__(*exc)
+
+    def announce(self, estimate: Any) -> None:
+        show_estimate(estimate)
+        if not estimate.inner and self.task_ids:
+            self.update(self.task_ids[-1], ends_at=estimate.ends_at)
+
+
+def progress_bar(quiet: bool) -> Any:
+    """The rich progress bar of every long command (description, bar, m of n, status, elapsed, time left) on stderr
+    when it is a terminal; ``quiet`` (e.g. ``--json``) hides it, and so does a stderr that is a file or a pipe (a log
+    would get a stray blank line from the bar, e.g. before an error line).  The time estimates of the loops run
+    inside it (``ufm.eta``) are printed as one line each, in a terminal and in a log alike."""
+    return EstimateProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeLeftColumn(),
+                            console=err_console, disable=quiet or not err_console.is_terminal, transient=True)

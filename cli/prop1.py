@@ -12,7 +12,7 @@ from rich.table import Table
 from ._common import check_figure_out, console, print_json, user_errors
 from ._config import with_config_options
 from ufm.figures import prop1_gaps, scl_vs_ce_figure
-from ufm.prop1 import Prop1Config, minimizers, scl_vs_ce, verdict_line, verdicts, verify
+from ufm.prop1 import Prop1Config, minimize_both, verdict_line, verdicts, verify
 
 
 @user_errors
@@ -30,8 +30,7 @@ def verify_prop1_command(
     rows = verify()
     summary = verdicts(rows)
     with console.status("minimizing the exact loss and both limits in the UFM"):
-        mins = minimizers(epochs=config.epochs, device=config.device)
-        ce_rows = scl_vs_ce(epochs=config.epochs, device=config.device)
+        mins, ce_rows = minimize_both(config.epochs, config.device)
     figures = [prop1_gaps(out), scl_vs_ce_figure(out, rows=ce_rows)] if out else []
     if as_json:
         print_json({"verdicts": summary, "minimizers": mins, "scl_vs_ce": ce_rows,

@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
+from ufm import eta
 from ._common import console, err_console, print_json, progress_bar, user_errors
 from ufm._config import first_repeat
 from ufm.deep.config import TrainConfig
@@ -104,7 +105,7 @@ def study_command(
     if not as_json:
         console.print(f"{len(plan.recorded)} of {len(plan.runs)} runs recorded under {summaries}; "
                       f"{len(plan.left)} to train in {out}")
-    with progress_bar(as_json) as bar:
+    with progress_bar(as_json) as bar, eta.loops(len(plan.left), "runs", "study") as timer:  # the study's estimate
         for name, (cfg, folder, cont) in plan.left.items():
             task = bar.add_task(name, total=cfg.epochs, status="")
 
@@ -120,6 +121,7 @@ def study_command(
                                   "continue (recorded runs are skipped, started ones resume)")
                 raise typer.Exit(130) from None
             save_record(summaries, setting, name, cfg, summary)
+            timer.step()
     result = write_report(summaries, summaries / "report")
     if as_json:
         print_json(result["rows"])

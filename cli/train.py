@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
+from ufm import eta
 from ._common import (check_figure_out, console, err_console, flag, max_memory_option, print_json, progress_bar,
                       refuse_repeats, user_errors)
 from ._config import typed, with_config_options
@@ -110,7 +111,7 @@ def train_command(
                 console.print(f"submitted (run: SLURM job) {summaries}")
             return
         runs = {}
-    with progress_bar(as_json) as bar:
+    with progress_bar(as_json) as bar, eta.loops(len(runs), "runs", "train") as timer:  # a set's time estimate
         for name, (cfg, folder, cont) in runs.items():
             task = bar.add_task(name, total=cfg.epochs, status="")
 
@@ -130,6 +131,7 @@ def train_command(
                                   f"epochs); {how}")
                 raise typer.Exit(130) from None
             summaries[name] = {**result, "run_folder": str(folder)}
+            timer.step()
     if distributed.env_rank() > 0:
         distributed.exit_worker()  # a torchrun worker other than rank 0: rank 0 reports
     _report(summaries, out, as_json)

@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from ufm import eta
 from ufm.analysis import gram_distance
 from ufm.errors import FieldError
 from ufm.geometry import check_gram
@@ -131,6 +132,12 @@ def _monotone(steps: Iterable[SolvePoint], slack: float = 1e-5) -> bool:
     return all(b.distance <= a.distance + slack for a, b in zip(ordered, ordered[1:]))
 
 
+def max_solves(max_n_w: float, rel_tol: float) -> int:
+    """An upper bound on the solves of :func:`minimal_copies`: n_w = 0, the doublings 1, 2, 4, ... up to ``max_n_w``,
+    and the bisection down to ``rel_tol``."""
+    return 2 + math.ceil(math.log2(max(max_n_w, 1.0))) + math.ceil(math.log2(1 / rel_tol)) + 1
+
+
 def minimal_copies(
     counts,
     tau: float,
@@ -179,10 +186,13 @@ def minimal_copies(
     check_solver_n_w(max_n_w, prototype_anchors, "max_n_w")
     comp = _compositions(counts)
     steps: list[SolvePoint] = []
+    timer = eta.Timer(max_solves(max_n_w, rel_tol), "solves", "copies", min_steps=1, bound=True)
 
     def evaluate(n_w: float) -> SolvePoint:
-        point = solve_point(comp, tau, g_star, n_w, prototype_anchors, g_w, solver)
+        with eta.outer(timer):  # the solves' own loops report until the search has
+            point = solve_point(comp, tau, g_star, n_w, prototype_anchors, g_w, solver)
         steps.append(point)
+        timer.step()
         if progress is not None:
             progress(point)
         return point

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from ufm import eta
 from ufm.copies import SolvePoint, solve_point
 from ufm.geometry import check_gram, make_gram
 
@@ -76,12 +77,15 @@ def best_block_prototypes(
     theta0 = np.array([logit(a0, -1 / (p - 1)), logit(b0, -1 / (q - 1)),
                        math.asin(max(-1.0, min(1.0, c0 / bound))) if bound > 0 else 0.0])
     cache: dict[tuple, SolvePoint] = {}
+    timer = eta.Timer(max_evals, "solves", "design-prototypes", min_steps=1, bound=True)
 
     def point(theta: np.ndarray) -> SolvePoint:
         key = tuple(np.round(theta, 12))
         if key not in cache:
             g_w, _ = _block_from_params(counts, theta)
-            cache[key] = solve_point(counts, tau, target, n_w, prototype_anchors, g_w=g_w, solver=solver)
+            with eta.outer(timer):  # the solves' own loops report until the search has
+                cache[key] = solve_point(counts, tau, target, n_w, prototype_anchors, g_w=g_w, solver=solver)
+            timer.step()
         return cache[key]
 
     res = minimize(lambda t: point(t).distance, theta0, method="Nelder-Mead",

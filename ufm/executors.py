@@ -231,9 +231,12 @@ class Task:
     parallel: int = 1
 
     def __call__(self) -> Any:
+        from ufm.eta import reporting, to_stderr
+
         set_task_threads(self.parallel)
         self._link_slurm_logs()
-        return self.run()
+        with reporting(to_stderr, default=True):  # time estimates in the task's log (inline: the caller's own)
+            return self.run()
 
     def run(self) -> Any:
         raise NotImplementedError
@@ -389,6 +392,28 @@ def wait_slurm(jobs: list, names: list[str], done: Callable[[str, bool], None],
     return results, failures
 
 
+def _at_once(cfg: ExecutorConfig, tasks: int, workers: int) -> int:
+    """How many tasks run at once: 1 inline, ``workers`` local, the array parallelism (or all) on SLURM."""
+    if cfg.executor == "slurm":
+        return min(tasks, cfg.array_parallelism or tasks)
+    return workers if cfg.executor == "local" else 1
+
+
+def _timed(done: Callable[[str, bool], None], total: int, name: str, parallel: int) -> Any:
+    """``done`` that also steps a timer of the tasks (:mod:`ufm.eta`): what they will take, announced once the first
+    have ended (as many as run at once); the timer is its ``timer``."""
+    from ufm.eta import Timer
+
+    timer = Timer(total, "tasks", name.removeprefix("ufm-"), min_steps=parallel, parallel=parallel)
+
+    def step(task: str, ok: bool) -> None:
+        timer.step()
+        done(task, ok)
+
+    step.timer = timer  # type: ignore[attr-defined]
+    return step
+
+
 def run_tasks(
     tasks: Sequence[Task],
     cfg: ExecutorConfig,
@@ -409,10 +434,14 @@ def run_tasks(
     done = done or (lambda name, ok: None)
     if not tasks:
         return {}
+    workers = 1 if cfg.executor == "inline" else min(len(tasks), cfg.workers or _usable_cores())
+    done = _timed(done, len(tasks), name, _at_once(cfg, len(tasks), workers))
     if cfg.executor == "inline":
-        results, failures = _run_inline(tasks, done)
+        from ufm.eta import outer
+
+        with outer(done.timer):  # each task's own loops report only until the tasks' timer has
+            results, failures = _run_inline(tasks, done)
     elif cfg.executor == "local":
-        workers = min(len(tasks), cfg.workers or _usable_cores())
         results, failures = _run_local(tasks, workers, log_folder, done)
     else:
         jobs = submit_slurm(tasks, cfg, log_folder, name)

@@ -14,14 +14,17 @@ vanish at the rate 1 / n_w.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ufm import eta
 from ufm._config import Range, check_device_name, check_values
 from ufm._config import option as _opt
 from ufm.geometry import make_gram, prototypes_from_gram
@@ -197,19 +200,30 @@ def _angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1.0, 1.0)))
 
 
+def _minimize(cfg, timer: eta.Timer | None):
+    """:func:`ufm.simulate.simulate` of ``cfg``, one step of ``timer`` (the UFM minimizations of a verification)."""
+    from ufm.simulate import simulate
+
+    result = simulate(cfg)
+    if timer is not None:
+        timer.step()
+    return result
+
+
 def minimizers(
-    n_w: float = 1e4, tau: float = 0.5, geometry: str = "minority", epochs: int = 2000, device: str = "cpu"
+    n_w: float = 1e4, tau: float = 0.5, geometry: str = "minority", epochs: int = 2000, device: str = "cpu",
+    timer: eta.Timer | None = None,
 ) -> list[dict]:
     """Minimize exact SCL at a large n_w, the derived limit and the published limit in the UFM (full batch,
     k = 4, STEP counts 20, 20, 4, 4, float64) and compare the solutions: largest angle between the same
     class's mean directions (the fixed prototypes remove the rotation freedom) and largest G_M entry gap."""
-    from ufm.simulate import SimConfig, simulate
+    from ufm.simulate import SimConfig
 
     base = SimConfig(k=4, n_major=20, ratio=5, d=8, geometry=geometry, tau=(tau,), n_w=(n_w,), batching="full",
                      epochs=epochs, lr=0.05, log_every=epochs, dtype="float64", device=device)
     rows = []
     for anchors in (True, False):
-        runs = {loss: simulate(SimConfig(**{**base.to_dict(), "loss": loss, "prototype_anchors": anchors}))
+        runs = {loss: _minimize(SimConfig(**{**base.to_dict(), "loss": loss, "prototype_anchors": anchors}), timer)
                 for loss in ("scl", "limit", "prop1")}
         exact_dirs, exact_gm = _class_directions(runs["scl"])[0], runs["scl"].g_m[0]
         row = {"prototype_anchors": anchors, "n_w": n_w, "tau": tau, "geometry": geometry}
@@ -222,22 +236,22 @@ def minimizers(
 
 def scl_vs_ce(
     n_ws=(0.0, 10.0, 100.0, 1000.0), taus=(0.1, 0.5), geometry: str = "minority", epochs: int = 2000,
-    device: str = "cpu",
+    device: str = "cpu", timer: eta.Timer | None = None,
 ) -> list[dict]:
     """Converged G_M of SCL with prototypes (full batch, both anchor conventions) against the G_M of CE
     with the same fixed classifier, over n_w and tau (k = 4, STEP counts 20, 20, 4, 4, float64)."""
     from ufm.analysis import gram_distance
-    from ufm.simulate import SimConfig, simulate
+    from ufm.simulate import SimConfig
 
     rows = []
     for tau in taus:
         base = SimConfig(k=4, n_major=20, ratio=5, d=8, geometry=geometry, tau=(tau,), batching="full",
                          epochs=epochs, lr=0.05, log_every=epochs, dtype="float64", device=device)
-        ce = simulate(SimConfig(**{**base.to_dict(), "loss": "ce", "n_w": (0.0,)}))
+        ce = _minimize(SimConfig(**{**base.to_dict(), "loss": "ce", "n_w": (0.0,)}), timer)
         ce_gm = torch.from_numpy(ce.g_m[0])
         g_star = torch.from_numpy(ce.g_star)
         for anchors in (True, False):
-            scl = simulate(SimConfig(**{**base.to_dict(), "n_w": tuple(n_ws), "prototype_anchors": anchors}))
+            scl = _minimize(SimConfig(**{**base.to_dict(), "n_w": tuple(n_ws), "prototype_anchors": anchors}), timer)
             for i, n_w in enumerate(n_ws):
                 gm = torch.from_numpy(scl.g_m[i])
                 rows.append({
@@ -247,6 +261,20 @@ def scl_vs_ce(
                     "distance_ce_to_target": float(gram_distance(ce_gm, g_star)),
                 })
     return rows
+
+
+MINIMIZATIONS = 6 + 3 * 2  # UFM minimizations of minimizers() and of scl_vs_ce() with its default taus
+
+
+def minimize_both(epochs: int = 2000, device: str = "cpu",
+                  on_estimate: Callable[[eta.Estimate], None] | None = None) -> tuple[list[dict], list[dict]]:
+    """:func:`minimizers` and :func:`scl_vs_ce` (``epochs`` each, on ``device``) with one time estimate for their
+    :data:`MINIMIZATIONS` UFM minimizations, after the first one's own (``on_estimate``, default the
+    ``ufm.eta.reporting`` callback)."""
+    given = eta.reporting(on_estimate) if on_estimate is not None else contextlib.nullcontext()
+    with given, eta.outer(eta.Timer(MINIMIZATIONS, "UFM minimizations", "verify-prop1", min_steps=1)) as timer:
+        return minimizers(epochs=epochs, device=device, timer=timer), scl_vs_ce(epochs=epochs, device=device,
+                                                                                timer=timer)
 
 
 def _published_grad_gap(

@@ -40,7 +40,7 @@ from ufm.geometry import prototypes_from_gram
 from ufm.imbalance import class_counts, minority_mask
 from ufm.losses import batch_loss
 from ufm.provenance import provenance
-from ufm import runio
+from ufm import eta, runio
 from ufm.runio import atomic_path, read_json, write_json, write_jsonl, write_npz
 from ufm.devices import resolve_device
 from ufm.errors import FieldError
@@ -289,6 +289,10 @@ def train(
     shares: dict[int, torch.Tensor] = {}  # batch size -> positions of this rank's views (several processes)
     epoch = state.epoch
     events = EventLog(run_dir, state.epoch + 1) if main else None  # TensorBoard, when installed
+    first = state.epoch  # this start's time estimate (ufm.eta): in provenance.json, and shown as the caller asks
+    keep = lambda est: write_json(run_dir / "provenance.json", starts + [{**record, "estimate": est.to_dict()}])  # noqa: E731
+    timer = eta.Timer(cfg.epochs - first, "epochs", f"training {run_dir.name}", eta.also(keep) if main else eta.ignore,
+                      min_steps=1)  # an epoch can take minutes
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         start = time.perf_counter()
         rows, offsets, draws = _epoch_plan(cfg, train_set.labels, k, state.bound, gen, augment)
@@ -329,6 +333,7 @@ def train(
                 progress(epoch, cfg.epochs, entry)
             if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs or epoch == stop_after:
                 save_checkpoint(epoch)
+        timer.step(epoch - first)
         if stop_after is not None and epoch >= stop_after:
             if events is not None:
                 events.close()
@@ -365,7 +370,8 @@ def _train_process(cfg: dict, run_dir: str, resume: bool, stop_after: int | None
                    max_memory_gb: float | None) -> dict:
     """One rank of :func:`train_distributed` (module level, so the launcher can import it)."""
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-    return train(TrainConfig.from_dict(cfg), run_dir, resume, stop_after=stop_after, max_memory_gb=max_memory_gb)
+    with eta.reporting(eta.to_stderr, default=True):  # rank 0's time estimate on its stderr
+        return train(TrainConfig.from_dict(cfg), run_dir, resume, stop_after=stop_after, max_memory_gb=max_memory_gb)
 
 
 def train_distributed(cfg: TrainConfig, run_dir: str | Path, nproc: int, resume: bool = False,

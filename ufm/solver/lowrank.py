@@ -17,6 +17,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ufm.eta import Timer
+
 from .certificate import certificate
 from .problem import Problem
 from .result import SolveResult
@@ -42,16 +44,20 @@ def minimize_unit_rows(objective: Callable[[torch.Tensor], torch.Tensor], n: int
     if not initial:
         raise ValueError("minimize_unit_rows needs at least one seed or start")
     solutions, iterations = [], 0
+    max_eval = max_iter * 5 // 4  # L-BFGS's default cap on objective evaluations per run
+    timer = Timer(len(initial) * rounds * max_eval, "objective evaluations", "Burer-Monteiro solve", bound=True)
     for un in initial:
         for _ in range(rounds):
             u = un.clone().requires_grad_()
-            opt = torch.optim.LBFGS([u], lr=1, max_iter=max_iter, history_size=50, tolerance_grad=tolerance_grad,
-                                    tolerance_change=tolerance_change, line_search_fn="strong_wolfe")
+            opt = torch.optim.LBFGS([u], lr=1, max_iter=max_iter, max_eval=max_eval, history_size=50,
+                                    tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
+                                    line_search_fn="strong_wolfe")
 
             def closure() -> torch.Tensor:
                 opt.zero_grad()
                 loss = objective(torch.nn.functional.normalize(u, dim=1))
                 loss.backward()
+                timer.step()  # a long solve says up front what it may take (ufm.eta)
                 return loss
 
             opt.step(closure)
