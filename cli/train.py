@@ -51,7 +51,9 @@ def train_command(
     max_memory_gb: Optional[float] = max_memory_option(),
     nproc: int = typer.Option(1, "--nproc", help="data-parallel processes on this node (torchrun's launcher; gloo "
                               "on the CPU, NCCL with one GPU per process on CUDA): in float64 the weights of one process "
-                              "(tested to 1e-9), in float32 equal to rounding (the gradient is summed in another order)"),
+                              "(tested to 1e-9), in float32 equal to rounding at first (the gradient is summed in another order; "
+                              "such differences grow over epochs, as under another launcher or thread count: see the "
+                              "training guide)"),
 ) -> None:
     """Train ResNet-18 with SCL (+ fixed prototypes) on STEP-imbalanced images, logging G_M and its distance to G_*."""
     if nproc < 1:
