@@ -263,7 +263,9 @@ class TimeLeftColumn(ProgressColumn):
         ends = task.fields.get("ends_at")
         if ends is None:
             return self.fallback.render(task)
-        return Text(f"~{format_duration(max(0.0, ends - time.time()))} left", style="progress.remaining")
+        left = int(max(0.0, ends - time.time()))
+        clock = f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}" if left < 100 * 3600 else format_duration(left)
+        return Text(f"~{clock}", style="progress.remaining")
 
 
 class EstimateProgress(Progress):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -38,13 +39,13 @@ def test_a_grid_estimates_its_points_once_the_first_has_ended(tmp_path):
     """Inline: the first point's simulation says what it takes, then the grid's estimate; later points are quiet."""
     result = _ok(["sweep", *SIM[:-2], "--epochs", "10", "--grid", "tau=0.5,1,2", "--out", str(tmp_path / "s")])
     assert result.stderr.count("estimate (simulation): ") == 1
-    assert result.stderr.count("estimate (simulate-grid): about ") == 1 and " for 3 tasks at " in result.stderr
+    assert len(re.findall(r"estimate \([^)]+\): about .* for 3 tasks at ", result.stderr)) == 1
 
 
 def test_local_workers_write_their_estimates_in_their_logs(tmp_path):
     result = _ok(["sweep", *SIM[:-2], "--epochs", "10", "--grid", "tau=0.5,1", "--executor", "local",
                   "--workers", "1", "--out", str(tmp_path / "s")])
-    assert "estimate (simulate-grid): about " in result.stderr and " for 2 tasks at " in result.stderr
+    assert re.search(r"estimate \([^)]+\): about .* for 2 tasks at ", result.stderr)
     logs = list((tmp_path / "s" / "logs").glob("*.log"))
     assert len(logs) == 2 and all("estimate (simulation): about " in log.read_text() for log in logs)
 
@@ -88,4 +89,4 @@ def test_the_progress_bar_counts_down_the_whole_works_estimate():
         bar.announce(Estimate("simulation", "epochs", 1, 10, 1.0, 9.0, 1.0, time.time() + 3600, inner=True))
         assert "ends_at" not in bar.tasks[task].fields  # a loop inside another: not the whole work
         bar.announce(Estimate("simulation", "epochs", 1, 10, 1.0, 9.0, 1.0, time.time() + 3600))
-        assert str(TimeLeftColumn().render(bar.tasks[task])).startswith("~59 min ")
+        assert str(TimeLeftColumn().render(bar.tasks[task])) in ("~0:59:59", "~0:59:58")
