@@ -41,7 +41,8 @@ from ufm import records
 from ufm.registry import KINDS as REGISTRY
 from ufm.runio import check_out_dir, read_json, write_csv, write_json
 
-__all__ = ["Kind", "Point", "kind", "kind_of", "plan", "points", "check_grid_effects", "point_state", "run_point",
+__all__ = ["Kind", "Point", "kind", "kind_of", "plan", "points", "check_grid_effects", "refuse_identical", "point_state",
+           "run_point",
            "run_set", "run_grid", "check_run_folder", "run_one", "gather", "run", "SET_FOLDERS"]
 
 SET_FOLDERS = tuple(e.set_folder.key for e in REGISTRY.values())  # what ufm gather reads
@@ -143,11 +144,13 @@ def check_grid_effects(name: str, base: Any, grid: Mapping[str, Sequence], given
     return planned
 
 
-def _refuse_identical(planned: Sequence[Point], k: Kind) -> None:
-    """Two points of one set with the same configuration would run the same experiment under two names."""
+def refuse_identical(planned: Sequence[Point], ignore: Sequence[str] = ()) -> None:
+    """Two points of one set whose configurations agree in every field that has an effect (``ignore``: where it runs)
+    would run the same experiment under two names: refused."""
     seen: dict[str, str] = {}
     for p in planned:
-        key = repr(sorted((f, v) for f, v in p.config.to_dict().items() if f not in k.ignore))
+        idle = set(ignore) | set(p.config.without_effect() if hasattr(p.config, "without_effect") else ())
+        key = repr(sorted((f, v) for f, v in p.config.to_dict().items() if f not in idle))  # what the run computes
         if key in seen:
             raise ValueError(f"{seen[key]} and {p.name} would run the same configuration under two names (an option "
                              "or grid value overrides what tells them apart); drop that option or value")
@@ -220,7 +223,7 @@ def run_set(
     executor = executor or ExecutorConfig()
     folder = check_out_dir(Path(folder), "--out", run_folder=False).resolve()  # not a file, writable
     planned = list(planned)
-    _refuse_identical(planned, k)
+    refuse_identical(planned)  # other data (data_root) or another device is another run
     record = records.record(k.name, planned, record)
     records.claim(folder, k, record, overwrite, extend)
     if extend:

@@ -20,24 +20,27 @@ from typing import Mapping
 
 from ufm._config import differences
 from ufm.deep.config import PLACE, TrainConfig
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 from ufm.folders import describe, identify, mark
+from ufm.engine import refuse_identical
 from ufm.grid import Point
 from ufm.records import record
 from ufm.runio import check_out_dir, read_json, write_json
 
-__all__ = ["check_against_data", "run_state", "start_over", "plan_set", "run_point", "RUN_FILES"]
+__all__ = ["check_against_data", "check_one_figure", "run_state", "start_over", "plan_set", "run_point", "RUN_FILES"]
 
 RUN_FILES = ("config.json", "checkpoint.pt", "metrics.jsonl", "summary.json")
 
 
-def check_against_data(configs: Mapping[str, TrainConfig]) -> None:
+def check_against_data(configs: Mapping[str, TrainConfig]) -> dict[str, int]:
     """Refuse (ValueError naming the run) a run whose data cannot give what it asks: more images of a class than
-    the data set has, more test images per class, a batch larger than its training subset."""
+    the data set has, more test images per class, a batch larger than its training subset.  Returns each run's
+    number of classes."""
     from ufm.deep.model import check_head_reaches
     from ufm.deep.train import check_batches, load_data, select_data
 
     loaded: dict[tuple, tuple] = {}
+    classes = {}
     for name, cfg in configs.items():
         key = (cfg.dataset, str(cfg.data_root))
         if key not in loaded:
@@ -47,11 +50,22 @@ def check_against_data(configs: Mapping[str, TrainConfig]) -> None:
             check_head_reaches(cfg.g_star(counts), cfg.head, cfg.embed_dim)
             check_head_reaches(cfg.g_prototypes(counts), cfg.head, cfg.embed_dim)
             check_batches(cfg, train.labels, len(train.classes))
+            classes[name] = len(counts)
         except ValueError as err:
             where = f"run {name}: " if name and len(configs) > 1 else ""
             if isinstance(err, FieldError):  # keep its fields: the command line writes them as flags
-                raise FieldError(where.replace("{", "(").replace("}", ")") + err.template) from None
+                raise FieldError(literal(where) + err.template) from None
             raise ValueError(f"{where}{err}") from None
+    return classes
+
+
+def check_one_figure(classes: Mapping[str, int]) -> None:
+    """A set of runs shares one Figure 1 (:func:`ufm.deep.figures.deep_fig1`), which draws runs of one number of
+    classes: refused before any run trains when its runs have different numbers of classes."""
+    if len(set(classes.values())) > 1:
+        (a, ka), (b, kb) = next(((x, y) for x in classes.items() for y in classes.items() if x[1] != y[1]))
+        raise ValueError(f"runs {a} ({ka} classes) and {b} ({kb} classes) cannot share the set's Figure 1, which "
+                         "draws runs of one data set together: give them separate --out folders")
 
 
 def run_state(cfg: TrainConfig, folder: str | Path,
@@ -100,8 +114,13 @@ def plan_set(runs: Mapping[str, TrainConfig], out: str | Path, values: Mapping[s
     if identify(out) not in (None, "train-set"):
         raise ValueError(f"--out {out} is {describe(out)}; a preset or grid puts its runs in a folder of their own: "
                          "choose another --out")
+    refuse_identical([Point(name, {}, cfg) for name, cfg in runs.items()])  # a grid over data_root is other data
     states = {name: run_state(cfg, out / name, another_run) for name, cfg in runs.items()}
-    check_against_data({name: cfg for name, cfg in runs.items() if states[name] != "done"})
+    classes = check_against_data({name: cfg for name, cfg in runs.items() if states[name] != "done"})
+    for name in runs:  # finished runs share the figure too: their number of classes from their summary
+        if states[name] == "done":
+            classes[name] = len(read_json(out / name / "summary.json").get("counts", [])) or classes.get(name, 0)
+    check_one_figure({name: k for name, k in classes.items() if k})
     finished, left = {}, {}
     for name, cfg in runs.items():
         folder = out / name
