@@ -270,8 +270,8 @@ class TimeLeftColumn(ProgressColumn):
 
 class EstimateProgress(Progress):
     """A rich Progress that, while open, takes the time estimates of the loops run inside it (``ufm.eta``): each is
-    printed (:func:`show_estimate`), and that of the whole work (not of a loop inside another) shows in the bar's
-    last task."""
+    printed (:func:`show_estimate`), and that of the whole work (not of a loop inside another) counts down in the
+    time-left column of its unfinished tasks and of those added later."""
 
     def __enter__(self) -> "EstimateProgress":
         from ufm.eta import reporting
@@ -285,10 +285,20 @@ class EstimateProgress(Progress):
         self._reporting.__exit__(*exc)
         super().__exit__(*exc)
 
+    ends_at: float | None = None  # the whole work's estimated end, once announced
+
     def announce(self, estimate: Any) -> None:
         show_estimate(estimate)
-        if not estimate.inner and self.task_ids:
-            self.update(self.task_ids[-1], ends_at=estimate.ends_at)
+        if not estimate.inner:
+            self.ends_at = estimate.ends_at
+            for task in self.tasks:
+                if not task.finished:
+                    self.update(task.id, ends_at=estimate.ends_at)
+
+    def add_task(self, *args: Any, **fields: Any) -> Any:
+        if self.ends_at is not None:  # e.g. the next run of a preset: the set's estimate goes on
+            fields.setdefault("ends_at", self.ends_at)
+        return super().add_task(*args, **fields)
 
 
 def progress_bar(quiet: bool) -> Any:

@@ -90,3 +90,5 @@ def test_the_progress_bar_counts_down_the_whole_works_estimate():
         assert "ends_at" not in bar.tasks[task].fields  # a loop inside another: not the whole work
         bar.announce(Estimate("simulation", "epochs", 1, 10, 1.0, 9.0, 1.0, time.time() + 3600))
         assert str(TimeLeftColumn().render(bar.tasks[task])) in ("~0:59:59", "~0:59:58")
+        later = bar.add_task("the next run", total=10, status="")
+        assert str(TimeLeftColumn().render(bar.tasks[later])) in ("~0:59:59", "~0:59:58")
