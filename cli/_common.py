@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -191,7 +193,6 @@ class OnceCommand(TyperCommand):
         except _usage_error() as err:
             _one_line(ctx, err, f"ufm {self.name}")
 
-
     def invoke(self, ctx: Any) -> Any:
         """Run the command with the time estimates of its long loops (``ufm.eta``) shown on stderr."""
         from ufm.eta import reporting
@@ -200,8 +201,30 @@ class OnceCommand(TyperCommand):
             return super().invoke(ctx)
 
 
+def print_interrupted(err: KeyboardInterrupt) -> None:
+    """The one line a user sees for Ctrl-C, on stderr: what was kept and how to continue
+    (:meth:`ufm.interrupt.Interrupted.line`, filled in by the layers the interrupt passed).  A torchrun rank other
+    than 0 stays quiet (rank 0 speaks for the run)."""
+    from rich.text import Text
+
+    from ufm.interrupt import as_interrupted
+
+    if int(os.environ.get("RANK", "0") or 0) > 0:
+        return
+    err_console.print(Text(as_interrupted(err).line()), highlight=False, soft_wrap=True)
+
+
 class OneLineGroup(TyperGroup):
-    """The ``ufm`` group: an unknown command or a malformed option of its own is one ``error:`` line (exit 2)."""
+    """The ``ufm`` group: an unknown command or a malformed option of its own is one ``error:`` line (exit 2); Ctrl-C
+    at any moment of any command is one ``interrupted:`` line (:func:`print_interrupted`) and exit code 130."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as err:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # it has landed: a second Ctrl-C cannot cut the line short
+            print_interrupted(err)
+            ctx.exit(130)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         try:

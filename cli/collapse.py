@@ -11,10 +11,11 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import console, default_out, err_console, print_json, progress_bar, user_errors
+from ._common import console, default_out, print_json, progress_bar, user_errors
 from ._config import GRID_ANCHORS_HELP, anchors_values, with_config_options
 from ._executor import with_executor_options
 from ufm.collapse import CollapseMapConfig, run_collapse_map
+from ufm import interrupt
 from ufm.executors import ExecutorConfig
 
 @user_errors(aliases={"max_memory_gb": "$UFM_MAX_MEMORY_GB", "full=False": "a collapse map always solves N x N"})
@@ -47,11 +48,8 @@ def collapse_map_command(
             finished["n"] += 1
             bar.update(task, completed=finished["n"], status=f"{name} {'done' if ok else 'FAILED'}")
 
-        try:
+        with interrupt.noting(f"finished cells are kept in {folder}", "re-run the same command to continue"):
             report = run_collapse_map(folder, cells, executor, done, overwrite=overwrite)
-        except KeyboardInterrupt:
-            err_console.print(f"interrupted: finished cells are kept in {folder}; re-run the same command to continue")
-            raise typer.Exit(130) from None
     _report(report, Path(report["folder"]), as_json)
 
 

@@ -11,9 +11,10 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import console, default_out, err_console, print_json, progress_bar, user_errors
+from ._common import console, default_out, print_json, progress_bar, user_errors
 from ._config import GRID_ANCHORS_HELP, anchors_values, with_config_options
 from ._executor import with_executor_options
+from ufm import interrupt
 from ufm.executors import ExecutorConfig
 from ufm.copies import minimal_copies
 from ufm.maps import N_WS, RATIOS, MapCell, map_grid, run_map
@@ -127,11 +128,8 @@ def map_command(
             finished["n"] += 1
             bar.update(task, completed=finished["n"], status=f"{name} {'done' if ok else 'FAILED'}")
 
-        try:
+        with interrupt.noting(f"finished cells are kept in {folder}", "re-run the same command to continue"):
             report = run_map(folder, config, grid, executor, done)
-        except KeyboardInterrupt:
-            err_console.print(f"interrupted: finished cells are kept in {folder}; re-run the same command to continue")
-            raise typer.Exit(130) from None
     elapsed = time.perf_counter() - start
     if as_json:
         print_json({"map_folder": report["folder"], "figure": None if report["figure"] is None else str(report["figure"]),

@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from ufm import eta
-from ._common import console, err_console, print_json, progress_bar, user_errors
+from ._common import console, print_json, progress_bar, user_errors
+from ufm import interrupt
 from ufm._config import first_repeat
 from ufm.deep.config import TrainConfig
 from ufm.deep.study import ARMS, SETTINGS, STUDY_FIELDS, plan_study, save_record, write_report
@@ -114,12 +115,9 @@ def study_command(
 
             from ufm.deep.train import train
 
-            try:
+            with interrupt.noting(how="re-run the same command to continue (recorded runs are skipped, started "
+                                  "ones resume)"):
                 summary = train(cfg, folder, resume=cont, progress=update)
-            except KeyboardInterrupt:
-                err_console.print(f"interrupted: {folder} keeps its last checkpoint; re-run the same command to "
-                                  "continue (recorded runs are skipped, started ones resume)")
-                raise typer.Exit(130) from None
             save_record(summaries, setting, name, cfg, summary)
             timer.step()
     result = write_report(summaries, summaries / "report")

@@ -12,9 +12,10 @@ import typer
 from ufm.errors import FieldError
 from rich.table import Table
 
-from ._common import console, flag, default_out, err_console, print_json, progress_bar, user_errors
+from ._common import console, flag, default_out, print_json, progress_bar, user_errors
 from ._config import flag_names, typed_names, with_config_options
 from ._executor import with_executor_options
+from ufm import interrupt
 from ufm.executors import ExecutorConfig
 from ufm.simulate import SimConfig
 from ufm import engine
@@ -101,13 +102,9 @@ def _run(kind: str, config: Any, grid_specs, ratio, out: Optional[Path], executo
             counts["done" if ok else "failed"] += 1
             bar.update(task, completed=counts["done"] + counts["failed"], status=f"{name} {'done' if ok else 'FAILED'}")
 
-        try:
+        with interrupt.noting(f"finished points are kept in {folder}",
+                              f"re-run the same command to continue, or `ufm gather {folder}` for their table"):
             report = engine.run_grid(folder, kind, config, grid, executor, done=done)
-        except KeyboardInterrupt:
-            cancelled = "; its SLURM jobs were cancelled" if executor.executor == "slurm" else ""
-            err_console.print(f"interrupted{cancelled}: finished points are kept in {folder}; re-run the same command "
-                              f"to continue, or `ufm gather {folder}` for their table")
-            raise typer.Exit(130) from None
     elapsed = time.perf_counter() - start
     if as_json:
         print_json({"run_folder": report["folder"], **{k: report[k] for k in ("rows", "finished", "total", "missing")},

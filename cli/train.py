@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ufm import eta
-from ._common import (check_figure_out, console, err_console, flag, max_memory_option, print_json, progress_bar,
+from ._common import (check_figure_out, console, flag, max_memory_option, print_json, progress_bar,
                       refuse_repeats, user_errors)
 from ._config import typed, with_config_options
 from ._executor import with_executor_options
@@ -17,14 +17,18 @@ from ufm.deep import distributed
 from ufm.deep.data import CIFAR_SOURCES, download_cifar
 from ufm.deep.config import grid_runs
 from ufm.deep.plan import plan_set
-from ufm.deep.train import (PRESETS, TrainConfig, check_fresh_folder, check_nproc, preset, resumed_config, train,
-                            train_distributed)
+from ufm.deep.train import (PRESETS, TrainConfig, check_fresh_folder, check_nproc, noting_run, preset,
+                            resumed_config, train, train_distributed)
 from ufm.deep.tasks import run_training
+from ufm import interrupt
 from ufm.executors import ExecutorConfig
 from ufm.deep.figures import deep_fig1
 from ufm.folders import require
 from ufm.runio import read_json
 from ufm.grid import parse_grid, without_effect_everywhere
+
+
+SET_HOW = "re-run the same command to continue (finished runs are kept, started ones resume from their checkpoints)"
 
 
 def _fmt(entry: dict, key: str, spec: str) -> str:
@@ -104,15 +108,19 @@ def train_command(
         for _, folder, cont in runs.values():
             if not cont:
                 check_fresh_folder(folder)
+    a_set = resume is None and bool(preset_name or grid)
+    how = SET_HOW if a_set else None  # a single run: its folder says (ufm.deep.train.interrupted_state)
     if executor.executor != "inline":  # the runs as one SLURM job array (requeued and resumed on preemption) or processes
-        summaries = run_training(runs, executor, (resume if resume is not None else out) / "logs")
+        folder = resume if resume is not None else out
+        with interrupt.noting(f"finished runs are kept in {out}", SET_HOW) if a_set else noting_run(folder):
+            ran = run_training(runs, executor, folder / "logs")
         if not executor.wait:  # {run: SLURM job id}
             if as_json:
-                print_json({"submitted": summaries})
+                print_json({"submitted": ran})
             else:
-                console.print(f"submitted (run: SLURM job) {summaries}")
+                console.print(f"submitted (run: SLURM job) {ran}")
             return
-        runs = {}
+        summaries, runs = {**summaries, **ran}, {}  # those finished before, then those run now
     with progress_bar(as_json) as bar, eta.loops(len(runs), "runs", "train") as timer:  # a set's time estimate
         for name, (cfg, folder, cont) in runs.items():
             task = bar.add_task(name, total=cfg.epochs, status="")
@@ -121,17 +129,11 @@ def train_command(
                 bar.update(task, completed=epoch, status=f"loss {entry['loss']:.3f}, distance "
                            f"{_fmt(entry, 'distance', '.3f')}, {entry['images_per_s']:.0f} img/s")
 
-            try:
+            with interrupt.noting(how=how):  # what the run keeps: ufm.deep.train says
                 if nproc > 1:
                     result = train_distributed(cfg, folder, nproc, resume=cont, max_memory_gb=max_memory_gb)
                 else:
                     result = train(cfg, folder, resume=cont, progress=update, max_memory_gb=max_memory_gb)
-            except KeyboardInterrupt:
-                how = ("re-run the same command to continue (finished runs are kept, started ones resume)"
-                       if resume is None and (preset_name or grid) else f"continue with `ufm train --resume {folder}`")
-                err_console.print(f"interrupted: {folder} keeps its last checkpoint (every {cfg.checkpoint_every} "
-                                  f"epochs); {how}")
-                raise typer.Exit(130) from None
             summaries[name] = {**result, "run_folder": str(folder)}
             timer.step()
     if distributed.env_rank() > 0:

@@ -6,20 +6,35 @@ The science lives in small modules: :mod:`ufm.losses` (SCL with prototypes, clas
 Every experiment runs through one engine, :func:`ufm.run` (:mod:`ufm.engine`), as the commands do.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
-from ufm.engine import run
-from ufm.analysis import angle_errors_deg, class_means, geometry_summary, gram_distance, group_angles, mean_gram, nc1
-from ufm.geometry import (
-    check_gram,
-    etf_gram,
-    make_gram,
-    minority_weighted_gram,
-    orthogonal_gram,
-    prototypes_from_gram,
-)
-from ufm.imbalance import class_counts, labels_from_counts, long_tail_counts, minority_mask, step_counts
-from ufm.losses import ce_fixed_classifier_loss, class_averaging_loss, limit_loss, prop1_loss, scl_loss
+# name -> the module it comes from, imported on first use (PEP 562): `import ufm` stays light (no torch), so the
+# `ufm` command answers a Ctrl-C while it is still starting (see ufm.cli.main)
+_EXPORTS = {
+    "run": "ufm.engine",
+    **dict.fromkeys(("angle_errors_deg", "class_means", "geometry_summary", "gram_distance", "group_angles",
+                     "mean_gram", "nc1"), "ufm.analysis"),
+    **dict.fromkeys(("check_gram", "etf_gram", "make_gram", "minority_weighted_gram", "orthogonal_gram",
+                     "prototypes_from_gram"), "ufm.geometry"),
+    **dict.fromkeys(("class_counts", "labels_from_counts", "long_tail_counts", "minority_mask", "step_counts"),
+                    "ufm.imbalance"),
+    **dict.fromkeys(("ce_fixed_classifier_loss", "class_averaging_loss", "limit_loss", "prop1_loss", "scl_loss"),
+                    "ufm.losses"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ufm' has no attribute {name!r}")
+    value = getattr(import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 try:
     __version__ = version("ufm")

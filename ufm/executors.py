@@ -15,7 +15,10 @@ A task may define ``checkpoint()`` (submitit's requeue hook): submitit calls it 
 or the time limit, and requeues what it returns (the preemptible training task, :class:`ufm.deep.tasks.TrainTask`,
 requeues the same run resumed).  This module knows no kind of task.
 
-This is the only module that imports ``submitit`` (an optional extra: ``pip install -e ".[cluster]"``), and
+Ctrl-C (:mod:`ufm.interrupt`) lands within seconds under every executor: the local workers ignore SIGINT and are
+stopped by this process (the tasks that had finished stay finished), and SLURM jobs waited for are cancelled.
+
+:class:`ExecutorConfig` lives in :mod:`ufm.executor_config`.  This is the only module that imports ``submitit`` (an optional extra: ``pip install -e ".[cluster]"``), and
 only when a SLURM executor is used.
 """
 
@@ -24,20 +27,16 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import io
-import math
 import multiprocessing
 import os
-import re
 import shutil
 import subprocess
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ufm.errors import FieldError
-from ufm._config import check_choices
-from ufm._config import option as _opt
+from ufm import interrupt
+from ufm.executor_config import EXECUTORS, ExecutorConfig, parse_slurm_extra, slurm_parameters
 
 __all__ = [
     "EXECUTORS",
@@ -53,118 +52,6 @@ __all__ = [
     "parse_slurm_extra",
     "require_submitit",
 ]
-
-EXECUTORS = ("inline", "local", "slurm")
-# the ExecutorConfig fields that apply to the slurm executor only
-SLURM_FIELDS = ("partition", "account", "time_min", "cpus_per_task", "gpus_per_task", "mem_gb", "array_parallelism",
-                "slurm_extra", "wait")
-# sbatch options that have their own ExecutorConfig field (or that submitit sets itself): not in --slurm-extra.
-_OWN = {"partition": "partition", "account": "account", "time": "time_min", "cpus-per-task": "cpus_per_task",
-        "gpus-per-task": "gpus_per_task", "mem": "mem_gb", "array": "array_parallelism"}
-_RESERVED = {**{key: f"has its own option {{{field}}}" for key, field in _OWN.items()},
-             "output": "submitit sets (its log files)", "error": "submitit sets (its log files)",
-             "open-mode": "submitit sets (log files appended across requeues)", "signal": "submitit sets (the "
-             "requeue signal)", "job-name": "submitit sets (it names the job)", "nodes": "submitit sets (one node "
-             "per task)", "ntasks-per-node": "submitit sets (one task per array element)",
-             "ntasks": "submitit sets (one task per array element)"}
-
-
-@dataclass(frozen=True)
-class ExecutorConfig:
-    """Where tasks run.  The SLURM fields apply to ``executor="slurm"`` only, ``workers`` to ``"local"`` only."""
-
-    executor: str = _opt("inline", "inline (this process), local (parallel processes) or slurm (a job array)")
-    workers: int = _opt(0, "local: processes at once (0: one per core, at most one per task)")
-    partition: str | None = _opt(None, "slurm: partition (default: the cluster's default partition)")
-    account: str | None = _opt(None, "slurm: account to charge")
-    time_min: int = _opt(60, "slurm: time limit of each task in minutes")
-    cpus_per_task: int = _opt(1, "slurm: CPUs of each task (torch uses that many threads)")
-    gpus_per_task: int = _opt(0, "slurm: GPUs of each task")
-    mem_gb: float = _opt(0.0, "slurm: memory of each task in GB (0: the partition's default)")
-    array_parallelism: int = _opt(0, "slurm: most array tasks running at once (0: no limit of ours)")
-    slurm_extra: tuple[str, ...] = _opt((), "slurm: any other sbatch option as KEY=VALUE, e.g. qos=high; repeatable")
-    wait: bool = _opt(True, "slurm: wait for the jobs (Ctrl-C cancels them); --no-wait submits and returns")
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "slurm_extra", tuple(self.slurm_extra))
-        check_choices(self, {"executor": EXECUTORS})
-        defaults = ExecutorConfig.__dataclass_fields__
-        if self.executor != "slurm":
-            given = [name for name in SLURM_FIELDS if getattr(self, name) != defaults[name].default]
-            if given:
-                verb = "applies" if len(given) == 1 else "apply"
-                names = ", ".join(f"{{{name}={getattr(self, name)}}}" if name == "wait" else "{" + name + "}"
-                                  for name in given)
-                raise FieldError(f"{names} {verb} to {{executor=slurm}} only (the executor is {self.executor}); drop "
-                                 f"{'it' if len(given) == 1 else 'them'} or use the slurm executor")
-        for name in ("partition", "account"):
-            if getattr(self, name) is not None and not getattr(self, name).strip():
-                raise FieldError(f"{{{name}}} is empty; give a name or leave it out")
-        if self.executor != "local" and self.workers != 0:
-            raise FieldError(f"{{workers}} applies to {{executor=local}} only (the executor is {self.executor})")
-        for name in ("workers", "gpus_per_task", "array_parallelism"):
-            if getattr(self, name) < 0:
-                raise FieldError(f"{{{name}}} must be >= 0, got {getattr(self, name)}")
-        for name in ("time_min", "cpus_per_task"):
-            if getattr(self, name) < 1:
-                raise FieldError(f"{{{name}}} must be >= 1, got {getattr(self, name)}")
-        if not (self.mem_gb >= 0 and math.isfinite(self.mem_gb)):
-            raise FieldError(f"{{mem_gb}} must be a finite number >= 0 (0: the partition's default), got {self.mem_gb}")
-        extra = parse_slurm_extra(self.slurm_extra)
-        for key in ("mem-per-cpu", "mem-per-gpu"):
-            if key in extra and self.mem_gb:
-                raise FieldError(f"{{slurm_extra}} {key}={extra[key]} and {{mem_gb}} both set the memory; give one")
-
-    def without_effect(self) -> dict[str, str]:
-        """{field: why} for the fields that do nothing with this executor (the CLI refuses them when typed, even at
-        their default values, which ``__post_init__`` cannot tell from unset ones)."""
-        out = {name: f"with the {self.executor} executor (it applies to the slurm executor only)"
-               for name in SLURM_FIELDS if self.executor != "slurm"}
-        if self.executor != "local":
-            out["workers"] = f"with the {self.executor} executor (it applies to the local executor only)"
-        return out
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def parse_slurm_extra(items: Sequence[str]) -> dict[str, str]:
-    """``["qos=high", "constraint=volta"]`` -> ``{"qos": "high", "constraint": "volta"}`` (submitit's
-    ``additional_parameters``, one ``#SBATCH --KEY=VALUE`` line each).  Keys are sbatch's long option names
-    (``mem_per_cpu`` is ``mem-per-cpu``); a key that another option or submitit sets is refused, as is one given
-    twice, a key that is not a word (``q os``) and an empty value."""
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key, value = key.strip().lstrip("-").replace("_", "-"), value.strip()
-        if not sep or not value or not re.fullmatch(r"[a-z][a-z0-9-]*", key):
-            raise FieldError(f"{{slurm_extra}} items are KEY=VALUE (an sbatch long option without its dashes, e.g. "
-                             f"qos=high), got {item!r}")
-        if key in _RESERVED:
-            raise FieldError(f"{{slurm_extra}} sets {key!r}, which {_RESERVED[key]}; drop it")
-        if key in out:
-            raise FieldError(f"{{slurm_extra}} sets {key!r} twice")
-        out[key] = value
-    return out
-
-
-def slurm_parameters(cfg: ExecutorConfig) -> dict[str, Any]:
-    """The keyword arguments of ``submitit.SlurmExecutor.update_parameters`` for ``cfg``."""
-    params: dict[str, Any] = {"time": cfg.time_min, "cpus_per_task": cfg.cpus_per_task}
-    if cfg.partition:
-        params["partition"] = cfg.partition
-    if cfg.account:
-        params["account"] = cfg.account
-    if cfg.gpus_per_task:
-        params["gpus_per_task"] = cfg.gpus_per_task
-    if cfg.mem_gb:
-        params["mem"] = f"{int(cfg.mem_gb)}GB" if cfg.mem_gb == int(cfg.mem_gb) else f"{math.ceil(cfg.mem_gb * 1024)}MB"
-    if cfg.array_parallelism:
-        params["array_parallelism"] = cfg.array_parallelism
-    extra = parse_slurm_extra(cfg.slurm_extra)
-    if extra:
-        params["additional_parameters"] = extra
-    return params
 
 
 def require_submitit():
@@ -299,27 +186,75 @@ def _run_inline(tasks: list[Task], done: Callable[[str, bool], None]) -> tuple[d
     return results, failures
 
 
+STOP_WORKERS_S = 3.0  # a worker asked to stop (SIGTERM: its task ends at its next safe point) is killed after this
+
+
 def _run_local(tasks: list[Task], workers: int, log_folder: Path,
                done: Callable[[str, bool], None]) -> tuple[dict, dict]:
-    results, failures = {}, {}
+    """The tasks in ``workers`` spawned processes.  The workers ignore SIGINT (:func:`ufm.interrupt.ignoring`): on
+    Ctrl-C this process records the tasks that had finished, then stops the workers (:func:`_stop_workers`)."""
+    results: dict = {}
+    failures: dict = {}
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {}
-        for task in tasks:
-            log = Path(task.run_dir) / "job.log" if task.run_dir else log_folder / f"{task.name}.log"
-            futures[pool.submit(_run_logged, replace(task, parallel=workers), str(log))] = (task.name, log)
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                name, log = futures[future]
-                try:
-                    results[name] = future.result()
-                except Exception as err:  # noqa: BLE001 - reported per task, with its log
-                    failures[name] = f"{type(err).__name__}: {err} (log: {log})"
-                done(name, name in results)
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=interrupt.as_worker)
+    futures: dict = {}
+    try:
+        with interrupt.safe_points():
+            with interrupt.ignoring():  # submit starts the workers: they ignore SIGINT from birth
+                for task in tasks:
+                    log = Path(task.run_dir) / "job.log" if task.run_dir else log_folder / f"{task.name}.log"
+                    futures[pool.submit(_run_logged, replace(task, parallel=workers), str(log))] = (task.name, log)
+            pending = set(futures)
+            while pending:
+                finished, pending = concurrent.futures.wait(pending, timeout=0.1,
+                                                            return_when=concurrent.futures.FIRST_COMPLETED)
+                if _collect(finished, futures, results, failures, done):
+                    raise interrupt.Interrupted()  # a worker was stopped from outside (SIGTERM)
+                interrupt.check()
+    except KeyboardInterrupt as err:
+        _collect([f for f in futures if f.done()], futures, results, failures, done)  # those that had finished
+        _stop_workers(pool, list(futures))
+        raise interrupt.as_interrupted(err).note(also="its worker processes were stopped") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return results, failures
+
+
+def _collect(finished: Any, futures: dict, results: dict, failures: dict, done: Callable[[str, bool], None]) -> bool:
+    """Record the results (or failures, with their log) of the ``finished`` futures not recorded yet and call
+    ``done`` for each; True if one of them was interrupted."""
+    interrupted = False
+    for future in finished:
+        name, log = futures[future]
+        if future.cancelled() or name in results or name in failures:
+            continue
+        err = future.exception()
+        if isinstance(err, KeyboardInterrupt):  # its worker was asked to stop: neither finished nor failed
+            interrupted = True
+            continue
+        if err is None:
+            results[name] = future.result()
+        else:
+            failures[name] = f"{type(err).__name__}: {err} (log: {log})"
+        done(name, name in results)
+    return interrupted
+
+
+def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor, futures: list) -> None:
+    """Cancel the tasks that have not started, ask every worker to stop (SIGTERM: its task ends at its next safe
+    point), wait for the started tasks to end (at most :data:`STOP_WORKERS_S`), then end the worker processes (idle
+    by then, or stuck in a task without safe points)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # concurrent.futures has no public list
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError):
+            process.terminate()
+    concurrent.futures.wait(futures, timeout=STOP_WORKERS_S)
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError):
+            process.kill()
+    for process in processes:
+        process.join(1.0)
 
 
 def _squeue_ids(job_ids: Sequence[str]) -> set[str] | None:
@@ -362,34 +297,41 @@ def wait_slurm(jobs: list, names: list[str], done: Callable[[str, bool], None],
     """Wait for submitit jobs; a job that SLURM no longer lists and that left no result counts as failed."""
     results, failures = {}, {}
     pending = dict(zip(names, jobs))
-    missing: dict[str, int] = {}
     try:
-        while pending:
-            time.sleep(poll_s)
-            finished = [n for n, job in pending.items() if job.paths.result_pickle.exists()]
-            if len(finished) < len(pending):
-                alive = _squeue_ids([job.job_id for job in pending.values()])
-                for n, job in pending.items():
-                    if n in finished or alive is None:
-                        continue
-                    missing[n] = 0 if job.job_id in alive else missing.get(n, 0) + 1
-                    if missing[n] >= 5 and not job.paths.result_pickle.exists():
-                        finished.append(n)
-            for n in finished:
-                job = pending.pop(n)
-                try:
-                    if not job.paths.result_pickle.exists():
-                        raise RuntimeError(f"SLURM job {job.job_id} ended without a result (cancelled or killed)")
-                    results[n] = job.result()
-                except Exception as err:  # noqa: BLE001 - reported per task, with its log
-                    failures[n] = f"{type(err).__name__}: {err} (log: {job.paths.stdout})"
-                done(n, n in results)
-    except KeyboardInterrupt:
+        with interrupt.safe_points():
+            _wait_slurm(pending, results, failures, done, poll_s)
+    except KeyboardInterrupt as err:
         for job in pending.values():
             with contextlib.suppress(Exception):
                 job.cancel(check=False)
-        raise
+        raise interrupt.as_interrupted(err).note(also="its SLURM jobs were cancelled") from None
     return results, failures
+
+
+def _wait_slurm(pending: dict, results: dict, failures: dict, done: Callable[[str, bool], None],
+                poll_s: float) -> None:
+    """:func:`wait_slurm`'s loop: ``pending`` {name: job} empties as jobs end (with :func:`ufm.interrupt.check`)."""
+    missing: dict[str, int] = {}
+    while pending:
+        interrupt.sleep(poll_s)
+        finished = [n for n, job in pending.items() if job.paths.result_pickle.exists()]
+        if len(finished) < len(pending):
+            alive = _squeue_ids([job.job_id for job in pending.values()])
+            for n, job in pending.items():
+                if n in finished or alive is None:
+                    continue
+                missing[n] = 0 if job.job_id in alive else missing.get(n, 0) + 1
+                if missing[n] >= 5 and not job.paths.result_pickle.exists():
+                    finished.append(n)
+        for n in finished:
+            job = pending.pop(n)
+            try:
+                if not job.paths.result_pickle.exists():
+                    raise RuntimeError(f"SLURM job {job.job_id} ended without a result (cancelled or killed)")
+                results[n] = job.result()
+            except Exception as err:  # noqa: BLE001 - reported per task, with its log
+                failures[n] = f"{type(err).__name__}: {err} (log: {job.paths.stdout})"
+            done(n, n in results)
 
 
 def _at_once(cfg: ExecutorConfig, tasks: int, workers: int) -> int:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ufm import interrupt
 from ufm._checks import check_memory
 from ufm.analysis import geometry_summary, mean_gram
 from ufm.batching import Batches, bound_examples, epoch_batches
@@ -279,8 +280,16 @@ def simulate(
     The sizes are checked first (:func:`check_simulation_size`; ``max_memory_gb`` overrides the limit).  After the
     first timed epochs a long run hands ``on_estimate`` what it expects to take (an :class:`ufm.eta.Estimate`; its
     ``line()`` reads "about 2 h 40 min for ... epochs at 9.6 ms each; expected to end at 14:32"); default: the
-    callback of ``ufm.eta.reporting``, if any (the CLI prints it).
+    callback of ``ufm.eta.reporting``, if any (the CLI prints it).  Ctrl-C raises :class:`ufm.interrupt.Interrupted`
+    at the next epoch.
     """
+    with interrupt.safe_points():
+        return _simulate(cfg, progress, max_memory_gb, on_estimate)
+
+
+def _simulate(cfg: SimConfig, progress: Callable[[int, int, dict], None] | None, max_memory_gb: float | None,
+              on_estimate: Callable[[Estimate], None] | None) -> SimResult:
+    """:func:`simulate`'s work, inside its safe points."""
     check_simulation_size(cfg, max_memory_gb)
     problem = build_problem(cfg)
     device = resolve_device(cfg.device)
@@ -291,7 +300,7 @@ def simulate(
             f"G_* ({cfg.geometry}) has negative cosines, which ReLU (non-negative) features cannot reach; "
             "the distance to G_* cannot go to zero (use --geometry orthogonal with --relu)"
         )
-        warnings.warn(msg, stacklevel=2)
+        warnings.warn(msg, stacklevel=3)
         notes.append(msg)
 
     runs = cfg.runs
@@ -323,6 +332,7 @@ def simulate(
     timer = Timer(cfg.epochs, "epochs", "simulation", on_estimate)  # says what the whole will take (ufm.eta)
     epoch = 0
     for epoch in range(1, cfg.epochs + 1):
+        interrupt.check()
         batches = _stacked_batches(cfg, labels, gens, bound).to(device)
         loss = batchset_loss(h, y_dev, batches, w, n_w, tau, cfg.loss, cfg.prototype_anchors, validate=epoch == 1)
         if not bool(torch.isfinite(loss).all()):

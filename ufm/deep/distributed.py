@@ -16,8 +16,11 @@ Launch: ``ufm train --nproc N`` on one node, or torchrun for several (see the RE
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
-from contextlib import contextmanager
+import threading
+import time
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -25,8 +28,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["Dist", "from_env", "env_rank", "env_world", "barrier", "close", "exit_worker", "wrap",
-           "GlobalBatchNorm2d", "convert_batchnorm", "gather_rows", "rank_positions", "launch"]
+from ufm import interrupt
+from ufm.devices import resolve_device
+from ufm.errors import FieldError
+
+__all__ = ["Dist", "from_env", "env_rank", "env_world", "check", "barrier", "close", "exit_worker", "wrap",
+           "GlobalBatchNorm2d", "convert_batchnorm", "gather_rows", "rank_positions", "launch", "check_nproc"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class Dist:
     rank: int
     world: int
     local_rank: int
+    cpu_group: Any = None  # a gloo group for host-side agreement (None: the default group is gloo already)
 
     @property
     def is_main(self) -> bool:
@@ -59,7 +67,21 @@ def from_env(device_type: str) -> Dist | None:
         return None
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    cpu = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), cpu)
+
+
+def check(group: Dist | None) -> None:
+    """:func:`ufm.interrupt.check` agreed by every rank: raises :class:`ufm.interrupt.Interrupted` on all of them at
+    the same step when Ctrl-C (SIGTERM from the launcher) reached any (a one-number all-reduce on the host), so that
+    no rank is left waiting in a collective of a step the others never take."""
+    if group is None:
+        interrupt.check()
+        return
+    flag = torch.tensor([int(interrupt.requested())])
+    dist.all_reduce(flag, group=group.cpu_group)
+    if flag.item():
+        raise interrupt.Interrupted()
 
 
 def barrier() -> None:
@@ -181,27 +203,70 @@ def gather_rows(z: torch.Tensor, batch: int, group: Dist | None) -> torch.Tensor
     return rows.index_select(0, order)
 
 
+def check_nproc(cfg: Any, nproc: int) -> None:
+    """Refuse ``nproc`` data-parallel processes that ``cfg`` (a TrainConfig) cannot use: fewer than 1, more than the batch has images,
+    more than the GPUs (CUDA) or the CPU cores this process may use (CPU)."""
+    if nproc < 1:
+        raise FieldError(f"{{nproc}} must be >= 1, got {nproc}")
+    if nproc == 1:
+        return
+    if cfg.batch_size < nproc:
+        raise FieldError(f"{{batch_size}} = {cfg.batch_size} is smaller than {{nproc}} = {nproc}: every process needs "
+                         "images; raise the batch size or use fewer processes")
+    if resolve_device(cfg.device).type == "cuda":
+        if torch.cuda.device_count() < nproc:
+            raise FieldError(f"{{nproc}} = {nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}")
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if nproc > cores:
+            raise FieldError(f"{{nproc}} = {nproc} is more than the {cores} CPU cores this process may use: the "
+                             f"processes would share cores, each one slower; use {{nproc}} <= {cores}")
+
+
 _USER_ERRORS = (ValueError, FileNotFoundError)
 _ERROR = "__ufm_worker_error__"
 
 
 def _entry(fn: Callable, args: tuple) -> Any:
-    """A worker: ``fn(*args)``; a user error (bad input, found alike by every rank) or Ctrl-C comes back to
-    :func:`launch` as a value, so that the launcher neither prints each worker's traceback nor reports a crash."""
+    """A worker: ``fn(*args)``; a user error (bad input, found alike by every rank) or an interrupt comes back to
+    :func:`launch` as a value, so that the launcher neither prints each worker's traceback nor reports a crash.  The
+    worker ignores SIGINT (the launcher stops it with SIGTERM, which lands at its next step); any error after that
+    (e.g. a peer that stopped first) counts as the interrupt."""
+    interrupt.as_worker()
     try:
         return fn(*args)
     except _USER_ERRORS as err:
         return {_ERROR: type(err).__name__, "message": str(err)}
     except KeyboardInterrupt:
-        return {_ERROR: "KeyboardInterrupt", "message": ""}
+        return _interrupted()
+    except Exception:
+        if interrupt.requested():
+            return _interrupted()
+        raise
+
+
+def _interrupted() -> dict:
+    """The value of an interrupted worker; once the launcher has it, the worker ends without interpreter finalization
+    (seconds with torch loaded), so that it stops well within :data:`STOP_WORKERS_S`."""
+    import atexit
+
+    atexit.register(os._exit, 0)
+    return {_ERROR: "KeyboardInterrupt", "message": ""}
+
+
+_LAUNCH_LOGGERS = ("torch.distributed.elastic", "torch.multiprocessing")
+
+
+def _launch_loggers() -> list[logging.Logger]:
+    """The loggers of torch's launcher (its modules set their own levels, so each is listed)."""
+    names = [n for n in logging.root.manager.loggerDict if n.startswith(_LAUNCH_LOGGERS)]
+    return [logging.getLogger(n) for n in dict.fromkeys(names + list(_LAUNCH_LOGGERS))]
 
 
 @contextmanager
 def _quiet_elastic() -> Iterator[None]:
-    """torch.distributed.elastic's loggers at ERROR for the block (its modules set their own levels, so each is set),
-    restored afterwards: the caller's logging is left as it was."""
-    names = [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")]
-    loggers = [logging.getLogger(n) for n in dict.fromkeys(names + ["torch.distributed.elastic"])]
+    """The launcher's loggers at ERROR for the block, restored afterwards: the caller's logging is left as it was."""
+    loggers = _launch_loggers()
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
@@ -212,23 +277,68 @@ def _quiet_elastic() -> Iterator[None]:
             lg.setLevel(level)
 
 
+STOP_WORKERS_S = 3.0  # workers asked to stop (SIGTERM) are killed after this
+
+
 def launch(nproc: int, fn: Callable, *args: Any) -> Any:
     """Run ``fn(*args)`` in ``nproc`` processes on this node through torchrun's launcher (elastic agent, a free
-    port on localhost); returns rank 0's result.  ``fn`` must be importable (a module-level function)."""
-    from torch.distributed.elastic.multiprocessing.api import SignalException
+    port on localhost); returns rank 0's result.  ``fn`` must be importable (a module-level function).
+
+    The agent runs in a thread and its workers ignore SIGINT, so a Ctrl-C (to this process or the whole process
+    group) is this process's alone: it asks the workers to stop (SIGTERM, landing at their next step, the same one
+    on every rank), kills those left after :data:`STOP_WORKERS_S` and raises :class:`ufm.interrupt.Interrupted`."""
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, rdzv_backend="c10d",
                           rdzv_endpoint="localhost:0", run_id=f"ufm-{os.getpid()}", max_restarts=0,
-                          monitor_interval=0.5)
-    try:
-        with _quiet_elastic():
-            results = elastic_launch(config, _entry)(fn, args)
-    except SignalException as err:  # Ctrl-C (SIGINT) or SIGTERM reached the launcher: the workers are stopped
-        raise KeyboardInterrupt(str(err)) from None
+                          monitor_interval=0.2)
+    outcome: dict[str, Any] = {}
+
+    def agent() -> None:
+        try:
+            outcome["results"] = elastic_launch(config, _entry)(fn, args)
+        except BaseException as err:  # noqa: BLE001 - handed to the launching thread
+            outcome["error"] = err
+
+    before = set(multiprocessing.active_children())
+    thread = threading.Thread(target=agent, name="ufm-launch", daemon=True)
+    with _quiet_elastic(), interrupt.safe_points():
+        with interrupt.ignoring():  # the workers are started now: they ignore SIGINT from birth
+            thread.start()
+            while thread.is_alive() and len(set(multiprocessing.active_children()) - before) < nproc:
+                time.sleep(0.01)
+        try:
+            while thread.is_alive():
+                thread.join(0.1)
+                interrupt.check()
+        except KeyboardInterrupt:
+            _stop(set(multiprocessing.active_children()) - before, thread)
+            raise
+    if "error" in outcome:
+        raise outcome["error"]
+    results = outcome["results"]
     errors = [r for r in results.values() if isinstance(r, dict) and _ERROR in r]
     if any(e[_ERROR] == "KeyboardInterrupt" for e in errors):
-        raise KeyboardInterrupt
+        raise interrupt.Interrupted()
     if errors:
         raise {"FileNotFoundError": FileNotFoundError}.get(errors[0][_ERROR], ValueError)(errors[0]["message"])
     return results[0]
+
+
+def _stop(workers: set, agent: threading.Thread) -> None:
+    """Ask the workers to stop (SIGTERM), kill those left after :data:`STOP_WORKERS_S`, let the agent see them end
+    (its reports of workers stopped on purpose are not shown)."""
+    for logger in _launch_loggers():
+        logger.setLevel(logging.CRITICAL + 1)
+    for process in workers:
+        with suppress(OSError, ValueError):
+            process.terminate()
+    deadline = time.monotonic() + STOP_WORKERS_S
+    for process in workers:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in workers:
+        if process.is_alive():
+            with suppress(OSError, ValueError):
+                process.kill()
+            process.join(1.0)
+    agent.join(2.0)

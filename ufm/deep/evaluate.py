@@ -6,6 +6,8 @@ Everything runs on the model's device in eval mode, without augmentation; images
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from ufm.analysis import class_means, geometry_summary, gram_distance, mean_gram
@@ -27,15 +29,22 @@ class Normalizer:
         return ((x.to(self.mean.dtype) - self.mean) * self.inv_std).contiguous(memory_format=self.memory_format)
 
 
-def embed(model: torch.nn.Module, images: torch.Tensor, normalize: Normalizer, batch: int = 512) -> torch.Tensor:
-    """Unit embeddings of uint8 images, eval mode, no augmentation: ``[N, d]`` in the normalizer's dtype."""
+def embed(model: torch.nn.Module, images: torch.Tensor, normalize: Normalizer, batch: int = 512,
+          check: Callable[[], None] | None = None) -> torch.Tensor:
+    """Unit embeddings of uint8 images, eval mode, no augmentation: ``[N, d]`` in the normalizer's dtype.
+    ``check()`` before each batch (e.g. :func:`ufm.interrupt.check`: Ctrl-C lands during a long evaluation)."""
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        out = torch.cat([model(normalize(images[s : s + batch])).to(normalize.mean.dtype)
-                         for s in range(0, len(images), batch)])
-    model.train(was_training)
-    return out
+    parts = []
+    try:
+        with torch.no_grad():
+            for s in range(0, len(images), batch):
+                if check is not None:
+                    check()
+                parts.append(model(normalize(images[s : s + batch])).to(normalize.mean.dtype))
+    finally:
+        model.train(was_training)
+    return torch.cat(parts)
 
 
 def evaluate(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor,

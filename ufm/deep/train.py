@@ -6,7 +6,11 @@ with the evaluation every ``eval_every`` epochs), ``grams.npz`` (G_M at every ev
 ``checkpoint.pt`` (model, optimizer, scheduler, epoch, random-generator state and history; written
 atomically every ``checkpoint_every`` epochs) and, at the end, ``arrays.npz`` (final G_M) and
 ``summary.json``.  ``resume=True`` continues from the checkpoint; with a fixed seed on one device the
-result equals an uninterrupted run.  A folder that already holds a run is never started over.
+result equals an uninterrupted run.  A folder that already holds a run is never started over.  A checkpoint of
+epoch 0 is written before the first step, so a started run can always be resumed.
+
+Ctrl-C (:mod:`ufm.interrupt`) lands at the next training step or evaluation batch (a checkpoint being written is
+finished first); :class:`ufm.interrupt.Interrupted` then says which checkpoint the folder keeps and how to continue.
 
 Every random draw (batches, augmentation) comes from one seeded CPU ``torch.Generator`` saved in the
 checkpoint; the model is initialized under a forked global RNG, so nothing else is touched.  The step
@@ -19,17 +23,21 @@ from __future__ import annotations
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from ufm._checks import check_memory
-from ufm.batching import bound_examples, epoch_batches
+from ufm.batching import bound_examples
 from ufm.deep import distributed
+from ufm.deep.distributed import check_nproc
 from ufm.deep.augment import AUGMENT
+from ufm.deep.batches import check_batches, epoch_plan as _epoch_plan
+from ufm.deep.batches import first_of_each_class as _first_of_each_class
 from ufm.deep.config import PRESETS, RESUMABLE, TrainConfig, preset, resumed_config
 from ufm.deep.data import ImageData, check_splits, imbalanced_subset, load_cifar, load_idx, load_image_folder
 from ufm.deep.evaluate import Normalizer, class_accuracies, embed, evaluate, probe_predictions, shot_accuracies
@@ -40,10 +48,9 @@ from ufm.geometry import prototypes_from_gram
 from ufm.imbalance import class_counts, minority_mask
 from ufm.losses import batch_loss
 from ufm.provenance import provenance
-from ufm import eta, runio
+from ufm import eta, interrupt, runio
 from ufm.runio import atomic_path, read_json, write_json, write_jsonl, write_npz
 from ufm.devices import resolve_device
-from ufm.errors import FieldError
 
 __all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "train", "load_data", "preset", "resumed_config",
            "load_checkpoint", "anchor_count", "check_fresh_folder", "train_distributed", "check_nproc"]
@@ -179,8 +186,15 @@ def train(
     (e.g. more epochs; build it with :func:`resumed_config`).  ``stop_after``: stop after this epoch
     (writing a checkpoint), as if the run were killed there.  ``max_memory_gb``: the limit of the size check made
     before anything is allocated (default: the memory the device has available, see ``ufm._checks.check_memory``).
+    Ctrl-C raises :class:`ufm.interrupt.Interrupted` at the next step, saying what the folder keeps.
     """
-    run_dir = Path(run_dir)
+    with noting_run(run_dir), interrupt.safe_points():
+        return _train(cfg, Path(run_dir), resume, progress, stop_after, max_memory_gb)
+
+
+def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: Callable[[int, int, dict], None] | None,
+           stop_after: int | None, max_memory_gb: float | None) -> dict:
+    """:func:`train`'s work, inside its safe points."""
     checkpoint_path = run_dir / "checkpoint.pt"
     if resume:
         if not checkpoint_path.is_file():
@@ -238,6 +252,7 @@ def train(
     loss_fn = _loss_fn(cfg, w, k)
     augment = AUGMENT[cfg.augment]
 
+    distributed.check(group)  # the data is loaded and nothing is written yet
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg))
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -264,9 +279,6 @@ def train(
         starts = read_json(run_dir / "provenance.json") if (run_dir / "provenance.json").is_file() else []
         record = {**provenance(device), "from_epoch": state.epoch, "processes": group.world if group else 1}
         write_json(run_dir / "provenance.json", starts + [record])
-    net = distributed.wrap(model, device, group)
-    forward = torch.compile(net) if cfg.compile else net
-
     def save_checkpoint(epoch: int) -> None:
         blob = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "generator": gen.get_state(), "bound": state.bound, "history": state.history,
@@ -274,8 +286,17 @@ def train(
         with atomic_path(checkpoint_path) as tmp:
             torch.save(blob, tmp)
 
+    if not resume and main:
+        save_checkpoint(0)  # from here on the folder can be resumed
+    distributed.check(group)
+    net = distributed.wrap(model, device, group)
+    forward = torch.compile(net) if cfg.compile else net
+
+    stop = interrupt.check if group is None else None  # rank 0 evaluates alone: the others stop at the next step
+
     def run_evaluation(epoch: int) -> dict:
-        z_train, z_test = embed(model, train_dev.images, normalize), embed(model, test_dev.images, normalize)
+        z_train, z_test = embed(model, train_dev.images, normalize, check=stop), embed(model, test_dev.images,
+                                                                                       normalize, check=stop)
         metrics, grams = evaluate(z_train, train_dev.labels, z_test, test_dev.labels, w, g_star_dev, minority)
         state.grams.append({"epoch": epoch, **{name: g.cpu().numpy() for name, g in grams.items()}})
         write_npz(run_dir / "grams.npz", epoch=np.array([g["epoch"] for g in state.grams]),
@@ -300,6 +321,7 @@ def train(
         loss_sum = torch.zeros((), device=device, dtype=dtype)
         grad_sum = torch.zeros((), device=device, dtype=dtype)
         for lo, hi in zip(offsets[:-1], offsets[1:]):
+            distributed.check(group)  # Ctrl-C lands here, between steps, on every rank at the same step
             idx = rows[lo:hi]
             both, batch_draws = idx.repeat(2), {n: v[2 * lo : 2 * hi] for n, v in draws.items()}
             if group is not None:  # this rank embeds the two views of its share of the images
@@ -343,7 +365,8 @@ def train(
     if not main:
         distributed.close(group)
         return {"rank": group.rank, "epochs": epoch}
-    z_train, z_test = embed(model, train_dev.images, normalize), embed(model, test_dev.images, normalize)
+    z_train, z_test = embed(model, train_dev.images, normalize, check=stop), embed(model, test_dev.images, normalize,
+                                                                                   check=stop)
     last = state.grams[-1]
     probe = probe_predictions(z_train, train_dev.labels, z_test, k)
     per_class = class_accuracies(z_train, train_dev.labels, z_test, test_dev.labels, w, probe)
@@ -383,55 +406,29 @@ def train_distributed(cfg: TrainConfig, run_dir: str | Path, nproc: int, resume:
         return train(cfg, run_dir, resume, stop_after=stop_after, max_memory_gb=max_memory_gb)
     if not resume:
         check_fresh_folder(run_dir)
-    return distributed.launch(nproc, _train_process, cfg.to_dict(), str(run_dir), resume, stop_after, max_memory_gb)
+    with noting_run(run_dir):
+        return distributed.launch(nproc, _train_process, cfg.to_dict(), str(run_dir), resume, stop_after,
+                                  max_memory_gb)
 
 
-def check_nproc(cfg: TrainConfig, nproc: int) -> None:
-    """Refuse ``nproc`` data-parallel processes that ``cfg`` cannot use: fewer than 1, more than the batch has images,
-    more than the GPUs (CUDA) or the CPU cores this process may use (CPU)."""
-    if nproc < 1:
-        raise FieldError(f"{{nproc}} must be >= 1, got {nproc}")
-    if nproc == 1:
-        return
-    if cfg.batch_size < nproc:
-        raise FieldError(f"{{batch_size}} = {cfg.batch_size} is smaller than {{nproc}} = {nproc}: every process needs "
-                         "images; raise the batch size or use fewer processes")
-    if resolve_device(cfg.device).type == "cuda":
-        if torch.cuda.device_count() < nproc:
-            raise FieldError(f"{{nproc}} = {nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}")
-    else:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        if nproc > cores:
-            raise FieldError(f"{{nproc}} = {nproc} is more than the {cores} CPU cores this process may use: the "
-                             f"processes would share cores, each one slower; use {{nproc}} <= {cores}")
+@contextmanager
+def noting_run(run_dir: str | Path) -> Iterator[None]:
+    """An interrupt leaving the block says what ``run_dir`` keeps and how to continue it (:func:`interrupted_state`)."""
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        raise interrupt.as_interrupted(err).note(*interrupted_state(run_dir)) from None
 
 
-def _first_of_each_class(labels: torch.Tensor, k: int) -> torch.Tensor:
-    """``[k]``: the first sample of each class in the training subset's order (Kini et al. 2023's binding)."""
-    first = torch.full((k,), len(labels), dtype=torch.long)
-    return first.scatter_reduce_(0, labels.long(), torch.arange(len(labels)), reduce="amin")
-
-
-def check_batches(cfg: TrainConfig, labels: torch.Tensor, k: int) -> None:
-    """Refuse a batch size or batching that the training subset (``labels: [N]`` of ``k`` classes) cannot give:
-    checked before a run writes anything (``ufm train`` has no full batching to fall back on)."""
-    if cfg.batch_size < k:
-        raise FieldError(f"batch size {{batch_size}} = {cfg.batch_size} is smaller than the number of classes k = {k} "
-                         f"of the data: some class is missing from every batch; use {{batch_size}} >= {k}")
-    bound = _first_of_each_class(labels, k) if cfg.batching == "binding" else None
-    epoch_batches(labels, cfg.batch_size, cfg.batching, torch.Generator().manual_seed(0), k, bound)
-
-
-def _epoch_plan(cfg: TrainConfig, labels: torch.Tensor, k: int, bound: torch.Tensor | None, gen: torch.Generator,
-                augment) -> tuple[torch.Tensor, list[int], dict[str, torch.Tensor]]:
-    """One epoch on the CPU: ``(rows, offsets, draws)``, the batches' sample indices concatenated (padding
-    dropped; batch s is ``rows[offsets[s]:offsets[s+1]]``) and the augmentation draws of every view
-    (views of batch s at ``2 offsets[s] : 2 offsets[s+1]``: the first views of its images, then the second)."""
-    batches = epoch_batches(labels, cfg.batch_size, cfg.batching, gen, k, bound)
-    parts = [index[keep] for index, keep in zip(batches.index, batches.mask)]
-    offsets = [0]
-    for part in parts:
-        offsets.append(offsets[-1] + len(part))
-    rows = torch.cat(parts)
-    return rows, offsets, augment.draw(2 * len(rows), gen)
-
+def interrupted_state(run_dir: str | Path) -> tuple[str, str]:
+    """``(kept, how)`` for a training run interrupted in ``run_dir``: its checkpoint and ``--resume``, its summary if
+    it had finished, or that nothing was written."""
+    run_dir = Path(run_dir)
+    if (run_dir / "summary.json").is_file():
+        return f"{run_dir} had finished", f"its summary is {run_dir / 'summary.json'}"
+    if (run_dir / "checkpoint.pt").is_file():
+        epoch = int(load_checkpoint(run_dir / "checkpoint.pt")["epoch"])  # whole: written atomically
+        return f"{run_dir} keeps its checkpoint of epoch {epoch}", f"continue with `ufm train --resume {run_dir}`"
+    if (run_dir / "config.json").is_file():
+        return f"{run_dir} holds no checkpoint yet", f"remove {run_dir} and re-run the same command"
+    return f"nothing was written to {run_dir}", "re-run the same command to start it"
