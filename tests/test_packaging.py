@@ -40,4 +40,4 @@ def test_the_wheel_holds_every_module(tmp_path):
     assert not missing, f"not in the wheel: {sorted(missing)}"
     assert not any(n.startswith(("cli/", "tests/", "benchmarks/")) for n in names)  # no stray top-level packages
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "ufm = ufm.cli.main:app" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "ufm = ufm.cli.main:run" in zipfile.ZipFile(wheel).read(entry).decode()
