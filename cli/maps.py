@@ -47,7 +47,8 @@ def copies_command(
     for col in ("n_w", "distance", "reached", "status", "certified gap", "relative gap"):
         table.add_column(col, justify="right")
     for s in result.steps:
-        table.add_row(f"{s.n_w:.6g}", f"{s.distance:.6f}", "yes" if s.distance <= target_distance else "no", s.status,
+        reached = ("unknown" if s.status != "optimal" else "yes" if s.distance <= target_distance else "no")
+        table.add_row(f"{s.n_w:.6g}", f"{s.distance:.6f}", reached, s.status,
                       "-" if s.certified_gap is None else f"{s.certified_gap:.1e}",
                       "-" if s.relative_gap is None else f"{s.relative_gap:.1e}")
     console.print(f"class counts n = {n.tolist()}, {len(comp)} batch(es), tau {tau:g}, "
@@ -56,13 +57,7 @@ def copies_command(
     if not result.monotone_on_path:
         console.print("[yellow]warning: the distance was not non-increasing along the search; the answer assumes "
                       "it is[/yellow]")
-    if result.reached:
-        console.print(f"n_w = {result.n_w:.6g} copies bring G_M within {target_distance:g} of G_* "
-                      f"(distance {result.distance:.6f}; "
-                      + ("n_w = 0 already does)" if result.lower is None else f"not reached at n_w = {result.lower:.6g})"))
-    else:
-        console.print(f"not reached up to n_w = {max_n_w:g}: distance {result.steps[-1].distance:.6f} there "
-                      f"> {target_distance:g}")
+    console.print(result.conclusion())
 
 
 @user_errors
@@ -89,14 +84,19 @@ def design_prototypes_command(
     table = Table(box=box.SIMPLE, padding=(0, 1))
     for col in ("prototype Gram", "majority cos", "minority cos", "across cos", "distance of optimal G_M to G_*"):
         table.add_column(col, justify="right")
-    table.add_row("G_w = G_*", f"{a0:+.4f}", f"{b0:+.4f}", f"{c0:+.4f}", f"{out['distance_g_star']:.6f}")
+    table.add_row("G_w = G_*", f"{a0:+.4f}", f"{b0:+.4f}", f"{c0:+.4f}", f"{out['distance_g_star']:.6f}"
+                  + ("" if out["g_star_status"] == "optimal" else " (not certified)"))
     table.add_row("designed G_w", f"{a:+.4f}", f"{b:+.4f}", f"{c:+.4f}", f"{out['distance_best']:.2e}")
     console.print(table)
     if out["distance_best"] >= out["distance_g_star"]:  # e.g. a G_* that is not a two-group block Gram
         console.print("[yellow]the designed G_w does not beat G_w = G_*: keep G_w = G_* (the search is over two-group "
                       "block Grams; the G_* row shows its block means)[/yellow]")
-    console.print(f"{out['solves']} certified solves (best: {out['best_status']}, certified gap "
-                  f"{out['best_certified_gap']:.1e}); Nelder-Mead {'converged' if out['converged'] else 'stopped at --max-evals'}")
+    if out["g_star_status"] != "optimal":
+        console.print(f"[yellow]the G_w = G_* solve is not certified (status {out['g_star_status']}): its distance, "
+                      "and so the comparison, may be off[/yellow]")
+    console.print(f"{out['solves']} solves, {out['certified_solves']} certified; the designed G_w is the best certified "
+                  f"one (certified gap {out['best_certified_gap']:.1e}); Nelder-Mead "
+                  f"{'converged' if out['converged'] else 'stopped at --max-evals'}")
 
 
 @user_errors(aliases={"max_memory_gb": "$UFM_MAX_MEMORY_GB", "full=False": "a map solves collapsed features"})
@@ -152,5 +152,23 @@ def map_command(
                       f"{r['n_w']:g}", dist, str(r.get("status")), "-" if gap is None else f"{gap:.1e}",
                       "-" if spread is None else f"{spread:.1e}")
     console.print(table)
+    _print_certification(report["rows"])
     console.print(f"{report['ran']} cells solved, {report['skipped']} already finished, {elapsed:.1f} s; map folder: "
                   f"{report['folder']}" + (f"; figure: {report['figure']}" if report["figure"] else ""))
+
+
+def _print_certification(rows: list[dict]) -> None:
+    """Say which cells' distances are not certified and which cells have no independent cross-check."""
+    from ufm.plots import certified_row
+
+    solved = [r for r in rows if r.get("distance") is not None]
+    loose = [r for r in solved if not certified_row(r)]
+    if loose:
+        statuses = ", ".join(sorted({str(r.get("status")) for r in loose}))
+        console.print(f"[yellow]{len(solved) - len(loose)} of {len(solved)} cells certified; the other "
+                      f"{len(loose)} (status {statuses}) are not: their distances may be off (hatched in map.png)"
+                      "[/yellow]")
+    same = [r for r in solved if r.get("cross_check_note")]
+    if same:
+        console.print(f"[yellow]{len(same)} cells have no independent cross-check ({same[0]['cross_check_note']}): "
+                      "spread '-'[/yellow]")

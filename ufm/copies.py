@@ -106,8 +106,12 @@ class CopiesResult:
     distance to at most ``target_distance`` (None when not reached up to ``max_n_w``); ``lower`` the
     largest n_w evaluated that does not (``hi - lower <= rel_tol * hi`` at the end of the search).
     ``steps`` lists every solve along the search, in the order made; ``monotone_on_path`` says whether
-    the distances of those solves, sorted by n_w, are non-increasing (to ``1e-5``), the assumption of
-    the search."""
+    the distances of the certified solves, sorted by n_w, are non-increasing (to ``1e-5``), the assumption
+    of the search.  ``uncertified``: the solve whose status was not "optimal" (its distance is not certified),
+    where the search stopped; None when every solve was certified.  The answer never rests on it: stopped
+    while doubling, ``reached`` is False and ``lower`` the largest certified n_w that misses (None if none);
+    stopped while bisecting, ``n_w`` is the certified hit and ``lower`` the certified miss, wider apart than
+    ``rel_tol``."""
 
     reached: bool
     n_w: float | None
@@ -118,17 +122,47 @@ class CopiesResult:
     rel_tol: float
     steps: tuple[SolvePoint, ...]
     monotone_on_path: bool
+    uncertified: SolvePoint | None = None
 
     def to_dict(self) -> dict:
         return {
             "reached": self.reached, "n_w": self.n_w, "distance": self.distance, "lower": self.lower,
             "target_distance": self.target_distance, "max_n_w": self.max_n_w, "rel_tol": self.rel_tol,
             "monotone_on_path": self.monotone_on_path, "steps": [s.to_dict() for s in self.steps],
+            "uncertified": None if self.uncertified is None else self.uncertified.to_dict(),
         }
+
+    def conclusion(self) -> str:
+        """The answer in one sentence, saying where certification ended when it did."""
+        stop = self.uncertified
+        cannot = "" if stop is None else f"the solver cannot certify n_w = {stop.n_w:.6g} (status {stop.status})"
+        if self.reached:
+            head = (f"n_w = {self.n_w:.6g} copies bring G_M within {self.target_distance:g} of G_* (distance "
+                    f"{self.distance:.6f}; ")
+            if self.lower is None:
+                return head + "n_w = 0 already does)"
+            if stop is not None:
+                return head + f"not reached at n_w = {self.lower:.6g}; the bisection stopped between them: {cannot})"
+            return head + f"not reached at n_w = {self.lower:.6g})"
+        if stop is None:
+            return (f"not reached up to n_w = {self.max_n_w:g}: distance {self.steps[-1].distance:.6f} there "
+                    f"> {self.target_distance:g}")
+        if self.lower is None:
+            return f"no answer: {cannot}, the first value searched; nothing certified to conclude from"
+        return (f"not reached up to n_w = {self.lower:.6g}, the largest certified value; beyond it {cannot}, so "
+                "the search stops there")
+
+
+class _Uncertified(Exception):
+    """A solve of the search is not certified: the search stops (see :class:`CopiesResult`)."""
+
+    def __init__(self, point: SolvePoint) -> None:
+        super().__init__(point.status)
+        self.point = point
 
 
 def _monotone(steps: Iterable[SolvePoint], slack: float = 1e-5) -> bool:
-    ordered = sorted(steps, key=lambda s: s.n_w)
+    ordered = sorted((s for s in steps if s.status == "optimal"), key=lambda s: s.n_w)
     return all(b.distance <= a.distance + slack for a, b in zip(ordered, ordered[1:]))
 
 
@@ -160,9 +194,10 @@ def minimal_copies(
     is refused (:func:`ufm.losses.check_copies`).  Without prototype anchors n_w is a weight and
     every n_w >= 0 is searched.  Search: d(0) (skipped when n_w = 0 is not a valid problem, e.g. a class
     with one sample), then n_w = 1, 2, 4, ... (the last one clipped to ``max_n_w``) until the target is
-    met, then bisection between the last miss and the first hit until hi - lo <= rel_tol * hi.  Every
-    solve is certified (status and weak-duality gap in ``steps``).  Not reached up to ``max_n_w``:
-    ``reached`` False, ``n_w`` None.  ``solver`` defaults to the Burer-Monteiro solve: its distances
+    met, then bisection between the last miss and the first hit until hi - lo <= rel_tol * hi.  The
+    answer rests on certified solves only (status "optimal"; weak-duality gap in ``steps``): the search stops
+    at the first solve that is not certified (``uncertified``, see :class:`CopiesResult`).  Not reached up to
+    ``max_n_w``: ``reached`` False, ``n_w`` None.  ``solver`` defaults to the Burer-Monteiro solve: its distances
     are smooth in n_w to ~1e-6 where the interior-point ones jitter by ~1e-4 (STEP 50x5,5x5, tau 0.1,
     n_w = 10.97..11.0: BM 0.050034, 0.050030, 0.050027, 0.050019; Clarabel 0.050020, 0.049912,
     0.049999, 0.049991), which would stall the bisection.  Beyond n_w ~ 1e4 the solver's G_M loses accuracy (the sample
@@ -195,32 +230,42 @@ def minimal_copies(
         timer.step()
         if progress is not None:
             progress(point)
+        if point.status != "optimal":
+            raise _Uncertified(point)
         return point
 
-    def done(hit: SolvePoint | None, lower: float | None) -> CopiesResult:
+    def done(hit: SolvePoint | None, lower: float | None, stop: SolvePoint | None = None) -> CopiesResult:
         return CopiesResult(hit is not None, None if hit is None else hit.n_w, None if hit is None else hit.distance,
                             lower, float(target_distance), float(max_n_w), float(rel_tol), tuple(steps),
-                            _monotone(steps))
+                            _monotone(steps), stop)
 
     zero_valid = not (comp.max(0) < 2).any()  # with n_w = 0 every class needs a positive pair in some batch
-    if zero_valid and evaluate(0.0).distance <= target_distance:
-        return done(steps[-1], None)
-    lo, hi_point, n_w = 0.0, None, 1.0
-    while True:
-        n_w = min(n_w, float(max_n_w))
-        point = evaluate(n_w)
-        if point.distance <= target_distance:
-            hi_point = point
-            break
-        lo = n_w
-        if n_w >= max_n_w:
-            return done(None, lo)
-        n_w *= 2
-    floor = 1.0 if prototype_anchors else 0.0  # below 1 copy, anchor copies are not a count (see above)
-    while hi_point.n_w - lo > rel_tol * hi_point.n_w and hi_point.n_w > floor:
-        mid = evaluate(max((lo + hi_point.n_w) / 2, floor))
-        if mid.distance <= target_distance:
-            hi_point = mid
-        else:
-            lo = mid.n_w
+    lo: float | None = None  # the largest certified miss
+    hi_point: SolvePoint | None = None  # the smallest certified hit
+    try:
+        if zero_valid:
+            if evaluate(0.0).distance <= target_distance:
+                return done(steps[-1], None)
+            lo = 0.0
+        n_w = 1.0
+        while hi_point is None:
+            n_w = min(n_w, float(max_n_w))
+            point = evaluate(n_w)
+            if point.distance <= target_distance:
+                hi_point = point
+                break
+            lo = n_w
+            if n_w >= max_n_w:
+                return done(None, lo)
+            n_w *= 2
+        floor = 1.0 if prototype_anchors else 0.0  # below 1 copy, anchor copies are not a count (see above)
+        lo = lo or 0.0
+        while hi_point.n_w - lo > rel_tol * hi_point.n_w and hi_point.n_w > floor:
+            mid = evaluate(max((lo + hi_point.n_w) / 2, floor))
+            if mid.distance <= target_distance:
+                hi_point = mid
+            else:
+                lo = mid.n_w
+    except _Uncertified as stop:
+        return done(hi_point, lo, stop.point)
     return done(hi_point, lo)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ufm import eta
 from ufm.copies import SolvePoint, solve_point
+from ufm.errors import FieldError
 from ufm.geometry import check_gram, make_gram
 
 __all__ = ["block_gram", "best_block_prototypes"]
@@ -54,7 +55,9 @@ def best_block_prototypes(
     minority-minority and across cosines) to minimize the distance of the optimal G_M to ``g_star``
     (default the ETF) at ``n_w`` copies (full batch), by Nelder-Mead (scipy) from G_w = G_*, over a
     parametrization that keeps G_w valid.  Returns the distance with G_w = G_*, the best one found, the
-    best (a, b, c) and G_w (``g_w``, k x k), the number of solves and the certificate of the best solve.  A local search over a
+    best (a, b, c) and G_w (``g_w``, k x k), the number of solves (``certified_solves`` of them certified), the
+    status of the G_w = G_* solve (``g_star_status``) and the certificate of the best solve.  The best is chosen
+    among the certified solves only (status "optimal"); none certified is refused.  A local search over a
     restricted family: a smaller distance found is real (certified solve), no improvement proves nothing
     beyond this family and this search."""
     from scipy.optimize import minimize
@@ -90,7 +93,12 @@ def best_block_prototypes(
 
     res = minimize(lambda t: point(t).distance, theta0, method="Nelder-Mead",
                    options={"maxfev": max_evals, "xatol": 1e-4, "fatol": 1e-7})
-    best_theta = min(cache, key=lambda t: cache[t].distance)
+    certified = [t for t in cache if cache[t].status == "optimal"]
+    if not certified:
+        raise FieldError(f"the solver certified none of the {len(cache)} solves of the design at {{n_w}} {n_w:g}, "
+                         f"{{tau}} {tau:g} (status {base.status}): nothing certified to choose from; use fewer copies "
+                         "or a larger temperature")
+    best_theta = min(certified, key=lambda t: cache[t].distance)
     best = cache[best_theta]
     g_best, (a, b, c) = _block_from_params(counts, np.array(best_theta))
     return {
@@ -99,4 +107,5 @@ def best_block_prototypes(
         "improvement": base.distance - best.distance, "relative_improvement": 1 - best.distance / base.distance,
         "g_star_cosines": (a0, b0, c0), "best_cosines": (a, b, c), "g_w": g_best.tolist(), "solves": len(cache),
         "best_status": best.status, "best_certified_gap": best.certified_gap, "converged": bool(res.success),
+        "certified_solves": len(certified), "g_star_status": base.status,
     }

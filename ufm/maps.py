@@ -159,11 +159,11 @@ def distance_cell(cell: MapCell) -> dict:
     counts = cell.check()
     row = {**asdict(cell), "counts": counts.tolist()}
     g_star = make_gram(cell.geometry, cell.k, counts)
-    other_solver = "auto" if cell.solver == "BM" else "BM"
     try:
         point = solve_point(counts.numpy(), cell.tau, g_star, cell.n_w, cell.prototype_anchors, solver=cell.solver)
-        other = (solve_point(counts.numpy(), cell.tau, g_star, cell.n_w, cell.prototype_anchors, solver=other_solver)
-                 if cell.cross_check else None)
+        # the other method than the one that answered (auto may answer with Burer-Monteiro), never a fallback to it
+        other = (solve_point(counts.numpy(), cell.tau, g_star, cell.n_w, cell.prototype_anchors,
+                             solver=_independent(point.solver)) if cell.cross_check else None)
     except ValueError as err:
         if cell.n_w == 0 and int(counts.min()) < 2:
             return {**row, "distance": None, "status": "invalid", "note": str(err)}
@@ -175,12 +175,28 @@ def distance_cell(cell: MapCell) -> dict:
         block = point.gram[np.ix_(rows, cols)][off[np.ix_(rows, cols)]]
         return float(block.mean()) if block.size else None
 
-    check = {} if other is None else {"distance_check": other.distance, "solver_check": other.solver,
-                                      "status_check": other.status,
-                                      "distance_spread": abs(point.distance - other.distance)}
-    return {**row, **point.to_dict(), "n_w": cell.n_w, "solver": cell.solver, "solver_method": point.solver, **check,
+    return {**row, **point.to_dict(), "n_w": cell.n_w, "solver": cell.solver, "solver_method": point.solver,
+            "certified": point.status == "optimal", **_cross_check(point, other),
             "cos_majority": mean_cos(~minority, ~minority), "cos_minority": mean_cos(minority, minority),
             "cos_across": mean_cos(~minority, minority)}
+
+
+def _independent(solver: str) -> str:
+    """The method that checks a solve made by ``solver`` (CLARABEL, SCS or BM): the interior point for
+    Burer-Monteiro, Burer-Monteiro for an interior point."""
+    return "CLARABEL" if solver == "BM" else "BM"
+
+
+def _cross_check(point: SolvePoint, other: SolvePoint | None) -> dict:
+    """The cross-check columns of a map row: the other method's distance and status and the spread of the two
+    distances; a check by the same method is no check (spread None, ``cross_check_note`` says why)."""
+    if other is None:
+        return {}
+    out = {"distance_check": other.distance, "solver_check": other.solver, "status_check": other.status}
+    if other.solver == point.solver:
+        return {**out, "distance_spread": None,
+                "cross_check_note": f"no independent check: both solves used {point.solver}"}
+    return {**out, "distance_spread": abs(point.distance - other.distance)}
 
 
 def distance_map(cells: Sequence[MapCell], map_fn: Callable = map) -> list[dict]:

@@ -10,11 +10,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
 from ufm.runio import atomic_path  # noqa: E402
 
 __all__ = ["gram_heatmaps", "gram_grid", "lines_vs_x", "save_figure", "distance_heatmaps", "map_panels", "map_figure",
-           "study_figure"]
+           "certified_row", "study_figure"]
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
@@ -71,11 +72,30 @@ def lines_vs_x(
     title: str = "",
     xscale: str = "symlog",
     yscale: str = "linear",
+    certified: dict[str, Sequence[bool]] | None = None,
 ) -> plt.Figure:
-    """One line with markers per named (x, y) series."""
+    """One line with markers per named (x, y) series.  ``certified``: per series name, one flag per point (a
+    solver's certificate); points flagged False are drawn hollow, and the legend and title say how many."""
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    uncertified = 0
     for name, (x, y) in series.items():
-        ax.plot(x, y, marker="o", label=name)
+        line = ax.plot(x, y, marker="o", label=name)[0]
+        flags = None if certified is None else certified.get(name)
+        if flags is None:
+            continue
+        if len(flags) != len(x):
+            raise ValueError(f"series {name!r} has {len(x)} points but {len(flags)} certified flags")
+        hollow = [i for i, ok in enumerate(flags) if not ok]
+        uncertified += len(hollow)
+        if hollow:  # white-filled markers over the line's own
+            ax.plot([x[i] for i in hollow], [y[i] for i in hollow], linestyle="none", marker="o",
+                    markerfacecolor="white", markeredgecolor=line.get_color(), zorder=line.get_zorder() + 1)
+    if uncertified:
+        total = sum(len(x) for x, _ in series.values())
+        ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="0.3",
+                label="hollow: not certified")
+        title = f"{title}\n" if title else ""
+        title += f"{total - uncertified} of {total} points certified (hollow: not certified)"
     if xscale == "symlog":
         ax.set_xscale("symlog", linthresh=1)
     else:
@@ -110,21 +130,32 @@ def distance_heatmaps(panels: list[tuple[str, list[dict], str]], suptitle: str, 
     for ax, (title, rows, key) in zip(axes.flat, panels):
         ys, xs = sorted({r[key] for r in rows}), sorted({r["n_w"] for r in rows})
         grid = np.full((len(ys), len(xs)), np.nan)
+        loose = np.zeros(grid.shape, dtype=bool)  # a distance the solver did not certify
         for r in rows:
             if r["distance"] is not None:
                 grid[ys.index(r[key]), xs.index(r["n_w"])] = r["distance"]
+                loose[ys.index(r[key]), xs.index(r["n_w"])] = not certified_row(r)
         image = ax.imshow(grid, vmin=0, vmax=vmax, cmap="viridis", aspect="auto", origin="lower")
         for i in range(len(ys)):
             for j in range(len(xs)):
-                text = "n/a" if np.isnan(grid[i, j]) else f"{grid[i, j]:.3f}"
+                text = "n/a" if np.isnan(grid[i, j]) else f"{grid[i, j]:.3f}" + ("?" if loose[i, j] else "")
                 ax.text(j, i, text, ha="center", va="center", fontsize=6.5,
                         color="white" if np.isnan(grid[i, j]) or grid[i, j] < 0.6 * vmax else "black")
+                if loose[i, j]:
+                    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="0.75", alpha=0.75, hatch="////",
+                                           edgecolor="0.35", linewidth=0))
         ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs], fontsize=7)
         ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys], fontsize=7)
         ax.set_xlabel("n_w (copies of each prototype)", fontsize=8)
         ax.set_ylabel(_AXIS_LABELS[key], fontsize=8)
         ax.set_title(title, fontsize=8.5)
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="distance of optimal G_M to G_*")
+    loose = sorted({str(r.get("status")) for _, rows, _ in panels for r in rows
+                    if r["distance"] is not None and not certified_row(r)})
+    if loose:
+        fig.legend(handles=[Patch(facecolor="0.75", hatch="////", edgecolor="0.35",
+                                  label=f"not certified (status {', '.join(loose)}): the distance may be off")],
+                   loc="lower center", bbox_to_anchor=(0.5, -0.06 if nrow == 1 else 0.0), fontsize=8, frameon=False)
     fig.suptitle(suptitle, fontsize=9.5 if nrow == 1 else 12, y=1.04 if nrow == 1 else 1 - 0.3 / height)
     return fig
 
@@ -157,12 +188,21 @@ def map_panels(rows: list[dict]) -> tuple[str, list[tuple[str, list[dict], str]]
     return ", ".join(say(f, rows[0][f]) for f in shared), panels
 
 
+def certified_row(row: dict) -> bool:
+    """Whether a solver row's numbers are certified: status "optimal" (:class:`ufm.solver.SolveResult`)."""
+    return row.get("status") == "optimal"
+
+
 def map_figure(rows: list[dict], title: str | None = None, columns: int = 4):
-    """Annotated heatmaps of a distance map's rows (:func:`map_panels`), full batch."""
+    """Annotated heatmaps of a distance map's rows (:func:`map_panels`), full batch; cells whose solve is not
+    certified are hatched (and their number ends in "?"), and the title says how many cells are certified."""
     shared, panels = map_panels(rows)
-    solvers = sorted({r.get("solver_method", r.get("solver", "?")) for r in rows if r.get("distance") is not None})
-    return distance_heatmaps(panels, title or f"certified optimum ({', '.join(solvers)}), full batch, {shared}",
-                              columns)
+    solved = [r for r in rows if r.get("distance") is not None]
+    solvers = sorted({r.get("solver_method", r.get("solver", "?")) for r in solved})
+    good = sum(certified_row(r) for r in solved)
+    what = ("certified optimum" if good == len(solved) else
+            f"optimum, certified in {good} of {len(solved)} cells (hatched: not certified)")
+    return distance_heatmaps(panels, title or f"{what} ({', '.join(solvers)}), full batch, {shared}", columns)
 
 
 # --- the minority-angle study: rows of ufm.deep.study.report ----------------------------------------------------

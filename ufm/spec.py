@@ -249,8 +249,9 @@ class DesignConfig(ProblemSpec):
     max_evals: int = _opt(150, "solves the Nelder-Mead search may make")
 
     def __post_init__(self) -> None:
+        check_values(self, {"n_w": POSITIVE})  # before the problem's own n_w >= 0: a design needs prototypes
         super().__post_init__()
-        check_values(self, {"n_w": POSITIVE, "max_evals": Range(1)})
+        check_values(self, {"max_evals": Range(1)})
         if self.batching != "full":
             raise ValueError(f"batching={self.batching!r}: the prototype design solves the full-batch problem; "
                              "leave batching full")

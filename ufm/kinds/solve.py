@@ -29,9 +29,12 @@ def run(cfg: SolveConfig, folder: Path, full: bool = False, max_memory_gb: float
     write_json(folder / "config.json", cfg.to_dict())
     write_npz(folder / ARRAYS_FILE, **arrays)
     n = summary["counts"]
-    titles = ["optimal G_M", "prototype Gram G_*" if cfg.n_w > 0 else "target G_* (no prototypes)"]
+    certified = result.status == "optimal"
+    titles = ["optimal G_M (certified)" if certified else f"G_M, NOT certified ({result.status})",
+              "prototype Gram G_*" if cfg.n_w > 0 else "target G_* (no prototypes)"]
     save_figure(gram_heatmaps([result.gram, arrays["g_star"]], titles,
-                              f"counts {n if len(n) <= 12 else f'k = {len(n)}'}, tau {cfg.tau:g}, n_w {cfg.n_w:g}"),
+                              f"counts {n if len(n) <= 12 else f'k = {len(n)}'}, tau {cfg.tau:g}, n_w {cfg.n_w:g}"
+                              + ("" if certified else ": the solver could not certify G_M's entries, they may be off")),
                 folder / "gram.png")
     write_json(folder / "solution.json", summary)  # written last: the run is finished when it exists
     return summary, result
