@@ -35,6 +35,7 @@ DEFAULT_ALIASES = {"max_memory_gb": "--max-memory-gb or $UFM_MAX_MEMORY_GB", "pr
 # old spellings: refused with one line naming the new one (CHANGELOG, 0.2)
 RENAMED = {"--prototype-anchors": "--anchors prototype", "--no-prototype-anchors": "--anchors batch",
            "--batch-anchors-only": "--anchors batch", "--target": "--geometry"}
+NO_LIMIT_OPTION = {"max_memory_gb": "$UFM_MAX_MEMORY_GB"}  # a command without --max-memory-gb: the variable alone
 
 
 def flag(field: str, value: str | None = None, aliases: dict[str, str] | None = None) -> str:
@@ -65,6 +66,12 @@ def user_errors(fn: Callable | None = None, *, aliases: dict[str, str] | None = 
     :class:`ufm.errors.FieldError` are written as this command's flags (``aliases`` where they differ)."""
 
     def decorate(fn: Callable) -> Callable:
+        import inspect
+
+        # advice names only the options this command has: without --max-memory-gb, the limit is the variable's
+        own = {} if "max_memory_gb" in inspect.signature(fn).parameters else NO_LIMIT_OPTION
+        names = {**own, **(aliases or {})}
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -73,7 +80,7 @@ def user_errors(fn: Callable | None = None, *, aliases: dict[str, str] | None = 
                     raise ValueError(f"--max-memory-gb must be a finite number of GiB > 0, got {limit}")
                 return fn(*args, **kwargs)
             except (ValueError, FileNotFoundError) as err:
-                print_error(user_message(err, aliases))
+                print_error(user_message(err, names))
                 raise typer.Exit(2) from None
 
         return wrapper
@@ -174,7 +181,9 @@ def _usage_error() -> type:
 
 def _one_line(ctx: Any, err: Exception, name: str) -> None:
     """A malformed value, an unknown option or command: one ``error:`` line and exit code 2, not a usage box."""
-    print_error(f"{' '.join(err.format_message().split())} (see {name} --help)")
+    message = " ".join(err.format_message().split())
+    if message:  # (none when no arguments were given: the help was shown, there is nothing wrong to report)
+        print_error(f"{message} (see {name} --help)")
     ctx.exit(2)
 
 

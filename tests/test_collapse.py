@@ -84,7 +84,7 @@ def test_map_cells_and_bad_input():
     cells = map_cells(profiles=("step", "long-tail"), ratios=(10.0,), taus=(0.1,), n_ws=(0.0, 1.0), k=4, n_major=20)
     assert len(cells) == 2 * (1 + 2)  # one cell at n_w = 0 (anchors do not matter), both conventions at n_w = 1
     assert cells[0].counts == (20, 20, 2, 2) and cells[3].counts[0] == 20 and cells[3].counts[-1] == 2
-    with pytest.raises(ValueError, match="repeated cells"):
+    with pytest.raises(ValueError, match="ratio repeats the value 2"):
         map_cells(ratios=(2.0, 2.0))
     with pytest.raises(ValueError, match="batch_size"):
         CollapseCell((4, 4), 0.1, 1.0, batching="shuffle")

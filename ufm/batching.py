@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ufm.errors import FieldError
 from ufm.imbalance import labels_from_counts
 
 __all__ = ["SCHEMES", "Batches", "bound_examples", "epoch_batches", "batch_compositions", "epoch_compositions"]
@@ -68,18 +69,19 @@ def bound_examples(labels: torch.Tensor, num_classes: int, generator: torch.Gene
 def _check(labels: torch.Tensor, batch_size: int, num_classes: int, scheme: str) -> torch.Tensor:
     counts = torch.bincount(labels, minlength=num_classes)
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown batching scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+        raise FieldError(f"unknown {{batching}} scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
     if bool((counts == 0).any()):
         missing = torch.nonzero(counts == 0).flatten().tolist()
         raise ValueError(f"classes {missing} have no samples; every class 0..{num_classes - 1} needs at least one")
     if scheme != "full":
         if batch_size < num_classes:
-            raise ValueError(
+            raise FieldError(
                 f"batch size n={batch_size} is smaller than the number of classes k={num_classes}: some class is "
-                f"missing from every batch; use n >= {num_classes} (or --batching full)"
+                f"missing from every batch; use {{batch_size}} >= {num_classes} (or {{batching=full}})"
             )
         if batch_size > len(labels):
-            raise ValueError(f"batch size n={batch_size} exceeds the number of samples N={len(labels)}; use n <= N")
+            raise FieldError(f"batch size n={batch_size} exceeds the number of samples N={len(labels)}; use "
+                             f"{{batch_size}} <= {len(labels)}")
     return counts
 
 

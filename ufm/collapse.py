@@ -204,6 +204,14 @@ def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[
     if set(profiles) == {"balanced"} and any(r != 1 for r in ratios):
         raise FieldError("{ratio} values other than 1 have no effect with balanced counts only; drop them (or add "
                          "{profile=step} or {profile=long-tail})")
+    from ufm._config import first_repeat
+
+    for name, values in (("profile", profiles), ("ratio", ratios), ("tau", taus), ("n_w", n_ws),
+                         ("anchors", anchors)):
+        again = first_repeat(list(values))
+        if again is not None:
+            shown = str(again) if isinstance(again, (str, bool)) else format(again, "g")
+            raise FieldError(f"{{{name}}} repeats the value {shown}: give each value once")
     cells = []
     for profile in profiles:
         # balanced counts have no ratio: one set of cells, labelled R = 1 (not one identical copy per ratio)

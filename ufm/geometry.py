@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ufm.errors import FieldError
+
 __all__ = [
     "GRAM_TOL",
     "GEOMETRIES",
@@ -119,9 +121,9 @@ def check_gram(g, d: int | None = None, tol: float = GRAM_TOL) -> torch.Tensor:
         )
     rank = int((ev > tol * scale).sum())
     if d is not None and rank > d:
-        raise ValueError(
+        raise FieldError(
             f"the Gram matrix has rank {rank} > embedding dimension d={d}: it cannot be realized in R^{d}; "
-            f"use d >= {rank} or a lower-rank geometry"
+            f"use {{d}} >= {rank} or a lower-rank geometry"
         )
     return g
 
@@ -164,7 +166,8 @@ def make_gram(name: str, k: int, counts=None, gamma: float = 1.0) -> torch.Tenso
         if counts is None:
             raise ValueError("the 'minority' geometry needs the class counts")
         return minority_weighted_gram(counts, gamma)
-    raise ValueError(f"unknown geometry {name!r}; choose one of {', '.join(GEOMETRIES)} or give a Gram file")
+    raise FieldError(f"unknown {{geometry}} {name!r}; choose one of {', '.join(GEOMETRIES)} or give a Gram file "
+                     "({gram_file})")
 
 
 def prototypes_from_gram(

@@ -89,7 +89,7 @@ def class_counts(profile: str, k: int, n: int, ratio: float = 1.0, minority_frac
         return step_counts(k, n, ratio, minority_fraction)
     if profile == "long-tail":
         return long_tail_counts(k, n, ratio)
-    raise ValueError(f"unknown imbalance profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    raise FieldError(f"unknown imbalance {{profile}} {profile!r}; choose one of {', '.join(PROFILES)}")
 
 
 def labels_from_counts(counts) -> torch.Tensor:

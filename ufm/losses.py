@@ -313,5 +313,5 @@ def batch_loss(
 ) -> torch.Tensor:
     """The loss ``name`` of :data:`LOSSES` on ``h: [..., n, d]`` (keyword options as in :func:`scl_loss`): ``[...]``."""
     if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+        raise FieldError(f"unknown {{loss}} {name!r}; choose one of {', '.join(LOSSES)}")
     return LOSSES[name].fn(h, y, prototypes, n_w, tau, prototype_anchors, **kwargs)

@@ -99,7 +99,8 @@ class MapCell:
         """The class counts ``[k]``, after checking that they exist (e.g. n_major // ratio >= 1) and that a
         cross-check is affordable; raises ValueError otherwise."""
         if self.profile == "balanced" and self.ratio != 1:
-            raise ValueError(f"ratio={self.ratio:g} with profile='balanced' (balanced counts have no ratio); use ratio=1")
+            raise FieldError(f"{{ratio}} {self.ratio:g} with {{profile=balanced}} (balanced counts have no ratio); use "
+                             "{ratio=1}")
         from ufm.solver import check_solve_size
 
         check_solve_size(self.k, 1, self.n_w > 0, "dense")  # the k x k matrices of the cell, before any is built

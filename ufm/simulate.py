@@ -264,9 +264,11 @@ def check_simulation_size(cfg: SimConfig, max_memory_gb: float | None = None) ->
     device = resolve_device(cfg.device)
     sizes = (f"{len(cfg.runs)} stacked run(s) x N = {num_samples(cfg)} samples x d = {cfg.d}, k = {num_classes(cfg)}, "
              f"{'full batch' if cfg.batching == 'full' else f'batches of {cfg.batch_size}'}, {cfg.dtype}")
+    lower = ["{counts}" if cfg.counts else "{n_major}", "{k}", "{d}"]
+    lower += [] if cfg.batching == "full" else ["{batch_size}"]
+    lower += ["the stacked runs ({n_w} x {tau} x {seeds} values)"] if len(cfg.runs) > 1 else []
     check_memory(memory_estimate(cfg), f"this simulation ({sizes})",
-                 "lower n_major, k, d, the batch size or the number of stacked runs (n_w x tau x seeds)",
-                 max_memory_gb, device)
+                 f"lower {', '.join(lower[:-1])} or {lower[-1]}", max_memory_gb, device)
 
 
 def simulate(

@@ -26,6 +26,7 @@ import torch
 
 from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_choices, check_gram_source, check_values, from_dict
 from ufm._config import option as _opt
+from ufm.errors import FieldError
 
 __all__ = ["ImbalanceProfile", "ClassCounts", "NamedGeometry", "TargetGeometry", "ProblemSpec", "SolveConfig",
            "DesignConfig", "CheckConfig", "GEOMETRIES"]
@@ -96,8 +97,8 @@ class ClassCounts(ImbalanceProfile):
             from ufm.imbalance import parse_counts
 
             if not self.counts.strip():
-                raise ValueError("counts is empty; give class counts such as 50x5,5x5, or leave it unset for the "
-                                 "profile")
+                raise FieldError("{counts} is empty; give class counts such as 50x5,5x5, or leave it unset for "
+                                 "the {profile}")
             parse_counts(self.counts)  # refused here, before anything runs
 
     def without_effect(self) -> dict[str, str]:
@@ -249,7 +250,9 @@ class DesignConfig(ProblemSpec):
     max_evals: int = _opt(150, "solves the Nelder-Mead search may make")
 
     def __post_init__(self) -> None:
-        check_values(self, {"n_w": POSITIVE})  # before the problem's own n_w >= 0: a design needs prototypes
+        # before the problem's own n_w >= 0, the whole range a design takes: it needs prototypes, and with prototype
+        # anchors at least one copy (an anchor copy has n_w - 1 copies of itself as positives)
+        check_values(self, {"n_w": Range(1) if self.prototype_anchors else POSITIVE})
         super().__post_init__()
         check_values(self, {"max_evals": Range(1)})
         if self.batching != "full":

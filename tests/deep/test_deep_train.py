@@ -239,7 +239,7 @@ def test_cli_preset_flags_override_even_at_the_global_default_and_resume_flags(i
     result = runner.invoke(app, ["train", "--resume", run, "--epochs", "2", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["scl-nw0"]["epochs"] == 2
-    for bad, needle in ((["--width", "8"], "cannot change width"), (["--out", str(tmp_path / "o")], "drop --out"),
+    for bad, needle in ((["--width", "8"], "cannot change --width (run has 4, asked 8)"), (["--out", str(tmp_path / "o")], "drop --out"),
                         (["--preset", "cpu-small"], "drop --preset and --grid")):
         result = runner.invoke(app, ["train", "--resume", run, *bad])
         assert result.exit_code == 2 and needle in result.output and "Traceback" not in result.output
@@ -255,7 +255,7 @@ def test_cli_preset_flags_override_even_at_the_global_default_and_resume_flags(i
     (["--resume", "/nonexistent/run"], "--resume /nonexistent/run does not exist"),
     (["--reduction", "median"], "--reduction 'median' is not one of"),
     (["--lr-schedule", "linear"], "--lr-schedule 'linear' is not one of"),
-    (["--preset", "cpu-fig9"], "unknown preset"),
+    (["--preset", "cpu-fig9"], "unknown --preset 'cpu-fig9'"),
     (["--loss", "ce", "--n-w", "5"], "--n-w has no effect with loss ce"),
     (["--loss", "class-averaging", "--anchors", "batch"], "--anchors has no effect"),
     (["--preset", "cpu-fig1", "--gamma", "2"], "--gamma has no effect without the minority geometry"),
@@ -398,7 +398,7 @@ def test_a_resume_cannot_undo_epochs(image_folder, tmp_path):
     train(tiny(image_folder, epochs=2), tmp_path / "run")
     result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "run"), "--epochs", "1"])
     assert result.exit_code == 2, result.output
-    assert "has already trained 2 epochs" in result.output and "--epochs 2 or more" in result.output
+    assert "has already trained 2 epochs" in result.output and "give --epochs >= 2 to continue it" in result.output
     # folders of another kind say what they are and what reads them
     sim = tmp_path / "sim"
     assert CliRunner().invoke(app, ["simulate", "--k", "3", "--n-major", "4", "--ratio", "2", "--d", "4", "--batch-size", "4",

@@ -17,6 +17,7 @@ from ufm._config import option as _opt
 from ufm.batching import SCHEMES
 from ufm.deep.augment import AUGMENTATIONS
 from ufm.deep.model import HEADS
+from ufm.errors import FieldError
 from ufm.losses import check_copies
 from ufm.spec import ImbalanceProfile, NamedGeometry
 
@@ -112,7 +113,7 @@ class TrainConfig(NamedGeometry, ImbalanceProfile):
         try:
             return check_gram(block_gram(counts, *self.prototype_cosines))
         except ValueError as err:
-            raise ValueError(f"prototype_cosines {list(self.prototype_cosines)} give no prototypes for class counts "
+            raise FieldError(f"{{prototype_cosines}} {list(self.prototype_cosines)} give no prototypes for class counts "
                              f"{[int(c) for c in counts]}: {err}; take cosines from ufm design-prototypes") from None
 
     def without_effect(self) -> dict[str, str]:
@@ -154,9 +155,10 @@ def resumed_config(saved: TrainConfig, changes: dict) -> TrainConfig:
     saved_values = saved.to_dict()
     refused = sorted(n for n, v in changes.items() if n not in RESUMABLE and v != saved_values[n])
     if refused:
-        detail = ", ".join(f"{n} (run has {saved_values[n]!r}, asked {changes[n]!r})" for n in refused)
-        raise ValueError(f"a resumed run continues its own model, data and loss; cannot change {detail}. "
-                         f"Only {', '.join(sorted(RESUMABLE))} may change on resume: start a new run folder instead")
+        detail = ", ".join(f"{{{n}}} (run has {saved_values[n]!r}, asked {changes[n]!r})" for n in refused)
+        raise FieldError(f"a resumed run continues its own model, data and loss; cannot change {detail}. Only "
+                         f"{', '.join(f'{{{n}}}' for n in sorted(RESUMABLE))} may change on resume: start a new run "
+                         "folder instead")
     return TrainConfig(**{**saved_values, **changes})
 
 
@@ -249,5 +251,5 @@ def grid_runs(runs: dict[str, TrainConfig], grid: dict[str, tuple]) -> dict[str,
 def preset(name: str, overrides: dict | None = None) -> dict[str, TrainConfig]:
     """The named runs of a preset as configs, with ``overrides`` (field -> value) applied to every run."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise FieldError(f"unknown {{preset}} {name!r}; choose one of {', '.join(PRESETS)}")
     return {run: TrainConfig(**{**values, **(overrides or {})}) for run, values in PRESETS[name].items()}

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ufm.errors import FieldError
+
 __all__ = [
     "ImageData",
     "check_splits",
@@ -64,7 +66,13 @@ class ImageData:
         return ImageData(self.images.to(device), self.labels.to(device), self.classes)
 
 
-def _missing(path: Path, what: str, how: str) -> FileNotFoundError:
+def _missing(path: Path, what: str, how: str) -> Exception:
+    """The error for ``what`` missing at ``path``: a file where a folder of the path should be is named as such."""
+    for above in Path(path).parents:
+        if above.exists():
+            if above.is_dir():
+                break
+            return FieldError(f"{above} is a file, not a folder, so the {what} cannot be at {path}; check {{data_root}}")
     return FileNotFoundError(f"{what} not found at {path}; {how}")
 
 
@@ -267,17 +275,19 @@ def load_idx(root: str | Path, split: str = "train", classes: tuple[str, ...] | 
     return ImageData(torch.from_numpy(images.copy()), labels_t, names)
 
 
-def imbalanced_subset(labels: torch.Tensor, counts, seed: int = 0) -> torch.Tensor:
+def imbalanced_subset(labels: torch.Tensor, counts, seed: int = 0, field: str = "n_major",
+                      split: str = "training") -> torch.Tensor:
     """Indices of a seeded subset with ``counts[c]`` samples of class c (e.g. from ``ufm.imbalance.step_counts``),
-    sorted; each class's samples are a seeded random choice among its members."""
+    sorted; each class's samples are a seeded random choice among its members.  ``field``: the config field that
+    sets the counts (named when a class has too few samples of the ``split``)."""
     counts = torch.as_tensor(counts, dtype=torch.long)
     available = torch.bincount(labels, minlength=len(counts))
     if len(available) != len(counts):
         raise ValueError(f"{len(counts)} counts given but the labels have {len(available)} classes")
     short = torch.nonzero(counts > available).flatten().tolist()
     if short:
-        raise ValueError(f"classes {short} have fewer samples ({available[short].tolist()}) than asked "
-                         f"({counts[short].tolist()}); lower the samples per class (--n-major)")
+        raise FieldError(f"classes {short} have fewer samples ({available[short].tolist()}) in the {split} split "
+                         f"than asked ({counts[short].tolist()}); lower {{{field}}}")
     gen = torch.Generator().manual_seed(seed)
     chosen = []
     for c in range(len(counts)):

@@ -21,6 +21,8 @@ def _training_run(folder: Path) -> tuple[str, dict, list[dict]]:
     """(name, arrays, metrics) of a finished ``ufm train`` run folder, or a clear error naming what it is not."""
     from ufm.runio import read_json, read_jsonl, read_npz
 
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file, not a run folder; give the folder of a finished `ufm train` run")
     if not folder.is_dir():
         raise FileNotFoundError(f"run folder {folder} does not exist; give the folder of a finished `ufm train` run")
     from ufm.folders import describe, identify

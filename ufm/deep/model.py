@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ufm.errors import FieldError
+
 __all__ = ["HEADS", "ResNet18", "check_head_reaches", "activation_floats"]
 
 HEADS = ("linear", "relu")
@@ -69,15 +71,13 @@ def check_head_reaches(g_star: torch.Tensor, head: str, embed_dim: int | None = 
         lam = torch.linalg.eigvalsh(torch.as_tensor(g_star, dtype=torch.float64))
         rank = int((lam > 1e-9 * lam.max()).sum())
         if rank > embed_dim:
-            from ufm.errors import FieldError
-
             raise FieldError(f"the target G_* has rank {rank}, more than the embedding dimension {{embed_dim}} = "
                              f"{embed_dim}: no prototypes realize it; use {{embed_dim}} >= {rank} or a lower-rank "
                              "target")
     if head == "relu" and bool((torch.as_tensor(g_star) < -1e-9).any()):
-        raise ValueError(
+        raise FieldError(
             "the target G_* has negative cosines, which non-negative (relu-head) embeddings cannot reach; "
-            "use --head linear, or an orthogonal-frame target (--geometry orthogonal)"
+            "use {head=linear}, or an orthogonal-frame target ({geometry=orthogonal})"
         )
 
 

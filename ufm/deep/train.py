@@ -92,7 +92,8 @@ def select_data(cfg: TrainConfig, train: ImageData, test: ImageData) -> tuple[Im
     index = imbalanced_subset(train.labels, counts, cfg.seed)
     train = train.subset(index)
     if cfg.test_per_class:
-        test = test.subset(imbalanced_subset(test.labels, [cfg.test_per_class] * k, cfg.seed + 1))
+        test = test.subset(imbalanced_subset(test.labels, [cfg.test_per_class] * k, cfg.seed + 1, "test_per_class",
+                                             "test"))
     return train, test, counts, index
 
 
@@ -203,9 +204,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: Callable[[in
         cfg = resumed_config(saved, {n: v for n, v in cfg.to_dict().items() if v != getattr(saved, n)})
         done = int(load_checkpoint(checkpoint_path)["epoch"])
         if cfg.epochs < done:
-            raise ValueError(f"the run in {run_dir} has already trained {done} epochs, more than epochs = "
-                             f"{cfg.epochs}: a resume cannot undo epochs; give epochs >= {done} (--epochs {done} "
-                             "or more) to continue it, or start a new run with --out")
+            raise FieldError(f"the run in {run_dir} has already trained {done} epochs, more than {{epochs}} = "
+                             f"{cfg.epochs}: a resume cannot undo epochs; give {{epochs}} >= {done} to continue it, or "
+                             "start a new run in another folder")
     else:
         check_fresh_folder(run_dir)
     device = resolve_device(cfg.device)
@@ -342,8 +343,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: Callable[[in
                  "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - start}
         entry["images_per_s"] = int(offsets[-1]) / entry["seconds"]
         if not (math.isfinite(entry["loss"]) and math.isfinite(entry["grad_norm"])):
-            raise ValueError(f"the loss became non-finite in epoch {epoch} (mean loss {entry['loss']}, gradient norm "
-                             f"{entry['grad_norm']}); lower --lr, raise --tau, or resume from the last checkpoint")
+            raise FieldError(f"the loss became non-finite in epoch {epoch} (mean loss {entry['loss']}, gradient norm "
+                             f"{entry['grad_norm']}); lower {{lr}}, raise {{tau}}, or resume from the last checkpoint")
         if main and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             entry.update(run_evaluation(epoch))
         state.history.append(entry)
