@@ -106,5 +106,11 @@ def agree_command(
     for r in rows:
         table.add_row(f"{r['n_w']:g}", f"{r['tau']:g}", str(r["seed"]), f"{r['simulator_loss']:.8g}",
                       f"{r['solver_objective']:.8g}", f"{r['relative_gap']:+.1e}", f"{r['gram_max_difference']:.1e}",
-                      f"{r['distance_simulator']:.4f}", f"{r['distance_solver']:.4f}")
+                      f"{r['distance_simulator']:.4f}", f"{r['distance_solver']:.4f}"
+                      + ("" if r["solver_status"] == "optimal" else "?"))
     console.print(table)
+    loose = [r for r in rows if r["solver_status"] != "optimal"]
+    if loose:
+        console.print(f"[yellow]{len(loose)} of {len(rows)} solver optima are not certified (status "
+                      f"{', '.join(sorted({r['solver_status'] for r in loose}))}): their gap and distance may be "
+                      "off (marked ?)[/yellow]")

@@ -174,7 +174,7 @@ def maps_distance_figure(out: Path, quick: bool = False, rows: dict | None = Non
             sub = [r for r in rows[key] if r["prototype_anchors"] == a]
             if sub:
                 panels.append((f"{label}\n{'prototype anchors' if a else 'batch anchors only'}", sub, key))
-    fig = _distance_heatmaps(panels, "certified optimum (Burer-Monteiro), k = 10, full batch, ETF target")
+    fig = _distance_heatmaps(panels, "optimum (Burer-Monteiro), k = 10, full batch, ETF target")
     return save_figure(fig, out / "maps_distance.png")
 
 
@@ -279,7 +279,7 @@ def maps_targets_figure(out: Path, quick: bool = False, rows: list[dict] | None 
                     method = "BM" if sub[0]["solver"] == "BM" else "reduced IP" if profile == "step" else "IP"
                     panels.append((f"k {k}, {profile}, {'ETF' if geometry == 'etf' else 'orthogonal'} target ({method})"
                                    f"\n{'prototype anchors' if anchors else 'batch anchors only'}", sub, "ratio"))
-    fig = _distance_heatmaps(panels, "certified optimum, full batch, tau 0.1, majority classes of 200", columns=4)
+    fig = _distance_heatmaps(panels, "optimum, full batch, tau 0.1, majority classes of 200", columns=4)
     return save_figure(fig, out / "maps_targets.png")
 
 

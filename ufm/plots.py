@@ -114,7 +114,8 @@ def lines_vs_x(
 
 def distance_heatmaps(panels: list[tuple[str, list[dict], str]], suptitle: str, columns: int | None = None):
     """One annotated heatmap per (title, rows, row key): rows of :func:`ufm.maps.distance_cell`, x = n_w;
-    ``columns`` panels per row (default all in one row)."""
+    ``columns`` panels per row (default all in one row).  The title ends with how many cells the solver certified;
+    a cell it did not is hatched, its number ends in "?", and a legend says why."""
     import matplotlib.pyplot as plt
 
     ncol = min(columns or len(panels), len(panels))
@@ -150,8 +151,11 @@ def distance_heatmaps(panels: list[tuple[str, list[dict], str]], suptitle: str, 
         ax.set_ylabel(_AXIS_LABELS[key], fontsize=8)
         ax.set_title(title, fontsize=8.5)
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="distance of optimal G_M to G_*")
-    loose = sorted({str(r.get("status")) for _, rows, _ in panels for r in rows
-                    if r["distance"] is not None and not certified_row(r)})
+    solved = [r for _, rows, _ in panels for r in rows if r["distance"] is not None]
+    loose = sorted({str(r.get("status")) for r in solved if not certified_row(r)})
+    good = sum(certified_row(r) for r in solved)
+    suptitle += (f" (certified: all {good} cell{'s' if good != 1 else ''})" if good == len(solved) else
+                 f" (certified in {good} of {len(solved)} cells; hatched: not certified)")
     if loose:
         fig.legend(handles=[Patch(facecolor="0.75", hatch="////", edgecolor="0.35",
                                   label=f"not certified (status {', '.join(loose)}): the distance may be off")],
@@ -194,15 +198,11 @@ def certified_row(row: dict) -> bool:
 
 
 def map_figure(rows: list[dict], title: str | None = None, columns: int = 4):
-    """Annotated heatmaps of a distance map's rows (:func:`map_panels`), full batch; cells whose solve is not
-    certified are hatched (and their number ends in "?"), and the title says how many cells are certified."""
+    """Annotated heatmaps of a distance map's rows (:func:`map_panels`), full batch (certification marked as in
+    :func:`distance_heatmaps`)."""
     shared, panels = map_panels(rows)
-    solved = [r for r in rows if r.get("distance") is not None]
-    solvers = sorted({r.get("solver_method", r.get("solver", "?")) for r in solved})
-    good = sum(certified_row(r) for r in solved)
-    what = ("certified optimum" if good == len(solved) else
-            f"optimum, certified in {good} of {len(solved)} cells (hatched: not certified)")
-    return distance_heatmaps(panels, title or f"{what} ({', '.join(solvers)}), full batch, {shared}", columns)
+    solvers = sorted({r.get("solver_method", r.get("solver", "?")) for r in rows if r.get("distance") is not None})
+    return distance_heatmaps(panels, title or f"optimum ({', '.join(solvers)}), full batch, {shared}", columns)
 
 
 # --- the minority-angle study: rows of ufm.deep.study.report ----------------------------------------------------
