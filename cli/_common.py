@@ -15,7 +15,6 @@ import functools
 import json
 import math
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -231,7 +230,9 @@ class OneLineGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as err:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # it has landed: a second Ctrl-C cannot cut the line short
+            from ufm import interrupt
+
+            interrupt.ending()  # in the ufm process: a second Ctrl-C cannot cut the line short
             print_interrupted(err)
             ctx.exit(130)
 

@@ -25,6 +25,9 @@ def run() -> None:
     app = build()
     if previous is signal.default_int_handler:
         signal.signal(signal.SIGINT, previous)
+    from ufm import interrupt
+
+    interrupt.as_command()
     app()
 
 
@@ -45,17 +48,16 @@ def build() -> Any:
 _BUILT: dict[str, Any] = {}
 
 
-def __getattr__(name: str) -> Any:  # `from ufm.cli.main import app`
+def __getattr__(name: str) -> Any:  # `from ufm.cli.main import app` (or COMMANDS)
     if name == "app":
         return build()
+    if name == "COMMANDS":
+        return commands()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _build() -> Any:
-    import typer
-
-    import ufm
-    from ._common import OnceCommand, OneLineGroup
+def commands() -> dict[str, Any]:
+    """{command name: its function}: every command of ``ufm``."""
     from .check import check
     from .collapse import collapse_map_command
     from .maps import copies_command, design_prototypes_command, map_command
@@ -65,6 +67,22 @@ def _build() -> Any:
     from .sweep import gather_command, solve_sweep_command, sweep_command
     from .study import study_command, study_report_command
     from .train import deep_figures_command, train_command
+
+    return {
+        "simulate": simulate_command, "sweep": sweep_command, "solve": solve_command, "solve-sweep": solve_sweep_command,
+        "gather": gather_command, "agree": agree_command, "verify-prop1": verify_prop1_command,
+        "figures": figures_command, "train": train_command, "deep-figures": deep_figures_command, "check": check,
+        "copies": copies_command, "design-prototypes": design_prototypes_command,
+        "collapse-map": collapse_map_command, "map": map_command, "study": study_command,
+        "study-report": study_report_command,
+    }
+
+
+def _build() -> Any:
+    import typer
+
+    import ufm
+    from ._common import OnceCommand, OneLineGroup
 
     app = typer.Typer(
         cls=OneLineGroup,
@@ -87,15 +105,7 @@ def _build() -> Any:
         """ufm: simulate, solve and verify the geometry of SCL with fixed prototypes."""
 
     # every command takes each single-value option once (OnceCommand): registered in one place so none can miss it
-    commands = {
-        "simulate": simulate_command, "sweep": sweep_command, "solve": solve_command, "solve-sweep": solve_sweep_command,
-        "gather": gather_command, "agree": agree_command, "verify-prop1": verify_prop1_command,
-        "figures": figures_command, "train": train_command, "deep-figures": deep_figures_command, "check": check,
-        "copies": copies_command, "design-prototypes": design_prototypes_command,
-        "collapse-map": collapse_map_command, "map": map_command, "study": study_command,
-        "study-report": study_report_command,
-    }
-    for name, command in commands.items():
+    for name, command in commands().items():
         app.command(name, cls=OnceCommand)(command)
     return app
 

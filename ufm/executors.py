@@ -198,8 +198,8 @@ def _run_local(tasks: list[Task], workers: int, log_folder: Path,
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=interrupt.as_worker)
     futures: dict = {}
-    try:
-        with interrupt.safe_points():
+    with interrupt.safe_points():  # also while the workers are stopped: a second Ctrl-C cannot cut that short
+        try:
             with interrupt.ignoring():  # submit starts the workers: they ignore SIGINT from birth
                 for task in tasks:
                     log = Path(task.run_dir) / "job.log" if task.run_dir else log_folder / f"{task.name}.log"
@@ -211,12 +211,12 @@ def _run_local(tasks: list[Task], workers: int, log_folder: Path,
                 if _collect(finished, futures, results, failures, done):
                     raise interrupt.Interrupted()  # a worker was stopped from outside (SIGTERM)
                 interrupt.check()
-    except KeyboardInterrupt as err:
-        _collect([f for f in futures if f.done()], futures, results, failures, done)  # those that had finished
-        _stop_workers(pool, list(futures))
-        raise interrupt.as_interrupted(err).note(also="its worker processes were stopped") from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        except KeyboardInterrupt as err:
+            _collect([f for f in futures if f.done()], futures, results, failures, done)  # those that had finished
+            _stop_workers(pool, list(futures))
+            raise interrupt.as_interrupted(err).note(also="its worker processes were stopped") from None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     return results, failures
 
 
@@ -297,14 +297,14 @@ def wait_slurm(jobs: list, names: list[str], done: Callable[[str, bool], None],
     """Wait for submitit jobs; a job that SLURM no longer lists and that left no result counts as failed."""
     results, failures = {}, {}
     pending = dict(zip(names, jobs))
-    try:
-        with interrupt.safe_points():
+    with interrupt.safe_points():  # also while the jobs are cancelled
+        try:
             _wait_slurm(pending, results, failures, done, poll_s)
-    except KeyboardInterrupt as err:
-        for job in pending.values():
-            with contextlib.suppress(Exception):
-                job.cancel(check=False)
-        raise interrupt.as_interrupted(err).note(also="its SLURM jobs were cancelled") from None
+        except KeyboardInterrupt as err:
+            for job in pending.values():
+                with contextlib.suppress(Exception):
+                    job.cancel(check=False)
+            raise interrupt.as_interrupted(err).note(also="its SLURM jobs were cancelled") from None
     return results, failures
 
 

@@ -27,12 +27,12 @@ from contextlib import contextmanager
 from typing import Iterator
 
 __all__ = ["Interrupted", "FORCE_AFTER_S", "requested", "check", "sleep", "safe_points", "noting", "as_interrupted",
-           "ignoring", "as_worker"]
+           "ignoring", "as_worker", "as_command", "ending"]
 
 FORCE_AFTER_S = 5.0
 
 _flag = threading.Event()
-_state = {"depth": 0, "first": 0.0, "worker": False}
+_state = {"depth": 0, "first": 0.0, "worker": False, "command": False}
 
 
 class Interrupted(KeyboardInterrupt):
@@ -118,17 +118,19 @@ def safe_points() -> Iterator[None]:
     if install:
         signal.signal(signal.SIGINT, _on_signal)
     _state["depth"] += 1
+    landed = False
     try:
         yield
         check()
     except KeyboardInterrupt:
-        if _state["depth"] == 1 and not _state["worker"]:
+        landed = _state["depth"] == 1 and not _state["worker"]
+        if landed:
             _flag.clear()  # it has landed: a library user who catches it may go on
         raise
     finally:
         _state["depth"] -= 1
-        if install:
-            signal.signal(signal.SIGINT, previous)
+        if install:  # a command ends once it has landed: a second Ctrl-C cannot cut its exit short
+            signal.signal(signal.SIGINT, signal.SIG_IGN if landed and _state["command"] else previous)
 
 
 @contextmanager
@@ -154,6 +156,18 @@ def ignoring() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def as_command() -> None:
+    """In a process that ends when an interrupt lands (the ``ufm`` command, not a notebook): from the moment one has
+    landed, further Ctrl-Cs are ignored, so that the way out (what was kept, the one line) is not cut short."""
+    _state["command"] = True
+
+
+def ending() -> None:
+    """An interrupt has landed and the process ends: in a command (:func:`as_command`), ignore further Ctrl-Cs."""
+    if _state["command"] and _main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def as_worker() -> None:

@@ -59,9 +59,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _interrupt(args: list[str], ready, timeout: float = 120) -> tuple[int, list[str], float, float]:
-    """Run ``ufm ARGS``, send SIGINT (as a terminal does) once ``ready()``; (exit code, stderr lines, seconds to the
-    first stderr line, seconds to exit), after checking that none of its processes outlives it."""
+def _interrupt(args: list[str], ready, twice: bool = False, timeout: float = 120) -> tuple[int, list[str], float, float]:
+    """Run ``ufm ARGS``, send SIGINT (as a terminal does; ``twice``: again 0.3 s later) once ``ready()``; (exit code,
+    stderr lines, seconds to the first stderr line, seconds to exit), after checking that none of its processes
+    outlives it."""
     proc = subprocess.Popen([sys.executable, "-m", "ufm.cli.main", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -74,6 +75,9 @@ def _interrupt(args: list[str], ready, timeout: float = 120) -> tuple[int, list[
         children = _children(proc.pid)
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
+        if twice:  # a second Ctrl-C soon after, while the first is being handled
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
         first = proc.stderr.readline()
         line_s = time.monotonic() - sent
         rest = proc.stderr.read()
@@ -128,7 +132,7 @@ def test_ctrl_c_of_a_grid_under_the_local_executor_keeps_the_finished_run(images
     grid = tmp_path / "grid"
     args = _train_args(images, grid, "--grid", "epochs=1,40", "--executor", "local", "--workers", "2")
     code, lines, line_s, exit_s = _interrupt(args, lambda: (grid / "epochs=1" / "summary.json").is_file()
-                                             and _epochs_logged(grid / "epochs=40") >= 20)  # the rerun is short
+                                             and _epochs_logged(grid / "epochs=40") >= 20, twice=True)  # a short rerun
     assert code == 130 and len(lines) == 1, lines
     assert line_s < LINE_WITHIN_S and exit_s < EXIT_WITHIN_S, (line_s, exit_s)
     assert lines[0] == (f"interrupted: finished runs are kept in {grid}; its worker processes were stopped; re-run the "
@@ -146,7 +150,7 @@ def test_ctrl_c_of_a_grid_under_the_local_executor_keeps_the_finished_run(images
 def test_ctrl_c_of_data_parallel_training_stops_every_process(images, tmp_path):
     run = tmp_path / "run"
     code, lines, line_s, exit_s = _interrupt(_train_args(images, run, "--epochs", "1000", "--nproc", "2"),
-                                             lambda: _epochs_logged(run) >= 2)
+                                             lambda: _epochs_logged(run) >= 2, twice=True)
     assert code == 130 and len(lines) == 1, lines
     assert line_s < LINE_WITHIN_S and exit_s < EXIT_WITHIN_S, (line_s, exit_s)
     assert lines[0].startswith(f"interrupted: {run} keeps its checkpoint of epoch ")
