@@ -51,6 +51,7 @@ from ufm.provenance import provenance
 from ufm import eta, interrupt, runio
 from ufm.runio import atomic_path, read_json, write_json, write_jsonl, write_npz
 from ufm.devices import resolve_device
+from ufm.errors import FieldError
 
 __all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "train", "load_data", "preset", "resumed_config",
            "load_checkpoint", "anchor_count", "check_fresh_folder", "train_distributed", "check_nproc"]
