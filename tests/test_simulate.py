@@ -148,7 +148,7 @@ def test_explicit_counts_give_the_classes_and_the_size_check():
     assert set(cfg.without_effect()) >= {"k", "profile", "n_major", "ratio"}
     with pytest.raises(ValueError, match="more than 1000000 classes"):
         SimConfig(counts="5x2000000")
-    with pytest.raises(ValueError, match="cannot read class counts"):
+    with pytest.raises(ValueError, match="cannot read counts '5y3'"):
         SimConfig(counts="5y3")
     with pytest.raises(ValueError, match="samples in a class"):  # was an int64 overflow message
         SimConfig(counts="99999999999999999999x2")

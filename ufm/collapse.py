@@ -199,6 +199,8 @@ def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[
     with ``k``, ``n_major`` and, for STEP, ``minority_fraction``); at n_w = 0 the anchor convention does not
     matter, so only one cell is made there, and for 0 < n_w < 1 only batch anchors are a valid problem
     (:func:`ufm.losses.check_copies`), so no prototype-anchor cell is made there (refused when that leaves none)."""
+    if k < 2:
+        raise FieldError(f"{{k}} must be >= 2, got {k}")
     if minority_fraction != 0.5 and "step" not in profiles:
         raise FieldError("{minority_fraction} applies to the step profile only; add {profile=step} or drop it")
     if set(profiles) == {"balanced"} and any(r != 1 for r in ratios):

@@ -68,9 +68,9 @@ def best_block_prototypes(
     major = counts == counts.max()
     p, q = int(major.sum()), int((~major).sum())
     if p < 2 or q < 2:  # refused before any solve
-        raise ValueError(f"the block prototype design needs at least two majority classes (the largest count) and "
-                         f"two minority classes, got {p} and {q} in counts {counts.tolist()}; use more classes "
-                         "(e.g. step counts with k >= 4) or other counts")
+        raise FieldError(f"the block prototype design needs at least two majority classes (the largest count) and "
+                         f"two minority classes, got {p} and {q} in class counts {counts.tolist()}; give other "
+                         "{counts}, or {profile=step} with {k} >= 4")
     base = solve_point(counts, tau, target, n_w, prototype_anchors, solver=solver)
     a0 = float(target[np.ix_(major, major)][~np.eye(p, dtype=bool)].mean())
     b0 = float(target[np.ix_(~major, ~major)][~np.eye(q, dtype=bool)].mean())

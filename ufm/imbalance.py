@@ -59,6 +59,8 @@ def step_counts(k: int, n: int, ratio: float, minority_fraction: float = 0.5) ->
     if n_min < 1:
         raise FieldError(f"minority classes would have n // R = {n} // {ratio:g} = 0 samples; increase {{n_major}} or "
                          "lower {ratio}")
+    if k < 2 and ratio > 1:
+        raise FieldError(f"{{k}} must be >= 2 for step counts (majority and minority classes), got {k}")
     k_min = minority_classes(k, minority_fraction)
     if k_min == 0 and ratio > 1:
         raise FieldError(f"{{minority_fraction}} = {minority_fraction:g} of k = {k} classes gives floor(rho k) = 0 "
@@ -132,14 +134,16 @@ def parse_counts(spec: str) -> torch.Tensor:
         try:
             value, repeat = int(count), int(times) if times else 1
         except ValueError:
-            raise ValueError(f"cannot read class counts {spec!r}: write e.g. 5000x5,500x5 or 50,50,5") from None
+            raise FieldError(f"cannot read {{counts}} {spec!r}: write class counts as e.g. 5000x5,500x5 or 50,50,5"
+                             ) from None
         if value < 1 or repeat < 1:
-            raise ValueError(f"class counts and repeats must be >= 1 in {spec!r}")
+            raise FieldError(f"{{counts}} {spec!r}: class counts and repeats must be >= 1")
         if value > MAX_CLASS_COUNT:
-            raise ValueError(f"{spec!r} asks for more than {MAX_CLASS_COUNT:.0e} samples in a class; give fewer")
+            raise FieldError(f"{{counts}} {spec!r} asks for more than {MAX_CLASS_COUNT:.0e} samples in a class; give "
+                             "fewer")
         if repeat > MAX_CLASSES or len(counts) + repeat > MAX_CLASSES:
-            raise ValueError(f"{spec!r} asks for more than {MAX_CLASSES} classes; give fewer")
+            raise FieldError(f"{{counts}} {spec!r} asks for more than {MAX_CLASSES} classes; give fewer")
         counts += [value] * repeat
     if len(counts) < 2:
-        raise ValueError(f"need at least 2 classes, got {spec!r}")
+        raise FieldError(f"{{counts}} needs at least 2 classes, got {spec!r}")
     return torch.tensor(counts)

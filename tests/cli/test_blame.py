@@ -88,3 +88,15 @@ def test_bare_ufm_prints_its_help_and_no_empty_error_line():
     result = CliRunner().invoke(app, [], prog_name="ufm")
     assert "Usage: ufm [OPTIONS] COMMAND" in result.output and "error:" not in result.output
     assert "No such command 'foo'" in _error(["foo"])  # a usage error is still its one line
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["collapse-map", "--k", "1"], "--k must be >= 2, got 1"),  # was blamed on --minority-fraction
+    (["simulate", "--k", "1"], "--k must be >= 2, got 1"),
+    (["solve", "--counts", "5"], "--counts needs at least 2 classes, got '5'"),
+    (["solve", "--counts", "abc"], "cannot read --counts 'abc'"),
+    (["solve", "--counts", "5,0"], "--counts '5,0': class counts and repeats must be >= 1"),
+    (["design-prototypes", "--counts", "5,5,5,1"], "give other --counts, or --profile step with --k >= 4"),
+])
+def test_counts_and_classes_name_their_flag(tmp_path, argv, says):
+    assert says in _error([*argv, *([] if argv[0] == "design-prototypes" else ["--out", str(tmp_path / "o")])])

@@ -119,7 +119,7 @@ def test_solve_prints_json_and_writes_folder(tmp_path):
     result = runner.invoke(app, ["solve", "--counts", "5x3,1x2", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "never have two samples" in result.output
     result = runner.invoke(app, ["solve", "--counts", "5y3", "--out", str(tmp_path / "y")])
-    assert result.exit_code == 2 and "cannot read class counts" in result.output
+    assert result.exit_code == 2 and "cannot read --counts" in result.output
 
 
 def test_agree_command(tmp_path):
