@@ -77,12 +77,14 @@ def solver_vs_simulator_figure(out: Path, quick: bool = False) -> Path:
                        "lr": 0.05, "log_every": 500, "dtype": "float64"})
     rows = solver_vs_simulator(cfg)
     x = [r["n_w"] for r in rows]
+    solver = "convex solver (collapsed)"
     fig = lines_vs_x(
-        {"convex solver (certified, collapsed)": (x, [r["distance_solver"] for r in rows]),
+        {solver: (x, [r["distance_solver"] for r in rows]),
          "UFM simulator": (x, [r["distance_simulator"] for r in rows])},
         xlabel="n_w (copies of each prototype per batch)",
         ylabel="|| G_M/||G_M|| - G_*/||G_*|| ||_F",
         title="full batch, k = 10, STEP R = 10 (majority 50), tau = 0.1, ETF prototypes",
+        certified={solver: [r["solver_status"] == "optimal" for r in rows]},
     )
     return save_figure(fig, out / "solver_vs_simulator.png")
 
@@ -297,7 +299,7 @@ def maps_batching_figure(out: Path, quick: bool = False, rows: list[dict] | None
         rows = batching_curves(base, n_ws=(0.0, 10.0) if quick else (0.0, 1.0, 10.0, 100.0),
                                seeds=(0, 1) if quick else (0, 1, 2))
     fig, ax = plt.subplots(figsize=(6.2, 4.0))
-    styles = {"solver": ("certified optimum (full batch)", "k", "-", "s"),
+    styles = {"solver": ("solver's optimum (full batch)", "k", "-", "s"),
               "full": ("simulator, full batch", "tab:blue", "none", "o"),
               "shuffle": ("simulator, reshuffled batches of 32", "tab:orange", "--", "^"),
               "binding": ("simulator, batch binding (32 + k)", "tab:green", ":", "v")}
@@ -310,6 +312,10 @@ def maps_batching_figure(out: Path, quick: bool = False, rows: list[dict] | None
                     linestyle=line, marker=marker, capsize=3, markersize=6 if scheme != "full" else 8,
                     markerfacecolor="none" if scheme == "full" else color,
                     label=label + (f" (mean +- std, {seeds} seeds)" if seeds > 1 else ""))
+        loose = [r for r in sub if r.get("status", "optimal") != "optimal"]  # a solver optimum not certified
+        if loose:
+            ax.plot([r["n_w"] for r in loose], [r["mean"] for r in loose], linestyle="none", marker=marker,
+                    markersize=6, markerfacecolor="white", markeredgecolor=color, label="hollow: not certified")
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlabel("n_w (copies of each prototype per batch)")
     ax.set_ylabel("distance of G_M to G_* (ETF)")

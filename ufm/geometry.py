@@ -34,7 +34,7 @@ GEOMETRIES = ("etf", "orthogonal", "minority")
 def etf_gram(k: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Simplex ETF: G = k/(k-1) (I - 1 1^T / k), off-diagonal -1/(k-1), rank k-1.  ``[k, k]``."""
     if k < 2:
-        raise ValueError(f"a simplex ETF needs k >= 2 classes, got k={k}")
+        raise FieldError(f"a simplex ETF needs k >= 2 classes, got k={k}: use {{k}} >= 2 or {{geometry=orthogonal}}")
     eye = torch.eye(k, dtype=dtype)
     return (eye - torch.full((k, k), 1.0 / k, dtype=dtype)) * (k / (k - 1))
 

@@ -97,6 +97,7 @@ def test_bare_ufm_prints_its_help_and_no_empty_error_line():
     (["solve", "--counts", "abc"], "cannot read --counts 'abc'"),
     (["solve", "--counts", "5,0"], "--counts '5,0': class counts and repeats must be >= 1"),
     (["design-prototypes", "--counts", "5,5,5,1"], "give other --counts, or --profile step with --k >= 4"),
+    (["check", "--k", "1"], "a simplex ETF needs k >= 2 classes, got k=1: use --k >= 2 or --geometry orthogonal"),
 ])
 def test_counts_and_classes_name_their_flag(tmp_path, argv, says):
-    assert says in _error([*argv, *([] if argv[0] == "design-prototypes" else ["--out", str(tmp_path / "o")])])
+    assert says in _error([*argv, *([] if argv[0] in ("design-prototypes", "check") else ["--out", str(tmp_path / "o")])])
