@@ -74,6 +74,8 @@ def test_unknown_and_repeated_values_name_their_flag(tmp_path):
     assert "unknown imbalance --profile 'foo'" in _error(["collapse-map", "--profile", "foo", "--out",
                                                          str(tmp_path / "c")])
     assert "unknown --preset 'foo'; choose one of" in _error(["train", "--preset", "foo", "--out", str(tmp_path / "t")])
+    assert "unknown figures ['foo'] (--name); registered:" in _error(["figures", "--name", "foo", "--out",
+                                                                      str(tmp_path / "f")])
 
 
 def test_a_file_is_not_reported_as_a_missing_folder(idx, tmp_path):
