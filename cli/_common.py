@@ -342,3 +342,15 @@ def progress_bar(quiet: bool) -> Any:
     return EstimateProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeLeftColumn(),
                             console=err_console, disable=quiet or not err_console.is_terminal, transient=True)
+
+
+def points_done(bar: Any, label: str, total: int | None = None) -> Callable[[str, bool], None]:
+    """A progress row counting the points of a set as they end: the engine's ``done(name, ok)`` callback."""
+    task = bar.add_task(label, total=total, status="")
+    finished = {"n": 0}
+
+    def done(name: str, ok: bool) -> None:
+        finished["n"] += 1
+        bar.update(task, completed=finished["n"], status=f"{name} {'done' if ok else 'FAILED'}")
+
+    return done

@@ -11,11 +11,10 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import console, default_out, print_json, progress_bar, user_errors
+from ._common import console, default_out, points_done, print_json, progress_bar, user_errors
 from ._config import GRID_ANCHORS_HELP, anchors_values, with_config_options
 from ._executor import with_executor_options
 from ufm.collapse import CollapseMapConfig, run_collapse_map
-from ufm import interrupt
 from ufm.executors import ExecutorConfig
 
 @user_errors(aliases={"max_memory_gb": "$UFM_MAX_MEMORY_GB", "full=False": "a collapse map always solves N x N"})
@@ -41,15 +40,8 @@ def collapse_map_command(
     cells = replace(config, prototype_anchors=anchors_values(anchors) or ()).cells()
     folder = out or default_out("collapse-map")
     with progress_bar(as_json) as bar:
-        task = bar.add_task(f"collapse map ({executor.executor})", total=len(cells), status="")
-        finished = {"n": 0}
-
-        def done(name: str, ok: bool) -> None:
-            finished["n"] += 1
-            bar.update(task, completed=finished["n"], status=f"{name} {'done' if ok else 'FAILED'}")
-
-        with interrupt.noting(f"finished cells are kept in {folder}", "re-run the same command to continue"):
-            report = run_collapse_map(folder, cells, executor, done, overwrite=overwrite)
+        done = points_done(bar, f"collapse map ({executor.executor})", len(cells))
+        report = run_collapse_map(folder, cells, executor, done, overwrite=overwrite)
     _report(report, Path(report["folder"]), as_json)
 
 

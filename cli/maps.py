@@ -11,10 +11,9 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import console, default_out, print_json, progress_bar, user_errors
+from ._common import console, default_out, points_done, print_json, progress_bar, user_errors
 from ._config import GRID_ANCHORS_HELP, anchors_values, with_config_options
 from ._executor import with_executor_options
-from ufm import interrupt
 from ufm.executors import ExecutorConfig
 from ufm.copies import minimal_copies
 from ufm.maps import N_WS, RATIOS, MapCell, map_grid, run_map
@@ -121,16 +120,12 @@ def map_command(
     folder = out or default_out("map")
     start = time.perf_counter()
     with progress_bar(as_json) as bar:
-        task = bar.add_task(f"map ({executor.executor})", total=None, status="")
-        finished = {"n": 0}
+        report = run_map(folder, config, grid, executor, points_done(bar, f"map ({executor.executor})"))
+    _print_map(report, time.perf_counter() - start, as_json)
 
-        def done(name: str, ok: bool) -> None:
-            finished["n"] += 1
-            bar.update(task, completed=finished["n"], status=f"{name} {'done' if ok else 'FAILED'}")
 
-        with interrupt.noting(f"finished cells are kept in {folder}", "re-run the same command to continue"):
-            report = run_map(folder, config, grid, executor, done)
-    elapsed = time.perf_counter() - start
+def _print_map(report: dict, elapsed: float, as_json: bool) -> None:
+    """The map's rows as JSON or a table, with what is certified (or the SLURM jobs submitted)."""
     if as_json:
         print_json({"map_folder": report["folder"], "figure": None if report["figure"] is None else str(report["figure"]),
                     **{k: report[k] for k in ("rows", "finished", "total", "missing", "skipped")},

@@ -36,6 +36,14 @@ def verify_prop1_command(
         print_json({"verdicts": summary, "minimizers": mins, "scl_vs_ce": ce_rows,
                     "figures": [str(f) for f in figures], "rows": rows})
         return
+    _print_gaps(summary)
+    _print_minimizers(mins, ce_rows)
+    for f in figures:
+        console.print(f"figure: {f}")
+
+
+def _print_gaps(summary: list[dict]) -> None:
+    """The worst value and gradient gaps of each limit, and the verdicts."""
     table = Table(title="worst gap over the cases at the largest n_w (decay exponent in n_w)", box=box.SIMPLE)
     for col in ("anchors", "limit", "value gap", "gradient gap"):
         table.add_column(col, justify="right")
@@ -50,6 +58,10 @@ def verify_prop1_command(
     console.print(table)
     for entry in summary:
         console.print(verdict_line(entry))
+
+
+def _print_minimizers(mins: list[dict], ce_rows: list[dict]) -> None:
+    """Exact SCL's minimizer against each limit's, and SCL with prototypes against CE with the same classifier."""
     table = Table(title=f"minimizers at n_w = {mins[0]['n_w']:g} (UFM, full batch, k = 4, tau {mins[0]['tau']:g}, "
                         f"{mins[0]['geometry']} target): exact SCL vs each limit's minimizer", box=box.SIMPLE)
     for col in ("anchors", "limit", "largest class-direction angle (deg)", "largest G_M entry gap"):
@@ -68,5 +80,3 @@ def verify_prop1_command(
                       f"{r['distance_scl_to_ce']:.4f}", f"{r['distance_scl_to_target']:.4f}",
                       f"{r['distance_ce_to_target']:.4f}")
     console.print(table)
-    for f in figures:
-        console.print(f"figure: {f}")

@@ -4,17 +4,16 @@ and figure rebuilt from the committed records."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 from rich.table import Table
 
-from ufm import eta
 from ._common import console, print_json, progress_bar, user_errors
-from ufm import interrupt
 from ufm._config import first_repeat
 from ufm.deep.config import TrainConfig
-from ufm.deep.study import ARMS, SETTINGS, STUDY_FIELDS, plan_study, save_record, write_report
+from ufm.deep.runs import train_study
+from ufm.deep.study import ARMS, SETTINGS, STUDY_FIELDS, plan_study, write_report
 from ufm.grid import parse_grid
 
 
@@ -106,26 +105,20 @@ def study_command(
     if not as_json:
         console.print(f"{len(plan.recorded)} of {len(plan.runs)} runs recorded under {summaries}; "
                       f"{len(plan.left)} to train in {out}")
-    with progress_bar(as_json) as bar, eta.loops(len(plan.left), "runs", "study") as timer:  # the study's estimate
-        for name, (cfg, folder, cont) in plan.left.items():
-            task = bar.add_task(name, total=cfg.epochs, status="")
-
-            def update(epoch: int, total: int, entry: dict, task=task) -> None:
-                bar.update(task, completed=epoch, status=f"loss {entry['loss']:.3f}")
-
-            from ufm.deep.train import train
-
-            with interrupt.noting(how="re-run the same command to continue (recorded runs are skipped, started "
-                                  "ones resume)"):
-                summary = train(cfg, folder, resume=cont, progress=update)
-            save_record(summaries, setting, name, cfg, summary)
-            timer.step()
+    with progress_bar(as_json) as bar:
+        train_study(plan, setting, summaries, out, progress=lambda name, epochs: _epoch_bar(bar, name, epochs))
     result = write_report(summaries, summaries / "report")
     if as_json:
         print_json(result["rows"])
         return
     _print_rows(result["rows"], setting)
     console.print(f"table and figure: {summaries / 'report'} (ufm study-report rebuilds them)")
+
+
+def _epoch_bar(bar: Any, name: str, epochs: int) -> Callable:
+    """A progress row for one run: its epochs and loss."""
+    task = bar.add_task(name, total=epochs, status="")
+    return lambda epoch, total, entry: bar.update(task, completed=epoch, status=f"loss {entry['loss']:.3f}")
 
 
 def _cell(cell: dict | None, scale: float = 100, digits: int = 1) -> str:

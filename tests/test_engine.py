@@ -282,3 +282,13 @@ def test_a_set_that_fails_before_any_point_ran_leaves_no_folder(tmp_path):
         run_set(tmp_path / "t", "simulate", points("simulate", {"a": TINY, "b": replace(TINY, seeds=(1,))}), slurm,
                 extend=True)
     assert (tmp_path / "t" / "points" / "a" / "summary.json").is_file()
+
+
+def test_a_solve_sweep_plot_marks_uncertified_points():
+    """distance_vs_nw.png of solves: a point resting on a solve that is not "optimal" is flagged (drawn hollow)."""
+    from ufm.kinds.simulate import certified_series
+
+    table = [{"ratio": 1.0, "n_w": 0.0, "distance": 0.1, "status": "optimal"},
+             {"ratio": 1.0, "n_w": 1e8, "distance": 0.01, "status": "optimal_inaccurate"},
+             {"ratio": 4.0, "n_w": 0.0, "distance": 0.2}]
+    assert certified_series(table, ["ratio"]) == {"ratio = 1": [True, False], "ratio = 4": [True]}

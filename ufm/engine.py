@@ -37,13 +37,13 @@ from ufm._config import differences
 from ufm.errors import FieldError, literal
 from ufm.folders import mark, require
 from ufm.grid import Point, _field_types, _fmt, _plain, config_hash, refuse_without_effect
-from ufm import records
+from ufm import interrupt, records
 from ufm.registry import KINDS as REGISTRY
 from ufm.runio import check_out_dir, read_json, write_csv, write_json
 
 __all__ = ["Kind", "Point", "kind", "kind_of", "plan", "points", "check_grid_effects", "refuse_identical", "point_state",
            "run_point",
-           "run_set", "run_grid", "check_run_folder", "run_one", "gather", "run", "SET_FOLDERS"]
+           "run_set", "run_grid", "check_run_folder", "run_one", "run_here", "gather", "run", "SET_FOLDERS"]
 
 SET_FOLDERS = tuple(e.set_folder.key for e in REGISTRY.values())  # what ufm gather reads
 STATES = ("new", "resume", "restart", "done")
@@ -55,12 +55,15 @@ class Kind:
 
     ``config``: its config class (``to_dict``/``from_dict``/``without_effect``); ``result``: the file its run writes
     last; ``run(config, folder)``: run one point and write its folder; ``rows(point, folder, result) -> [row]``: its
-    table rows; ``render(folder, rows)``: the set's figure (optional); ``check(points)``: refuse, before anything runs
-    or is written, what cannot run (data, memory, a figure the set needs; optional); ``state(config, folder)``: one of
+    table rows; ``render(folder, rows, grid)``: the set's figure (optional); ``check(points, finished)``: refuse, before
+    anything runs or is written, what cannot run (data, memory; ``finished`` {name: folder} of the set's finished
+    points, for what the whole set needs, e.g. one figure; optional); ``state(config, folder)``: one of
     ``new``, ``resume``, ``restart``, ``done`` for a point folder that may exist (default: by its config.json and
-    result file; a folder of another configuration is refused); ``task(point, folder)``: the executor task of a
-    point (default: :func:`run_point` by name); ``points_dir``: the subfolder of the point folders ("" for none);
-    ``ignore``: config fields that may differ between a point folder and its point (where it runs)."""
+    result file; a folder of another configuration is refused); ``task(point, folder, state, **options)``: the
+    executor task of a point (default: :func:`run_point` by name; ``options``: what the caller passes through
+    :func:`run_set`, e.g. a progress callback inline); ``points_dir``: the subfolder of the point folders ("" for none);
+    ``ignore``: config fields that may differ between a point folder and its point (where it runs); ``noun``: what its
+    points are called in messages (points, cells, runs)."""
 
     name: str
     config: type
@@ -73,6 +76,7 @@ class Kind:
     task: Callable[[Point, Path], Any] | None = None
     points_dir: str = "points"
     ignore: tuple[str, ...] = ()
+    noun: str = "points"
 
     @property
     def set_folder(self) -> str:
@@ -114,7 +118,7 @@ def plan(name: str, base: Any, grid: Mapping[str, Sequence], check: bool = True)
         label = ",".join(f"{f}={_fmt(v)}" for f, v in values.items()) or "point"
         out.append(Point(f"{label}-{config_hash(name, config)}", {f: _plain(v) for f, v in values.items()}, config))
     if check and k.check is not None:
-        k.check(out)
+        k.check(out, {})
     return out
 
 
@@ -179,17 +183,26 @@ def point_state(k: Kind, config: Any, folder: Path) -> str:
 
 def run_point(name: str, config: dict, folder: str) -> str:
     """Run one point of kind ``name`` (a task: module-level, picklable by name) and write its folder."""
-    k, folder = kind(name), Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if REGISTRY[name].run_folder is not None:  # a point folder is a run folder of its kind
-        mark(folder, REGISTRY[name].run_folder.key)
-    k.run(k.config.from_dict(config), folder)
+    k = kind(name)
+    k.run(k.config.from_dict(config), Path(folder))
     return str(folder)
 
 
-def _task(k: Kind, p: Point, folder: Path) -> Any:
+def _ran(folder: Path) -> bool:
+    """Whether a point folder holds anything a run wrote (more than the engine's marker)."""
+    return folder.is_dir() and any(p.name != "kind.json" for p in folder.iterdir())
+
+
+def _mark_point(name: str, folder: Path) -> None:
+    """A point folder is a run folder of its kind: marked before it runs (the marker is the engine's to write)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if REGISTRY[name].run_folder is not None:
+        mark(folder, REGISTRY[name].run_folder.key)
+
+
+def _task(k: Kind, p: Point, folder: Path, state: str, options: dict) -> Any:
     if k.task is not None:
-        return k.task(p, folder)
+        return k.task(p, folder, state, **options)
     from ufm.executors import FunctionTask
 
     return FunctionTask(name=p.name, run_dir=None, fn=run_point, args=(k.name, p.config.to_dict(), str(folder)))
@@ -207,6 +220,7 @@ def run_set(
     record: dict | None = None,
     overwrite: bool | None = None,
     extend: bool = False,
+    options: dict | None = None,
 ) -> dict:
     """Run the unfinished ``planned`` points of kind ``name`` in the set folder ``folder`` (see the module docstring)
     with ``executor`` (an :class:`ufm.executors.ExecutorConfig`; default inline), then :func:`gather` the table.
@@ -230,8 +244,8 @@ def run_set(
         record = records.merged(folder, k.points_dir, record)
     states = {p.name: point_state(k, p.config, folder / k.points_dir / p.name) for p in planned}
     todo = [p for p in planned if states[p.name] != "done"]
-    if k.check is not None and todo:
-        k.check(todo)  # before anything is written
+    if k.check is not None and todo:  # before anything is written
+        k.check(todo, {p.name: folder / k.points_dir / p.name for p in planned if states[p.name] == "done"})
     created = not folder.exists() or not any(folder.iterdir())
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "config.json", record)
@@ -239,11 +253,17 @@ def run_set(
     for p in todo:
         if states[p.name] == "restart":  # stopped before its first checkpoint: nothing to keep
             shutil.rmtree(folder / k.points_dir / p.name)
-    tasks = [_task(k, p, folder / k.points_dir / p.name) for p in todo]
+        _mark_point(name, folder / k.points_dir / p.name)
+    if executor.executor != "inline":  # a callback does not travel to another process
+        options = {o: v for o, v in (options or {}).items() if not callable(v)}
+    tasks = [_task(k, p, folder / k.points_dir / p.name, states[p.name], options or {}) for p in todo]
     try:
-        out = run_tasks(tasks, executor, folder / "logs", name=f"ufm-{name}", done=done)
+        resumes = ", started ones resume from their checkpoints" if k.state is not None else ""
+        with interrupt.noting(f"finished {k.noun} are kept in {folder}",
+                              f"re-run the same command to continue (finished {k.noun} are kept{resumes})"):
+            out = run_tasks(tasks, executor, folder / "logs", name=f"ufm-{name}", done=done, unit=k.noun)
     except BaseException:
-        if created and not any((folder / k.points_dir / p.name).exists() for p in planned):
+        if created and not any(_ran(folder / k.points_dir / p.name) for p in planned):
             shutil.rmtree(folder, ignore_errors=True)  # nothing ran: no leftovers (e.g. a refused submission)
         elif folder.is_dir():
             gather(folder)  # the table of what did finish
@@ -301,10 +321,51 @@ def run_one(folder: str | Path, name: str, config: Any, overwrite: bool = False,
     k = kind(name)
     folder = check_run_folder(folder, name, overwrite)
     if k.check is not None:
-        k.check([Point(folder.name, {}, config)])
+        k.check([Point(folder.name, {}, config)], {})
     with staged_dir(folder, overwrite) as stage:
         mark(stage, _run_folder(name))
         return (runner or k.run)(config, stage)
+
+
+def run_here(folder: str | Path, name: str, config: Any, executor: Any = None, state: str | None = None,
+             options: dict | None = None) -> Any:
+    """A single run of kind ``name`` in ``folder`` itself, not staged: for kinds whose runs resume from checkpoints
+    (training).  Its state (the kind's rule, or ``state`` as given, e.g. ``resume``) decides: ``done`` returns at
+    once, ``resume`` continues, ``new`` checks the folder (:func:`check_run_folder`: a folder of other files or kinds
+    is refused) and the config (the kind's checks) first.  Runs with ``executor`` (inline by default; a local process
+    or one SLURM job) and returns the task's result (None when done already)."""
+    from ufm.executors import ExecutorConfig, TasksFailed, run_tasks
+
+    k, folder = kind(name), Path(folder)
+    executor = executor or ExecutorConfig()
+    state = state or point_state(k, config, folder)
+    if state == "done":
+        return None
+    if state in ("new", "restart"):
+        if state == "restart":
+            shutil.rmtree(folder)
+        folder = check_out_dir(folder, "--out", run_folder=False)  # not a file, writable
+        others = sorted(p.name for p in folder.iterdir() if p.name != "kind.json") if folder.is_dir() else []
+        if others:
+            raise ValueError(f"--out {folder} holds files ({', '.join(others[:4])}{', ...' if len(others) > 4 else ''}) "
+                             "but no run; choose another --out")
+        if k.check is not None:
+            k.check([Point(folder.name, {}, config)], {})
+    created = not folder.exists()
+    _mark_point(name, folder)
+    if executor.executor != "inline":
+        options = {o: v for o, v in (options or {}).items() if not callable(v)}
+    task = _task(k, Point(folder.name, {}, config), folder, state, options or {})
+    try:
+        if executor.executor == "inline":
+            return task()  # its errors as they are (a FieldError keeps its fields)
+        return run_tasks([task], executor, folder / "logs", name=f"ufm-{name}").get(task.name)
+    except TasksFailed as err:  # one task: its own message, not "1 of 1 tasks failed"
+        raise ValueError(next(iter(err.failures.values()))) from None
+    finally:
+        if created and folder.is_dir() and {p.name for p in folder.iterdir()} <= {"kind.json", "logs"} and not any(
+                (folder / "logs").glob("*")):
+            shutil.rmtree(folder, ignore_errors=True)  # refused before it wrote anything: no folder left behind
 
 
 # ------------------------------------------------------------------------------------------------ gather

@@ -341,12 +341,12 @@ def _at_once(cfg: ExecutorConfig, tasks: int, workers: int) -> int:
     return workers if cfg.executor == "local" else 1
 
 
-def _timed(done: Callable[[str, bool], None], total: int, name: str, parallel: int) -> Any:
+def _timed(done: Callable[[str, bool], None], total: int, name: str, parallel: int, unit: str = "tasks") -> Any:
     """``done`` that also steps a timer of the tasks (:mod:`ufm.eta`): what they will take, announced once the first
     have ended (as many as run at once); the timer is its ``timer``."""
     from ufm.eta import Timer
 
-    timer = Timer(total, "tasks", name.removeprefix("ufm-"), min_steps=parallel, parallel=parallel)
+    timer = Timer(total, unit, name.removeprefix("ufm-"), min_steps=parallel, parallel=parallel)
 
     def step(task: str, ok: bool) -> None:
         timer.step()
@@ -362,8 +362,10 @@ def run_tasks(
     log_folder: str | Path,
     name: str = "ufm",
     done: Callable[[str, bool], None] | None = None,
+    unit: str = "tasks",
 ) -> dict[str, Any]:
-    """Run ``tasks`` with ``cfg``; returns {task name: result}.  ``done(name, ok)`` after each task.
+    """Run ``tasks`` with ``cfg``; returns {task name: result}.  ``done(name, ok)`` after each task; ``unit``: what
+    the tasks are called in the time estimate (points, cells, runs).
 
     With ``cfg.wait`` False (slurm) the jobs are only submitted: returns {task name: SLURM job id}.
     Raises :class:`TasksFailed` (a ValueError) after all have run if any failed; the others' results are on it.
@@ -377,7 +379,7 @@ def run_tasks(
     if not tasks:
         return {}
     workers = 1 if cfg.executor == "inline" else min(len(tasks), cfg.workers or _usable_cores())
-    done = _timed(done, len(tasks), name, _at_once(cfg, len(tasks), workers))
+    done = _timed(done, len(tasks), name, _at_once(cfg, len(tasks), workers), unit)
     if cfg.executor == "inline":
         from ufm.eta import outer
 

@@ -39,13 +39,13 @@ def test_a_grid_estimates_its_points_once_the_first_has_ended(tmp_path):
     """Inline: the first point's simulation says what it takes, then the grid's estimate; later points are quiet."""
     result = _ok(["sweep", *SIM[:-2], "--epochs", "10", "--grid", "tau=0.5,1,2", "--out", str(tmp_path / "s")])
     assert result.stderr.count("estimate (simulation): ") == 1
-    assert len(re.findall(r"estimate \([^)]+\): about .* for 3 tasks at ", result.stderr)) == 1
+    assert len(re.findall(r"estimate \([^)]+\): about .* for 3 points at ", result.stderr)) == 1
 
 
 def test_local_workers_write_their_estimates_in_their_logs(tmp_path):
     result = _ok(["sweep", *SIM[:-2], "--epochs", "10", "--grid", "tau=0.5,1", "--executor", "local",
                   "--workers", "1", "--out", str(tmp_path / "s")])
-    assert re.search(r"estimate \([^)]+\): about .* for 2 tasks at ", result.stderr)
+    assert re.search(r"estimate \([^)]+\): about .* for 2 points at ", result.stderr)
     logs = list((tmp_path / "s" / "logs").glob("*.log"))
     assert len(logs) == 2 and all("estimate (simulation): about " in log.read_text() for log in logs)
 

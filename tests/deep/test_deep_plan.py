@@ -1,8 +1,6 @@
 """Planning a set of training runs in one folder (ufm.deep.plan)."""
 
 from ufm.deep.config import TrainConfig
-from ufm.deep.plan import plan_set
-from ufm.runio import read_json
 
 
 def _config(root, seed):
@@ -11,22 +9,20 @@ def _config(root, seed):
 
 
 def test_a_set_continued_with_other_runs_keeps_listing_the_earlier_ones(tmp_path):
-    from ufm.deep.synthetic import write_synthetic_cifar10
+    """A training set given other runs (a study given more seeds) keeps listing the runs it holds (ufm.records)."""
+    from ufm.grid import Point
+    from ufm.records import merged, record
 
-    root = write_synthetic_cifar10(tmp_path / "data", 12, 3)
+    root = tmp_path / "data"
     out = tmp_path / "set"
-    finished, left = plan_set({"seed=0": _config(root, 0)}, out, {"seed=0": {"seed": 0}})
-    assert finished == {} and list(left) == ["seed=0"]
-    (out / "seed=0").mkdir()  # the first run has started
-    plan_set({"seed=1": _config(root, 1)}, out, {"seed=1": {"seed": 1}})
-    record = read_json(out / "config.json")
-    assert record["points"] == ["seed=0", "seed=1"] and record["values"] == [{"seed": 0}, {"seed": 1}]
-    assert [c["seed"] for c in record["configs"]] == [0, 1]
-    # a run whose folder is gone is no longer listed; a run planned again keeps its place
-    (out / "seed=0").rmdir()
-    (out / "seed=1").mkdir()
-    plan_set({"seed=2": _config(root, 2), "seed=1": _config(root, 1)}, out)
-    assert read_json(out / "config.json")["points"] == ["seed=1", "seed=2"]
+    (out / "seed=0").mkdir(parents=True)  # the first run has started
+    (out / "config.json").write_text(__import__("json").dumps(record("train", [Point("seed=0", {"seed": 0},
+                                                                                     _config(root, 0))])))
+    rec = merged(out, "", record("train", [Point("seed=1", {"seed": 1}, _config(root, 1))]))
+    assert rec["points"] == ["seed=0", "seed=1"] and rec["values"] == [{"seed": 0}, {"seed": 1}]
+    assert [c["seed"] for c in rec["configs"]] == [0, 1]
+    (out / "seed=0").rmdir()  # a run whose folder is gone is no longer listed
+    assert merged(out, "", record("train", [Point("seed=1", {}, _config(root, 1))]))["points"] == ["seed=1"]
 
 
 def _folder(root, classes, n=12):

@@ -42,7 +42,8 @@ def test_two_epoch_run_writes_a_complete_folder(image_folder, tmp_path):
     summary = train(tiny(image_folder), tmp_path / "run")
     names = {p.name for p in (tmp_path / "run").iterdir()}
     assert names == {"config.json", "provenance.json", "data.npz", "metrics.jsonl", "grams.npz", "checkpoint.pt",
-                     "arrays.npz", "summary.json", "kind.json"} | ({"tensorboard"} if tensorboard_available() else set())
+                     "arrays.npz", "summary.json"} | ({"tensorboard"} if tensorboard_available() else set())
+    # kind.json, the folder marker, is the engine's (ufm train writes it: tests/test_folders.py)
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
     for key in ("distance", "distance_centered", "nc1", "train_ncc_accuracy", "ncc_accuracy", "prototype_accuracy",
@@ -351,7 +352,7 @@ def test_a_killed_grid_continues_by_rerunning_the_same_command(image_folder, tmp
     finished = (grid / "n_w=0" / "checkpoint.pt").read_bytes()
     result = runner.invoke(app, ["train", *common, str(grid)])
     assert result.exit_code == 0, result.output
-    assert "1 of 3 runs already finished; 1 continue from their checkpoints" in result.output
+    assert "1 of 3 runs already finished; 1 continued from their checkpoints" in result.output
     assert (grid / "n_w=0" / "checkpoint.pt").read_bytes() == finished  # not trained again
     for name in ("n_w=0", "n_w=5", "n_w=10"):
         a = load_checkpoint(tmp_path / "whole" / name / "checkpoint.pt")

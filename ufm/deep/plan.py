@@ -6,9 +6,9 @@
   re-running the command): ``"new"`` (nothing there), ``"resume"`` (the same run, checkpointed), ``"restart"``
   (the same run, stopped before its first checkpoint), ``"done"`` (the same run, finished); a folder holding
   another run is refused;
-- :func:`plan_set`: a set of runs in one folder (a preset, a grid, a study) -> what is finished and what is left, the
-  folder marked and its record written, so that ``ufm gather`` reads it like a sweep (training runs are the ``train``
-  kind of the engine, :mod:`ufm.kinds.train`).
+- :func:`check_one_figure`: the runs of a set share one Figure 1 (one number of classes).
+
+Sets of runs (a preset, a grid, a study) run through the engine as the ``train`` kind (:mod:`ufm.kinds.train`).
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ from typing import Mapping
 from ufm._config import differences
 from ufm.deep.config import PLACE, TrainConfig
 from ufm.errors import FieldError, literal
-from ufm.folders import describe, identify, mark
-from ufm.engine import refuse_identical
-from ufm.grid import Point
-from ufm.records import record
-from ufm.runio import check_out_dir, read_json, write_json
+from ufm.folders import describe, identify
+from ufm.runio import read_json
 
-__all__ = ["check_against_data", "check_one_figure", "run_state", "start_over", "plan_set", "run_point", "RUN_FILES"]
+__all__ = ["check_against_data", "check_one_figure", "run_state", "start_over", "run_point", "RUN_FILES"]
 
 RUN_FILES = ("config.json", "checkpoint.pt", "metrics.jsonl", "summary.json")
 
@@ -99,55 +96,6 @@ def start_over(folder: str | Path) -> None:
     """Remove the folder of a run that stopped before its first checkpoint (state ``"restart"``, or a requeued
     SLURM task preempted that early): it holds only what this same run wrote, nothing to resume from."""
     shutil.rmtree(folder)
-
-
-def plan_set(runs: Mapping[str, TrainConfig], out: str | Path, values: Mapping[str, dict] | None = None,
-             another_run: str = "choose another --out, or continue that run with --resume",
-             ) -> tuple[dict[str, dict], dict[str, tuple[TrainConfig, Path, bool]]]:
-    """Plan a set of runs, each in ``out/<name>``: ``(finished, left)`` where ``finished`` maps a run to its
-    summary.json (plus ``run_folder``) and ``left`` to ``(config, folder, resume)``.  Every run that is left is
-    checked against its data first (:func:`check_against_data`); a run killed before its first checkpoint starts
-    over (``another_run``: the advice when a run folder holds another configuration).  ``out`` is marked a
-    ``train-set`` and its record (``config.json``: every run's config and its grid
-    ``values``) written, so that the same command continues the set and ``ufm gather`` tabulates it."""
-    out = check_out_dir(out, "--out", run_folder=False)  # not a file, not under one, writable: before any check
-    if identify(out) not in (None, "train-set"):
-        raise ValueError(f"--out {out} is {describe(out)}; a preset or grid puts its runs in a folder of their own: "
-                         "choose another --out")
-    refuse_identical([Point(name, {}, cfg) for name, cfg in runs.items()])  # a grid over data_root is other data
-    states = {name: run_state(cfg, out / name, another_run) for name, cfg in runs.items()}
-    classes = check_against_data({name: cfg for name, cfg in runs.items() if states[name] != "done"})
-    for name in runs:  # finished runs share the figure too: their number of classes from their summary
-        if states[name] == "done":
-            classes[name] = len(read_json(out / name / "summary.json").get("counts", [])) or classes.get(name, 0)
-    check_one_figure({name: k for name, k in classes.items() if k})
-    finished, left = {}, {}
-    for name, cfg in runs.items():
-        folder = out / name
-        if states[name] == "done":
-            finished[name] = {**read_json(folder / "summary.json"), "run_folder": str(folder)}
-            continue
-        if states[name] == "restart":  # the same run, killed before its first checkpoint: nothing to keep
-            start_over(folder)
-        left[name] = (cfg, folder, states[name] == "resume")
-    points = {name: Point(name, dict((values or {}).get(name, {})), cfg) for name, cfg in runs.items()}
-    out.mkdir(parents=True, exist_ok=True)
-    listed = list({**_recorded_points(out), **points}.values())
-    write_json(out / "config.json", record("train", listed))
-    mark(out, "train-set")
-    return finished, left
-
-
-def _recorded_points(out: Path) -> dict[str, Point]:
-    """The runs that ``out``'s record already lists and whose folders are still there (a set continued with other
-    runs, e.g. a study given more seeds, keeps listing them); none from a record this version cannot read."""
-    try:
-        record = read_json(out / "config.json")
-        listed = zip(record["points"], record["values"], record["configs"], strict=True)
-        return {name: Point(name, dict(values), TrainConfig.from_dict(config)) for name, values, config in listed
-                if (out / name).is_dir()}
-    except (OSError, KeyError, TypeError, ValueError):
-        return {}
 
 
 def run_point(cfg: TrainConfig, folder: Path) -> None:

@@ -116,8 +116,8 @@ def design_prototypes(counts, cfg: TrainConfig, cache: str | Path) -> dict:
 
 @dataclass
 class StudyPlan:
-    """What :func:`plan_study` found: every run of the study, the records already there, the runs left (config,
-    run folder, resume from its checkpoint) and the prototype design (None without the designed arm)."""
+    """What :func:`plan_study` found: every run of the study, the records already there, the runs left
+    ({name: config}) and the prototype design (None without the designed arm)."""
 
     runs: dict
     recorded: list
@@ -135,9 +135,9 @@ def plan_study(setting: str, arms: list[str], seeds: list[int], summaries: str |
                overrides: Mapping | None = None) -> StudyPlan:
     """Plan (or continue) ``setting`` over ``arms`` x ``seeds``: design the prototypes of the designed arm (or
     read the design recorded under ``summaries``), skip the runs recorded under ``summaries``, record the runs
-    finished in ``out`` but not yet recorded, and check the rest against the data before any trains
-    (:func:`ufm.deep.plan.plan_set`: run folders ``out/<arm>/seed=<s>``, killed runs resume)."""
-    from ufm.deep.plan import plan_set
+    finished in ``out`` but not yet recorded; the rest are trained by :func:`ufm.deep.runs.train_study` (the
+    engine: checked against the data before any trains, run folders ``out/<arm>/seed=<s>``, killed runs resume)."""
+    from ufm.deep.plan import run_state
     from ufm.deep.train import load_data, select_data
     from ufm.devices import resolve_device
     from ufm.runio import check_out_dir
@@ -171,13 +171,13 @@ def plan_study(setting: str, arms: list[str], seeds: list[int], summaries: str |
     todo = pending(runs, summaries, setting)
     recorded = [name for name in runs if name not in todo]
     left: dict = {}
-    if todo:
-        finished, left = plan_set(todo, out, {name: {"arm": name.split("/")[0], "seed": cfg.seed}
-                                              for name, cfg in todo.items()},
-                                  another_run="choose another --out (or the --set values that trained it)")
-        for name, summary in finished.items():
-            save_record(summaries, setting, name, todo[name], summary)
+    for name, cfg in todo.items():  # runs finished in out but not yet recorded are recorded now
+        folder = Path(out) / name
+        if run_state(cfg, folder, "choose another --out (or the --set values that trained it)") == "done":
+            save_record(summaries, setting, name, cfg, read_json(folder / "summary.json"))
             recorded.append(name)
+        else:
+            left[name] = cfg
     return StudyPlan(runs, recorded, left, design)
 
 

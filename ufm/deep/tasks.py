@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ufm.deep.plan import start_over
-from ufm.executors import ExecutorConfig, Task, requeue, run_tasks
+from ufm.executors import Task, requeue
 
-__all__ = ["TrainTask", "run_training"]
+__all__ = ["TrainTask"]
 
 
 @dataclass
@@ -22,9 +22,13 @@ class TrainTask(Task):
     config: Any = None
     resume: bool = False
     requeued: bool = False
+    nproc: int = 1
+    max_memory_gb: float | None = None
+    progress: Callable[[str, int], Callable[[int, int, dict], None]] | None = None  # inline only: (name, epochs) ->
+    # the run's epoch callback, made when it starts (a callback does not pickle)
 
     def run(self) -> dict:
-        from ufm.deep.train import train
+        from ufm.deep.train import train, train_distributed
 
         # A requeued run resumes from its checkpoint; if it was preempted before writing one, it starts again
         # (the folder then holds only what this same run wrote before its first checkpoint).
@@ -32,18 +36,14 @@ class TrainTask(Task):
         resume = self.resume or (self.requeued and (run_dir / "checkpoint.pt").is_file())
         if self.requeued and not resume and run_dir.is_dir():
             start_over(run_dir)
-        return {**train(self.config, self.run_dir, resume=resume), "run_folder": str(self.run_dir)}
+        if self.nproc > 1:
+            summary = train_distributed(self.config, run_dir, self.nproc, resume=resume,
+                                        max_memory_gb=self.max_memory_gb)
+        else:
+            update = None if self.progress is None else self.progress(self.name, self.config.epochs)
+            summary = train(self.config, run_dir, resume=resume, progress=update, max_memory_gb=self.max_memory_gb)
+        return {**summary, "run_folder": str(run_dir)}
 
     def checkpoint(self, *args: Any, **kwargs: Any):
         """Called by submitit on the preemption / time-limit signal: the same run, resumed, is requeued."""
         return requeue(replace(self, requeued=True))
-
-
-def run_training(runs: dict[str, tuple[Any, Path, bool]], cfg: ExecutorConfig, log_folder: str | Path,
-                 done: Callable[[str, bool], None] | None = None) -> dict[str, dict]:
-    """Training runs {name: (TrainConfig, run folder, resume)} as :class:`TrainTask` s (one SLURM job array, or
-    parallel local processes); returns {name: summary} (or {name: job id} when not waiting)."""
-    tasks = [TrainTask(name=n, run_dir=str(Path(folder).resolve()), config=config, resume=resume)
-             for n, (config, folder, resume) in runs.items()]
-    return run_tasks(tasks, cfg, log_folder, name="ufm-train", done=done)
-

@@ -43,7 +43,6 @@ from ufm.deep.data import ImageData, check_splits, imbalanced_subset, load_cifar
 from ufm.deep.evaluate import Normalizer, class_accuracies, embed, evaluate, probe_predictions, shot_accuracies
 from ufm.deep.model import ResNet18, check_head_reaches
 from ufm.deep.tensorboard import EventLog
-from ufm.folders import mark
 from ufm.geometry import prototypes_from_gram
 from ufm.imbalance import class_counts, minority_mask
 from ufm.losses import batch_loss
@@ -273,8 +272,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: Callable[[in
         state = _State([], [], bound, 0)
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(run_dir / "config.json", cfg.to_dict())
-            mark(run_dir, "train")
+            write_json(run_dir / "config.json", cfg.to_dict())  # kind.json: the engine's (ufm.engine)
             write_npz(run_dir / "data.npz", counts=counts.numpy(), classes=np.array(train_set.classes),
                       train_index=train_index.numpy())
     if main:

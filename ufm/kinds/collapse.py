@@ -30,4 +30,4 @@ def _render(folder: Path, table: list[dict], grid: list[str] | None) -> None:
     write_json(folder / "collapse_map.json", table)
 
 
-KIND = Kind("collapse", CollapseCell, "cell.json", _run, _rows, _render)
+KIND = Kind("collapse", CollapseCell, "cell.json", _run, _rows, _render, noun="cells")

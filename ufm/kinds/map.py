@@ -25,7 +25,7 @@ def _rows(point: Point, folder: Path, data: dict) -> list[dict]:
     return [{**data, "point": point.name}]
 
 
-def _check(points: Sequence[Point]) -> None:
+def _check(points: Sequence[Point], finished: dict | None = None) -> None:
     for p in points:  # every cell's counts and sizes, before any cell runs
         p.config.check()
 
@@ -34,4 +34,4 @@ def _render(folder: Path, table: list[dict], grid: list[str] | None) -> None:
     render_map(folder, table)
 
 
-KIND = Kind("map", MapCell, "cell.json", _run, _rows, _render, _check)
+KIND = Kind("map", MapCell, "cell.json", _run, _rows, _render, _check, noun="cells")

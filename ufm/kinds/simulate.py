@@ -14,7 +14,7 @@ import numpy as np
 from ufm.engine import Kind, Point, check_grid_effects
 from ufm.simulate import SimConfig, build_problem, simulate
 
-__all__ = ["KIND", "METRICS", "run", "rows", "render_distance", "distance_series", "sweep"]
+__all__ = ["KIND", "METRICS", "run", "rows", "render_distance", "distance_series", "certified_series", "sweep"]
 
 METRICS = ("distance", "nc1", "max_angle_error", "angle_majority", "angle_minority", "angle_across", "loss")
 
@@ -40,7 +40,7 @@ def rows(point: Point, folder: Path, data: dict) -> list[dict]:
             for r in data["runs"]]
 
 
-def _check(points: Sequence[Point]) -> None:
+def _check(points: Sequence[Point], finished: dict | None = None) -> None:
     for p in points:  # counts, G_*, prototypes and batches of every point before any runs
         build_problem(p.config)
 
@@ -52,16 +52,27 @@ def _label(value: Any) -> str:
 def distance_series(table: list[dict], by: str | Sequence[str]) -> dict[str, tuple[list[float], list[float]]]:
     """Distance to G_* against n_w, one series per setting of the ``by`` fields (mean over the other rows, e.g.
     seeds and stacked taus); rows without a distance (a failed solve) are left out."""
+    return {label: (x, y) for label, (x, y, _) in _series(table, by).items()}
+
+
+def certified_series(table: list[dict], by: str | Sequence[str]) -> dict[str, list[bool]]:
+    """Per series of :func:`distance_series`, whether each point rests on certified solves only (a solve row's
+    ``status`` is "optimal"; simulation rows have none and count as certified)."""
+    return {label: ok for label, (_, _, ok) in _series(table, by).items()}
+
+
+def _series(table: list[dict], by: str | Sequence[str]) -> dict[str, tuple[list[float], list[float], list[bool]]]:
     fields = [by] if isinstance(by, str) else list(by)
     table = [r for r in table if r.get("distance") is not None]
-    series: dict[str, tuple[list[float], list[float]]] = {}
+    series: dict[str, tuple[list[float], list[float], list[bool]]] = {}
     keys = sorted({tuple(r[f] for f in fields) for r in table}, key=lambda key: [(isinstance(v, str), v) for v in key])
     for key in keys:
         sub = [r for r in table if tuple(r[f] for f in fields) == key]
         n_ws = sorted({r["n_w"] for r in sub})
         means = [float(np.mean([r["distance"] for r in sub if r["n_w"] == w])) for w in n_ws]
+        ok = [all(r.get("status", "optimal") == "optimal" for r in sub if r["n_w"] == w) for w in n_ws]
         label = ", ".join(f"{f} = {_label(v)}" for f, v in zip(fields, key)) or "distance"
-        series[label] = (n_ws, means)
+        series[label] = (n_ws, means, ok)
     return series
 
 
@@ -73,8 +84,10 @@ def render_distance(folder: Path, table: list[dict], grid: list[str] | None, kin
 
     points = {r["point"] for r in table}
     title = f"{kind} sweep, {len(points)} points finished"
-    return save_figure(lines_vs_x(distance_series(table, [f for f in grid if f != "n_w"]), "n_w",
-                                  "distance of G_M to G_*", title), Path(folder) / "distance_vs_nw.png")
+    by = [f for f in grid if f != "n_w"]
+    certified = certified_series(table, by) if any("status" in r for r in table) else None  # solves: hollow if not
+    return save_figure(lines_vs_x(distance_series(table, by), "n_w", "distance of G_M to G_*", title,
+                                  certified=certified), Path(folder) / "distance_vs_nw.png")
 
 
 def sweep(cfg: SimConfig, grid: dict[str, Sequence], progress: Callable[[int, int, dict], None] | None = None

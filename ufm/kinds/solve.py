@@ -45,7 +45,7 @@ def rows(point: Point, folder: Path, data: dict) -> list[dict]:
     return [{**point.values, "n_w": cfg.n_w, "tau": cfg.tau, **{k: data.get(k) for k in METRICS}, "point": point.name}]
 
 
-def _check(points: Sequence[Point]) -> None:
+def _check(points: Sequence[Point], finished: dict | None = None) -> None:
     from ufm.solver import check_solve_size
 
     for p in points:  # counts, compositions, the size and G_* of every point before any runs
