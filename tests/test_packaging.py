@@ -41,3 +41,10 @@ def test_the_wheel_holds_every_module(tmp_path):
     assert not any(n.startswith(("cli/", "tests/", "benchmarks/")) for n in names)  # no stray top-level packages
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "ufm = ufm.cli.main:run" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+def test_the_docs_link_no_repository_that_does_not_exist():
+    """The project has no public repository yet: the docs site links none (a repo_url pointed at an organisation
+    that does not exist); add one here only where the project really lives."""
+    config = (Path(__file__).resolve().parents[1] / "mkdocs.yml").read_text()
+    assert "repo_url" not in config and "ufm-project" not in config
