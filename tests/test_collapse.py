@@ -4,9 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from ufm.cli.main import app
 from ufm.collapse import (CollapseCell, cell_batches, collapse_cell, collapse_map, lifted_certificate, map_cells,
                           run_collapse_map)
 from ufm.executors import ExecutorConfig
@@ -96,22 +94,6 @@ def test_map_cells_and_bad_input():
         CollapseCell((4, 4), 0.1, 1.0, target="simplex")
 
 
-def test_the_cli(tmp_path):
-    runner = CliRunner()
-    result = runner.invoke(app, ["collapse-map", "--profile", "step", "--ratio", "2", "--k", "3", "--n-major", "4",
-                                 "--tau", "0.5", "--n-w", "0", "--json", "--out", str(tmp_path / "m")])
-    assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
-    assert len(rows) == 1 and rows[0]["verdict"] == "collapse optimal" and rows[0]["counts"] == [4, 4, 2]
-    assert json.loads((tmp_path / "m" / "collapse_map.json").read_text())[0]["verdict"] == "collapse optimal"
-    bad = runner.invoke(app, ["collapse-map", "--anchors", "some"])
-    assert bad.exit_code == 2 and "--anchors" in bad.output
-    bad = runner.invoke(app, ["collapse-map", "--batching", "shuffle", "--k", "3", "--n-major", "4"])
-    assert bad.exit_code == 2 and "--batch-size" in bad.output
-    bad = runner.invoke(app, ["collapse-map", "--profile", "long-tail", "--minority-fraction", "0.3"])
-    assert bad.exit_code == 2 and "--minority-fraction applies to the step profile" in bad.output
-
-
 def test_an_ill_posed_cell_is_reported_not_fatal():
     # n_w = 0 and a class of one sample: nothing determines that class's mean; the other cells are kept
     rows = collapse_map([CollapseCell((3, 3, 1), 0.5, 0.0), CollapseCell((3, 3, 1), 0.5, 1.0)])
@@ -178,19 +160,3 @@ def test_a_collapse_map_resumes_and_gathers(tmp_path):
         run_collapse_map(folder, cells[:1])
     report = run_collapse_map(folder, cells[:1], overwrite=True)
     assert report["total"] == 1 and len(list((folder / "points").iterdir())) == 1
-
-
-def test_the_cli_continues_a_map_and_gather_prints_it(tmp_path):
-    runner = CliRunner()
-    args = ["collapse-map", "--profile", "step", "--ratio", "2", "--k", "3", "--n-major", "4", "--tau", "0.5",
-            "--n-w", "0", "--n-w", "1", "--anchors", "prototype", "--out", str(tmp_path / "m")]
-    first = runner.invoke(app, args)
-    assert first.exit_code == 0, first.output
-    again = runner.invoke(app, args)
-    assert again.exit_code == 0 and "2 of 2 cells already finished" in again.output
-    other = runner.invoke(app, [*args[:-2], "--tau", "0.3", "--out", str(tmp_path / "m")])
-    assert other.exit_code == 2 and "--overwrite" in other.output
-    gathered = runner.invoke(app, ["gather", str(tmp_path / "m"), "--json"])
-    assert gathered.exit_code == 0, gathered.output
-    rows = json.loads(gathered.stdout)["rows"]
-    assert [r["verdict"] for r in rows] == ["collapse optimal"] * 2

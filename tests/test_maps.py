@@ -1,10 +1,8 @@
-import json
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ufm.cli.main import app
 from ufm.geometry import check_gram, etf_gram
 from ufm.copies import minimal_copies, solve_point
 from ufm.design import _block_from_params, block_gram
@@ -59,26 +57,6 @@ def test_bad_inputs_are_refused():
         solve_point(STEP4, 0.5, etf_gram(3), 1.0)
 
 
-def test_copies_command_matches_the_library_and_refuses_bad_flags():
-    result = runner.invoke(app, ["copies", "--counts", "20x2,2x2", "--tau", "0.5", "--json"])
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    assert data["reached"] and data["n_w"] == pytest.approx(minimal_copies(STEP4, 0.5, G4, 0.05).n_w)
-    result = runner.invoke(app, ["copies", "--counts", "20x2,2x2", "--tau", "0.5", "--target-distance", "0",
-                                 "--max-n-w", "2"])
-    assert result.exit_code == 0 and "not reached up to n_w = 2" in result.output
-    for bad in (["--target-distance", "-1"], ["--tol", "2"], ["--tau", "0"]):
-        result = runner.invoke(app, ["copies", "--counts", "20x2,2x2", *bad])
-        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
-    assert "--target-distance" in runner.invoke(app, ["copies", "--target-distance", "-1"]).output
-    # an unknown solver is refused naming the choices, and --help names every one of them
-    result = runner.invoke(app, ["copies", "--solver", "foo"])
-    assert result.exit_code == 2 and "--solver 'foo' is not one of" in result.output, result.output
-    choices = result.output.strip().rsplit(" is not one of ", 1)[1].split(", ")
-    help_text = " ".join(runner.invoke(app, ["copies", "--help"], env={"COLUMNS": "300"}).output.split())
-    assert sorted(choices) == ["BM", "CLARABEL", "SCS", "auto"] and all(c in help_text for c in choices), help_text
-
-
 def test_distance_map_rows():
     cells = map_cells(ratios=(1.0, 4.0), taus=(0.5,), n_ws=(0.0, 10.0), anchors=(True,), k=4, n_major=4)
     rows = distance_map(cells)
@@ -130,29 +108,6 @@ def test_small_tau_solves_print_no_solver_warnings():
         with pytest.raises(ValueError, match="certified none of the 3 solves"):
             best_block_prototypes([4, 4, 2, 2], 1e-6, 10.0, max_evals=3)
     assert not [w for w in caught if "LinAlgWarning" in str(w.category)], [str(w.message) for w in caught]
-
-
-def test_design_prototypes_command():
-    result = runner.invoke(app, ["design-prototypes", "--counts", "20x2,2x2", "--tau", "0.5", "--n-w", "10",
-                                 "--max-evals", "20", "--json"])
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    assert data["solves"] <= 21 and data["distance_best"] <= data["distance_g_star"] + 1e-6
-    result = runner.invoke(app, ["design-prototypes", "--counts", "20x2,2x2", "--tau", "-1"])
-    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
-
-
-def test_design_prototypes_says_when_the_design_does_not_beat_g_star(tmp_path):
-    """A G_* outside the block family (random unit rows) is not reached by block Grams: the table's 'designed'
-    row is then worse than G_w = G_*, and the command says so instead of presenting it as the design."""
-    rows = np.random.default_rng(0).normal(size=(4, 4))
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    np.save(tmp_path / "g.npy", rows @ rows.T)
-    args = ["design-prototypes", "--counts", "4,4,2,2", "--gram-file", str(tmp_path / "g.npy"), "--max-evals", "3"]
-    data = json.loads(runner.invoke(app, [*args, "--json"]).output)
-    assert data["distance_best"] > data["distance_g_star"]  # the premise: this search does not beat G_*
-    result = runner.invoke(app, args, env={"COLUMNS": "200"})
-    assert result.exit_code == 0 and "does not beat G_w = G_*: keep G_w = G_*" in result.output, result.output
 
 
 # ------------------------------------------------------------------------------ maps as sweeps (issue 13)
@@ -245,45 +200,6 @@ def test_map_on_local_processes_equals_inline_and_reruns_skip_finished_cells(tmp
         run_map(tmp_path / "local", SMALL, {**SMALL_GRID, "n_w": (0.0, 5.0)})
 
 
-def test_map_command(tmp_path):
-    args = ["map", "--k", "4", "--n-major", "6", "--tau", "0.5", "--ratio", "1", "--ratio", "3", "--n-w", "0",
-            "--n-w", "10", "--anchors", "prototype", "--out", str(tmp_path / "m")]
-    result = runner.invoke(app, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    assert data["finished"] == 4 and data["ran"] == 4 and (tmp_path / "m" / "map.png").is_file()
-    by = {(r["ratio"], r["n_w"]): r["distance"] for r in data["rows"]}
-    assert by[(1.0, 0.0)] < 1e-4 and by[(3.0, 10.0)] < by[(3.0, 0.0)]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0 and "0 cells solved, 4 already finished" in result.output, result.output
-    for bad in (["--anchors", "neither"], ["--tau", "0"], ["--n-w", "1", "--n-w", "1"], ["--geometry", "minority"]):
-        result = runner.invoke(app, ["map", "--k", "4", "--n-major", "6", "--out", str(tmp_path / "bad"), *bad])
-        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, (bad, result.output)
-    # balanced counts: a tau x n_w map, with or without --ratio 1; another ratio is refused, and the advice
-    # (drop it), followed, runs
-    small = ["map", "--profile", "balanced", "--k", "3", "--n-major", "4", "--tau", "0.5", "--tau", "1", "--n-w", "0",
-             "--n-w", "10", "--anchors", "prototype"]
-    result = runner.invoke(app, [*small, "--ratio", "2", "--out", str(tmp_path / "bal")])
-    assert result.exit_code == 2 and "--ratio has no effect" in result.output and "drop it" in result.output
-    assert not (tmp_path / "bal").exists(), result.output
-    for extra, name in (([], "bal"), (["--ratio", "1"], "bal1")):
-        result = runner.invoke(app, [*small, *extra, "--out", str(tmp_path / name), "--json"])
-        assert result.exit_code == 0, result.output
-        rows = json.loads(result.output)["rows"]
-        assert {(r["ratio"], r["tau"], r["n_w"]) for r in rows} == {(1.0, t, n) for t in (0.5, 1.0) for n in (0.0, 10.0)}
-        assert max(r["distance"] for r in rows) < 1e-4  # balanced: the ETF with or without prototypes
-    result = runner.invoke(app, ["map", "--k", "100", "--profile", "long-tail", "--out", str(tmp_path / "lt")])
-    assert result.exit_code == 2 and "--no-cross-check" in result.output, result.output
-    # no prototypes at all (n_w 0 only): no anchor panels; a typed --anchors is refused by its own name
-    zero = ["map", "--k", "4", "--n-major", "6", "--tau", "0.5", "--ratio", "3", "--n-w", "0"]
-    result = runner.invoke(app, [*zero, "--out", str(tmp_path / "zero"), "--json"])
-    assert result.exit_code == 0, result.output
-    assert [r["n_w"] for r in json.loads(result.output)["rows"]] == [0.0]
-    result = runner.invoke(app, [*zero, "--anchors", "batch", "--out", str(tmp_path / "zero-b")])
-    assert result.exit_code == 2 and result.output.strip() == ("error: --anchors has no effect with --n-w 0 only (no "
-                                                              "prototypes): drop it"), result.output
-
-
 def test_map_on_slurm_equals_inline(tmp_path):
     from test_slurm import _no_cluster
 
@@ -336,17 +252,6 @@ def test_map_panels_split_by_what_varies():
     assert all(y == "ratio" and len(sub) == 2 for _, sub, y in panels)
     _, panels = map_panels([{**r, "ratio": 3.0, "tau": t} for r in rows[:1] for t in (0.1, 1.0)])
     assert [y for _, _, y in panels] == ["tau"]
-
-
-def test_gather_rebuilds_a_map_folder(tmp_path):
-    grid = {"prototype_anchors": (True,), "ratio": (1.0, 3.0), "n_w": (10.0,)}
-    report = run_map(tmp_path / "m", SMALL, grid)
-    (tmp_path / "m" / "map.png").unlink()
-    result = runner.invoke(app, ["gather", str(tmp_path / "m")])
-    assert result.exit_code == 0 and "2 of 2 points finished" in result.output, result.output
-    assert (tmp_path / "m" / "map.png").is_file()
-    result = runner.invoke(app, ["gather", str(tmp_path / "m"), "--json"])
-    assert json.loads(result.output)["rows"] == report["rows"]
 
 
 def test_the_design_chooses_among_certified_solves_only(monkeypatch):

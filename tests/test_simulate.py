@@ -154,20 +154,6 @@ def test_explicit_counts_give_the_classes_and_the_size_check():
         SimConfig(counts="99999999999999999999x2")
 
 
-def test_simulate_table_title_states_what_ran(tmp_path):
-    """The title names only what was used: explicit counts (no profile) and one full batch (no batch size)."""
-    from typer.testing import CliRunner
-
-    from ufm.cli.main import app
-
-    result = CliRunner().invoke(app, ["simulate", "--counts", "4,4,2", "--batching", "full", "--epochs", "2", "--n-w",
-                                      "1", "--seeds", "0", "--d", "4", "--out", str(tmp_path / "run")],
-                                env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
-    title = next(line for line in result.output.splitlines() if "epochs in" in line)
-    assert "counts [4, 4, 2], full batch," in title and "step" not in title and "of 32" not in title, title
-
-
 def test_a_batch_larger_than_the_data_is_refused_before_any_run(tmp_path):
     from ufm.simulate import build_problem
     from ufm.engine import run_grid as run_sweep

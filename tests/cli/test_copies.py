@@ -8,6 +8,12 @@ from typer.testing import CliRunner
 import ufm.copies as copies
 from ufm.cli.main import app
 from ufm.copies import SolvePoint, minimal_copies
+from ufm.geometry import etf_gram
+
+G4 = etf_gram(4).numpy()
+STEP4 = [20, 20, 2, 2]
+
+runner = CliRunner()
 
 
 def test_the_search_stops_where_certification_ends():
@@ -59,3 +65,23 @@ def test_an_uncertified_bisection_step_keeps_the_certified_bracket(monkeypatch):
     result = minimal_copies([5, 5, 1, 1], 0.1, None, target_distance=0.1, rel_tol=1e-3)
     assert result.reached and result.n_w == 16.0 and result.lower == 8.0 and result.uncertified.n_w == 12.0
     assert "the bisection stopped between them: the solver cannot certify n_w = 12" in result.conclusion()
+
+
+def test_copies_command_matches_the_library_and_refuses_bad_flags():
+    result = runner.invoke(app, ["copies", "--counts", "20x2,2x2", "--tau", "0.5", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["reached"] and data["n_w"] == pytest.approx(minimal_copies(STEP4, 0.5, G4, 0.05).n_w)
+    result = runner.invoke(app, ["copies", "--counts", "20x2,2x2", "--tau", "0.5", "--target-distance", "0",
+                                 "--max-n-w", "2"])
+    assert result.exit_code == 0 and "not reached up to n_w = 2" in result.output
+    for bad in (["--target-distance", "-1"], ["--tol", "2"], ["--tau", "0"]):
+        result = runner.invoke(app, ["copies", "--counts", "20x2,2x2", *bad])
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "--target-distance" in runner.invoke(app, ["copies", "--target-distance", "-1"]).output
+    # an unknown solver is refused naming the choices, and --help names every one of them
+    result = runner.invoke(app, ["copies", "--solver", "foo"])
+    assert result.exit_code == 2 and "--solver 'foo' is not one of" in result.output, result.output
+    choices = result.output.strip().rsplit(" is not one of ", 1)[1].split(", ")
+    help_text = " ".join(runner.invoke(app, ["copies", "--help"], env={"COLUMNS": "300"}).output.split())
+    assert sorted(choices) == ["BM", "CLARABEL", "SCS", "auto"] and all(c in help_text for c in choices), help_text

@@ -10,6 +10,8 @@ from ufm.copies import SolvePoint
 from ufm.maps import _cross_check
 from ufm.plots import map_figure
 
+runner = CliRunner()
+
 # k = 4 STEP, tau 0.1: n_w = 10 is certified, n_w = 1e6 is not (optimal_inaccurate: entries loose)
 ARGS = ["map", "--k", "4", "--n-major", "20", "--ratio", "10", "--tau", "0.1", "--n-w", "10", "--n-w", "1e6",
         "--anchors", "prototype"]
@@ -43,3 +45,42 @@ def test_a_check_by_the_same_method_is_not_reported_as_a_cross_check():
     other = _cross_check(point, SolvePoint(1.0, 0.3, "optimal", "CLARABEL", 1.0, 0.0, 0.0, None))
     assert abs(other["distance_spread"] - 0.2) < 1e-12 and "cross_check_note" not in other
     assert _cross_check(point, None) == {}
+
+
+def test_map_command(tmp_path):
+    args = ["map", "--k", "4", "--n-major", "6", "--tau", "0.5", "--ratio", "1", "--ratio", "3", "--n-w", "0",
+            "--n-w", "10", "--anchors", "prototype", "--out", str(tmp_path / "m")]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["finished"] == 4 and data["ran"] == 4 and (tmp_path / "m" / "map.png").is_file()
+    by = {(r["ratio"], r["n_w"]): r["distance"] for r in data["rows"]}
+    assert by[(1.0, 0.0)] < 1e-4 and by[(3.0, 10.0)] < by[(3.0, 0.0)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "0 cells solved, 4 already finished" in result.output, result.output
+    for bad in (["--anchors", "neither"], ["--tau", "0"], ["--n-w", "1", "--n-w", "1"], ["--geometry", "minority"]):
+        result = runner.invoke(app, ["map", "--k", "4", "--n-major", "6", "--out", str(tmp_path / "bad"), *bad])
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, (bad, result.output)
+    # balanced counts: a tau x n_w map, with or without --ratio 1; another ratio is refused, and the advice
+    # (drop it), followed, runs
+    small = ["map", "--profile", "balanced", "--k", "3", "--n-major", "4", "--tau", "0.5", "--tau", "1", "--n-w", "0",
+             "--n-w", "10", "--anchors", "prototype"]
+    result = runner.invoke(app, [*small, "--ratio", "2", "--out", str(tmp_path / "bal")])
+    assert result.exit_code == 2 and "--ratio has no effect" in result.output and "drop it" in result.output
+    assert not (tmp_path / "bal").exists(), result.output
+    for extra, name in (([], "bal"), (["--ratio", "1"], "bal1")):
+        result = runner.invoke(app, [*small, *extra, "--out", str(tmp_path / name), "--json"])
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.output)["rows"]
+        assert {(r["ratio"], r["tau"], r["n_w"]) for r in rows} == {(1.0, t, n) for t in (0.5, 1.0) for n in (0.0, 10.0)}
+        assert max(r["distance"] for r in rows) < 1e-4  # balanced: the ETF with or without prototypes
+    result = runner.invoke(app, ["map", "--k", "100", "--profile", "long-tail", "--out", str(tmp_path / "lt")])
+    assert result.exit_code == 2 and "--no-cross-check" in result.output, result.output
+    # no prototypes at all (n_w 0 only): no anchor panels; a typed --anchors is refused by its own name
+    zero = ["map", "--k", "4", "--n-major", "6", "--tau", "0.5", "--ratio", "3", "--n-w", "0"]
+    result = runner.invoke(app, [*zero, "--out", str(tmp_path / "zero"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["n_w"] for r in json.loads(result.output)["rows"]] == [0.0]
+    result = runner.invoke(app, [*zero, "--anchors", "batch", "--out", str(tmp_path / "zero-b")])
+    assert result.exit_code == 2 and result.output.strip() == ("error: --anchors has no effect with --n-w 0 only (no "
+                                                              "prototypes): drop it"), result.output
