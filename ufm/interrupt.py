@@ -172,7 +172,23 @@ def ending() -> None:
 
 def as_worker() -> None:
     """In a worker process (the main thread), first thing: SIGINT ignored (the parent stops its workers), SIGTERM
-    sets the flag, so that the task ends at its next safe point with :class:`Interrupted`."""
+    sets the flag, so that the task ends at its next safe point with :class:`Interrupted`; on Linux SIGTERM also
+    comes when the parent dies (killed, it cannot stop its workers)."""
     _state["worker"] = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_signal)
+    _term_when_parent_dies()
+
+
+def _term_when_parent_dies() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGTERM) where there is one (Linux); nothing elsewhere."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        pass

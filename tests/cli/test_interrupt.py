@@ -63,8 +63,9 @@ def _interrupt(args: list[str], ready, twice: bool = False, timeout: float = 120
     """Run ``ufm ARGS``, send SIGINT (as a terminal does; ``twice``: again 0.3 s later) once ``ready()``; (exit code,
     stderr lines, seconds to the first stderr line, seconds to exit), after checking that none of its processes
     outlives it."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "UFM_ESTIMATE_AFTER_S": "1e9"}  # no time estimate on stderr
     proc = subprocess.Popen([sys.executable, "-m", "ufm.cli.main", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     children: set[int] = set()
     try:

@@ -247,10 +247,14 @@ def _entry(fn: Callable, args: tuple) -> Any:
 
 def _interrupted() -> dict:
     """The value of an interrupted worker; once the launcher has it, the worker ends without interpreter finalization
-    (seconds with torch loaded), so that it stops well within :data:`STOP_WORKERS_S`."""
+    (seconds with torch loaded), so that it stops well within :data:`STOP_WORKERS_S`, and it ends all the same if no
+    launcher collects it (one that was killed: the worker waits for it to read the value)."""
     import atexit
 
     atexit.register(os._exit, 0)
+    timer = threading.Timer(2 * STOP_WORKERS_S, os._exit, (0,))
+    timer.daemon = True
+    timer.start()
     return {_ERROR: "KeyboardInterrupt", "message": ""}
 
 
