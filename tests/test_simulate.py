@@ -90,6 +90,17 @@ def test_save_and_load_round_trip(tmp_path):
     summary = json.loads((folder / "summary.json").read_text())
     assert [r["n_w"] for r in summary["runs"]] == [0.0, 100.0]
     assert summary["runs"][1]["distance"] == pytest.approx(result.history[-1]["distance"][1])
+    # the field's NC metrics of each run's final embeddings, the fixed prototypes as classifier (ufm.nc_metrics)
+    import torch
+
+    from ufm.analysis import nc_metrics
+
+    for i, run in enumerate(summary["runs"]):
+        nc = nc_metrics(torch.from_numpy(result.embeddings[i]), torch.from_numpy(result.labels), 4,
+                        torch.from_numpy(result.prototypes))
+        for name, key in (("nc1", "nc1_ref"), ("cdnv", "cdnv"), ("nc2", "nc2"), ("nc3", "nc3"), ("nc4", "nc4")):
+            assert run[key] == pytest.approx(nc[name].item(), rel=1e-12), key
+        assert run["nc1"] == pytest.approx(result.history[-1]["nc1"][i])  # ufm's own NC1 is kept
     with pytest.raises(FileNotFoundError, match="not a simulation run folder"):
         SimResult.load(tmp_path)
 

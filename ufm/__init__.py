@@ -2,7 +2,8 @@
 
 The science lives in small modules: :mod:`ufm.losses` (SCL with prototypes, class-averaging, CE),
 :mod:`ufm.geometry` (target Grams and prototypes), :mod:`ufm.imbalance` (class-count profiles),
-:mod:`ufm.analysis` (G_M, distances, NC1) and :mod:`ufm.reference` (naive losses for checking).
+:mod:`ufm.analysis` (G_M, distances, NC1; the field's NC1-NC4: :func:`nc_metrics`) and :mod:`ufm.reference`
+(naive losses for checking).
 Every experiment runs through one engine, :func:`ufm.run` (:mod:`ufm.engine`), as the commands do.
 """
 
@@ -14,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 _EXPORTS = {
     "run": "ufm.engine",
     **dict.fromkeys(("angle_errors_deg", "class_means", "geometry_summary", "gram_distance", "group_angles",
-                     "mean_gram", "nc1"), "ufm.analysis"),
+                     "mean_gram", "nc1", "nc_metrics"), "ufm.analysis"),
     **dict.fromkeys(("check_gram", "etf_gram", "make_gram", "minority_weighted_gram", "orthogonal_gram",
                      "prototypes_from_gram"), "ufm.geometry"),
     **dict.fromkeys(("class_counts", "labels_from_counts", "long_tail_counts", "minority_mask", "step_counts"),
@@ -61,6 +62,7 @@ __all__ = [
     "minority_mask",
     "minority_weighted_gram",
     "nc1",
+    "nc_metrics",
     "orthogonal_gram",
     "prop1_loss",
     "prototypes_from_gram",

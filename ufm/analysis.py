@@ -1,4 +1,5 @@
-"""Neural-collapse geometry of embeddings: class means, G_M, distance to G_*, angles, NC1.
+"""Neural-collapse geometry of embeddings: class means, G_M, distance to G_*, angles, NC1, and the field's NC1-NC4
+(:func:`nc_metrics`, as rhubarbwu/neural-collapse computes them).
 
 Pure functions over tensors ``h: [..., N, d]`` with labels ``y: [N]`` or ``[..., N]``; leading dims
 are stacks of runs.  No loops over samples or classes: class statistics are one-hot matmuls.
@@ -18,6 +19,8 @@ __all__ = [
     "angles_deg",
     "angle_errors_deg",
     "nc1",
+    "nc_metrics",
+    "nc_report",
     "group_angles",
     "geometry_summary",
 ]
@@ -86,14 +89,94 @@ def nc1(h: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
     """
     onehot = _onehot(y, k, h)
     mu = class_means(h, y, k)
-    within = h - onehot @ mu
-    between = mu - h.mean(-2, keepdim=True)
+    return _covariance_ratio(h - onehot @ mu, mu - h.mean(-2, keepdim=True))
+
+
+def _covariance_ratio(within: torch.Tensor, between: torch.Tensor) -> torch.Tensor:
+    """tr(Sigma_W Sigma_B^+) / k from the rows' deviations from their class means ``within [..., N, d]`` and the
+    centred class means ``between [..., k, d]``, ``[...]`` (see :func:`nc1`)."""
     _, sv, vh = torch.linalg.svd(between, full_matrices=False)  # [..., m], [..., m, d]
     eig = sv.square()
-    rtol = math.sqrt(torch.finfo(h.dtype).eps)
+    rtol = math.sqrt(torch.finfo(between.dtype).eps)
     keep = eig > rtol * eig.amax(-1, keepdim=True)
-    spread = (within @ vh.transpose(-1, -2)).square().sum(-2) / h.shape[-2]  # [..., m]: v_j^T Sigma_W v_j
+    spread = (within @ vh.transpose(-1, -2)).square().sum(-2) / within.shape[-2]  # [..., m]: v_j^T Sigma_W v_j
     return torch.where(keep, spread / torch.where(keep, eig, torch.ones_like(eig)), torch.zeros_like(eig)).sum(-1)
+
+
+def nc_metrics(h: torch.Tensor, y: torch.Tensor, k: int,
+               prototypes: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The field's neural-collapse metrics of features ``h [..., N, d]`` with labels ``y [N]`` (or ``[..., N]``),
+    each ``[...]``, as rhubarbwu/neural-collapse (``neural_collapse/measure.py``) computes them.
+
+    mu_c are the class means and mu_G = (1/k) sum_c mu_c their unweighted mean (not the mean of all rows, which
+    :func:`nc1` uses); M = [mu_c - mu_G]_c, ``[k, d]``; E = (I - 11^T/k) / sqrt(k-1), the Gram of a unit-Frobenius
+    simplex ETF.
+
+    - ``nc1``: tr(Sigma_W Sigma_B^+) / k (Papyan, Han & Donoho 2020, PNAS 117(40)), Sigma_W = (1/N) sum_i
+      (h_i - mu_{y_i})(h_i - mu_{y_i})^T, Sigma_B = M^T M / k.  0 iff the rows sit on their class means.
+    - ``cdnv``: mean over class pairs i < j of (var_i + var_j) / (2 ||mu_i - mu_j||^2) (Galanti, Gyorgy & Hutter
+      2022, ICLR), var_c = mean over class c of ||h - mu_c||^2.
+    - ``nc2``: || M M^T / ||M M^T||_F - E ||_F (Kothapalli 2023, TMLR): 0 iff the centred means form a simplex
+      ETF (equal norms, pairwise cosines -1/(k-1)).
+    - ``nc3`` (with ``prototypes``, the classifier W ``[k, d]`` or ``[..., k, d]``): || W M^T / ||W M^T||_F - E ||_F,
+      the reference's self-duality error (Kothapalli 2023; its form of Papyan et al. 2020's NC3, which compares
+      W / ||W||_F with M / ||M||_F directly): 0 iff W M^T is a multiple of the simplex ETF's Gram (e.g. W = M on an
+      ETF).
+    - ``nc4`` (with ``prototypes``): the fraction of rows on which the linear classifier argmax_c <w_c, h> and the
+      nearest class centre argmin_c ||h - mu_c|| agree (Papyan et al. 2020); 1 = full agreement.
+
+    Needs k >= 2 classes, each with at least one sample.  Sigma_B^+ drops eigenvalues below sqrt(eps) x largest
+    (the reference: torch's pinv default); computed in the span of the class means, never d x d.
+    """
+    if k < 2:
+        raise ValueError(f"the NC metrics compare classes: they need k >= 2 classes, got k = {k}")
+    onehot = _onehot(y, k, h)
+    mu = class_means(h, y, k)  # [..., k, d]
+    centred = mu - mu.mean(-2, keepdim=True)
+    within = h - onehot @ mu  # [..., N, d]
+    out = {"nc1": _covariance_ratio(within, centred), "cdnv": _cdnv(within, onehot, mu),
+           "nc2": _etf_structure_error(centred, centred)}
+    if prototypes is not None:
+        w = torch.as_tensor(prototypes, dtype=h.dtype, device=h.device)
+        if w.shape[-2:] != mu.shape[-2:]:
+            raise ValueError(f"prototypes must be [k, d] = [{k}, {h.shape[-1]}] (one row per class), got "
+                             f"{list(w.shape)}")
+        out["nc3"] = _etf_structure_error(centred, w)
+        ncc = ((h.unsqueeze(-2) - mu.unsqueeze(-3)).square().sum(-1)).argmin(-1)  # [..., N]
+        linear = (h @ w.transpose(-1, -2)).argmax(-1)
+        out["nc4"] = (ncc == linear).to(h.dtype).mean(-1)
+    return out
+
+
+def _cdnv(within: torch.Tensor, onehot: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Mean over class pairs of (var_i + var_j) / (2 ||mu_i - mu_j||^2), ``[...]`` (see :func:`nc_metrics`)."""
+    k = mu.shape[-2]
+    var = (onehot.transpose(-1, -2) @ within.square().sum(-1, keepdim=True)).squeeze(-1) / onehot.sum(-2)  # [..., k]
+    dist2 = (mu.unsqueeze(-2) - mu.unsqueeze(-3)).square().sum(-1)  # [..., k, k]
+    ratio = (var.unsqueeze(-1) + var.unsqueeze(-2)) / (2 * dist2)
+    upper = torch.triu(torch.ones(k, k, dtype=torch.bool, device=mu.device), diagonal=1)
+    return ratio[..., upper].mean(-1)
+
+
+def _etf_structure_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|| B A^T / ||B A^T||_F - (I - 11^T/k) / sqrt(k-1) ||_F for ``a, b [..., k, d]``, ``[...]``."""
+    k = a.shape[-2]
+    cross = b @ a.transpose(-1, -2)
+    cross = cross / torch.linalg.matrix_norm(cross).unsqueeze(-1).unsqueeze(-1)
+    eye = torch.eye(k, dtype=a.dtype, device=a.device)
+    return torch.linalg.matrix_norm(cross - (eye - 1.0 / k) / math.sqrt(k - 1))
+
+
+NC_REPORT_KEYS = {"nc1": "nc1_ref", "cdnv": "cdnv", "nc2": "nc2", "nc3": "nc3", "nc4": "nc4"}
+
+
+def nc_report(h: torch.Tensor, y: torch.Tensor, k: int, prototypes: torch.Tensor | None = None) -> dict[str, float]:
+    """:func:`nc_metrics` of one run as the names training and simulation summaries record: ``nc1`` is kept for
+    :func:`nc1` (Sigma_B about the mean of all rows), so the reference's NC1 (about the mean of the class means)
+    is ``nc1_ref``; they are equal when the classes are balanced.  Empty for k < 2."""
+    if k < 2:
+        return {}
+    return {NC_REPORT_KEYS[name]: float(value) for name, value in nc_metrics(h, y, k, prototypes).items()}
 
 
 def _pair_mean(values: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:

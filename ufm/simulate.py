@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ufm import interrupt
 from ufm._checks import check_memory
-from ufm.analysis import geometry_summary, mean_gram
+from ufm.analysis import geometry_summary, mean_gram, nc_report
 from ufm.batching import Batches, bound_examples, epoch_batches
 from ufm.geometry import check_gram, prototypes_from_gram
 from ufm.imbalance import labels_from_counts, minority_mask
@@ -102,12 +102,15 @@ class SimResult:
         return mean_gram(h, torch.from_numpy(self.labels), len(self.counts)).numpy()
 
     def summary(self) -> dict:
-        """Final metrics for each run, plus the run's settings."""
+        """Final metrics for each run (with :func:`ufm.analysis.nc_report` of its final embeddings), plus the run's
+        settings."""
         last = self.history[-1]
         runs = []
+        h, y, w = torch.from_numpy(self.embeddings), torch.from_numpy(self.labels), torch.from_numpy(self.prototypes)
         for i, run in enumerate(self.config.runs):
             row = dict(run)
             row.update({key: values[i] for key, values in last.items() if key != "epoch"})
+            row.update(nc_report(h[i], y, len(self.counts), w))  # the field's NC metrics, prototypes as classifier
             runs.append(row)
         return {
             "epochs_run": self.epochs_run,

@@ -47,8 +47,12 @@ def test_two_epoch_run_writes_a_complete_folder(image_folder, tmp_path):
     history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
     for key in ("distance", "distance_centered", "nc1", "train_ncc_accuracy", "ncc_accuracy", "prototype_accuracy",
-                "images_per_s", "grad_norm", "lr"):
-        assert key in history[-1]
+                "images_per_s", "grad_norm", "lr", "nc1_ref", "cdnv", "nc2", "nc3", "nc4"):
+        assert key in history[-1] and key in history[0]  # every evaluation (eval_every 1)
+    # the field's NC metrics (ufm.nc_metrics, prototypes as classifier) are the summary's too, and bounded
+    assert {k: summary["final"][k] for k in ("nc1_ref", "cdnv", "nc2", "nc3", "nc4")} == \
+        {k: history[-1][k] for k in ("nc1_ref", "cdnv", "nc2", "nc3", "nc4")}
+    assert 0 <= history[-1]["nc4"] <= 1 and history[-1]["nc2"] >= 0 and history[-1]["cdnv"] > 0
     assert history[-1]["grad_norm"] > 0
     correct = summary["linear_probe_accuracy"] * 12  # a fraction of the 12 test images
     assert summary["counts"] == [10, 10, 2] and abs(correct - round(correct)) < 1e-5

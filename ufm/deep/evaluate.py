@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from ufm.analysis import class_means, geometry_summary, gram_distance, mean_gram
+from ufm.analysis import class_means, geometry_summary, gram_distance, mean_gram, nc_report
 
 __all__ = ["Normalizer", "embed", "evaluate", "linear_probe", "probe_predictions", "per_class_accuracy", "shot_accuracies",
            "class_accuracies"]
@@ -51,15 +51,17 @@ def evaluate(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor,
              w: torch.Tensor, g_star: torch.Tensor, minority: torch.Tensor) -> tuple[dict, dict]:
     """``(metrics, grams)`` of unit embeddings ``z_*: [N, d]`` with labels ``y_*: [N]``.
 
-    metrics: distance of G_M to G_* (and of the centred G_M), NC1, angles, and the accuracies of the
-    nearest class centre (on the training set: the terminal-phase test; and on the test set) and of the
-    nearest prototype.  grams: ``g_m`` and ``g_m_centered`` as float64 ``[k, k]`` tensors.
+    metrics: distance of G_M to G_* (and of the centred G_M), NC1, angles, the field's NC metrics of the training
+    embeddings with the prototypes ``w`` as classifier (:func:`ufm.analysis.nc_report`: nc1_ref, cdnv, nc2, nc3,
+    nc4), and the accuracies of the nearest class centre (on the training set: the terminal-phase test; and on the
+    test set) and of the nearest prototype.  grams: ``g_m`` and ``g_m_centered`` as float64 ``[k, k]`` tensors.
     """
     k = g_star.shape[-1]
     z64 = z_train.double()
     metrics = {key: float(value) for key, value in geometry_summary(z64, y_train, g_star, minority).items()}
     grams = {"g_m": mean_gram(z64, y_train, k), "g_m_centered": mean_gram(z64, y_train, k, center=True)}
     metrics["distance_centered"] = float(gram_distance(grams["g_m_centered"], g_star))
+    metrics.update(nc_report(z64, y_train, k, w))
     centers = torch.nn.functional.normalize(class_means(z_train, y_train, k), dim=-1)
     metrics["train_ncc_accuracy"] = float((torch.argmax(z_train @ centers.T, 1) == y_train).float().mean())
     metrics["ncc_accuracy"] = float((torch.argmax(z_test @ centers.T, 1) == y_test).float().mean())
