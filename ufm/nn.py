@@ -8,6 +8,12 @@ or 'one' (only view 0), and the scale ``temperature / base_temperature``.  It ad
 fixed prototype ``W: [k, d]`` to the batch (Eq. 1 of the paper), computed with multiplicities by
 :func:`ufm.losses.scl_loss` (cost independent of n_w).  With ``n_w = 0`` and ``reduction='mean'`` it is
 SupConLoss itself.
+
+Under ``torch.distributed`` (DDP), ``gather=True`` computes the loss of the global batch on every rank: features and
+labels are all-gathered (slices of any size), this rank's own slice keeps its autograd path (the others are
+constants here: their gradients are computed on their own ranks), and the gradient is scaled by the number of ranks,
+so that DDP's averaging of parameter gradients gives exactly the single-process gradient of the global batch.  The
+value returned is the global batch's loss (the same on every rank).
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ class PrototypeSupConLoss(nn.Module):
         prototype_anchors: the prototype copies are anchors too (True) or only positives/negatives.
         reduction: 'mean', 'sum' or '2B' (see above).
         validate: check inputs each call (unit-norm rows, labels in range); costs a host sync per call.
+        gather: under an initialized ``torch.distributed`` process group, the loss of the global batch (see the
+            module docstring: exact DDP gradients); without one, the plain loss.
     """
 
     def __init__(
@@ -70,6 +78,7 @@ class PrototypeSupConLoss(nn.Module):
         prototype_anchors: bool = True,
         reduction: str = "mean",
         validate: bool = True,
+        gather: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(prototypes, torch.Tensor) or prototypes.dim() != 2 or not prototypes.is_floating_point():
@@ -97,12 +106,13 @@ class PrototypeSupConLoss(nn.Module):
         self.prototype_anchors = prototype_anchors
         self.reduction = reduction
         self.validate = validate
+        self.gather = gather
 
     def extra_repr(self) -> str:
         k, d = self.prototypes.shape
         return (f"k={k}, d={d}, n_w={self.n_w:g}, contrast_mode={self.contrast_mode!r}, "
                 f"prototype_anchors={self.prototype_anchors}, reduction={self.reduction!r}, "
-                f"base_temperature={self.base_temperature}")
+                f"base_temperature={self.base_temperature}, gather={self.gather}")
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """A scalar, for either calling convention:
@@ -121,6 +131,10 @@ class PrototypeSupConLoss(nn.Module):
             got = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
             raise ValueError(f"labels must be [bsz] = [{bsz}] (one label per sample, shared by its views), got {got}")
         labels = labels.reshape(-1).to(features.device)
+        world = _world_size() if self.gather else 1
+        if world > 1:
+            features, labels = _gather_batch(features, labels)
+            bsz = features.shape[0]
         # SupContrast's order: view 0 of every sample, then view 1, ... (the loss does not depend on it)
         h = features.transpose(0, 1).reshape(views * bsz, -1)
         y = labels.repeat(views)
@@ -142,4 +156,34 @@ class PrototypeSupConLoss(nn.Module):
             loss = total / (batch + copies)
         if self.base_temperature is not None:
             loss = loss * (tau / self.base_temperature)
+        if world > 1:  # the value of the global loss, its gradient times the ranks: DDP's mean is then exact
+            loss = loss + (world - 1) * (loss - loss.detach())
         return loss
+
+
+def _world_size() -> int:
+    """The number of ranks of an initialized default process group, else 1."""
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _gather_batch(features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rank's ``features [b_r, views, d]`` and ``labels [b_r]`` concatenated in rank order (slices of any size);
+    this rank's slice is ``features`` itself (its autograd path kept), the others are constants."""
+    import torch.distributed as dist
+
+    world, rank = dist.get_world_size(), dist.get_rank()
+    sizes = [torch.zeros(1, dtype=torch.long, device=features.device) for _ in range(world)]
+    dist.all_gather(sizes, torch.tensor([features.shape[0]], device=features.device))
+    sizes = [int(n) for n in sizes]
+    most = max(sizes)
+    pad = most - features.shape[0]
+    padded = F.pad(features.detach(), (0, 0, 0, 0, 0, pad)).contiguous()
+    padded_labels = F.pad(labels, (0, pad)).contiguous()
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    label_parts = [torch.empty_like(padded_labels) for _ in range(world)]
+    dist.all_gather(parts, padded)
+    dist.all_gather(label_parts, padded_labels)
+    parts = [features if r == rank else parts[r][:sizes[r]] for r in range(world)]
+    return torch.cat(parts), torch.cat([label_parts[r][:sizes[r]] for r in range(world)])
