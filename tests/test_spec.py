@@ -1,6 +1,6 @@
 """One specification (issue 12): the shared class-count and target-geometry fields declared once, old configs
-still loading, flags generated from configs for check / verify-prop1 / design-prototypes, and options or grid
-fields without effect refused instead of run as identical copies."""
+still loading (the flags generated from them are tested with their commands, tests/cli/), and options or grid fields
+without effect refused instead of run as identical copies."""
 
 import dataclasses
 import json
@@ -10,13 +10,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ufm.cli.main import app
+from _cli import refused
 from ufm.deep.config import TrainConfig
 from ufm.geometry import make_gram
-from ufm.prop1 import Prop1Case, Prop1Config
-from ufm.reference import _check_memory, naive_memory_bytes, naive_scl_loss, run_check
 from ufm.simulate import SimConfig, build_problem
-from ufm.spec import (CheckConfig, ClassCounts, DesignConfig, ImbalanceProfile, NamedGeometry, ProblemSpec,
+from ufm.spec import (CheckConfig, ClassCounts, ImbalanceProfile, NamedGeometry, ProblemSpec,
                       SolveConfig, TargetGeometry)
 from ufm.engine import check_grid_effects, run_grid as run_sweep
 
@@ -26,15 +24,6 @@ runner = CliRunner()
 def _fields(cls) -> dict:
     return {f.name: f for f in dataclasses.fields(cls)}
 
-
-def _refused(args, *needles, env=None):
-    result = runner.invoke(app, [str(a) for a in args], env=env)
-    text = result.output.strip()
-    assert result.exit_code == 2, (args, text)
-    assert text.startswith("error:") and len(text.splitlines()) == 1 and "Traceback" not in text, text
-    for needle in needles:
-        assert needle in text, (needle, text)
-    return text
 
 
 # --- the shared fields, declared once ------------------------------------------------------------------------------
@@ -177,117 +166,25 @@ def test_prototype_anchors_have_no_effect_without_prototype_copies():
 
 def test_sweep_commands_refuse_identical_points(tmp_path):
     out = tmp_path / "s"
-    _refused(["sweep", "--profile", "balanced", "--ratio", "1", "--ratio", "2", "--out", out],
+    refused(["sweep", "--profile", "balanced", "--ratio", "1", "--ratio", "2", "--out", out],
              "grid field ratio has no effect with balanced counts")
-    _refused(["sweep", "--profile", "balanced", "--out", out], "the default grid of ufm sweep is over the ratio")
-    _refused(["solve-sweep", "--batching", "full", "--grid", "batch_size=16,32", "--out", out],
+    refused(["sweep", "--profile", "balanced", "--out", out], "the default grid of ufm sweep is over the ratio")
+    refused(["solve-sweep", "--batching", "full", "--grid", "batch_size=16,32", "--out", out],
              "grid field batch_size has no effect with full batching")
-    _refused(["solve-sweep", "--batch-size", "16", "--grid", "tau=0.1,1", "--out", out],
+    refused(["solve-sweep", "--batch-size", "16", "--grid", "tau=0.1,1", "--out", out],
              "--batch-size has no effect with full batching (one batch of all samples) at any point of the grid")
-    _refused(["sweep", "--gamma", "2", "--grid", "geometry=etf,orthogonal", "--out", out],
+    refused(["sweep", "--gamma", "2", "--grid", "geometry=etf,orthogonal", "--out", out],
              "--gamma has no effect without the minority geometry at any point")
     # an option typed at its default is still "both an option and a grid field"; n_w with loss ce was misread before
-    _refused(["sweep", "--k", "10", "--grid", "k=3,4", "--out", out], "k is both an option (--k) and a grid field")
-    _refused(["sweep", "--loss", "ce", "--grid", "n_w=0,10", "--out", out], "grid field n_w has no effect with loss ce")
+    refused(["sweep", "--k", "10", "--grid", "k=3,4", "--out", out], "k is both an option (--k) and a grid field")
+    refused(["sweep", "--loss", "ce", "--grid", "n_w=0,10", "--out", out], "grid field n_w has no effect with loss ce")
     assert not out.exists()
 
 
 # --- ufm check: flags from CheckConfig, memory limit from --max-memory-gb ------------------------------------------------
 
-def test_check_memory_limit_follows_max_memory_gb(monkeypatch):
-    monkeypatch.delenv("UFM_MAX_MEMORY_GB", raising=False)
-    labels = torch.zeros(700, dtype=torch.long)  # one class of 700 rows: 3 x 700^2 x 700 x 8 bytes = 7.7 GiB
-    assert naive_memory_bytes(labels, 8) == 3 * 700**2 * 700 * 8
-    _check_memory(labels, 8, max_memory_gb=10.0)  # above the old fixed 2 GiB, below the limit given: accepted
-    with pytest.raises(ValueError, match="more than the limit 5 GiB set by max_memory_gb"):
-        _check_memory(labels, 8, max_memory_gb=5.0)
-    h = torch.nn.functional.normalize(torch.randn(6, 3, dtype=torch.float64), dim=-1)
-    with pytest.raises(ValueError, match="the naive reference .* more than the limit 1e-06 GiB"):
-        naive_scl_loss(h, torch.tensor([0, 0, 1, 1, 2, 2]), tau=0.5, max_memory_gb=1e-6)
-    # run_check's own estimate and the naive loss's check read the same limit
-    small = CheckConfig(k=3, n=6, d=4, n_w=2)
-    assert run_check(small, max_memory_gb=1.0)["agree"]
-    with pytest.raises(ValueError, match="the check .* more than the limit 1e-09 GiB set by max_memory_gb"):
-        run_check(small, max_memory_gb=1e-9)
-    _refused(["check", "--k", "3", "--n", "6", "--max-memory-gb", "1e-9"], "the check", "lower --n, --n-w, --k or --d")
-    _refused(["check", "--k", "3", "--n", "6"], "the check", env={"UFM_MAX_MEMORY_GB": "1e-9"})
-
-
-def test_check_flags_are_generated_and_work():
-    result = runner.invoke(app, ["check", "--help"])
-    for flag in ("--k", "--n", "--d", "--n-w", "--tau", "--geometry", "--gamma", "--gram-file",
-                 "--anchors", "--seed", "--max-memory-gb", "--json"):
-        assert flag in result.output, flag
-    result = runner.invoke(app, ["check", "--k", "4", "--n", "9", "--d", "5", "--n-w", "3", "--geometry", "minority",
-                                 "--gamma", "0.5", "--anchors", "batch", "--json"])
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
-    assert data["agree"] and data["rows_naive"] == 9 + 4 * 3
-    # the minority geometry with gamma 0.5 reached the loss: it differs from the ETF check's loss
-    etf = json.loads(runner.invoke(app, ["check", "--k", "4", "--n", "9", "--d", "5", "--n-w", "3",
-                                         "--anchors", "batch", "--json"]).output)
-    assert abs(etf["loss_ufm"] - data["loss_ufm"]) > 1e-6
-    _refused(["check", "--gamma", "2"], "--gamma has no effect without the minority geometry")
-    _refused(["check", "--n-w", "0", "--geometry", "orthogonal"], "--geometry has no effect with --n-w = 0 (no prototypes")
-    _refused(["check", "--k", "0"], "--k must be >= 1")
-
 
 # --- ufm verify-prop1 and ufm design-prototypes ----------------------------------------------------------------------
-
-def test_verify_prop1_flags_and_one_computation_of_the_gaps(monkeypatch):
-    import ufm.prop1 as prop1
-
-    result = runner.invoke(app, ["verify-prop1", "--help"])
-    assert "--epochs" in result.output and "--device" in result.output
-    _refused(["verify-prop1", "--epochs", "0"], "--epochs must be >= 1")
-    _refused(["verify-prop1", "--device", "tpu"], "--device 'tpu' is not a device")
-    assert Prop1Config().epochs == 2000
-    calls = []
-    real = prop1.gaps
-    monkeypatch.setattr(prop1, "gaps", lambda case, n_ws: calls.append(case) or real(case, n_ws))
-    cases = [Prop1Case(tau=0.7, seed=3)]
-    first = prop1.verify(cases, n_ws=(1.0, 10.0))
-    first[0]["n_w"] = -1.0  # callers get copies
-    second = prop1.verify(cases, n_ws=(1.0, 10.0))
-    assert len(calls) == 1 and second[0]["n_w"] == 1.0 and len(second) == 4
-
-
-def test_design_prototypes_honours_the_target_geometry(tmp_path):
-    result = runner.invoke(app, ["design-prototypes", "--help"])
-    for flag in ("--counts", "--k", "--profile", "--n-major", "--ratio", "--minority-fraction", "--tau", "--n-w",
-                 "--geometry", "--gamma", "--gram-file", "--anchors", "--max-evals", "--json"):
-        assert flag in result.output, flag
-    assert "--batching" not in result.output and "--batch-size" not in result.output
-    counts = torch.tensor([20, 20, 4, 4])
-    g = make_gram("minority", 4, counts, 0.5).numpy()
-    result = runner.invoke(app, ["design-prototypes", "--counts", "20x2,4x2", "--tau", "0.5", "--n-w", "10",
-                                 "--geometry", "minority", "--gamma", "0.5", "--max-evals", "2", "--json"])
-    assert result.exit_code == 0, result.output
-    a0, b0, c0 = json.loads(result.output)["g_star_cosines"]
-    assert np.allclose([a0, b0, c0], [g[0, 1], g[2, 3], g[0, 2]], atol=1e-12)  # the minority G_*, not the ETF
-    np.save(tmp_path / "g.npy", g)
-    result = runner.invoke(app, ["design-prototypes", "--counts", "20x2,4x2", "--tau", "0.5", "--n-w", "10",
-                                 "--gram-file", tmp_path / "g.npy", "--max-evals", "2", "--json"])
-    assert result.exit_code == 0, result.output
-    assert np.allclose(json.loads(result.output)["g_star_cosines"], [a0, b0, c0], atol=1e-12)
-    _refused(["design-prototypes", "--gamma", "2"], "--gamma has no effect without the minority geometry")
-    _refused(["design-prototypes", "--counts", "5x4", "--k", "3"], "--k has no effect when counts are given")
-    _refused(["design-prototypes", "--n-w", "0"], "--n-w must be >= 1")
-    with pytest.raises(ValueError, match="leave batching full"):
-        DesignConfig(batching="shuffle")
-
-
-def test_train_grid_over_a_field_without_effect_is_refused():
-    from ufm.deep.config import grid_runs
-
-    with pytest.raises(ValueError, match="grid field gamma has no effect without the minority geometry"):
-        grid_runs({"": TrainConfig()}, {"gamma": (0.5, 2.0)})
-    with pytest.raises(ValueError, match="grid field binding_examples has no effect with batching shuffle"):
-        grid_runs({"": TrainConfig()}, {"binding_examples": ("random", "first")})
-    runs = grid_runs({"": TrainConfig()}, {"geometry": ("etf", "minority"), "gamma": (0.5, 2.0)})  # minority points
-    assert len(runs) == 4
-    _refused(["train", "--grid", "ratio=2,4", "--profile", "balanced", "--out", "/nonexistent-ufm-x"],
-             "grid field ratio has no effect with balanced counts")
 
 
 def test_fractional_copies_with_prototype_anchors_are_refused_by_every_config():

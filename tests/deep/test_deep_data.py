@@ -6,23 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from _images import write_cifar10
 from ufm.deep.augment import crop_flip, normalize, two_views
 from ufm.deep.data import ImageData, imbalanced_subset, load_cifar, load_idx, load_image_folder
 from ufm.imbalance import step_counts
 
-
-def write_cifar10(root, per_batch=6):
-    base = root / "cifar-10-batches-py"
-    base.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.integers(0, 10, per_batch)]
-        with open(base / name, "wb") as f:
-            pickle.dump({b"data": data, b"labels": labels, b"batch_label": name.encode()}, f)
-    with open(base / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": [f"class{i}".encode() for i in range(10)]}, f)
-    return data, labels
 
 
 def test_cifar10_python_format(tmp_path):
@@ -320,27 +308,3 @@ def test_download_keeps_extracted_data_and_leaves_nothing_when_it_fails(tmp_path
     for root in (tmp_path / "afile", tmp_path / "afile" / "sub"):
         with pytest.raises(ValueError, match="cannot make the data folder"):
             data.download_cifar(root, "cifar10")
-
-
-def test_train_download_checks_the_runs_first_and_fetches_their_own_data(tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from ufm.cli.main import app
-
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-    # a preset on IDX data: --download has nothing to fetch (it fetched CIFAR into ./data before)
-    result = runner.invoke(app, ["train", "--preset", "cpu-fig1", "--download", "--out", "p"])
-    assert result.exit_code == 2 and "these runs train on --dataset idx: drop --download" in result.output
-    # every other check comes first: the real mistake is named, not a failed download
-    result = runner.invoke(app, ["train", "--download", "--nproc", "0"])
-    assert result.exit_code == 2 and "--nproc must be >= 1" in result.output, result.output
-    assert list(tmp_path.iterdir()) == []
-    # the run's own data root, already extracted: trains without fetching anything
-    write_cifar10(tmp_path / "cifar", per_batch=20)
-    monkeypatch.setattr("urllib.request.urlretrieve", lambda *a: pytest.fail("downloaded data it already had"))
-    result = runner.invoke(app, ["train", "--download", "--dataset", "cifar10", "--data-root", "cifar", "--profile",
-                                 "balanced", "--n-major", "2", "--test-per-class", "0", "--epochs", "1", "--width", "2",
-                                 "--embed-dim", "10", "--batch-size", "10", "--out", "r",
-                                 "--json"])
-    assert result.exit_code == 0, result.output

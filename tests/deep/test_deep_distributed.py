@@ -56,38 +56,3 @@ def test_two_processes_match_one_with_prototypes_binding_and_a_resume(image_fold
     one, two = (load_checkpoint(tmp_path / f / "checkpoint.pt")["history"] for f in ("one", "two"))
     assert [h["loss"] for h in two] == pytest.approx([h["loss"] for h in one], rel=1e-10)
     assert two[-1]["distance"] == pytest.approx(one[-1]["distance"], rel=1e-8)
-
-
-def test_torchrun_runs_the_cli_with_rank_0_reporting(image_folder, tmp_path):
-    """The README's torchrun command (one node here): two workers, one run folder, one report."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "ufm.cli.main",
-           "train", "--dataset", "cifar10", "--data-root", str(image_folder), "--n-major", "12", "--ratio", "4",
-           "--width", "4", "--embed-dim", "16", "--epochs", "1", "--batch-size", "16", "--device", "cpu",
-           "--out", str(tmp_path / "run"), "--json"]
-    # PYTHONFAULTHANDLER: a worker killed by a signal (SIGABRT from a C++ abort) prints where it was
-    env = {**os.environ, "PYTHONFAULTHANDLER": "1", "TORCH_SHOW_CPP_STACKTRACES": "1"}
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    # the workers' own messages come first, torchrun's summary of the failure last: show both
-    assert out.returncode == 0, out.stderr[:4000] + "\n[...]\n" + out.stderr[-1500:]
-    report = json.loads(out.stdout)
-    assert report["run"]["processes"] == 2 and report["run"]["epochs"] == 1
-    assert json.loads((tmp_path / "run" / "provenance.json").read_text())[0]["processes"] == 2
-
-
-def test_an_error_in_the_workers_is_one_line_and_exit_code_2(image_folder, tmp_path):
-    from typer.testing import CliRunner
-
-    from ufm.cli.main import app
-
-    result = CliRunner().invoke(app, ["train", "--dataset", "cifar10", "--data-root", str(image_folder), "--n-major",
-                                      "12", "--ratio", "4", "--width", "4", "--embed-dim", "8", "--batch-size", "8",
-                                      "--epochs", "1", "--device", "cpu", "--test-per-class", "500", "--nproc", "2",
-                                      "--out", str(tmp_path / "run")])
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "fewer samples" in lines[0] and "Traceback" not in result.output, result.output

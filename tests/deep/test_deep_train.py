@@ -1,13 +1,11 @@
-import csv
 import json
 import time
 
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from ufm.cli.main import app
+from _images import tiny, write_image_folder
 from ufm.deep.model import ResNet18, check_head_reaches
 from ufm.deep.train import (TrainConfig, _epoch_plan, _first_of_each_class, anchor_count, load_checkpoint, preset,
                             resumed_config, train)
@@ -18,24 +16,7 @@ from ufm.geometry import etf_gram
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 12), ("test", 4)):
-        for c in range(3):
-            folder = root / split / f"class{c}"
-            folder.mkdir(parents=True)
-            for i in range(n):
-                img = np.clip(rng.normal(60 + 60 * c, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(img).save(folder / f"{i}.png")
-    return root
-
-
-def tiny(root, **overrides):
-    values = dict(dataset="folder", data_root=str(root), n_major=10, ratio=5, width=4, embed_dim=8, epochs=2,
-                  batch_size=8, eval_every=1, checkpoint_every=1, device="cpu", n_w=20.0)
-    return TrainConfig(**{**values, **overrides})
+    return write_image_folder(tmp_path_factory.mktemp("images"))
 
 
 def test_two_epoch_run_writes_a_complete_folder(image_folder, tmp_path):
@@ -112,24 +93,6 @@ def test_model_shapes():
     relu = ResNet18(width=4, head="relu")(x)
     assert relu.shape == (2, 32) and (relu >= 0).all()
     torch.testing.assert_close(relu.norm(dim=1), torch.ones(2))
-
-
-def test_train_cli_preset_and_figures(image_folder, tmp_path):
-    runner = CliRunner()
-    result = runner.invoke(app, ["train", "--preset", "cpu-small", "--data-root", str(image_folder), "--epochs", "1",
-                                 "--n-major", "10", "--test-per-class", "4", "--batch-size", "8", "--device", "cpu",
-                                 "--out", str(tmp_path), "--json"])
-    assert result.exit_code == 0, result.output
-    summaries = json.loads(result.stdout)
-    assert set(summaries) == {"scl-nw0", "scl-nw100"}
-    assert (tmp_path / "deep_fig1_heatmaps.png").is_file()
-    result = runner.invoke(app, ["deep-figures", str(tmp_path / "scl-nw0"), str(tmp_path / "scl-nw100"),
-                                 "--out", str(tmp_path / "figs")])
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "figs" / "deep_fig1_distance.png").is_file()
-    result = runner.invoke(app, ["train", "--data-root", str(tmp_path / "none"), "--dataset", "folder",
-                                 "--out", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "not found" in result.output
 
 
 def test_resume_extends_the_epochs_and_refuses_other_changes(image_folder, tmp_path):
@@ -230,68 +193,6 @@ def test_compiled_model_trains_on_the_cpu(image_folder, tmp_path):
     assert summary["epochs"] == 1 and np.isfinite(summary["loss"])
 
 
-def test_cli_preset_flags_override_even_at_the_global_default_and_resume_flags(image_folder, tmp_path):
-    runner = CliRunner()
-    common = ["--data-root", str(image_folder), "--dataset", "folder", "--n-major", "10", "--test-per-class", "4",
-              "--batch-size", "8", "--device", "cpu", "--width", "4", "--embed-dim", "8"]
-    # cpu-small sets eval_every 5; 10 is the global default and must still win when given
-    result = runner.invoke(app, ["train", "--preset", "cpu-small", "--epochs", "1", "--eval-every", "10", *common,
-                                 "--out", str(tmp_path / "p"), "--json"])
-    assert result.exit_code == 0, result.output
-    saved = json.loads((tmp_path / "p" / "scl-nw0" / "config.json").read_text())
-    assert saved["eval_every"] == 10 and saved["epochs"] == 1 and saved["width"] == 4
-    run = str(tmp_path / "p" / "scl-nw0")
-    result = runner.invoke(app, ["train", "--resume", run, "--epochs", "2", "--json"])
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["scl-nw0"]["epochs"] == 2
-    for bad, needle in ((["--width", "8"], "cannot change --width (run has 4, asked 8)"), (["--out", str(tmp_path / "o")], "drop --out"),
-                        (["--preset", "cpu-small"], "drop --preset and --grid")):
-        result = runner.invoke(app, ["train", "--resume", run, *bad])
-        assert result.exit_code == 2 and needle in result.output and "Traceback" not in result.output
-    result = runner.invoke(app, ["train", "--preset", "cpu-small", "--epochs", "1", *common, "--out", str(tmp_path / "p")])
-    assert result.exit_code == 2 and "holds a training run of another configuration (eval_every (saved " in result.output
-
-
-@pytest.mark.parametrize("args, needle", [
-    (["--width", "100000"], "use a width <= 1024"),
-    (["--nproc", "0"], "--nproc must be >= 1"),
-    (["--nproc", "1000"], "--batch-size = 128 is smaller than --nproc = 1000"),
-    (["--nproc", "100", "--batch-size", "1000", "--device", "cpu"], "is more than the"),  # CPU cores this test has
-    (["--resume", "/nonexistent/run"], "--resume /nonexistent/run does not exist"),
-    (["--reduction", "median"], "--reduction 'median' is not one of"),
-    (["--lr-schedule", "linear"], "--lr-schedule 'linear' is not one of"),
-    (["--preset", "cpu-fig9"], "unknown --preset 'cpu-fig9'"),
-    (["--loss", "ce", "--n-w", "5"], "--n-w has no effect with loss ce"),
-    (["--loss", "class-averaging", "--anchors", "batch"], "--anchors has no effect"),
-    (["--preset", "cpu-fig1", "--gamma", "2"], "--gamma has no effect without the minority geometry"),
-    (["--momentum", "nan"], "momentum"),
-    (["--tau", "inf"], "tau"),
-    (["--test-per-class", "-1"], "test-per-class"),
-])
-def test_train_refuses_bad_options_with_one_line(args, needle, tmp_path):
-    result = CliRunner().invoke(app, ["train", *args, "--out", str(tmp_path / "run")] if "--resume" not in args
-                                else ["train", *args])
-    assert result.exit_code == 2, result.output
-    assert needle in result.output and "Traceback" not in result.output
-    assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.parametrize("args, needle", [
-    (["--batch-size", "2"], "--batch-size = 2 is smaller than the number of classes k = 3 of the data"),
-    (["--batch-size", "40"], "exceeds the number of samples"),
-    (["--embed-dim", "1"], "embed-dim"),
-])
-def test_a_run_its_data_cannot_give_is_refused_before_its_folder_is_written(image_folder, tmp_path, args, needle):
-    common = {"--dataset": "folder", "--data-root": str(image_folder), "--n-major": "10", "--ratio": "5",
-              "--width": "4", "--embed-dim": "8", "--batch-size": "8", "--epochs": "1", "--device": "cpu",
-              **dict(zip(args[::2], args[1::2]))}
-    argv = [a for option, value in common.items() for a in (option, value)]
-    result = CliRunner().invoke(app, ["train", *argv, "--out", str(tmp_path / "run")])
-    assert result.exit_code == 2 and needle in result.output, result.output
-    assert "Traceback" not in result.output and "--batching full" not in result.output
-    assert not (tmp_path / "run").exists()  # so the corrected command starts afresh
-
-
 def test_linear_probe_separates_separable_embeddings_and_not_random_labels():
     from ufm.deep.evaluate import linear_probe
 
@@ -303,129 +204,6 @@ def test_linear_probe_separates_separable_embeddings_and_not_random_labels():
     noise = torch.randn(400, 16, generator=gen)
     random_labels = torch.randint(0, 4, (400,), generator=gen)
     assert linear_probe(noise[:200], random_labels[:200], noise[200:], random_labels[200:], 4) < 0.45
-
-
-def test_a_run_too_large_for_the_memory_limit_is_refused_before_allocating(image_folder, tmp_path):
-    result = CliRunner().invoke(app, ["train", "--dataset", "folder", "--data-root", str(image_folder), "--n-major", "10",
-                                      "--ratio", "5", "--width", "512", "--batch-size", "20", "--device", "cpu",
-                                      "--max-memory-gb", "0.5", "--out", str(tmp_path / "run")])
-    assert result.exit_code == 2 and "GiB" in result.output and "--width" in result.output, result.output
-    assert "Traceback" not in result.output and not (tmp_path / "run").exists()
-    from ufm.deep.train import load_data, memory_estimate
-
-    cfg = tiny(image_folder, width=512)
-    train_set, test_set = load_data(cfg)
-    params = 11.2e6 * 8**2 * 4 * 3  # width 512 = 8 x 64: 717 M parameters, with gradient and momentum
-    assert memory_estimate(cfg, train_set, test_set) > params
-
-
-def test_a_grid_of_training_configs_runs_one_folder_per_point(image_folder, tmp_path):
-    runner = CliRunner()
-    common = ["--dataset", "folder", "--data-root", str(image_folder), "--n-major", "10", "--ratio", "5", "--width", "4",
-              "--embed-dim", "8", "--batch-size", "8", "--epochs", "1", "--device", "cpu"]
-    result = runner.invoke(app, ["train", *common, "--grid", "n_w=0,5", "--grid", "tau=0.1,0.5",
-                                 "--out", str(tmp_path / "g"), "--json"])
-    assert result.exit_code == 0, result.output
-    summaries = json.loads(result.stdout)
-    assert sorted(summaries) == ["n_w=0,tau=0.1", "n_w=0,tau=0.5", "n_w=5,tau=0.1", "n_w=5,tau=0.5"]
-    saved = json.loads((tmp_path / "g" / "n_w=5,tau=0.5" / "config.json").read_text())
-    assert (saved["n_w"], saved["tau"], saved["width"]) == (5.0, 0.5, 4)
-    for bad, needle in ((["--grid", "width=4,8"], "both as an option and in --grid"),
-                        (["--grid", "colour=red"], "unknown grid field"), (["--grid", "tau=0.1,x"], "tau")):
-        result = runner.invoke(app, ["train", *common, *bad, "--out", str(tmp_path / "bad")])
-        assert result.exit_code == 2 and needle in result.output and "Traceback" not in result.output, result.output
-
-
-def test_a_killed_grid_continues_by_rerunning_the_same_command(image_folder, tmp_path):
-    """Finished runs are kept, a checkpointed one resumes, one killed before its first checkpoint starts over; the
-    continued grid ends with the weights of an uninterrupted one."""
-    runner = CliRunner()
-    common = ["--dataset", "folder", "--data-root", str(image_folder), "--n-major", "10", "--ratio", "5", "--width", "4",
-              "--embed-dim", "8", "--batch-size", "8", "--epochs", "2", "--checkpoint-every", "1", "--device", "cpu",
-              "--grid", "n_w=0,5,10", "--out"]
-    result = runner.invoke(app, ["train", *common, str(tmp_path / "whole"), "--json"])
-    assert result.exit_code == 0, result.output
-    # the grid as a kill would leave it: n_w=0 finished, n_w=5 stopped after epoch 1, n_w=10 never checkpointed
-    grid = tmp_path / "cut"
-    base = dict(dataset="folder", data_root=str(image_folder), n_major=10, ratio=5.0, width=4, embed_dim=8,
-                batch_size=8, epochs=2, checkpoint_every=1, device="cpu")
-    train(TrainConfig(**base, n_w=0.0), grid / "n_w=0")
-    train(TrainConfig(**base, n_w=5.0), grid / "n_w=5", stop_after=1)
-    (grid / "n_w=10").mkdir()
-    (grid / "n_w=10" / "config.json").write_text(json.dumps(TrainConfig(**base, n_w=10.0).to_dict()))
-    finished = (grid / "n_w=0" / "checkpoint.pt").read_bytes()
-    result = runner.invoke(app, ["train", *common, str(grid)])
-    assert result.exit_code == 0, result.output
-    assert "1 of 3 runs already finished; 1 continued from their checkpoints" in result.output
-    assert (grid / "n_w=0" / "checkpoint.pt").read_bytes() == finished  # not trained again
-    for name in ("n_w=0", "n_w=5", "n_w=10"):
-        a = load_checkpoint(tmp_path / "whole" / name / "checkpoint.pt")
-        b = load_checkpoint(grid / name / "checkpoint.pt")
-        assert a["epoch"] == b["epoch"] == 2
-        for key, value in a["model"].items():
-            assert torch.equal(b["model"][key], value), (name, key)
-    # a third time: everything finished, nothing trains
-    result = runner.invoke(app, ["train", *common, str(grid), "--json"])
-    assert result.exit_code == 0 and sorted(json.loads(result.stdout)) == ["n_w=0", "n_w=10", "n_w=5"]
-    summaries = json.loads(result.stdout)
-    # ufm gather tabulates a training grid like a sweep: one row per run, from its summary
-    gathered = runner.invoke(app, ["gather", str(grid), "--json"])
-    assert gathered.exit_code == 0, gathered.output
-    report = json.loads(gathered.stdout)
-    assert (report["finished"], report["total"]) == (3, 3)
-    assert [r["run"] for r in report["rows"]] == ["n_w=0", "n_w=5", "n_w=10"]
-    for row in report["rows"]:
-        final = summaries[row["run"]]["final"]
-        assert row["n_w"] == float(row["run"].split("=")[1]) and row["distance"] == final["distance"]
-        assert row["linear_probe_accuracy"] == summaries[row["run"]]["linear_probe_accuracy"]
-    with open(grid / "table.csv", newline="") as f:
-        assert len(list(csv.DictReader(f))) == 3
-    printed = runner.invoke(app, ["gather", str(grid)])
-    assert printed.exit_code == 0 and "train sweep: 3 of 3 points finished" in printed.output, printed.output
-    # the same folder with another configuration is refused, naming what differs
-    result = runner.invoke(app, ["train", *[c if c != "2" else "3" for c in common], str(grid)])
-    assert result.exit_code == 2 and "another configuration (epochs (saved 2, asked 3))" in result.output, result.output
-
-
-def test_every_grid_point_is_checked_against_the_data_before_any_trains(image_folder, tmp_path):
-    runner = CliRunner()
-    common = ["--dataset", "folder", "--data-root", str(image_folder), "--ratio", "5", "--width", "4", "--embed-dim",
-              "8", "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "g")]
-    for grid, needle in ((["--n-major", "10", "--grid", "batch_size=8,64"], "run batch_size=64: batch size n=64 exceeds"),
-                         (["--batch-size", "8", "--grid", "n_major=10,40"], "run n_major=40: classes [0, 1] have "
-                                                                             "fewer samples")):
-        result = runner.invoke(app, ["train", *common, *grid])
-        assert result.exit_code == 2 and needle in result.output, result.output
-        assert not (tmp_path / "g").exists()  # the first point did not train
-
-
-def test_a_resume_cannot_undo_epochs(image_folder, tmp_path):
-    train(tiny(image_folder, epochs=2), tmp_path / "run")
-    result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "run"), "--epochs", "1"])
-    assert result.exit_code == 2, result.output
-    assert "has already trained 2 epochs" in result.output and "give --epochs >= 2 to continue it" in result.output
-    # folders of another kind say what they are and what reads them
-    sim = tmp_path / "sim"
-    assert CliRunner().invoke(app, ["simulate", "--k", "3", "--n-major", "4", "--ratio", "2", "--d", "4", "--batch-size", "4",
-                                    "--epochs", "2", "--out", str(sim)]).exit_code == 0
-    result = CliRunner().invoke(app, ["train", "--resume", str(sim), "--epochs", "1"])
-    assert result.exit_code == 2, result.output
-    assert "is a simulation run folder (written by `ufm simulate`" in result.output
-    assert "ufm train --resume reads a training run folder" in result.output
-
-
-def test_size_refusals_name_the_dimension_that_matters(image_folder, tmp_path):
-    common = ["train", "--dataset", "folder", "--data-root", str(image_folder), "--n-major", "10", "--ratio", "5",
-              "--width", "4", "--batch-size", "8", "--epochs", "1", "--device", "cpu"]
-    # a target of rank 2 (ETF of 3 classes) in 1 dimension: refused before training, naming --embed-dim
-    result = CliRunner().invoke(app, [*common, "--embed-dim", "1", "--out", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "use --embed-dim >= 2" in result.output, result.output
-    result = CliRunner().invoke(app, [*common, "--embed-dim", "1", "--grid", "n_w=0,5", "--out", str(tmp_path / "g")])
-    assert result.exit_code == 2 and "use --embed-dim >= 2" in result.output and not (tmp_path / "g").exists()
-    # a huge embedding dimension dominates the memory estimate: the message names it
-    result = CliRunner().invoke(app, [*common, "--embed-dim", "20000000", "--max-memory-gb", "1",
-                                      "--out", str(tmp_path / "m")])
-    assert result.exit_code == 2 and "GiB" in result.output and "--embed-dim" in result.output, result.output
 
 
 def test_per_class_accuracies_by_hand():
