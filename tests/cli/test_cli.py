@@ -1,4 +1,3 @@
-import json
 
 from typer.testing import CliRunner
 
@@ -35,14 +34,6 @@ def test_figure_commands_write_into_a_folder_of_their_own(tmp_path):
         result = runner.invoke(app, [*argv, "--out", str(tmp_path / "figs")])
         assert result.exit_code == 2 and needle in result.output, (argv, result.output)
     assert not (tmp_path / "figs").exists()
-
-
-def test_agree_command(tmp_path):
-    result = runner.invoke(app, ["agree", "--k", "3", "--n-major", "6", "--ratio", "2", "--d", "4", "--n-w", "5",
-                                 "--tau", "0.5", "--epochs", "800", "--lr", "0.05", "--dtype", "float64", "--json"])
-    assert result.exit_code == 0, result.output
-    (row,) = json.loads(result.stdout)
-    assert abs(row["relative_gap"]) < 1e-3
 
 
 def test_the_cli_installs_as_ufm_cli_and_not_as_a_top_level_cli(tmp_path):

@@ -27,20 +27,6 @@ def test_gram_figure_says_whether_g_m_is_certified(tmp_path, monkeypatch):
     assert loose[0] == "G_M, NOT certified (optimal_inaccurate)" and "could not certify G_M's entries" in loose_title
 
 
-def test_agree_says_which_solver_optima_are_not_certified(monkeypatch):
-    import ufm.cli.solve as solve_cli
-
-    row = {"n_w": 1.0, "tau": 0.1, "seed": 0, "simulator_loss": 2.0, "solver_objective": 1.9, "relative_gap": 0.05,
-           "gram_max_difference": 0.1, "distance_simulator": 0.2, "distance_solver": 0.1, "solver_status": "optimal"}
-    rows = [row, {**row, "n_w": 1e6, "solver_status": "optimal_inaccurate"}]
-    monkeypatch.setattr(solve_cli, "solver_vs_simulator", lambda cfg: rows)
-    result = CliRunner().invoke(app, ["agree", "--k", "3"])
-    assert result.exit_code == 0, result.output
-    text = " ".join(result.output.split())
-    assert "1 of 2 solver optima are not certified (status optimal_inaccurate)" in text
-    assert "their gap and distance may be off (marked ?)" in text and "0.1000?" in text
-
-
 runner = CliRunner()
 
 

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _study import study_data, write_record
 from typer.testing import CliRunner
 
 from ufm.cli.main import app
@@ -46,6 +47,11 @@ def test_a_record_filed_where_it_does_not_belong_is_refused(rec, tmp_path, place
     assert not (tmp_path / "r").exists()
 
 
+@pytest.fixture
+def tiny(tmp_path):
+    return study_data(tmp_path)
+
+
 def test_a_record_with_extra_keys_is_not_a_study_record(rec, tmp_path):
     path = rec / "cifar10" / "etf" / "seed=1.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), "note": "copied by hand"}))
@@ -61,3 +67,37 @@ def test_notes_are_never_an_arm(rec, tmp_path):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert sorted(r["arm"] for r in rows) == ["etf", "minority-g1"] and all(r["seeds"] == [0, 1, 2] for r in rows)
+
+
+def test_study_report_without_records(tmp_path):
+    result = CliRunner().invoke(app, ["study-report", "--summaries", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "is not a folder" in result.output
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(app, ["study-report", "--summaries", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "holds no study records" in result.output
+
+
+def test_report_refuses_stray_files_and_foreign_folders(tiny):
+    rec = tiny / "rec"
+    write_record(rec, "etf", 0)
+    (rec / "fashion-mnist" / "etf" / "seed=notes.json").write_text("{}")
+    result = CliRunner().invoke(app, ["study-report", "--summaries", str(rec), "--out", str(tiny / "r")])
+    assert result.exit_code == 2 and "is not a study record name" in result.output
+    (rec / "fashion-mnist" / "etf" / "seed=notes.json").unlink()
+    (rec / "fashion-mnist" / "etf" / "seed=1.json").write_text(json.dumps({"config": {}, "summary": {"epochs": 3}}))
+    result = CliRunner().invoke(app, ["study-report", "--summaries", str(rec), "--out", str(tiny / "r")])
+    assert result.exit_code == 2 and "is not a study record (a config and the summary" in result.output
+    (rec / "fashion-mnist" / "etf" / "seed=1.json").unlink()
+    (tiny / "afile").write_text("x")
+    result = CliRunner().invoke(app, ["study-report", "--summaries", str(rec), "--out", str(tiny / "afile")])
+    assert result.exit_code == 2 and "is a file" in result.output
+    from ufm.folders import mark
+
+    (tiny / "sweep").mkdir()
+    mark(tiny / "sweep", "sweep:simulate")
+    result = CliRunner().invoke(app, ["study-report", "--summaries", str(rec), "--out", str(tiny / "sweep")])
+    assert result.exit_code == 2 and "a simulation sweep folder" in result.output
+    result = CliRunner().invoke(app, ["study-report", "--summaries", str(rec), "--out", str(tiny / "r")])
+    assert result.exit_code == 0, result.output
+    table = (tiny / "r" / "table.md").read_text()
+    assert "| fashion-mnist | etf | 1 | 50.0 |" in table and "[95%]" in table
