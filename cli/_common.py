@@ -39,11 +39,17 @@ NO_LIMIT_OPTION = {"max_memory_gb": "$UFM_MAX_MEMORY_GB"}  # a command without -
 
 def flag(field: str, value: str | None = None, aliases: dict[str, str] | None = None) -> str:
     """The command-line form of a config field (and a value for it): ``--n-w``, ``--no-prototype-anchors``,
-    ``--ratio 2``; ``aliases`` (``"field"`` or ``"field=value"`` -> text) for a command whose options differ."""
-    aliases = {**DEFAULT_ALIASES, **(aliases or {})}
-    if value is not None and f"{field}={value}" in aliases:
-        return aliases[f"{field}={value}"]
-    name = aliases.get(field, "--" + field.replace("_", "-"))
+    ``--ratio 2``: the one place a field becomes command-line text.  ``aliases`` (``"field"`` or ``"field=value"``
+    -> text) for a command whose options differ; an alias ending in ``=`` takes the value after it
+    (``{"epochs": "--set epochs="}``: ``--set epochs=2``).  A command's alias of a field replaces the default
+    aliases of that field's values."""
+    own = aliases or {}
+    table = {**{k: v for k, v in DEFAULT_ALIASES.items() if k.partition("=")[0] not in own}, **own}
+    if value is not None and f"{field}={value}" in table:
+        return table[f"{field}={value}"]
+    name = table.get(field, "--" + field.replace("_", "-"))
+    if name.endswith("="):
+        return name + value.strip(chr(39)) if value is not None else name[:-1]
     if value is None:
         return name
     if value == "False":

@@ -9,13 +9,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import re
 import typing
 from typing import Any, Callable, List, Optional
 
 import typer
 
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 
 from ._common import flag
 from ufm.grid import without_effect_everywhere
@@ -45,7 +44,7 @@ def anchors_option(default: bool) -> Any:
 def anchors_value(text: str) -> bool:
     """``prototype`` -> True, ``batch`` -> False; anything else refused naming --anchors."""
     if text not in ANCHORS:
-        raise ValueError(f"--anchors must be prototype or batch, got {text!r}")
+        raise FieldError(f"{{prototype_anchors}} must be prototype or batch, got {literal(repr(text))}")
     return ANCHORS[text]
 
 
@@ -93,18 +92,6 @@ def config_parameters(cls: type, skip: tuple[str, ...] = ()) -> list[inspect.Par
 CONTEXT = "_ufm_context"  # the click context typer passes in, to tell typed options from defaults
 
 
-def flag_names(message: str, names: list[str]) -> str:
-    """A config's error message with the field it starts with (and "drop/leave <field>") written as the flag."""
-    for name in sorted(names, key=len, reverse=True):
-        flag = "--" + name.replace("_", "-")
-        message = re.sub(rf"^{name}(?=[ =])", flag, message)
-        if "_" in name:  # a name like gram_file is never prose
-            message = re.sub(rf"(?<![\w-]){name}\b", flag, message)
-        message = re.sub(rf"\b(drop|leave) {name}\b", rf"\1 {flag}", message)
-    # a boolean field set to False is the --no- form of its flag
-    return re.sub(r"--([a-z][a-z0-9-]*)=False\b", r"--no-\1", message).replace("--no---", "--no-")
-
-
 def typed(ctx: Any, name: str) -> bool:
     """Whether option ``name`` was given on the command line (or its environment variable), even at its default."""
     return ctx is not None and getattr(ctx.get_parameter_source(name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")
@@ -115,7 +102,7 @@ def refuse_typed_without_effect(config: Any, names: list[str], ctx: Any) -> None
     if ctx is None or not hasattr(config, "without_effect"):
         return
     for name, reason in without_effect_everywhere([config], [n for n in names if typed(ctx, n)]).items():
-        raise ValueError(f"{flag(name)} has no effect {flag_names(reason, names)}; drop it")
+        raise FieldError(f"{{{name}}} has no effect {reason}; drop it")
 
 
 def typed_names(cls: type, ctx: Any, skip: tuple[str, ...] = ()) -> list[str]:
@@ -144,12 +131,7 @@ def with_config_options(cls: type, skip: tuple[str, ...] = (), refuse_typed: boo
             values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
             if "prototype_anchors" in values:
                 values["prototype_anchors"] = anchors_value(values["prototype_anchors"])
-            try:
-                config = cls(**values)
-            except FieldError:
-                raise  # names its fields: user_errors writes them as flags
-            except ValueError as err:
-                raise ValueError(flag_names(str(err), names)) from None
+            config = cls(**values)  # a FieldError names its fields: user_errors writes them as flags
             if refuse_typed:
                 refuse_typed_without_effect(config, names, ctx)
             if wants_ctx:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from pathlib import Path
 from typing import List, Optional
@@ -12,8 +11,7 @@ from rich.table import Table
 
 from ._common import (check_figure_out, console, default_out, err_console, max_memory_option, overwrite_option,
                       print_json, progress_bar, refuse_repeats, user_errors)
-from ._config import flag_names, with_config_options
-from ufm.errors import FieldError
+from ._config import with_config_options
 from ufm.deep.figures import deep_fig1
 from ufm.figures import FIGURES, render
 from ufm import engine
@@ -55,13 +53,9 @@ def simulate_command(
     """
     folder = engine.check_run_folder(out or default_out("simulate"), "simulate", overwrite)
     check_simulation_size(config, max_memory_gb)
-    try:  # the Gram file, the counts, G_* and the batch size are checked before the progress bar starts
-        result = engine.run_one(folder, "simulate", config, overwrite,
-                                lambda cfg, stage: _run_with_progress(cfg, stage, as_json, max_memory_gb))
-    except FieldError:
-        raise  # names its fields: user_errors writes them as flags
-    except ValueError as err:
-        raise ValueError(flag_names(str(err), [f.name for f in dataclasses.fields(config)])) from None
+    # the Gram file, the counts, G_* and the batch size are checked before the progress bar starts
+    result = engine.run_one(folder, "simulate", config, overwrite,
+                            lambda cfg, stage: _run_with_progress(cfg, stage, as_json, max_memory_gb))
     summary = result.summary()
     summary["run_folder"] = str(folder)
     if as_json:

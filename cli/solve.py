@@ -13,6 +13,7 @@ from rich.table import Table
 from ._common import console, default_out, max_memory_option, overwrite_option, print_json, user_errors
 from ._config import typed, with_config_options
 from ufm.agreement import solver_vs_simulator
+from ufm.errors import FieldError
 from ufm import engine
 from ufm.kinds import solve as solve_kind
 from ufm.simulate import SimConfig
@@ -36,7 +37,7 @@ def solve_command(
 ) -> None:
     """Globally optimal class-mean Gram of batch SCL (with prototypes) for collapsed features (cvxpy)."""
     if full and typed(ctx, "reduce"):
-        raise ValueError(f"--{'' if config.reduce else 'no-'}reduce has no effect with --full (the N x N problem is "
+        raise FieldError(f"{{reduce={config.reduce}}} has no effect with {{full}} (the N x N problem is "
                          "never symmetry-reduced); drop it")
     folder = out or default_out("solve")
     summary, result = engine.run_one(folder, "solve", config, overwrite,

@@ -3,6 +3,7 @@ and figure rebuilt from the committed records."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
@@ -23,13 +24,9 @@ def _overrides(specs: list[str], data_root: Optional[str]) -> dict:
         name, sep, value = spec.partition("=")
         if name.strip().replace("-", "_") in STUDY_FIELDS:
             raise ValueError(f"--set {name.strip()} is set by the study (its arms, seeds and setting); drop it")
-        if not sep or "," in value:
+        if not sep or not name.strip() or "," in value:
             raise ValueError(f"--set takes FIELD=VALUE (one value, e.g. epochs=2), got {spec!r}")
-        try:
-            parsed = {k: v[0] for k, v in parse_grid([spec], TrainConfig).items()}
-        except ValueError as err:
-            raise ValueError(str(err).replace("grid field", "--set field").replace("grid value", "--set value")
-                             .replace("a grid is FIELD=V1,V2,...", "--set takes FIELD=VALUE")) from None
+        parsed = {k: v[0] for k, v in parse_grid([spec], TrainConfig, what="--set").items()}
         again = sorted(set(parsed) & set(out))
         if again:
             raise ValueError(f"--set {again[0]} is given twice; keep one")
@@ -52,31 +49,11 @@ def _arms(text: Optional[str]) -> list[str]:
     return arms
 
 
-def _as_set(field: str, value: str | None) -> str:
-    """A config field as ``ufm study`` takes it: ``--data-root``, else ``--set FIELD=VALUE``."""
-    if field == "data_root":
-        return "--data-root" + (f" {value}" if value else "")
-    return f"--set {field}={value.strip(chr(39))}" if value else f"--set {field}"
+# a config field as ``ufm study`` takes it: ``--data-root``, else ``--set FIELD=VALUE`` (rendered by user_errors)
+SET_ALIASES = {**{f.name: f"--set {f.name}=" for f in dataclasses.fields(TrainConfig)}, "data_root": "--data-root"}
 
 
-def _fields_as_set(fn):
-    """Errors naming config fields (FieldError) written with this command's options (``--set FIELD=VALUE``)."""
-    import functools
-
-    from ufm.errors import FieldError
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except FieldError as err:
-            raise ValueError(err.render(_as_set)) from None
-
-    return wrapper
-
-
-@user_errors
-@_fields_as_set
+@user_errors(aliases=SET_ALIASES)
 def study_command(
     setting: str = typer.Option(..., "--setting", help=f"data set and recipe: {', '.join(SETTINGS)}"),
     seeds: int = typer.Option(3, "--seeds", help="seeds 0 .. N-1 per arm (raise it later to add seeds)"),

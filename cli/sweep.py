@@ -12,8 +12,8 @@ import typer
 from ufm.errors import FieldError
 from rich.table import Table
 
-from ._common import console, flag, default_out, print_json, progress_bar, user_errors
-from ._config import flag_names, typed_names, with_config_options
+from ._common import console, default_out, print_json, progress_bar, user_errors
+from ._config import typed_names, with_config_options
 from ._executor import with_executor_options
 from ufm import interrupt
 from ufm.executors import ExecutorConfig
@@ -61,19 +61,14 @@ def _grid(kind: str, config: Any, specs: Optional[List[str]], ratio: Optional[Li
     given = typed_names(cls, ctx, skip=("ratio",))
     for name in grid:
         if name in given:
-            raise ValueError(f"{name} is both an option ({flag(name)}) and a grid field; drop one of them")
+            raise FieldError(f"{name} is both an option ({{{name}}}) and a grid field; drop one of them")
     if not grid and kind == "simulate":
         if "ratio" in config.without_effect():
-            raise ValueError(f"the default grid of ufm sweep is over the ratio, which has no effect "
+            raise FieldError(f"the default grid of ufm sweep is over the ratio, which has no effect "
                              f"{config.without_effect()['ratio']}; give the grid with --grid FIELD=V1,V2,...")
         # `ufm sweep` alone: the imbalance ratios R = 1, 10, 100 that leave each class a positive pair (n_major // R >= 2)
         grid = {"ratio": tuple(r for r in (1.0, 10.0, 100.0) if config.n_major // r >= 2)}
-    try:
-        engine.check_grid_effects(kind, config, grid, given)
-    except FieldError:
-        raise  # names its fields: user_errors writes them as flags
-    except ValueError as err:  # a typed option is named by its flag; the grid fields keep their field names
-        raise ValueError(flag_names(str(err), given)) from None
+    engine.check_grid_effects(kind, config, grid, given)  # FieldErrors: user_errors writes typed fields as flags
     return grid
 
 

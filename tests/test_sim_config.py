@@ -45,10 +45,10 @@ def test_a_repeated_stack_value_names_its_field():
 
 
 def test_the_fields_without_effect_say_why():
-    assert SimConfig(loss="ce").without_effect()["n_w"] == "with loss ce (it has no prototype copies)"
+    assert SimConfig(loss="ce").without_effect()["n_w"] == "with {loss} ce (it has no prototype copies)"
     assert "only scl and limit" in SimConfig(loss="class-averaging").without_effect()["prototype_anchors"]
-    assert SimConfig(n_w=(0.0,)).without_effect()["prototype_anchors"] == "with n_w = 0 (no prototype copies)"
-    assert SimConfig().without_effect()["momentum"] == "with optimizer adam (sgd only)"
+    assert SimConfig(n_w=(0.0,)).without_effect()["prototype_anchors"] == "with {n_w} = 0 (no prototype copies)"
+    assert SimConfig().without_effect()["momentum"] == "with {optimizer} adam (sgd only)"
     assert "momentum" not in SimConfig(optimizer="sgd").without_effect()
     assert SimConfig(batching="full").without_effect()["batch_size"] == "with full batching (one batch of all samples)"
     assert "batch_size" not in SimConfig().without_effect() and "prototype_anchors" not in SimConfig().without_effect()

@@ -60,7 +60,7 @@ def test_shared_validation_and_reasons_are_written_once(cls):
             cls(**kwargs)
     without = cls(profile="balanced").without_effect()
     assert without["ratio"] == "with balanced counts"
-    assert without["minority_fraction"] == "with profile balanced (step only)"
+    assert without["minority_fraction"] == "with {profile} balanced (step only)"
     assert without["gamma"] == "without the minority geometry"
     assert "gamma" not in cls(geometry="minority").without_effect()
 
@@ -160,7 +160,7 @@ def test_prototype_anchors_have_no_effect_without_prototype_copies():
     assert "prototype_anchors" in SimConfig(n_w=(0.0,)).without_effect()
     assert "prototype_anchors" not in SimConfig(n_w=(0.0, 10.0)).without_effect()  # a stack with copies
     assert "prototype_anchors" in SolveConfig(n_w=0.0).without_effect()
-    assert TrainConfig(n_w=0.0).without_effect()["prototype_anchors"] == "with n_w = 0 (no prototype copies)"
+    assert TrainConfig(n_w=0.0).without_effect()["prototype_anchors"] == "with {n_w} = 0 (no prototype copies)"
     assert "prototype_anchors" not in TrainConfig(n_w=10.0).without_effect()
 
 
@@ -177,7 +177,7 @@ def test_sweep_commands_refuse_identical_points(tmp_path):
              "--gamma has no effect without the minority geometry at any point")
     # an option typed at its default is still "both an option and a grid field"; n_w with loss ce was misread before
     refused(["sweep", "--k", "10", "--grid", "k=3,4", "--out", out], "k is both an option (--k) and a grid field")
-    refused(["sweep", "--loss", "ce", "--grid", "n_w=0,10", "--out", out], "grid field n_w has no effect with loss ce")
+    refused(["sweep", "--loss", "ce", "--grid", "n_w=0,10", "--out", out], "grid field n_w has no effect with --loss ce")
     assert not out.exists()
 
 

@@ -17,7 +17,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable
 
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 
 __all__ = ["option", "Range", "check_values", "check_choices", "check_at_least_one", "check_device_name",
            "from_dict", "differences", "first_repeat"]
@@ -87,18 +87,18 @@ def check_values(cfg: Any, ranges: dict[str, Range] | None = None) -> None:
         for v in values:
             if kind is float:
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise FieldError(f"{{{f.name}}} must be a number, got {v!r}")
+                    raise FieldError(f"{{{f.name}}} must be a number, got {literal(repr(v))}")
                 if not math.isfinite(v):
                     raise FieldError(f"{{{f.name}}} must be a finite number, got {v}")
             elif kind is int:
                 if isinstance(v, bool) or not isinstance(v, int):
-                    raise FieldError(f"{{{f.name}}} must be an integer, got {v!r}")
+                    raise FieldError(f"{{{f.name}}} must be an integer, got {literal(repr(v))}")
                 if abs(v) > INT64_MAX:
                     raise FieldError(f"{{{f.name}}} = {v} is out of range; use a value below 2^63")
             elif kind is bool and not isinstance(v, bool):
-                raise FieldError(f"{{{f.name}}} must be true or false, got {v!r}")
+                raise FieldError(f"{{{f.name}}} must be true or false, got {literal(repr(v))}")
             elif kind is str and not isinstance(v, str):
-                raise FieldError(f"{{{f.name}}} must be a string, got {v!r}")
+                raise FieldError(f"{{{f.name}}} must be a string, got {literal(repr(v))}")
             if f.name in ranges and not ranges[f.name].holds(v):
                 raise FieldError(f"{{{f.name}}} must be {ranges[f.name]}, got {v:g}")
     unknown = set(ranges) - {f.name for f in fields(cfg)}
@@ -110,7 +110,7 @@ def check_choices(cfg, choices: dict[str, tuple[str, ...]]) -> None:
     """Each named field holds one of its allowed values."""
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
-            raise FieldError(f"{{{name}}} {getattr(cfg, name)!r} is not one of {', '.join(allowed)}")
+            raise FieldError(f"{{{name}}} {literal(repr(getattr(cfg, name)))} is not one of {', '.join(allowed)}")
 
 
 def check_at_least_one(cfg, names: tuple[str, ...]) -> None:
@@ -127,7 +127,7 @@ def check_device_name(name: str, field_name: str = "device") -> None:
     head, _, index = name.partition(":")
     if head == "cuda" and index.isdigit():
         return
-    raise FieldError(f"{{{field_name}}} {name!r} is not a device ufm runs on; use auto, cpu, cuda or cuda:N")
+    raise FieldError(f"{{{field_name}}} {literal(repr(name))} is not a device ufm runs on; use auto, cpu, cuda or cuda:N")
 
 
 def first_repeat(values: Iterable[Any], key: Any = None) -> Any:
@@ -166,8 +166,6 @@ def differences(saved: dict, config: Any, ignore: Iterable[str] = (), template: 
         raise ValueError(f"not a {type(config).__name__}: {err}") from None
     old, new = (json.loads(json.dumps(d)) for d in (old, config.to_dict()))  # tuples and lists compare alike
     skip = set(ignore)
-    from ufm.errors import literal
-
     name = (lambda k: "{" + k + "}") if template else (lambda k: k)
     value = literal if template else str
     return [f"{name(k)} (saved {value(repr(old[k]))}, asked {value(repr(v))})" for k, v in new.items()
@@ -179,6 +177,6 @@ def check_gram_source(gram_file, geometry: str, default_geometry: str = "etf") -
     if gram_file is None:
         return
     if not str(gram_file).strip():
-        raise ValueError("gram_file is empty; give the path of a k x k Gram file or leave it unset")
+        raise FieldError("{gram_file} is empty; give the path of a k x k Gram file or leave it unset")
     if geometry != default_geometry:
-        raise ValueError(f"geometry={geometry!r} and gram_file both give G_*; drop one of them")
+        raise FieldError(f"{{geometry={literal(repr(geometry))}}} and {{gram_file}} both give G_*; drop one of them")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 from ufm.imbalance import labels_from_counts
 
 __all__ = ["SCHEMES", "Batches", "bound_examples", "epoch_batches", "batch_compositions", "epoch_compositions"]
@@ -69,7 +69,7 @@ def bound_examples(labels: torch.Tensor, num_classes: int, generator: torch.Gene
 def _check(labels: torch.Tensor, batch_size: int, num_classes: int, scheme: str) -> torch.Tensor:
     counts = torch.bincount(labels, minlength=num_classes)
     if scheme not in SCHEMES:
-        raise FieldError(f"unknown {{batching}} scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+        raise FieldError(f"unknown {{batching}} scheme {literal(repr(scheme))}; choose one of {', '.join(SCHEMES)}")
     if bool((counts == 0).any()):
         missing = torch.nonzero(counts == 0).flatten().tolist()
         raise ValueError(f"classes {missing} have no samples; every class 0..{num_classes - 1} needs at least one")

@@ -78,7 +78,7 @@ class CollapseCell:
         object.__setattr__(self, "counts", tuple(int(c) for c in self.counts))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         if len(self.counts) < 2 or min(self.counts) < 1:
-            raise ValueError(f"counts must list at least 2 classes of >= 1 sample, got {self.counts}")
+            raise FieldError(f"{{counts}} must list at least 2 classes of >= 1 sample, got {self.counts}")
         if not (math.isfinite(self.tau) and self.tau > 0):
             raise FieldError(f"{{tau}} must be a finite number > 0, got {self.tau}")
         if not (math.isfinite(self.n_w) and self.n_w >= 0):
@@ -87,9 +87,9 @@ class CollapseCell:
 
         check_solver_n_w(self.n_w, self.prototype_anchors)
         if self.target not in ("etf", "orthogonal"):
-            raise ValueError(f"target must be etf or orthogonal, got {self.target!r}")
+            raise FieldError(f"{{target}} must be etf or orthogonal, got {literal(repr(self.target))}")
         if self.batching not in BATCHINGS:
-            raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}, got {self.batching!r}")
+            raise FieldError(f"{{batching}} must be one of {', '.join(BATCHINGS)}, got {literal(repr(self.batching))}")
         if self.batching == "shuffle" and not 2 <= self.batch_size < sum(self.counts):
             raise FieldError(f"{{batch_size}} must be in [2, N) = [2, {sum(self.counts)}) for reshuffled batches, "
                              f"got {self.batch_size}")

@@ -23,7 +23,7 @@ import torch
 
 from ufm import eta
 from ufm.analysis import gram_distance
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 from ufm.geometry import check_gram
 
 __all__ = ["SolvePoint", "CopiesResult", "solve_point", "minimal_copies"]
@@ -206,7 +206,7 @@ def minimal_copies(
     from ufm.solver import SOLVERS
 
     if solver not in (*SOLVERS, "auto"):
-        raise FieldError(f"{{solver}} {solver!r} is not one of {', '.join(sorted((*SOLVERS, 'auto'), key=str.lower))}")
+        raise FieldError(f"{{solver}} {literal(repr(solver))} is not one of {', '.join(sorted((*SOLVERS, 'auto'), key=str.lower))}")
     if not (math.isfinite(target_distance) and target_distance >= 0):
         raise FieldError(f"{{target_distance}} must be a finite number >= 0, got {target_distance}")
     if not (math.isfinite(max_n_w) and max_n_w > 0):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 
 __all__ = ["resolve_device"]
 
@@ -17,7 +17,7 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise FieldError(f"unknown {{device}} {name!r}: use auto, cpu or cuda") from err
+        raise FieldError(f"unknown {{device}} {literal(repr(name))}: use auto, cpu or cuda") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise FieldError("{device=cuda} was asked for but CUDA is not available here; use {device=cpu} or {device=auto}")
     return device

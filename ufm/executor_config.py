@@ -8,7 +8,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 from ufm._config import check_choices
 from ufm._config import option as _opt
 
@@ -99,11 +99,11 @@ def parse_slurm_extra(items: Sequence[str]) -> dict[str, str]:
         key, value = key.strip().lstrip("-").replace("_", "-"), value.strip()
         if not sep or not value or not re.fullmatch(r"[a-z][a-z0-9-]*", key):
             raise FieldError(f"{{slurm_extra}} items are KEY=VALUE (an sbatch long option without its dashes, e.g. "
-                             f"qos=high), got {item!r}")
+                             f"qos=high), got {literal(repr(item))}")
         if key in _RESERVED:
-            raise FieldError(f"{{slurm_extra}} sets {key!r}, which {_RESERVED[key]}; drop it")
+            raise FieldError(f"{{slurm_extra}} sets {literal(repr(key))}, which {_RESERVED[key]}; drop it")
         if key in out:
-            raise FieldError(f"{{slurm_extra}} sets {key!r} twice")
+            raise FieldError(f"{{slurm_extra}} sets {literal(repr(key))} twice")
         out[key] = value
     return out
 

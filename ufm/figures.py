@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 from ufm.plots import distance_heatmaps as _distance_heatmaps, gram_heatmaps, lines_vs_x, save_figure
 from ufm.simulate import SimConfig, simulate
 from ufm.kinds.simulate import distance_series, sweep
@@ -149,7 +149,7 @@ def render(names: list[str] | None = None, out: str | Path = "figures", quick: b
     names = list(FIGURES) if not names else names
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
-        raise FieldError(f"unknown figures {unknown} ({{name}}); registered: {', '.join(FIGURES)}")
+        raise FieldError(f"unknown figures {literal(unknown)} ({{name}}); registered: {', '.join(FIGURES)}")
     from ufm.runio import check_out_dir
 
     out = check_out_dir(out, "out", run_folder=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 
 __all__ = [
     "GRAM_TOL",
@@ -56,9 +56,9 @@ def minority_weighted_gram(counts, gamma: float = 1.0, dtype: torch.dtype = torc
     """
     n = torch.as_tensor(counts, dtype=dtype).flatten()
     if n.numel() < 2 or bool((n <= 0).any()):
-        raise ValueError(f"counts must hold >= 2 positive class sizes, got {n.tolist()}")
+        raise FieldError(f"{{counts}} must hold >= 2 positive class sizes, got {n.tolist()}")
     if not np.isfinite(gamma) or gamma < 0:
-        raise ValueError(f"gamma must be a finite number >= 0 (0 gives the ETF), got {gamma}")
+        raise FieldError(f"{{gamma}} must be a finite number >= 0 (0 gives the ETF), got {gamma}")
     p = n ** (-gamma)
     p = p / p.sum()
     u = torch.eye(len(n), dtype=dtype) - p
@@ -166,7 +166,7 @@ def make_gram(name: str, k: int, counts=None, gamma: float = 1.0) -> torch.Tenso
         if counts is None:
             raise ValueError("the 'minority' geometry needs the class counts")
         return minority_weighted_gram(counts, gamma)
-    raise FieldError(f"unknown {{geometry}} {name!r}; choose one of {', '.join(GEOMETRIES)} or give a Gram file "
+    raise FieldError(f"unknown {{geometry}} {literal(repr(name))}; choose one of {', '.join(GEOMETRIES)} or give a Gram file "
                      "({gram_file})")
 
 
@@ -186,7 +186,7 @@ def prototypes_from_gram(
     d x min(d, k) orthonormal matrix, so a large d costs O(d k^2).
     """
     if not isinstance(d, int) or d < 1:
-        raise ValueError(f"embedding dimension d must be a positive integer, got {d!r}")
+        raise FieldError(f"the embedding dimension {{d}} must be a positive integer, got {literal(repr(d))}")
     g = check_gram(g, d, tol)
     ev, vecs = torch.linalg.eigh(g)
     m = min(d, len(ev))

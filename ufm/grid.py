@@ -25,15 +25,15 @@ def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _parse_value(name: str, text: str, tp: Any) -> Any:
+def _parse_value(name: str, text: str, tp: Any, what: str = "grid") -> Any:
     """One grid value of field ``name`` (type ``tp``) from text; a tuple field gets a one-element tuple."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is tuple:
-        return (_parse_value(name, text, args[0]),)
+        return (_parse_value(name, text, args[0], what),)
     if origin in (typing.Union, types.UnionType) and type(None) in args:
         if text.lower() in ("none", "null", ""):
             return None
-        return _parse_value(name, text, next(a for a in args if a is not type(None)))
+        return _parse_value(name, text, next(a for a in args if a is not type(None)), what)
     try:
         if tp is bool:
             lowered = text.lower()
@@ -51,15 +51,16 @@ def _parse_value(name: str, text: str, tp: Any) -> Any:
             return value
     except ValueError:
         kind = {bool: "true or false", int: "an integer", float: "a finite number"}[tp]
-        raise ValueError(f"grid value {text!r} for {name} is not {kind}") from None
+        raise ValueError(f"{what} value {text!r} for {name} is not {kind}") from None
     if not text:
-        raise ValueError(f"grid field {name} has an empty value")
+        raise ValueError(f"{what} field {name} has an empty value")
     return text
 
 
-def parse_grid(specs: Sequence[str], cls: type) -> dict[str, tuple]:
+def parse_grid(specs: Sequence[str], cls: type, what: str = "grid") -> dict[str, tuple]:
     """``["ratio=1,10", "k=5,10"]`` -> ``{"ratio": (1.0, 10.0), "k": (5, 10)}``, values parsed by the type of
-    the config field (a tuple field such as n_w gets one-element tuples: one value per point)."""
+    the config field (a tuple field such as n_w gets one-element tuples: one value per point).  ``what``: what
+    errors call a spec's field (``ufm study`` passes ``--set``)."""
     hints = _field_types(cls)
     fields = [f.name for f in dataclasses.fields(cls)]
     grid: dict[str, tuple] = {}
@@ -69,12 +70,12 @@ def parse_grid(specs: Sequence[str], cls: type) -> dict[str, tuple]:
         if not sep or not name:
             raise ValueError(f"a grid is FIELD=V1,V2,... (e.g. ratio=1,10,100), got {spec!r}")
         if name not in fields:
-            raise ValueError(f"unknown grid field {name!r}; {cls.__name__} has {', '.join(fields)}")
+            raise ValueError(f"unknown {what} field {name!r}; {cls.__name__} has {', '.join(fields)}")
         if name in grid:
-            raise ValueError(f"grid field {name} is given twice; put all its values in one FIELD=V1,V2,...")
-        parsed = tuple(_parse_value(name, v.strip(), hints[name]) for v in values.split(","))
+            raise ValueError(f"{what} field {name} is given twice; put all its values in one FIELD=V1,V2,...")
+        parsed = tuple(_parse_value(name, v.strip(), hints[name], what) for v in values.split(","))
         if first_repeat(parsed) is not None:
-            raise ValueError(f"grid field {name} repeats a value: {values}")
+            raise ValueError(f"{what} field {name} repeats a value: {values}")
         grid[name] = parsed
     return grid
 

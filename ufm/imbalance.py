@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 
 __all__ = [
     "PROFILES",
@@ -32,9 +32,9 @@ PROFILES = ("balanced", "step", "long-tail")
 
 def _check(k: int, n: int, ratio: float) -> None:
     if not isinstance(k, int) or k < 1:
-        raise FieldError(f"the number of classes {{k}} must be a positive integer, got {k!r}")
+        raise FieldError(f"the number of classes {{k}} must be a positive integer, got {literal(repr(k))}")
     if not isinstance(n, int) or n < 1:
-        raise FieldError(f"the samples per majority class {{n_major}} must be a positive integer, got {n!r}")
+        raise FieldError(f"the samples per majority class {{n_major}} must be a positive integer, got {literal(repr(n))}")
     if not math.isfinite(ratio) or ratio < 1:
         raise FieldError(f"the imbalance ratio {{ratio}} must be >= 1 (1 is balanced), got {ratio}")
 
@@ -91,7 +91,7 @@ def class_counts(profile: str, k: int, n: int, ratio: float = 1.0, minority_frac
         return step_counts(k, n, ratio, minority_fraction)
     if profile == "long-tail":
         return long_tail_counts(k, n, ratio)
-    raise FieldError(f"unknown imbalance {{profile}} {profile!r}; choose one of {', '.join(PROFILES)}")
+    raise FieldError(f"unknown imbalance {{profile}} {literal(repr(profile))}; choose one of {', '.join(PROFILES)}")
 
 
 def labels_from_counts(counts) -> torch.Tensor:
@@ -134,16 +134,16 @@ def parse_counts(spec: str) -> torch.Tensor:
         try:
             value, repeat = int(count), int(times) if times else 1
         except ValueError:
-            raise FieldError(f"cannot read {{counts}} {spec!r}: write class counts as e.g. 5000x5,500x5 or 50,50,5"
+            raise FieldError(f"cannot read {{counts}} {literal(repr(spec))}: write class counts as e.g. 5000x5,500x5 or 50,50,5"
                              ) from None
         if value < 1 or repeat < 1:
-            raise FieldError(f"{{counts}} {spec!r}: class counts and repeats must be >= 1")
+            raise FieldError(f"{{counts}} {literal(repr(spec))}: class counts and repeats must be >= 1")
         if value > MAX_CLASS_COUNT:
-            raise FieldError(f"{{counts}} {spec!r} asks for more than {MAX_CLASS_COUNT:.0e} samples in a class; give "
+            raise FieldError(f"{{counts}} {literal(repr(spec))} asks for more than {MAX_CLASS_COUNT:.0e} samples in a class; give "
                              "fewer")
         if repeat > MAX_CLASSES or len(counts) + repeat > MAX_CLASSES:
-            raise FieldError(f"{{counts}} {spec!r} asks for more than {MAX_CLASSES} classes; give fewer")
+            raise FieldError(f"{{counts}} {literal(repr(spec))} asks for more than {MAX_CLASSES} classes; give fewer")
         counts += [value] * repeat
     if len(counts) < 2:
-        raise FieldError(f"{{counts}} needs at least 2 classes, got {spec!r}")
+        raise FieldError(f"{{counts}} needs at least 2 classes, got {literal(repr(spec))}")
     return torch.tensor(counts)

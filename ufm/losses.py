@@ -31,7 +31,7 @@ from typing import Callable
 
 import torch
 
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 from ufm._checks import Scalar
 from ufm._loss_kernels import (_anchor_sum, _anchor_weight, _as_param, _augment, _check_bool_rows, _logits,
                                _lse_pos_chunked, _positive_counts, _row_shift, _validate, chunked)
@@ -313,5 +313,5 @@ def batch_loss(
 ) -> torch.Tensor:
     """The loss ``name`` of :data:`LOSSES` on ``h: [..., n, d]`` (keyword options as in :func:`scl_loss`): ``[...]``."""
     if name not in LOSSES:
-        raise FieldError(f"unknown {{loss}} {name!r}; choose one of {', '.join(LOSSES)}")
+        raise FieldError(f"unknown {{loss}} {literal(repr(name))}; choose one of {', '.join(LOSSES)}")
     return LOSSES[name].fn(h, y, prototypes, n_w, tau, prototype_anchors, **kwargs)

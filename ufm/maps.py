@@ -90,7 +90,7 @@ class MapCell:
         """The fields that do nothing in this cell, each with the reason (a sweep refuses a grid over them)."""
         out = {}
         if self.n_w == 0:
-            out["prototype_anchors"] = "with n_w = 0 (no prototypes)"
+            out["prototype_anchors"] = "with {n_w} = 0 (no prototypes)"
         if self.profile == "balanced":
             out["ratio"] = "with balanced counts"
         return out

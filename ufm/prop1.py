@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from ufm import eta
 from ufm._config import Range, check_device_name, check_values
 from ufm._config import option as _opt
+from ufm.errors import FieldError, literal
 from ufm.geometry import make_gram, prototypes_from_gram
 from ufm.imbalance import labels_from_counts
 from ufm.losses import limit_loss, prop1_loss, scl_loss
@@ -97,7 +98,7 @@ def _features(case: Prop1Case, w: torch.Tensor, y: torch.Tensor, seed: int) -> t
         return F.normalize(noise, dim=-1)
     if case.inputs == "near-optimum":
         return F.normalize(w[y] + 0.3 * noise, dim=-1)
-    raise ValueError(f"unknown inputs {case.inputs!r}: use random or near-optimum")
+    raise FieldError(f"unknown {{inputs}} {literal(repr(case.inputs))}: use random or near-optimum")
 
 
 def _riemannian_grad(fn, h: torch.Tensor) -> torch.Tensor:

@@ -86,7 +86,7 @@ class SimConfig(TargetGeometry, ClassCounts):
         for name in ("n_w", "tau", "seeds"):
             value = getattr(self, name)
             if value is not None and not value:
-                raise ValueError(f"{name} needs at least one value")
+                raise FieldError(f"{{{name}}} needs at least one value")
             again = None if value is None else first_repeat(value)
             if again is not None:
                 raise FieldError(f"{{{name}}} repeats {again:g}: the stacked runs would be identical copies; give "
@@ -95,8 +95,8 @@ class SimConfig(TargetGeometry, ClassCounts):
         if self.n_w is None:
             object.__setattr__(self, "n_w", DEFAULT_N_W if "n_w" in options else (0.0,))
         elif "n_w" not in options and len(self.n_w) > 1:
-            raise ValueError(f"n_w={list(self.n_w)} stacks runs that loss {self.loss} makes identical (it has no "
-                             "prototype copies); give one n_w (or none), or use loss scl or class-averaging")
+            raise FieldError(f"{{n_w}} = {list(self.n_w)} stacks runs that {{loss}} {self.loss} makes identical (it has "
+                             "no prototype copies); give one {n_w} (or none), or use {loss} scl or class-averaging")
         if "prototype_anchors" in options:
             if self.prototype_anchors is None:
                 object.__setattr__(self, "prototype_anchors", True)
@@ -114,13 +114,13 @@ class SimConfig(TargetGeometry, ClassCounts):
         options = LOSS_OPTIONS[self.loss]
         out = super().without_effect()  # the class counts' and the target geometry's
         if "n_w" not in options:
-            out["n_w"] = f"with loss {self.loss} (it has no prototype copies)"
+            out["n_w"] = f"with {{loss}} {self.loss} (it has no prototype copies)"
         if "prototype_anchors" not in options:
-            out["prototype_anchors"] = f"with loss {self.loss} (only scl and limit have the two anchor conventions)"
+            out["prototype_anchors"] = f"with {{loss}} {self.loss} (only scl and limit have the two anchor conventions)"
         elif self.n_w is not None and not any(self.n_w):
-            out["prototype_anchors"] = "with n_w = 0 (no prototype copies)"
+            out["prototype_anchors"] = "with {n_w} = 0 (no prototype copies)"
         if self.optimizer != "sgd":
-            out["momentum"] = f"with optimizer {self.optimizer} (sgd only)"
+            out["momentum"] = f"with {{optimizer}} {self.optimizer} (sgd only)"
         if self.batching == "full":
             out["batch_size"] = "with full batching (one batch of all samples)"
         return out

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ufm import interrupt
+from ufm.errors import FieldError
 from ufm._checks import check_memory
 from ufm.analysis import geometry_summary, mean_gram, nc_report
 from ufm.batching import Batches, bound_examples, epoch_batches
@@ -61,13 +62,13 @@ def build_problem(cfg: SimConfig) -> Problem:
     g = check_gram(cfg.g_star(counts), cfg.d)
     lonely = torch.nonzero(counts < 2).flatten().tolist()
     if lonely and cfg.loss in ("scl", "class-averaging") and min(cfg.n_w) == 0:
-        raise ValueError(
-            f"classes {lonely} have a single sample: with n_w = 0 they never have a positive pair under SCL; "
-            "use at least 2 samples per class (raise n_major or lower the ratio) or n_w > 0"
+        raise FieldError(
+            f"classes {lonely} have a single sample: with {{n_w}} = 0 they never have a positive pair under SCL; "
+            "use at least 2 samples per class (raise {n_major} or lower the {ratio}) or {n_w} > 0"
         )
     if cfg.batching != "full" and cfg.batch_size > int(counts.sum()):
-        raise ValueError(f"batch_size={cfg.batch_size} exceeds the N = {int(counts.sum())} samples of the class counts; "
-                         f"use batch_size <= {int(counts.sum())}, or full batching")
+        raise FieldError(f"{{batch_size={cfg.batch_size}}} exceeds the N = {int(counts.sum())} samples of the class "
+                         f"counts; use {{batch_size}} <= {int(counts.sum())}, or full batching")
     # With ReLU features the prototypes must be reachable: non-negative whenever G_* is (or a clear error when no
     # non-negative factorization exists); a G_* with negative cosines keeps signed prototypes (simulate warns).
     if cfg.relu and not bool((g < -1e-12).any()):

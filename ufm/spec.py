@@ -26,7 +26,7 @@ import torch
 
 from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_choices, check_gram_source, check_values, from_dict
 from ufm._config import option as _opt
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 
 __all__ = ["ImbalanceProfile", "ClassCounts", "NamedGeometry", "TargetGeometry", "ProblemSpec", "SolveConfig",
            "DesignConfig", "CheckConfig", "GEOMETRIES"]
@@ -77,7 +77,7 @@ class ImbalanceProfile(_Block):
     def without_effect(self) -> dict[str, str]:
         out = super().without_effect()
         if self.profile != "step":
-            out.setdefault("minority_fraction", f"with profile {self.profile} (step only)")
+            out.setdefault("minority_fraction", f"with {{profile}} {self.profile} (step only)")
         if self.profile == "balanced":
             out.setdefault("ratio", "with balanced counts")
         return out
@@ -105,7 +105,7 @@ class ClassCounts(ImbalanceProfile):
         out = {}
         if self.counts is not None:
             for name in ("k", "profile", "n_major", "ratio", "minority_fraction"):
-                out[name] = "when counts are given"
+                out[name] = "when {counts} are given"
         out.update({k: v for k, v in super().without_effect().items() if k not in out})
         return out
 
@@ -156,7 +156,7 @@ class TargetGeometry(NamedGeometry):
     def without_effect(self) -> dict[str, str]:
         out = super().without_effect()
         if self.gram_file is not None:
-            out.setdefault("geometry", "when gram_file gives G_*")
+            out.setdefault("geometry", "when {gram_file} gives G_*")
         return out
 
     def g_star(self, counts: torch.Tensor) -> torch.Tensor:
@@ -167,8 +167,8 @@ class TargetGeometry(NamedGeometry):
             return super().g_star(counts)
         g = check_gram(load_gram(self.gram_file))
         if len(g) != len(counts):
-            raise ValueError(f"the Gram in {self.gram_file} is {len(g)} x {len(g)} but there are {len(counts)} "
-                             f"classes; make them match (k = {len(g)} classes, or another Gram file)")
+            raise FieldError(f"the Gram in {{gram_file}} {literal(self.gram_file)} is {len(g)} x {len(g)} but there are "
+                             f"{len(counts)} classes; make them match ({{k}} = {len(g)} classes, or another Gram file)")
         return g
 
 
@@ -233,9 +233,9 @@ class SolveConfig(ProblemSpec):
         out = super().without_effect()
         if self.n_w == 0:
             for name in ("geometry", "gamma", "gram_file", "prototype_anchors"):
-                out.setdefault(name, "with n_w = 0 (no prototypes)")
+                out.setdefault(name, "with {n_w} = 0 (no prototypes)")
         if self.solver == "BM":
-            out.setdefault("reduce", "with solver BM (Burer-Monteiro is never symmetry-reduced)")
+            out.setdefault("reduce", "with {solver} BM (Burer-Monteiro is never symmetry-reduced)")
         return out
 
 
@@ -256,8 +256,8 @@ class DesignConfig(ProblemSpec):
         super().__post_init__()
         check_values(self, {"max_evals": Range(1)})
         if self.batching != "full":
-            raise ValueError(f"batching={self.batching!r}: the prototype design solves the full-batch problem; "
-                             "leave batching full")
+            raise FieldError(f"{{batching={literal(repr(self.batching))}}}: the prototype design solves the full-batch problem; "
+                             "leave {batching} full")
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,7 @@ class CheckConfig(TargetGeometry):
         out = super().without_effect()
         if self.n_w == 0:
             for name in ("geometry", "gamma", "gram_file", "prototype_anchors"):
-                out.setdefault(name, "with n_w = 0 (no prototypes in the batch)")
+                out.setdefault(name, "with {n_w} = 0 (no prototypes in the batch)")
         return out
 
     def class_counts(self) -> torch.Tensor:

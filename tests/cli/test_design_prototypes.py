@@ -57,7 +57,7 @@ def test_design_prototypes_honours_the_target_geometry(tmp_path):
     assert result.exit_code == 0, result.output
     assert np.allclose(json.loads(result.output)["g_star_cosines"], [a0, b0, c0], atol=1e-12)
     refused(["design-prototypes", "--gamma", "2"], "--gamma has no effect without the minority geometry")
-    refused(["design-prototypes", "--counts", "5x4", "--k", "3"], "--k has no effect when counts are given")
+    refused(["design-prototypes", "--counts", "5x4", "--k", "3"], "--k has no effect when --counts are given")
     refused(["design-prototypes", "--n-w", "0"], "--n-w must be >= 1")
     with pytest.raises(ValueError, match="leave batching full"):
         DesignConfig(batching="shuffle")

@@ -222,14 +222,14 @@ def test_conflicting_or_ineffective_options_are_refused(tmp_path, sim_run):
     for extra, needle in (
         (["--gram-file", tmp_path / "g.npy", "--geometry", "orthogonal"], "and --gram-file both give G_*"),
         (["--gamma", "2"], "--gamma has no effect without the minority geometry"),
-        (["--loss", "ce", "--n-w", "0", "--n-w", "10"], "stacks runs that loss ce makes identical"),
-        (["--loss", "limit", "--n-w", "0", "--n-w", "10"], "stacks runs that loss limit makes identical"),
-        (["--loss", "prop1", "--n-w", "10"], "--n-w has no effect with loss prop1"),
-        (["--loss", "class-averaging", "--anchors", "batch"], "--anchors has no effect with loss class-averaging"),
-        (["--loss", "ce", "--anchors", "prototype"], "--anchors has no effect with loss ce"),
-        (["--momentum", "0.5"], "--momentum has no effect with optimizer adam"),
+        (["--loss", "ce", "--n-w", "0", "--n-w", "10"], "stacks runs that --loss ce makes identical"),
+        (["--loss", "limit", "--n-w", "0", "--n-w", "10"], "stacks runs that --loss limit makes identical"),
+        (["--loss", "prop1", "--n-w", "10"], "--n-w has no effect with --loss prop1"),
+        (["--loss", "class-averaging", "--anchors", "batch"], "--anchors has no effect with --loss class-averaging"),
+        (["--loss", "ce", "--anchors", "prototype"], "--anchors has no effect with --loss ce"),
+        (["--momentum", "0.5"], "--momentum has no effect with --optimizer adam"),
         (["--batching", "full", "--batch-size", "16"], "--batch-size has no effect with full batching"),
-        (["--profile", "long-tail", "--minority-fraction", "0.3"], "--minority-fraction has no effect with profile long-tail"),
+        (["--profile", "long-tail", "--minority-fraction", "0.3"], "--minority-fraction has no effect with --profile long-tail"),
         (["--profile", "balanced", "--ratio", "3"], "--ratio has no effect with balanced counts"),
         (["--n-w", "10", "--n-w", "10"], "--n-w repeats 10: the stacked runs"),
         (["--seeds", "1", "--seeds", "1"], "--seeds repeats 1: the stacked runs"),
@@ -244,13 +244,13 @@ def test_conflicting_or_ineffective_options_are_refused(tmp_path, sim_run):
     # the new commands' options without effect
     solve = ["solve", "--k", "3", "--n-major", "4", "--ratio", "2", "--n-w", "1", "--out", out]
     refused([*solve, "--full", "--no-reduce"], "--no-reduce has no effect with --full", out=out)
-    refused([*solve, "--solver", "BM", "--no-reduce"], "--reduce has no effect with solver BM", out=out)
+    refused([*solve, "--solver", "BM", "--no-reduce"], "--reduce has no effect with --solver BM", out=out)
     cmap = ["collapse-map", "--k", "3", "--n-major", "4", "--profile", "step", "--ratio", "2", "--tau", "0.5"]
     refused([*cmap, "--n-w", "0", "--anchors", "batch"], "--anchors batch has no effect with --n-w 0 only")
     refused([*cmap, "--n-w", "1", "--overwrite"], "--overwrite has no effect without --out")
     refused(["check", "--gram-file", tmp_path / "g.npy", "--geometry", "orthogonal", "--k", "4"],
-            "--geometry='orthogonal' and --gram-file both give G_*")
-    refused(["check", "--gram-file", tmp_path / "g.npy"], "is 4 x 4 but there are 10 classes; make them match (k = 4")
+            "--geometry orthogonal and --gram-file both give G_*")
+    refused(["check", "--gram-file", tmp_path / "g.npy"], "is 4 x 4 but there are 10 classes; make them match (--k = 4")
     figs = tmp_path / "figs"
     refused(["figures", "--runs", sim_run, "--name", "prop1-gaps", "--out", figs], "--runs does not combine with --name")
     refused(["figures", "--list", "--quick"], "--list does not combine with --quick")
@@ -266,7 +266,7 @@ def test_values_that_no_point_can_run_are_refused_up_front_with_the_flag(tmp_pat
     refused(["map", "--k", "4", "--n-major", "4", "--ratio", "2", "--ratio", "1e9", "--n-w", "1", "--no-cross-check",
              "--out", out], "increase --n-major or lower --ratio", out=out)  # was: "increase n or lower R"
     refused(["simulate", "--counts", "4,4,2", "--epochs", "2", "--n-w", "1", "--seeds", "0", "--out", out],
-            "--batch-size=32 exceeds the N = 10 samples", "or full batching", out=out)
+            "--batch-size 32 exceeds the N = 10 samples", "or full batching", out=out)
     refused(["design-prototypes", "--counts", "4,4,2", "--max-evals", "2"], "two majority classes",
             "two minority classes", "got 2 and 1")
 
@@ -290,7 +290,7 @@ def test_solve_and_copies_read_one_validated_specification(tmp_path):
     runner = CliRunner()
     for command in (["solve", "--out", str(tmp_path / "s")], ["copies"]):
         for bad, needle in ((["--counts", ""], "--counts is empty"),
-                            (["--counts", "5,4", "--k", "3"], "--k has no effect when counts are given"),
+                            (["--counts", "5,4", "--k", "3"], "--k has no effect when --counts are given"),
                             (["--gamma", "3"], "--gamma has no effect without the minority geometry"),
                             (["--tau", "nan"], "--tau must be a finite number"),
                             (["--gram-file", str(tmp_path / "g.npy"), "--geometry", "orthogonal"], "drop one of them")):

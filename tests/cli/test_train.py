@@ -108,7 +108,7 @@ def test_cli_preset_flags_override_even_at_the_global_default_and_resume_flags(i
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--width", "100000"], "use a width <= 1024"),
+    (["--width", "100000"], "use a --width <= 1024"),
     (["--nproc", "0"], "--nproc must be >= 1"),
     (["--nproc", "1000"], "--batch-size = 128 is smaller than --nproc = 1000"),
     (["--nproc", "100", "--batch-size", "1000", "--device", "cpu"], "is more than the"),  # CPU cores this test has
@@ -116,7 +116,7 @@ def test_cli_preset_flags_override_even_at_the_global_default_and_resume_flags(i
     (["--reduction", "median"], "--reduction 'median' is not one of"),
     (["--lr-schedule", "linear"], "--lr-schedule 'linear' is not one of"),
     (["--preset", "cpu-fig9"], "unknown --preset 'cpu-fig9'"),
-    (["--loss", "ce", "--n-w", "5"], "--n-w has no effect with loss ce"),
+    (["--loss", "ce", "--n-w", "5"], "--n-w has no effect with --loss ce"),
     (["--loss", "class-averaging", "--anchors", "batch"], "--anchors has no effect"),
     (["--preset", "cpu-fig1", "--gamma", "2"], "--gamma has no effect without the minority geometry"),
     (["--momentum", "nan"], "momentum"),

@@ -17,7 +17,7 @@ from ufm._config import option as _opt
 from ufm.batching import SCHEMES
 from ufm.deep.augment import AUGMENTATIONS
 from ufm.deep.model import HEADS
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 from ufm.losses import check_copies
 from ufm.spec import ImbalanceProfile, NamedGeometry
 
@@ -86,10 +86,10 @@ class TrainConfig(NamedGeometry, ImbalanceProfile):
         check_device_name(self.device)
         object.__setattr__(self, "prototype_cosines", tuple(float(c) for c in self.prototype_cosines))
         if len(self.prototype_cosines) not in (0, 3):
-            raise ValueError(f"prototype_cosines takes three cosines (majority, minority, across), got "
+            raise FieldError(f"{{prototype_cosines}} takes three cosines (majority, minority, across), got "
                              f"{len(self.prototype_cosines)}; give three values or none")
         if any(not -1 <= c <= 1 for c in self.prototype_cosines):
-            raise ValueError(f"prototype_cosines must lie in [-1, 1], got {list(self.prototype_cosines)}")
+            raise FieldError(f"{{prototype_cosines}} must lie in [-1, 1], got {list(self.prototype_cosines)}")
         check_values(self, {"test_per_class": NON_NEGATIVE, "n_w": NON_NEGATIVE, "tau": POSITIVE,
                             "lr": POSITIVE, "momentum": Range(0, 1, high_open=True), "weight_decay": NON_NEGATIVE,
                             "seed": NON_NEGATIVE})
@@ -98,8 +98,8 @@ class TrainConfig(NamedGeometry, ImbalanceProfile):
             check_copies(self.n_w, self.prototype_anchors)
         if self.width > MAX_WIDTH:
             params = 11.2e6 * (self.width / 64) ** 2
-            raise ValueError(f"width={self.width} makes a ResNet-18 of about {params / 1e9:.1f} billion parameters "
-                             f"(width 64, the standard network, has 11 million); use a width <= {MAX_WIDTH}")
+            raise FieldError(f"{{width={self.width}}} makes a ResNet-18 of about {params / 1e9:.1f} billion parameters "
+                             f"(width 64, the standard network, has 11 million); use a {{width}} <= {MAX_WIDTH}")
 
     def g_prototypes(self, counts) -> torch.Tensor:
         """``[k, k]`` the Gram G_w of the fixed prototypes (the classifier W for ce): G_* itself, or the two-group
@@ -121,19 +121,19 @@ class TrainConfig(NamedGeometry, ImbalanceProfile):
         typed and have no effect in any of the runs they apply to)."""
         out = super().without_effect()  # the profile's and the geometry's
         if self.loss == "ce":
-            out["n_w"] = "with loss ce (it has no prototype copies)"
+            out["n_w"] = "with {loss} ce (it has no prototype copies)"
         elif self.n_w == 0 and self.prototype_cosines:
-            out["prototype_cosines"] = "with n_w = 0 (no prototype copies)"
+            out["prototype_cosines"] = "with {n_w} = 0 (no prototype copies)"
         if self.loss != "scl":
-            out["prototype_anchors"] = f"with loss {self.loss} (only scl has the two anchor conventions)"
+            out["prototype_anchors"] = f"with {{loss}} {self.loss} (only scl has the two anchor conventions)"
         elif self.n_w == 0:
-            out["prototype_anchors"] = "with n_w = 0 (no prototype copies)"
+            out["prototype_anchors"] = "with {n_w} = 0 (no prototype copies)"
         if not (self.loss == "scl" and self.prototype_anchors and self.n_w > 0):
             out["reduction"] = "unless prototype copies are anchors (scl, n_w > 0): mean and 2B then coincide"
         if self.batching != "binding":
-            out["binding_examples"] = f"with batching {self.batching} (binding only)"
+            out["binding_examples"] = f"with {{batching}} {self.batching} (binding only)"
         if self.head == "relu":
-            out["embed_dim"] = "with the relu head (its dimension is 8 x width)"
+            out["embed_dim"] = "with {head} relu (its dimension is 8 x {width})"
         return out
 
     fields_without_effect = without_effect  # the older name
@@ -155,7 +155,8 @@ def resumed_config(saved: TrainConfig, changes: dict) -> TrainConfig:
     saved_values = saved.to_dict()
     refused = sorted(n for n, v in changes.items() if n not in RESUMABLE and v != saved_values[n])
     if refused:
-        detail = ", ".join(f"{{{n}}} (run has {saved_values[n]!r}, asked {changes[n]!r})" for n in refused)
+        detail = ", ".join(f"{{{n}}} (run has {literal(repr(saved_values[n]))}, asked {literal(repr(changes[n]))})"
+                           for n in refused)
         raise FieldError(f"a resumed run continues its own model, data and loss; cannot change {detail}. Only "
                          f"{', '.join(f'{{{n}}}' for n in sorted(RESUMABLE))} may change on resume: start a new run "
                          "folder instead")
@@ -251,5 +252,5 @@ def grid_runs(runs: dict[str, TrainConfig], grid: dict[str, tuple]) -> dict[str,
 def preset(name: str, overrides: dict | None = None) -> dict[str, TrainConfig]:
     """The named runs of a preset as configs, with ``overrides`` (field -> value) applied to every run."""
     if name not in PRESETS:
-        raise FieldError(f"unknown {{preset}} {name!r}; choose one of {', '.join(PRESETS)}")
+        raise FieldError(f"unknown {{preset}} {literal(repr(name))}; choose one of {', '.join(PRESETS)}")
     return {run: TrainConfig(**{**values, **(overrides or {})}) for run, values in PRESETS[name].items()}

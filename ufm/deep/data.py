@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 
 __all__ = [
     "ImageData",
@@ -72,7 +72,8 @@ def _missing(path: Path, what: str, how: str) -> Exception:
         if above.exists():
             if above.is_dir():
                 break
-            return FieldError(f"{above} is a file, not a folder, so the {what} cannot be at {path}; check {{data_root}}")
+            return FieldError(f"{literal(above)} is a file, not a folder, so the {what} cannot be at {literal(path)}; "
+                              "check {data_root}")
     return FileNotFoundError(f"{what} not found at {path}; {how}")
 
 

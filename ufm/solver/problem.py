@@ -133,10 +133,10 @@ def check_compositions(compositions, n_w: float) -> np.ndarray:
     if n_w == 0:
         never = np.nonzero(comp.max(0) < 2)[0]
         if len(never):
-            raise ValueError(
-                f"classes {never.tolist()} never have two samples in one batch: with n_w = 0 their samples have no "
-                "positive pair, so nothing ties them together and SCL alone does not determine their mean; "
-                "use n_w > 0 or batches with at least two samples of every class"
+            raise FieldError(
+                f"classes {never.tolist()} never have two samples in one batch: with {{n_w}} = 0 their samples have "
+                "no positive pair, so nothing ties them together and SCL alone does not determine their mean; "
+                "use {n_w} > 0 or batches with at least two samples of every class"
             )
     return comp.astype(np.int64)
 
