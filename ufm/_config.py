@@ -5,9 +5,12 @@ Validation happens where a config is built (``__post_init__``), before any compu
 - :func:`check_values` walks the fields by their type hints: every ``float`` (or tuple of floats) must be
   finite, every ``int`` a true integer that fits in int64, and the explicit ``ranges`` hold;
 - :func:`check_choices` / :func:`check_at_least_one` for names and counts;
-- a config's ``without_effect()`` lists the fields that do nothing in it; the CLI refuses them when typed.
+- a config's ``without_effect()`` lists the fields that do nothing in it, each with its reason (a FieldError
+  fragment: ``"with {n_w} = 0 (no prototypes)"``); the CLI refuses them when typed.
 
-Every message names the field (the CLI prints ``--field-name`` for it) and what to change.
+Every message is a :class:`ufm.errors.FieldError` naming its fields as placeholders (``str(err)`` shows the field,
+the CLI its flag ``--field-name``, rendered in one place) and says what to change; a value the user gave goes
+through :func:`ufm.errors.literal`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ command line renders the same error with its flags (``--ratio``, ``--no-prototyp
     raise FieldError("{ratio} must be >= 1 (1 is balanced), got 0.5")
 
 A value the user typed goes into a template through :func:`literal`, so that braces in it (a folder named
-``runs/{a}``) are printed as typed and never read as a field.
+``runs/{a}``) are printed as typed and never read as a field.  A template may be built from fragments (a config's
+``without_effect()`` reasons are such fragments: ``"with {n_w} = 0 (no prototypes)"``).
 """
 
 from __future__ import annotations

@@ -106,7 +106,8 @@ class SimConfig(TargetGeometry, ClassCounts):
             check_copies(torch.tensor(self.n_w, dtype=torch.float64), True)
 
     def without_effect(self) -> dict[str, str]:
-        """The fields that have no effect in this configuration, each with the reason.
+        """The fields that have no effect in this configuration, each with the reason (a FieldError fragment: its
+        fields as placeholders, see :meth:`ufm.spec.ProblemSpec.without_effect`).
 
         The CLI refuses any of them given on the command line; in the library they keep their values (the
         configs of run folders and derived configs stay valid), except ``prototype_anchors``, recorded as None.

@@ -43,7 +43,10 @@ class _Block:
         pass
 
     def without_effect(self) -> dict[str, str]:
-        """The fields that do nothing in this config, each with the reason (the CLI refuses them when typed)."""
+        """The fields that do nothing in this config, each with the reason (the CLI refuses them when typed).
+
+        A reason is a :class:`ufm.errors.FieldError` fragment naming the fields it mentions as placeholders
+        (``"with {n_w} = 0 (no prototypes)"``); ``str(FieldError(reason))`` reads it with field names."""
         return {}
 
     def to_dict(self) -> dict:

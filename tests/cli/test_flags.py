@@ -69,5 +69,38 @@ def test_values_with_braces_are_printed_as_typed(tmp_path):
     gram = tmp_path / "{k}.npy"
     np.save(gram, np.eye(4))
     refused(["check", "--gram-file", gram], f"the Gram in --gram-file {gram} is 4 x 4", "(--k = 4 classes")
+    refused(["study", "--setting", "fashion-mnist", "--set", "device={k}", "--summaries", tmp_path / "s",
+             "--out", tmp_path / "o"], "--set device '{k}' is not a device")
     refused(["solve", "--n-w", "1", "--gram-file", tmp_path / "{k}x.npy", "--out", tmp_path / "b"],
             f"{tmp_path}/{{k}}x.npy")
+
+
+def _reasons_configs():
+    from ufm.deep.config import TrainConfig
+    from ufm.sim_config import SimConfig
+    from ufm.spec import CheckConfig, SolveConfig
+
+    return [SimConfig(loss="ce"), SimConfig(profile="balanced", n_w=(0.0,)), SimConfig(profile="long-tail"),
+            TrainConfig(loss="ce", head="relu"), TrainConfig(n_w=0.0, prototype_cosines=(0.1, 0.1, 0.1)),
+            SolveConfig(counts="5,5", solver="BM"), SolveConfig(gram_file="g.npy"), CheckConfig(n_w=0)]
+
+
+@pytest.mark.parametrize("config", _reasons_configs(), ids=lambda c: type(c).__name__)
+def test_no_effect_reasons_are_fragments_naming_real_fields(config):
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config)}
+    reasons = config.without_effect()
+    assert reasons
+    for name, reason in reasons.items():
+        err = FieldError(f"{{{name}}} has no effect {reason}; drop it")
+        assert set(err.fields) <= names, (name, reason)  # each placeholder is a field with a flag
+        assert "{" not in str(err) and "{" not in _common.user_message(err), reason
+
+
+def test_a_reason_names_fields_in_the_library_and_flags_on_the_command_line():
+    from ufm.deep.config import TrainConfig
+
+    reason = TrainConfig(n_w=0.0).without_effect()["prototype_anchors"]
+    assert str(FieldError(reason)) == "with n_w = 0 (no prototype copies)"
+    assert _common.user_message(FieldError(reason)) == "with --n-w = 0 (no prototype copies)"

@@ -117,8 +117,8 @@ class TrainConfig(NamedGeometry, ImbalanceProfile):
                              f"{[int(c) for c in counts]}: {err}; take cosines from ufm design-prototypes") from None
 
     def without_effect(self) -> dict[str, str]:
-        """The fields that do nothing in this run, each with the reason (``ufm train`` refuses them when they are
-        typed and have no effect in any of the runs they apply to)."""
+        """The fields that do nothing in this run, each with the reason, a FieldError fragment (``ufm train``
+        refuses them when they are typed and have no effect in any of the runs they apply to)."""
         out = super().without_effect()  # the profile's and the geometry's
         if self.loss == "ce":
             out["n_w"] = "with {loss} ce (it has no prototype copies)"
