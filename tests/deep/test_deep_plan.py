@@ -1,4 +1,5 @@
-"""Planning a set of training runs in one folder (ufm.deep.plan)."""
+"""Planning a set of training runs in one folder (ufm.deep.plan): the set's record, the state of a run folder, one
+Figure 1 per set."""
 
 from ufm.deep.config import TrainConfig
 
@@ -23,3 +24,44 @@ def test_a_set_continued_with_other_runs_keeps_listing_the_earlier_ones(tmp_path
     assert [c["seed"] for c in rec["configs"]] == [0, 1]
     (out / "seed=0").rmdir()  # a run whose folder is gone is no longer listed
     assert merged(out, "", record("train", [Point("seed=1", {}, _config(root, 1))]))["points"] == ["seed=1"]
+
+
+def test_a_run_folder_says_its_state_or_is_refused(tmp_path):
+    """ufm.deep.plan.run_state: a new folder, a file, files of something else, a run of another configuration."""
+    import json
+
+    import pytest
+
+    from ufm.deep.plan import run_state
+    from ufm.folders import mark
+
+    cfg = _config(tmp_path / "data", 0)
+    assert run_state(cfg, tmp_path / "new") == "new"
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a run folder"):
+        run_state(cfg, tmp_path / "afile")
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "metrics.jsonl").write_text("")
+    with pytest.raises(ValueError, match="holds metrics.jsonl but no config.json: not a training run folder"):
+        run_state(cfg, tmp_path / "odd")
+    run = tmp_path / "run"
+    run.mkdir()
+    mark(run, "train")
+    (run / "config.json").write_text(json.dumps(cfg.to_dict()))
+    assert run_state(cfg, run) == "restart"  # started, no checkpoint yet
+    (run / "checkpoint.pt").write_bytes(b"")
+    assert run_state(cfg, run) == "resume"
+    (run / "summary.json").write_text("{}")
+    assert run_state(cfg, run) == "done"
+    with pytest.raises(ValueError, match="holds a training run of another configuration .*seed"):
+        run_state(_config(tmp_path / "data", 1), run)
+
+
+def test_runs_of_different_numbers_of_classes_cannot_share_a_figure():
+    import pytest
+
+    from ufm.deep.plan import check_one_figure
+
+    check_one_figure({"a": 4, "b": 4})
+    with pytest.raises(ValueError, match=r"runs a \(4 classes\) and b \(3 classes\) cannot share the set's Figure 1"):
+        check_one_figure({"a": 4, "b": 3})
