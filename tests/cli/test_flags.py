@@ -104,3 +104,9 @@ def test_a_reason_names_fields_in_the_library_and_flags_on_the_command_line():
     reason = TrainConfig(n_w=0.0).without_effect()["prototype_anchors"]
     assert str(FieldError(reason)) == "with n_w = 0 (no prototype copies)"
     assert _common.user_message(FieldError(reason)) == "with --n-w = 0 (no prototype copies)"
+
+
+def test_training_refusals_name_config_fields_as_flags(tmp_path):
+    refused(["train", "--dataset", "folder", "--data-root", tmp_path / "d{k}", "--download", "--out", tmp_path / "t"],
+            "--download fetches CIFAR-10/100 only; these runs train on --dataset folder: drop --download")
+    assert not (tmp_path / "t").exists()

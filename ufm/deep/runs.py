@@ -77,8 +77,8 @@ def download_data(plan: TrainPlan) -> None:
 
     sources = sorted({(cfg.dataset, str(cfg.data_root)) for cfg in plan.runs.values()})
     if not any(dataset in CIFAR_SOURCES for dataset, _ in sources):
-        raise ValueError(f"--download fetches CIFAR-10/100 only; these runs train on --dataset "
-                         f"{', '.join(sorted({d for d, _ in sources}))}: drop --download")
+        raise FieldError(f"{{download}} fetches CIFAR-10/100 only; these runs train on {{dataset}} "
+                         f"{', '.join(sorted({d for d, _ in sources}))}: drop {{download}}")
     for dataset, root in sources:
         if dataset in CIFAR_SOURCES:
             download_cifar(root, dataset)

@@ -50,7 +50,7 @@ from ufm.provenance import provenance
 from ufm import eta, interrupt, runio
 from ufm.runio import atomic_path, read_json, write_json, write_jsonl, write_npz
 from ufm.devices import resolve_device
-from ufm.errors import FieldError
+from ufm.errors import FieldError, literal
 
 __all__ = ["TrainConfig", "PRESETS", "RESUMABLE", "train", "load_data", "preset", "resumed_config",
            "load_checkpoint", "anchor_count", "check_fresh_folder", "train_distributed", "check_nproc"]
@@ -229,8 +229,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: Callable[[in
     if resume:
         recorded = np.load(run_dir / "data.npz")["train_index"]
         if not np.array_equal(recorded, train_index.numpy()):
-            raise ValueError(f"the data under {cfg.data_root} is not the data {run_dir} was trained on "
-                             "(its chosen training images differ); point --data-root at the original data")
+            raise FieldError(f"the data under {literal(cfg.data_root)} is not the data {literal(run_dir)} was trained "
+                             "on (its chosen training images differ); point {data_root} at the original data")
     g_star = cfg.g_star(counts)
     check_head_reaches(g_star, cfg.head, cfg.embed_dim)
     check_batches(cfg, train_set.labels, k)
