@@ -39,6 +39,17 @@ def test_no_cli_module_renders_flags_by_hand():
     assert HAND_RENDERINGS.search(inspect.getsource(_common.flag))
 
 
+def test_no_library_module_writes_a_flag_from_a_field_name():
+    import ufm
+
+    library = Path(ufm.__file__).resolve().parent
+    pattern = re.compile(r"""flag_names|f["']--\{|["']--["']\s*\+""")
+    assert pattern.search('"--" + name') and pattern.search("f'--{name}'")
+    modules = sorted(p for p in library.rglob("*.py") if "cli" not in p.relative_to(library).parts)
+    assert len(modules) > 20
+    assert {p.name for p in modules if pattern.search(p.read_text())} == set()
+
+
 def test_the_one_renderer_writes_fields_values_and_aliases():
     flag = _common.flag
     assert flag("n_w") == "--n-w" and flag("ratio", "2") == "--ratio 2"
