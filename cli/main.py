@@ -18,7 +18,10 @@ EARLY_INTERRUPT = "interrupted: nothing was done yet (ufm was still starting); r
 
 
 def run() -> None:
-    """The ``ufm`` console script."""
+    """The ``ufm`` console script (``ufm --version`` answers before anything heavy is imported)."""
+    if sys.argv[1:] == ["--version"]:
+        print(f"ufm {_package_version()}")
+        return
     previous = signal.getsignal(signal.SIGINT)
     if previous is signal.default_int_handler:  # not where SIGINT is ignored (e.g. a background job)
         signal.signal(signal.SIGINT, _interrupted_while_starting)
@@ -29,6 +32,15 @@ def run() -> None:
 
     interrupt.as_command()
     app()
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ufm")
+    except PackageNotFoundError:  # a source tree without installation
+        return "0.0.0+unknown"
 
 
 def _interrupted_while_starting(signum: int, frame: Any) -> None:

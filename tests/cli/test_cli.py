@@ -43,3 +43,15 @@ def test_the_cli_installs_as_ufm_cli_and_not_as_a_top_level_cli(tmp_path):
     code = "import importlib.util as u; print(u.find_spec('ufm.cli.main') is not None, u.find_spec('cli') is None)"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]
+
+
+def test_version_answers_without_importing_torch_cvxpy_or_matplotlib():
+    """`ufm --version` (the console script) answers before anything heavy is imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.argv = ['ufm', '--version']; from ufm.cli.main import run; run(); "
+            "print(sorted(m for m in ('torch', 'cvxpy', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == [f"ufm {__import__('ufm').__version__}", "[]"], out.stdout
