@@ -12,14 +12,14 @@ from rich.table import Table
 
 from ._common import console, default_out, max_memory_option, overwrite_option, print_json, user_errors
 from ._config import typed, with_config_options
-from ufm.agreement import solver_vs_simulator
+from ufm.agreement import AGREE, CANNOT_JUDGE, DISAGREE, TOLERANCE_SOURCE, solver_vs_simulator
 from ufm.errors import FieldError
 from ufm import engine
 from ufm.kinds import solve as solve_kind
 from ufm.simulate import SimConfig
 from ufm.spec import SolveConfig
 from ufm.solver import class_groups
-from ufm.solver.result import ARRAYS_FILE, JSON_MATRIX_MAX_K
+from ufm.solver.result import ARRAYS_FILE, ENTRY_TOL, JSON_MATRIX_MAX_K
 
 
 @user_errors
@@ -95,23 +95,35 @@ def agree_command(
     config: SimConfig,
     as_json: bool = typer.Option(False, "--json", help="print the rows as JSON"),
 ) -> None:
-    """Run the simulator (full batch) and the convex solver on the same problem: objective gap and Gram distance."""
+    """Run the simulator (full batch) and the convex solver on the same problem: a verdict per run (agree,
+    disagree, cannot judge) on G_M's entries, with the tolerance used."""
     rows = solver_vs_simulator(replace(config, batching="full"))
     if as_json:
         print_json(rows)
         return
-    table = Table(title="simulator (full batch) vs certified collapsed optimum", box=box.SIMPLE)
-    for col in ("n_w", "tau", "seed", "simulator loss", "solver optimum", "relative gap", "max |G_M diff|",
-                "distance sim", "distance solver"):
-        table.add_column(col, justify="right")
+    console.print(_agree_table(rows))
+    console.print(f"tolerance = {TOLERANCE_SOURCE}; agree needs it at most {ENTRY_TOL:g} (losses and distances: "
+                  "--json)")
     for r in rows:
-        table.add_row(f"{r['n_w']:g}", f"{r['tau']:g}", str(r["seed"]), f"{r['simulator_loss']:.8g}",
-                      f"{r['solver_objective']:.8g}", f"{r['relative_gap']:+.1e}", f"{r['gram_max_difference']:.1e}",
-                      f"{r['distance_simulator']:.4f}", f"{r['distance_solver']:.4f}"
-                      + ("" if r["solver_status"] == "optimal" else "?"))
-    console.print(table)
+        if r["verdict"] != AGREE:
+            console.print(f"n_w {r['n_w']:g}, tau {r['tau']:g}, seed {r['seed']}: {r['verdict']}: {r['reason']}")
     loose = [r for r in rows if r["solver_status"] != "optimal"]
     if loose:
         console.print(f"[yellow]{len(loose)} of {len(rows)} solver optima are not certified (status "
-                      f"{', '.join(sorted({r['solver_status'] for r in loose}))}): their gap and distance may be "
-                      "off (marked ?)[/yellow]")
+                      f"{', '.join(sorted({r['solver_status'] for r in loose}))}): their gap may be off "
+                      "(marked ?)[/yellow]")
+
+
+def _agree_table(rows: list[dict]) -> Table:
+    """One line per run, within 80 columns: gap, largest G_M entry difference, tolerance, verdict."""
+    table = Table(title="simulator (full batch) vs certified collapsed optimum", box=box.SIMPLE, padding=(0, 1),
+                  pad_edge=False)
+    for col in ("n_w", "tau", "seed", "rel. gap", "max |dG_M|", "tolerance", "verdict"):
+        table.add_column(col, justify="right", no_wrap=True)
+    colour = {AGREE: "green", DISAGREE: "red", CANNOT_JUDGE: "yellow"}
+    for r in rows:
+        tol = "-" if r["tolerance"] is None else f"{r['tolerance']:.1e}"
+        table.add_row(f"{r['n_w']:g}", f"{r['tau']:g}", str(r["seed"]),
+                      f"{r['relative_gap']:+.1e}" + ("" if r["solver_status"] == "optimal" else "?"),
+                      f"{r['gram_max_difference']:.1e}", tol, f"[{colour[r['verdict']]}]{r['verdict']}[/]")
+    return table

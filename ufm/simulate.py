@@ -95,6 +95,7 @@ class SimResult:
     elapsed_s: float
     device: str
     warnings: list[str] = field(default_factory=list)
+    logged_g_m: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (epoch, [S, k, k]) with keep_grams only
 
     @property
     def g_m(self) -> np.ndarray:
@@ -280,8 +281,10 @@ def simulate(
     progress: Callable[[int, int, dict], None] | None = None,
     max_memory_gb: float | None = None,
     on_estimate: Callable[[Estimate], None] | None = None,
+    keep_grams: bool = False,
 ) -> SimResult:
-    """Run the stacked UFM optimization of ``cfg``; ``progress(epoch, epochs, metrics)`` after each log.
+    """Run the stacked UFM optimization of ``cfg``; ``progress(epoch, epochs, metrics)`` after each log;
+    ``keep_grams`` keeps G_M at every logged epoch in memory (``SimResult.logged_g_m``, not saved).
 
     The sizes are checked first (:func:`check_simulation_size`; ``max_memory_gb`` overrides the limit).  After the
     first timed epochs a long run hands ``on_estimate`` what it expects to take (an :class:`ufm.eta.Estimate`; its
@@ -290,11 +293,11 @@ def simulate(
     at the next epoch.
     """
     with interrupt.safe_points():
-        return _simulate(cfg, progress, max_memory_gb, on_estimate)
+        return _simulate(cfg, progress, max_memory_gb, on_estimate, keep_grams)
 
 
 def _simulate(cfg: SimConfig, progress: Callable[[int, int, dict], None] | None, max_memory_gb: float | None,
-              on_estimate: Callable[[Estimate], None] | None) -> SimResult:
+              on_estimate: Callable[[Estimate], None] | None, keep_grams: bool = False) -> SimResult:
     """:func:`simulate`'s work, inside its safe points."""
     check_simulation_size(cfg, max_memory_gb)
     problem = build_problem(cfg)
@@ -332,6 +335,7 @@ def _simulate(cfg: SimConfig, progress: Callable[[int, int, dict], None] | None,
     sched = _scheduler(cfg, opt)
 
     history: list[dict] = []
+    logged: list[tuple[int, np.ndarray]] = []
     last_finite: torch.Tensor | None = None
     previous = None
     start = time.perf_counter()
@@ -366,6 +370,8 @@ def _simulate(cfg: SimConfig, progress: Callable[[int, int, dict], None] | None,
             entry = {"epoch": epoch, "loss": loss.detach().tolist()}
             entry.update({key: value.tolist() for key, value in metrics.items()})
             history.append(entry)
+            if keep_grams:
+                logged.append((epoch, mean_gram(h.detach(), y_dev, k).to("cpu", torch.float64).numpy()))
             if progress is not None:
                 progress(epoch, cfg.epochs, entry)
         if converged:
@@ -385,4 +391,5 @@ def _simulate(cfg: SimConfig, progress: Callable[[int, int, dict], None] | None,
         elapsed_s=elapsed,
         device=str(device),
         warnings=notes,
+        logged_g_m=logged,
     )
