@@ -142,7 +142,7 @@ def nc_metrics(h: torch.Tensor, y: torch.Tensor, k: int,
             raise ValueError(f"prototypes must be [k, d] = [{k}, {h.shape[-1]}] (one row per class), got "
                              f"{list(w.shape)}")
         out["nc3"] = _etf_structure_error(centred, w)
-        ncc = ((h.unsqueeze(-2) - mu.unsqueeze(-3)).square().sum(-1)).argmin(-1)  # [..., N]
+        ncc = (_square_distances(h, mu)).argmin(-1)  # [..., N]: nearest class centre
         linear = (h @ w.transpose(-1, -2)).argmax(-1)
         out["nc4"] = (ncc == linear).to(h.dtype).mean(-1)
     return out
@@ -152,10 +152,17 @@ def _cdnv(within: torch.Tensor, onehot: torch.Tensor, mu: torch.Tensor) -> torch
     """Mean over class pairs of (var_i + var_j) / (2 ||mu_i - mu_j||^2), ``[...]`` (see :func:`nc_metrics`)."""
     k = mu.shape[-2]
     var = (onehot.transpose(-1, -2) @ within.square().sum(-1, keepdim=True)).squeeze(-1) / onehot.sum(-2)  # [..., k]
-    dist2 = (mu.unsqueeze(-2) - mu.unsqueeze(-3)).square().sum(-1)  # [..., k, k]
+    centred = mu - mu.mean(-2, keepdim=True)  # distances are shift-free; centring keeps the expansion accurate
+    dist2 = _square_distances(centred, centred)  # [..., k, k]
     ratio = (var.unsqueeze(-1) + var.unsqueeze(-2)) / (2 * dist2)
     upper = torch.triu(torch.ones(k, k, dtype=torch.bool, device=mu.device), diagonal=1)
     return ratio[..., upper].mean(-1)
+
+
+def _square_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """||a_i - b_j||^2 for ``a [..., n, d]``, ``b [..., m, d]``: ``[..., n, m]``, by the expansion (no n x m x d)."""
+    cross = a @ b.transpose(-1, -2)
+    return (a.square().sum(-1).unsqueeze(-1) + b.square().sum(-1).unsqueeze(-2) - 2 * cross).clamp_min(0)
 
 
 def _etf_structure_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
