@@ -83,4 +83,6 @@ def test_verdict_rules():
     assert loose["verdict"] == CANNOT_JUDGE and loose["tolerance"] == pytest.approx(1e-3 + 1e-9)
     assert verdict(_row(solver_entry_accuracy=None), "x", None, 1e-13)["verdict"] == CANNOT_JUDGE
     moving = verdict(_row(simulator_tolerance=math.inf), "still moving (...)", None, 1e-13)
-    assert moving["verdict"] == CANNOT_JUDGE and moving["reason"] == "simulator still moving (...)"
+    assert moving["verdict"] == CANNOT_JUDGE and moving["reason"] == "simulator: still moving (...)"
+    single = verdict(_row(simulator_tolerance=1.2e-4, gram_max_difference=1e-5), "converged to round-off", None, 1.2e-4)
+    assert single["verdict"] == CANNOT_JUDGE and "use --dtype float64" in single["reason"]

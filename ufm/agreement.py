@@ -148,12 +148,16 @@ def verdict(row: dict, simulator_note: str, solver_relative_gap: float | None, f
     if bound is None or not math.isfinite(bound):
         return {"verdict": CANNOT_JUDGE, "tolerance": None, "reason": "the solver reports no entry bound"}
     if not math.isfinite(sim_tol):
-        return {"verdict": CANNOT_JUDGE, "tolerance": None, "reason": f"simulator {simulator_note}"}
+        return {"verdict": CANNOT_JUDGE, "tolerance": None, "reason": f"simulator: {simulator_note}"}
     tolerance = sim_tol + bound
     diff = row["gram_max_difference"]
     if diff > tolerance:
         return {"verdict": DISAGREE, "tolerance": tolerance,
                 "reason": f"G_M entries differ by {diff:.1e} > tolerance {tolerance:.1e}"}
+    if tolerance > ENTRY_TOL and floor > ENTRY_TOL:
+        return {"verdict": CANNOT_JUDGE, "tolerance": tolerance,
+                "reason": f"the simulator's round-off ({floor:.0e}) is above {ENTRY_TOL:g}, what 'optimal' promises: "
+                          "use --dtype float64"}
     if tolerance > ENTRY_TOL:
         return {"verdict": CANNOT_JUDGE, "tolerance": tolerance,
                 "reason": f"the tolerance {tolerance:.1e} is above {ENTRY_TOL:g}, what 'optimal' promises: run the "
