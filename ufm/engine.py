@@ -237,7 +237,8 @@ def run_set(
     executor = executor or ExecutorConfig()
     folder = check_out_dir(Path(folder), "--out", run_folder=False).resolve()  # not a file, writable
     planned = list(planned)
-    refuse_identical(planned)  # other data (data_root) or another device is another run
+    if record is None:  # a list of points; a product grid may repeat a point where a field has no effect (a map's
+        refuse_identical(planned)  # n_w = 0 column in both anchor panels): its fields were checked by run_grid
     record = records.record(k.name, planned, record)
     records.claim(folder, k, record, overwrite, extend)
     if extend:
