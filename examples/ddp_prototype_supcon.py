@@ -49,6 +49,7 @@ def main() -> None:
         print(f"{world} rank(s): loss {loss.item():.10f} (one process: {single.item():.10f}); "
               f"max |DDP grad - single-process grad| = {diff:.1e}")
     if distributed:
+        dist.barrier()  # every rank leaves together (rank 0 did the reference work above)
         dist.destroy_process_group()
 
 

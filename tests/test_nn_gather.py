@@ -45,6 +45,7 @@ def _rank(rank: int, world: int, sizes: list, init: str, out: str) -> None:
             loss.backward()
             results[(mode, views)] = (loss.item(), model.weight.grad.clone())
         torch.save(results, f"{out}/rank{rank}.pt")
+        torch.distributed.barrier()  # every rank leaves together
     finally:
         torch.distributed.destroy_process_group()
 

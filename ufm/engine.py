@@ -439,8 +439,6 @@ def run(configs: Any, out: str | Path, *, grid: Mapping[str, Sequence] | None = 
     if grid is not None:
         if many:
             raise ValueError("a grid spans one base config; give one config with grid=, or a list of configs")
-        from ufm.grid import parse_grid  # noqa: F401  (grids from text: ufm.grid.parse_grid)
-
         return run_grid(out, k.name, values[0], dict(grid), executor, done, overwrite=overwrite)
     return run_set(out, k.name, points(k.name, configs if isinstance(configs, Mapping) else values), executor, done,
                    overwrite=overwrite)

@@ -9,11 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from ufm.cli.main import EARLY_INTERRUPT, app
+from _images import write_image_folder
 
 LINE_WITHIN_S = 5  # the interrupted line after the signal
 EXIT_WITHIN_S = 15  # the process gone (interpreter shutdown with torch loaded takes a few seconds on a busy machine)
@@ -21,18 +21,7 @@ EXIT_WITHIN_S = 15  # the process gone (interpreter shutdown with torch loaded t
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 12), ("test", 4)):
-        for c in range(3):
-            folder = root / split / f"class{c}"
-            folder.mkdir(parents=True)
-            for i in range(n):
-                img = np.clip(rng.normal(60 + 60 * c, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(img).save(folder / f"{i}.png")
-    return root
+    return write_image_folder(tmp_path_factory.mktemp("images"))
 
 
 def _train_args(images, out, *extra):
