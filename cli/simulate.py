@@ -14,7 +14,7 @@ from ._common import (check_figure_out, console, default_out, err_console, max_m
 from ._config import with_config_options
 from ufm.deep.figures import deep_fig1
 from ufm.figures import FIGURES, render
-from ufm import engine
+from ufm import single
 from ufm.kinds import simulate as simulate_kind
 from ufm.simulate import SimConfig, SimResult, check_simulation_size
 
@@ -51,10 +51,10 @@ def simulate_command(
     n_w = 100 stacked side by side. Writes config.json, summary.json, arrays.npz, metrics.jsonl and
     G_M-vs-G_* heatmaps (gram_heatmaps.png) into the run folder.
     """
-    folder = engine.check_run_folder(out or default_out("simulate"), "simulate", overwrite)
+    folder = single.check_run_folder(out or default_out("simulate"), "simulate", overwrite)
     check_simulation_size(config, max_memory_gb)
     # the Gram file, the counts, G_* and the batch size are checked before the progress bar starts
-    result = engine.run_one(folder, "simulate", config, overwrite,
+    result = single.run_one(folder, "simulate", config, overwrite,
                             lambda cfg, stage: _run_with_progress(cfg, stage, as_json, max_memory_gb))
     summary = result.summary()
     summary["run_folder"] = str(folder)

@@ -14,7 +14,7 @@ from ._common import console, default_out, max_memory_option, overwrite_option, 
 from ._config import typed, with_config_options
 from ufm.agreement import AGREE, CANNOT_JUDGE, DISAGREE, TOLERANCE_SOURCE, solver_vs_simulator
 from ufm.errors import FieldError
-from ufm import engine
+from ufm import single
 from ufm.kinds import solve as solve_kind
 from ufm.simulate import SimConfig
 from ufm.spec import SolveConfig
@@ -40,7 +40,7 @@ def solve_command(
         raise FieldError(f"{{reduce={config.reduce}}} has no effect with {{full}} (the N x N problem is "
                          "never symmetry-reduced); drop it")
     folder = out or default_out("solve")
-    summary, result = engine.run_one(folder, "solve", config, overwrite,
+    summary, result = single.run_one(folder, "solve", config, overwrite,
                                      lambda cfg, stage: solve_kind.run(cfg, stage, full, max_memory_gb))
     n, tau, n_w = summary["counts"], config.tau, config.n_w
     if as_json:

@@ -81,7 +81,7 @@ def test_tolerance_stops_early():
 def test_save_and_load_round_trip(tmp_path):
     result = simulate(SimConfig(**{**SMALL, "epochs": 20}))
     folder = result.save(tmp_path / "run")
-    # the folder marker kind.json is the engine's (ufm.engine.run_one), not the result's
+    # the folder marker kind.json is the engine's (ufm.single.run_one), not the result's
     assert {p.name for p in folder.iterdir()} == {"config.json", "summary.json", "arrays.npz", "metrics.jsonl"}
     loaded = SimResult.load(folder)
     assert loaded.config == result.config

@@ -1,7 +1,7 @@
 """What ``ufm train`` runs, as a library: one run, a resumed run, a preset or a grid of runs, planned and checked
 before anything trains (:func:`plan_training`), then run through the engine (:func:`run_training_plan`).
 
-A single run (or ``resume``) trains in its own folder (:func:`ufm.engine.run_here`: re-running the same command
+A single run (or ``resume``) trains in its own folder (:func:`ufm.single.run_here`: re-running the same command
 continues it from its checkpoint); a preset or grid is a set of runs in one folder (:func:`ufm.engine.run_set`:
 finished runs are kept, started ones resume, the table and Figure 1 are gathered).
 """
@@ -90,7 +90,7 @@ def run_training_plan(plan: TrainPlan, executor: Any = None, nproc: int = 1, max
     """Train what is left of ``plan`` with ``executor`` (inline by default; local processes, a SLURM array) and
     return ``{"summaries": {name: summary + run_folder}, "skipped": n, "resumed": n}`` or, for SLURM without
     waiting, ``{"submitted": {name: job id}}``.  ``progress(name, epochs)`` gives a run's epoch callback (inline)."""
-    from ufm import engine
+    from ufm import engine, single
     from ufm.deep.train import noting_run
     from ufm.executors import ExecutorConfig
 
@@ -110,7 +110,7 @@ def run_training_plan(plan: TrainPlan, executor: Any = None, nproc: int = 1, max
                 "resumed": sum(s == "resume" for s in report["states"].values())}
     (name, cfg), = plan.runs.items()
     with noting_run(plan.out):
-        result = engine.run_here(plan.out, "train", cfg, executor, "resume" if plan.resume else None, options)
+        result = single.run_here(plan.out, "train", cfg, executor, "resume" if plan.resume else None, options)
     if not executor.wait and executor.executor == "slurm":
         return {"submitted": {name: result}}
     summary = result or {**read_json(plan.out / "summary.json"), "run_folder": str(plan.out)}
