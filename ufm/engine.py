@@ -70,10 +70,10 @@ class Kind:
     result: str
     run: Callable[[Any, Path], None]
     rows: Callable[[Point, Path, dict], list[dict]]
-    render: Callable[[Path, list[dict]], Any] | None = None
-    check: Callable[[Sequence[Point]], None] | None = None
+    render: Callable[[Path, list[dict], list[str] | None], Any] | None = None
+    check: Callable[[Sequence[Point], dict[str, Path]], None] | None = None
     state: Callable[[Any, Path], str] | None = None
-    task: Callable[[Point, Path], Any] | None = None
+    task: Callable[..., Any] | None = None  # (point, folder, state, **options) -> an executor task
     points_dir: str = "points"
     ignore: tuple[str, ...] = ()
     noun: str = "points"
@@ -148,12 +148,12 @@ def check_grid_effects(name: str, base: Any, grid: Mapping[str, Sequence], given
     return planned
 
 
-def refuse_identical(planned: Sequence[Point], ignore: Sequence[str] = ()) -> None:
-    """Two points of one set whose configurations agree in every field that has an effect (``ignore``: where it runs)
-    would run the same experiment under two names: refused."""
+def refuse_identical(planned: Sequence[Point]) -> None:
+    """Two points of one set whose configurations agree in every field that has an effect would run the same
+    experiment under two names: refused (where it runs counts: other data or another device is another run)."""
     seen: dict[str, str] = {}
     for p in planned:
-        idle = set(ignore) | set(p.config.without_effect() if hasattr(p.config, "without_effect") else ())
+        idle = set(p.config.without_effect() if hasattr(p.config, "without_effect") else ())
         key = repr(sorted((f, v) for f, v in p.config.to_dict().items() if f not in idle))  # what the run computes
         if key in seen:
             raise ValueError(f"{seen[key]} and {p.name} would run the same configuration under two names (an option "
@@ -198,6 +198,12 @@ def _mark_point(name: str, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if REGISTRY[name].run_folder is not None:
         mark(folder, REGISTRY[name].run_folder.key)
+
+
+def portable(options: dict | None, executor: Any) -> dict:
+    """The task options that can travel with ``executor``: a callback (e.g. a progress bar) only runs inline."""
+    options = options or {}
+    return options if executor.executor == "inline" else {o: v for o, v in options.items() if not callable(v)}
 
 
 def _task(k: Kind, p: Point, folder: Path, state: str, options: dict) -> Any:
@@ -255,9 +261,8 @@ def run_set(
         if states[p.name] == "restart":  # stopped before its first checkpoint: nothing to keep
             shutil.rmtree(folder / k.points_dir / p.name)
         _mark_point(name, folder / k.points_dir / p.name)
-    if executor.executor != "inline":  # a callback does not travel to another process
-        options = {o: v for o, v in (options or {}).items() if not callable(v)}
-    tasks = [_task(k, p, folder / k.points_dir / p.name, states[p.name], options or {}) for p in todo]
+    options = portable(options, executor)
+    tasks = [_task(k, p, folder / k.points_dir / p.name, states[p.name], options) for p in todo]
     try:
         resumes = ", started ones resume from their checkpoints" if k.state is not None else ""
         with interrupt.noting(f"finished {k.noun} are kept in {folder}",

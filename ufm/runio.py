@@ -243,9 +243,9 @@ def check_out_dir(path: str | Path, what: str = "--out", overwrite: bool = False
     return path
 
 
-def file_list(folder: Path, most: int = 4) -> str:
-    """``"a, b, c, d, ..."``: the first names in ``folder`` (sorted), for a message."""
-    names = sorted(p.name for p in folder.iterdir())
+def file_list(folder: Path, most: int = 4, skip: tuple[str, ...] = ()) -> str:
+    """``"a, b, c, d, ..."``: the first names in ``folder`` (sorted; not those in ``skip``), for a message."""
+    names = sorted(p.name for p in folder.iterdir() if p.name not in skip)
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 

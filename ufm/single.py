@@ -14,10 +14,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from ufm.engine import Point, _mark_point, _task, kind, point_state
-from ufm.folders import mark
+from ufm.engine import Point, _mark_point, _ran, _task, kind, point_state, portable
+from ufm.folders import MARKER, mark
 from ufm.registry import KINDS as REGISTRY
-from ufm.runio import check_out_dir
+from ufm.runio import check_out_dir, file_list
 
 __all__ = ["check_run_folder", "run_one", "run_here"]
 
@@ -80,17 +80,14 @@ def run_here(folder: str | Path, name: str, config: Any, executor: Any = None, s
         if state == "restart":
             shutil.rmtree(folder)
         folder = check_out_dir(folder, "--out", run_folder=False)  # not a file, writable
-        others = sorted(p.name for p in folder.iterdir() if p.name != "kind.json") if folder.is_dir() else []
-        if others:
-            raise ValueError(f"--out {folder} holds files ({', '.join(others[:4])}{', ...' if len(others) > 4 else ''}) "
-                             "but no run; choose another --out")
+        if _ran(folder):  # files of something else (the engine's own marker aside)
+            raise ValueError(f"--out {folder} holds files ({file_list(folder, skip=(MARKER,))}) but no run; choose "
+                             "another --out")
         if k.check is not None:
             k.check([Point(folder.name, {}, config)], {})
     created = not folder.exists()
     _mark_point(name, folder)
-    if executor.executor != "inline":
-        options = {o: v for o, v in (options or {}).items() if not callable(v)}
-    task = _task(k, Point(folder.name, {}, config), folder, state, options or {})
+    task = _task(k, Point(folder.name, {}, config), folder, state, portable(options, executor))
     try:
         if executor.executor == "inline":
             return task()  # its errors as they are (a FieldError keeps its fields)
