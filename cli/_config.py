@@ -34,15 +34,19 @@ def _annotation(tp: Any) -> Any:
 ANCHORS = {"prototype": True, "batch": False}  # --anchors: the one option naming the anchor convention
 
 
-def anchors_option(default: bool) -> Any:
-    """``--anchors prototype|batch``: the command-line form of every config's ``prototype_anchors`` field."""
-    return typer.Option("prototype" if default else "batch", "--anchors", rich_help_panel="Experiment",
+def anchors_option(default: bool | None) -> Any:
+    """``--anchors prototype|batch``: the command-line form of every config's ``prototype_anchors`` field (a field
+    defaulting to None, the config's own choice, stays None when the option is not given)."""
+    return typer.Option(None if default is None else "prototype" if default else "batch", "--anchors",
+                        rich_help_panel="Experiment",
                         help="anchor convention: prototype (prototype copies are anchors too, Eq. (1) as written) or "
                              "batch (only the batch's embeddings are anchors)")
 
 
-def anchors_value(text: str) -> bool:
-    """``prototype`` -> True, ``batch`` -> False; anything else refused naming --anchors."""
+def anchors_value(text: str | None) -> bool | None:
+    """``prototype`` -> True, ``batch`` -> False, not given (None) -> None; anything else refused naming --anchors."""
+    if text is None:
+        return None
     if text not in ANCHORS:
         raise FieldError(f"{{prototype_anchors}} must be prototype or batch, got {literal(repr(text))}")
     return ANCHORS[text]
@@ -72,7 +76,7 @@ def config_parameters(cls: type, skip: tuple[str, ...] = ()) -> list[inspect.Par
             continue
         if f.name == "prototype_anchors":
             params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=anchors_option(f.default),
-                                            annotation=str))
+                                            annotation=Optional[str]))
             continue
         default = f.default
         name = flag(f.name)

@@ -49,3 +49,20 @@ def test_simulate_table_title_states_what_ran(tmp_path):
     assert result.exit_code == 0, result.output
     title = next(line for line in result.output.splitlines() if "epochs in" in line)
     assert "counts [4, 4, 2], full batch," in title and "step" not in title and "of 32" not in title, title
+
+
+def test_the_default_command_runs_the_library_default_config(tmp_path):
+    """Options left out give the config's own defaults (the anchor convention included: SimConfig's None means
+    prototype anchors where the loss has them; an --anchors default of 'batch' silently flipped it)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from ufm.cli.main import app
+    from ufm.simulate import SimConfig
+
+    result = CliRunner().invoke(app, ["simulate", "--epochs", "2", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved == json.loads(json.dumps(SimConfig(epochs=2).to_dict()))
+    assert saved["prototype_anchors"] is True
