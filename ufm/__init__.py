@@ -16,6 +16,7 @@ _EXPORTS = {
     "run": "ufm.engine",
     **dict.fromkeys(("angle_errors_deg", "class_means", "geometry_summary", "gram_distance", "group_angles",
                      "mean_gram", "nc1", "nc_metrics"), "ufm.analysis"),
+    **dict.fromkeys(("NCAccumulator", "stream_nc_metrics"), "ufm.nc_stream"),
     **dict.fromkeys(("check_gram", "etf_gram", "make_gram", "minority_weighted_gram", "orthogonal_gram",
                      "prototypes_from_gram"), "ufm.geometry"),
     **dict.fromkeys(("class_counts", "labels_from_counts", "long_tail_counts", "minority_mask", "step_counts"),
@@ -44,6 +45,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 __all__ = [
     "__version__",
+    "NCAccumulator",
     "angle_errors_deg",
     "ce_fixed_classifier_loss",
     "check_gram",
@@ -69,4 +71,5 @@ __all__ = [
     "run",
     "scl_loss",
     "step_counts",
+    "stream_nc_metrics",
 ]

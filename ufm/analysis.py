@@ -8,6 +8,7 @@ are stacks of runs.  No loops over samples or classes: class statistics are one-
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -95,11 +96,18 @@ def nc1(h: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
 def _covariance_ratio(within: torch.Tensor, between: torch.Tensor) -> torch.Tensor:
     """tr(Sigma_W Sigma_B^+) / k from the rows' deviations from their class means ``within [..., N, d]`` and the
     centred class means ``between [..., k, d]``, ``[...]`` (see :func:`nc1`)."""
+    return _spread_ratio(between, lambda vh: (within @ vh.transpose(-1, -2)).square().sum(-2) / within.shape[-2])
+
+
+def _spread_ratio(between: torch.Tensor, spread_along: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """tr(Sigma_W Sigma_B^+) / k, ``[...]``, from the centred class means ``between [..., k, d]`` and
+    ``spread_along(vh)``: v_j^T Sigma_W v_j ``[..., m]`` for the right singular vectors ``vh [..., m, d]`` of
+    ``between`` (rows' deviations, or a d x d Sigma_W as :mod:`ufm.nc_stream` keeps it)."""
     _, sv, vh = torch.linalg.svd(between, full_matrices=False)  # [..., m], [..., m, d]
     eig = sv.square()
     rtol = math.sqrt(torch.finfo(between.dtype).eps)
     keep = eig > rtol * eig.amax(-1, keepdim=True)
-    spread = (within @ vh.transpose(-1, -2)).square().sum(-2) / within.shape[-2]  # [..., m]: v_j^T Sigma_W v_j
+    spread = spread_along(vh)  # [..., m]: v_j^T Sigma_W v_j
     return torch.where(keep, spread / torch.where(keep, eig, torch.ones_like(eig)), torch.zeros_like(eig)).sum(-1)
 
 
@@ -150,8 +158,14 @@ def nc_metrics(h: torch.Tensor, y: torch.Tensor, k: int,
 
 def _cdnv(within: torch.Tensor, onehot: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
     """Mean over class pairs of (var_i + var_j) / (2 ||mu_i - mu_j||^2), ``[...]`` (see :func:`nc_metrics`)."""
-    k = mu.shape[-2]
     var = (onehot.transpose(-1, -2) @ within.square().sum(-1, keepdim=True)).squeeze(-1) / onehot.sum(-2)  # [..., k]
+    return _cdnv_of(var, mu)
+
+
+def _cdnv_of(var: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """The CDNV from the class variances ``var [..., k]`` (mean ||h - mu_c||^2 over class c) and means
+    ``mu [..., k, d]``, ``[...]``."""
+    k = mu.shape[-2]
     centred = mu - mu.mean(-2, keepdim=True)  # distances are shift-free; centring keeps the expansion accurate
     dist2 = _square_distances(centred, centred)  # [..., k, k]
     ratio = (var.unsqueeze(-1) + var.unsqueeze(-2)) / (2 * dist2)
@@ -215,10 +229,15 @@ def geometry_summary(
     """The numbers reported for a run, each ``[...]``: distance of G_M to G_*, NC1, worst pair angle
     error, and the majority/minority/across mean angles of G_M."""
     k = g_star.shape[-1]
-    g_m = mean_gram(h, y, k, center)
+    return _summary_of(mean_gram(h, y, k, center), nc1(h, y, k), g_star, minority)
+
+
+def _summary_of(g_m: torch.Tensor, nc1_value: torch.Tensor, g_star: torch.Tensor,
+                minority: torch.Tensor) -> dict[str, torch.Tensor]:
+    """:func:`geometry_summary` from G_M ``[..., k, k]`` and NC1 ``[...]``."""
     out = {
         "distance": gram_distance(g_m, g_star),
-        "nc1": nc1(h, y, k),
+        "nc1": nc1_value,
         "max_angle_error": angle_errors_deg(g_m, g_star).abs().amax((-2, -1)),
     }
     for name, value in group_angles(g_m, minority).items():
