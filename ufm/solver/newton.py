@@ -192,7 +192,11 @@ def _polish_rank(problem: Rows, gram, cross, p: int, start_gap: float | None, ma
     uu = rows(z[:n_theta])
     nu0 = ((full_grad * uu).sum(1) / (uu * uu).sum(1)).detach()
     z = torch.cat([z[:n_theta], nu0])
-    floor = 64 * _EPS * max(1.0, program.total / program.tau)
+    def floor_of(z: torch.Tensor) -> np.ndarray:
+        return _gradient_floor(program, rows(z[:n_theta]).detach(), w_rows, g_flat, mask, r, problem.n, n_proto,
+                               len(z))
+
+    floor = 4 * float(np.linalg.norm(floor_of(z)))
     f0 = program.numpy(_values(problem, gram, cross))
     iterations = 0
     res = grad_fn(z)
@@ -225,8 +229,7 @@ def _polish_rank(problem: Rows, gram, cross, p: int, start_gap: float | None, ma
     if cond > 1e12:
         return _refuse(gram, cross, p, iterations, f"singular Hessian (condition number {cond:.1e})")
     inverse = np.linalg.inv(hess)
-    row_floor = np.full(len(z), 16 * _EPS)
-    row_floor[:n_theta] = 16 * _EPS * max(1.0, program.total / program.tau)
+    row_floor = floor_of(z)
     delta = np.abs(inverse @ res.numpy())[:n_theta] + (np.abs(inverse) @ row_floor)[:n_theta]
     du = rows(torch.from_numpy(delta)).numpy()
     u = rows(z[:n_theta]).detach()
@@ -244,6 +247,28 @@ def _polish_rank(problem: Rows, gram, cross, p: int, start_gap: float | None, ma
     if value > f0 + (start_gap or 0.0) + 1e-12 * abs(f0):
         return _refuse(gram, cross, p, iterations, "Newton raised the objective")
     return FactorPolish(new_gram, new_cross, p, iterations, accuracy, cert["certified_gap"], True)
+
+
+def _gradient_floor(program, u: torch.Tensor, w_rows: torch.Tensor, g_flat: torch.Tensor, mask: np.ndarray, r: int,
+                    n: int, k: int, size: int) -> np.ndarray:
+    """Round-off level of each entry of the Lagrangian's gradient ``[size]`` (theta, then nu): the gradient with
+    every contribution taken in absolute value, times (16 + the largest |logit|) eps (a softmax weight is exact to
+    that relative to itself).  The fixed prototype block (G_*) contributes nothing: many copies make its softmax
+    weights large but they move no unknown, so the floor does not grow with n_w."""
+    v = torch.cat([(u @ u.T).reshape(-1), (u @ w_rows.T).reshape(-1), g_flat])
+    index = torch.from_numpy(program.index)
+    logits = v[index] / program.tau + torch.from_numpy(program.logw)
+    p = torch.softmax(logits, 1) * torch.from_numpy(program.weight)[:, None] / program.tau
+    g = torch.zeros_like(v).index_add(0, index.reshape(-1), p.reshape(-1))
+    g = g + torch.from_numpy(abs(program.coef)) / program.tau
+    a = g[: n * n].reshape(n, n)
+    b = g[n * n: n * n + n * k].reshape(n, k)
+    per_row = (a + a.T) @ u.abs() + b @ w_rows.abs()
+    scale = (16 + float(logits.abs().max())) * _EPS
+    out = np.full(size, 16 * _EPS)
+    n_theta = n * r + int(mask.sum())
+    out[:n_theta] = scale * np.concatenate([per_row[:, :r].numpy().ravel(), per_row[:, r:].numpy()[mask]])
+    return out
 
 
 def _values(problem: Rows, gram, cross) -> np.ndarray:
