@@ -219,6 +219,7 @@ def test_a_killed_grid_continues_by_rerunning_the_same_command(image_folder, tmp
     for row in report["rows"]:
         final = summaries[row["run"]]["final"]
         assert row["n_w"] == float(row["run"].split("=")[1]) and row["distance"] == final["distance"]
+        assert all(row[key] == final[key] for key in ("nc1_ref", "cdnv", "nc2", "nc3", "nc4"))
         assert row["linear_probe_accuracy"] == summaries[row["run"]]["linear_probe_accuracy"]
     with open(grid / "table.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 3

@@ -39,7 +39,7 @@ def test_events_mirror_the_metrics(image_folder, tmp_path):
     for name in ("loss", "lr", "grad_norm"):
         assert [e.step for e in acc.Scalars(name)] == [1, 2, 3]
         assert [e.value for e in acc.Scalars(name)] == pytest.approx([h[name] for h in history], rel=1e-6)
-    for name in ("distance", "nc1", "ncc_accuracy", "prototype_accuracy"):
+    for name in ("distance", "nc1", "nc1_ref", "cdnv", "nc2", "nc3", "nc4", "ncc_accuracy", "prototype_accuracy"):
         assert [e.step for e in acc.Scalars(name)] == [2, 3]  # evaluated epochs only
         assert acc.Scalars(name)[-1].value == pytest.approx(history[-1][name], rel=1e-6)
     assert [e.step for e in acc.Images("G_M")] == [2, 3]

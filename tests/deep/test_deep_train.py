@@ -245,8 +245,10 @@ def _ctrl_c_at(monkeypatch, where: str) -> None:
         monkeypatch.setattr(trainer, "load_data", wrap(trainer.load_data, lambda n, *a: True))
     elif where == "inside a step":
         monkeypatch.setattr(trainer, "batch_loss", wrap(trainer.batch_loss, lambda n, *a: n == 5))
-    elif where == "during evaluation":  # embed: once for the training images, once for the test images per epoch
-        monkeypatch.setattr(trainer, "embed", wrap(trainer.embed, lambda n, *a: n == 3))
+    elif where == "during evaluation":  # embedded: the training images twice, then the test images, per epoch
+        import ufm.deep.evaluate as evaluation
+
+        monkeypatch.setattr(evaluation, "embedded", wrap(evaluation.embedded, lambda n, *a: n == 4))
     else:  # during a checkpoint write: torch.save of epoch 0, 1, then 2
         monkeypatch.setattr(torch, "save", wrap(torch.save, lambda n, *a: n == 3))
 

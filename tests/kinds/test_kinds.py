@@ -62,6 +62,7 @@ def test_checks_refuse_before_anything_runs(tmp_path):
         solve_kind.KIND.check([Point("big", {}, SolveConfig(k=4, n_major=6, n_w=5.0, batching="shuffle",
                                                              batch_size=2))])
     assert train_kind.KIND.state(TrainConfig(), tmp_path / "none") == "new"
-    summary = {"epochs": 2, "final": {"distance": 0.1}, "linear_probe_accuracy": 0.5}
+    summary = {"epochs": 2, "final": {"distance": 0.1, "cdnv": 0.3, "nc4": 0.9}, "linear_probe_accuracy": 0.5}
     (row,) = train_kind.KIND.rows(Point("seed=0", {"seed": 0}, TrainConfig()), tmp_path, summary)
     assert row["run"] == row["point"] == "seed=0" and row["distance"] == 0.1 and row["nc1"] is None
+    assert (row["cdnv"], row["nc4"], row["nc1_ref"]) == (0.3, 0.9, None)  # the field's NC metrics are columns

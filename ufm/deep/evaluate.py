@@ -1,19 +1,26 @@
 """Evaluation of a trained embedding network: G_M through training, neural collapse and accuracies.
 
 Everything runs on the model's device in eval mode, without augmentation; images are uint8
-``[N, C, H, W]`` and the embeddings unit rows ``[N, d]``.
+``[N, C, H, W]`` and the embeddings unit rows ``[N, d]``.  The measurements at each evaluation (:func:`measure`)
+stream the embeddings batch by batch through :class:`ufm.nc_stream.NCAccumulator`, in memory independent of N
+(the training set is embedded twice: NC4 and the training NCC accuracy compare each row with the class means of
+the first pass).  The linear probe at the end of training fits on all training embeddings at once (full-batch
+L-BFGS), so it alone holds them (:func:`embed`).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import torch
 
-from ufm.analysis import class_means, geometry_summary, gram_distance, mean_gram, nc_report
+from ufm.analysis import class_means, gram_distance
+from ufm.nc_stream import NCAccumulator
 
-__all__ = ["Normalizer", "embed", "evaluate", "linear_probe", "probe_predictions", "per_class_accuracy", "shot_accuracies",
-           "class_accuracies"]
+__all__ = ["Normalizer", "embed", "embedded", "measure", "evaluate", "evaluate_batches", "linear_probe",
+           "probe_predictions", "per_class_accuracy", "shot_accuracies", "class_accuracies"]
+
+Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]  # each call: (z [b, d], y [b]) of every row
 
 
 class Normalizer:
@@ -29,44 +36,91 @@ class Normalizer:
         return ((x.to(self.mean.dtype) - self.mean) * self.inv_std).contiguous(memory_format=self.memory_format)
 
 
+def embedded(model: torch.nn.Module, images: torch.Tensor, normalize: Normalizer, batch: int = 512,
+             check: Callable[[], None] | None = None) -> Iterator[torch.Tensor]:
+    """Unit embeddings of uint8 images, ``batch`` rows at a time in the images' order: ``[b, d]`` each, in the
+    normalizer's dtype, eval mode, no augmentation.  ``check()`` before each batch (e.g.
+    :func:`ufm.interrupt.check`: Ctrl-C lands during a long evaluation).  The model's mode is restored after each
+    batch, so a loop that stops early leaves it as it was."""
+    for s in range(0, len(images), batch):
+        if check is not None:
+            check()
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                z = model(normalize(images[s : s + batch])).to(normalize.mean.dtype)
+        finally:
+            model.train(was_training)
+        yield z
+
+
 def embed(model: torch.nn.Module, images: torch.Tensor, normalize: Normalizer, batch: int = 512,
           check: Callable[[], None] | None = None) -> torch.Tensor:
-    """Unit embeddings of uint8 images, eval mode, no augmentation: ``[N, d]`` in the normalizer's dtype.
-    ``check()`` before each batch (e.g. :func:`ufm.interrupt.check`: Ctrl-C lands during a long evaluation)."""
-    was_training = model.training
-    model.eval()
-    parts = []
-    try:
-        with torch.no_grad():
-            for s in range(0, len(images), batch):
-                if check is not None:
-                    check()
-                parts.append(model(normalize(images[s : s + batch])).to(normalize.mean.dtype))
-    finally:
-        model.train(was_training)
-    return torch.cat(parts)
+    """All the unit embeddings of :func:`embedded` at once, ``[N, d]``."""
+    return torch.cat(list(embedded(model, images, normalize, batch, check)))
+
+
+def measure(model: torch.nn.Module, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
+            normalize: Normalizer, w: torch.Tensor, g_star: torch.Tensor, minority: torch.Tensor, batch: int = 512,
+            check: Callable[[], None] | None = None) -> tuple[dict, dict]:
+    """:func:`evaluate_batches` of the model's embeddings of ``train`` and ``test`` (uint8 images ``[N, C, H, W]``,
+    labels ``[N]``), embedded ``batch`` at a time (:func:`embedded`) and never held whole."""
+    def batches(images: torch.Tensor, labels: torch.Tensor) -> Batches:
+        return lambda: zip(embedded(model, images, normalize, batch, check), labels.split(batch))
+
+    return evaluate_batches(batches(*train), batches(*test), w, g_star, minority)
 
 
 def evaluate(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor,
              w: torch.Tensor, g_star: torch.Tensor, minority: torch.Tensor) -> tuple[dict, dict]:
-    """``(metrics, grams)`` of unit embeddings ``z_*: [N, d]`` with labels ``y_*: [N]``.
+    """:func:`evaluate_batches` of unit embeddings held whole, ``z_*: [N, d]`` with labels ``y_*: [N]``."""
+    return evaluate_batches(lambda: [(z_train, y_train)], lambda: [(z_test, y_test)], w, g_star, minority)
+
+
+def evaluate_batches(train: Batches, test: Batches, w: torch.Tensor, g_star: torch.Tensor,
+                     minority: torch.Tensor) -> tuple[dict, dict]:
+    """``(metrics, grams)`` of unit embeddings that ``train()`` and ``test()`` yield as ``(z [b, d], y [b])``
+    batches; ``train()`` is called twice and must give the same rows (memory independent of N).
 
     metrics: distance of G_M to G_* (and of the centred G_M), NC1, angles, the field's NC metrics of the training
-    embeddings with the prototypes ``w`` as classifier (:func:`ufm.analysis.nc_report`: nc1_ref, cdnv, nc2, nc3,
-    nc4), and the accuracies of the nearest class centre (on the training set: the terminal-phase test; and on the
-    test set) and of the nearest prototype.  grams: ``g_m`` and ``g_m_centered`` as float64 ``[k, k]`` tensors.
+    embeddings with the prototypes ``w`` as classifier (:meth:`ufm.nc_stream.NCAccumulator.nc_report`: nc1_ref,
+    cdnv, nc2, nc3, nc4), and the accuracies of the nearest class centre (on the training set: the terminal-phase
+    test; and on the test set) and of the nearest prototype.  grams: ``g_m`` and ``g_m_centered`` as float64
+    ``[k, k]`` tensors.  Equal, to rounding, to the one-shot functions of :mod:`ufm.analysis` on all the rows.
     """
-    k = g_star.shape[-1]
-    z64 = z_train.double()
-    metrics = {key: float(value) for key, value in geometry_summary(z64, y_train, g_star, minority).items()}
-    grams = {"g_m": mean_gram(z64, y_train, k), "g_m_centered": mean_gram(z64, y_train, k, center=True)}
-    metrics["distance_centered"] = float(gram_distance(grams["g_m_centered"], g_star))
-    metrics.update(nc_report(z64, y_train, k, w))
-    centers = torch.nn.functional.normalize(class_means(z_train, y_train, k), dim=-1)
-    metrics["train_ncc_accuracy"] = float((torch.argmax(z_train @ centers.T, 1) == y_train).float().mean())
-    metrics["ncc_accuracy"] = float((torch.argmax(z_test @ centers.T, 1) == y_test).float().mean())
-    metrics["prototype_accuracy"] = float((torch.argmax(z_test @ w.to(z_test.dtype).T, 1) == y_test).float().mean())
+    stats = NCAccumulator(g_star.shape[-1])
+    for z, y in train():
+        stats.update(z, y)
+    summary = {key: float(value) for key, value in stats.geometry_summary(g_star, minority).items()}
+    grams = {"g_m": stats.mean_gram(), "g_m_centered": stats.mean_gram(center=True)}
+    summary["distance_centered"] = float(gram_distance(grams["g_m_centered"], g_star))
+    centers = torch.nn.functional.normalize(stats.class_means(), dim=-1)
+    agreement, train_hits = stats.agreement(w), _Hits()
+    for z, y in train():  # the second pass: each row against the class means
+        agreement.update(z)
+        train_hits.add(z @ centers.to(z).T, y)
+    ncc, prototype = _Hits(), _Hits()
+    for z, y in test():
+        ncc.add(z @ centers.to(z).T, y)
+        prototype.add(z @ w.to(z).T, y)
+    metrics = {**summary, **stats.nc_report(w, agreement), "train_ncc_accuracy": train_hits.accuracy(),
+               "ncc_accuracy": ncc.accuracy(), "prototype_accuracy": prototype.accuracy()}
     return metrics, grams
+
+
+class _Hits:
+    """Accuracy of argmax scores, counted batch by batch."""
+
+    def __init__(self) -> None:
+        self.hits = self.n = 0
+
+    def add(self, scores: torch.Tensor, y: torch.Tensor) -> None:
+        self.hits += int((scores.argmax(1) == y).sum())
+        self.n += len(y)
+
+    def accuracy(self) -> float:
+        return self.hits / self.n if self.n else float("nan")
 
 
 def linear_probe(z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor,

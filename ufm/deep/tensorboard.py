@@ -2,7 +2,8 @@
 
 ``metrics.jsonl`` stays the source of truth; the events under ``<run>/tensorboard`` mirror it for the field's
 usual viewer: the scalars of each epoch (loss, learning rate, gradient norm, and at evaluations the distance to
-G_*, NC1 and the accuracies) and the G_M heatmap as an image.  Without TensorBoard nothing is written and training
+G_*, NC1, the field's NC metrics ``nc1_ref``, ``cdnv``, ``nc2``, ``nc3``, ``nc4`` (:func:`ufm.analysis.nc_report`) and
+the accuracies) and the G_M heatmap as an image.  Without TensorBoard nothing is written and training
 runs unchanged.  A resumed run purges the events logged after its checkpoint (TensorBoard's ``purge_step``).
 """
 
@@ -14,8 +15,8 @@ import numpy as np
 
 __all__ = ["EventLog", "SCALARS", "available"]
 
-SCALARS = ("loss", "lr", "grad_norm", "distance", "distance_centered", "nc1", "train_ncc_accuracy", "ncc_accuracy",
-           "prototype_accuracy")
+SCALARS = ("loss", "lr", "grad_norm", "distance", "distance_centered", "nc1", "nc1_ref", "cdnv", "nc2", "nc3", "nc4",
+           "train_ncc_accuracy", "ncc_accuracy", "prototype_accuracy")
 
 
 def available() -> bool:

@@ -40,7 +40,7 @@ from ufm.deep.batches import check_batches, epoch_plan as _epoch_plan
 from ufm.deep.batches import first_of_each_class as _first_of_each_class
 from ufm.deep.config import PRESETS, RESUMABLE, TrainConfig, preset, resumed_config
 from ufm.deep.data import ImageData, check_splits, imbalanced_subset, load_cifar, load_idx, load_image_folder
-from ufm.deep.evaluate import Normalizer, class_accuracies, embed, evaluate, probe_predictions, shot_accuracies
+from ufm.deep.evaluate import Normalizer, class_accuracies, embed, measure, probe_predictions, shot_accuracies
 from ufm.deep.model import ResNet18, check_head_reaches
 from ufm.deep.tensorboard import EventLog
 from ufm.geometry import prototypes_from_gram
@@ -295,9 +295,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: Callable[[in
     stop = interrupt.check if group is None else None  # rank 0 evaluates alone: the others stop at the next step
 
     def run_evaluation(epoch: int) -> dict:
-        z_train, z_test = embed(model, train_dev.images, normalize, check=stop), embed(model, test_dev.images,
-                                                                                       normalize, check=stop)
-        metrics, grams = evaluate(z_train, train_dev.labels, z_test, test_dev.labels, w, g_star_dev, minority)
+        metrics, grams = measure(model, (train_dev.images, train_dev.labels), (test_dev.images, test_dev.labels),
+                                 normalize, w, g_star_dev, minority, check=stop)  # streamed: not all embeddings
         state.grams.append({"epoch": epoch, **{name: g.cpu().numpy() for name, g in grams.items()}})
         write_npz(run_dir / "grams.npz", epoch=np.array([g["epoch"] for g in state.grams]),
                   g_m=np.stack([g["g_m"] for g in state.grams]),

@@ -18,8 +18,8 @@ from ufm.runio import read_json
 
 __all__ = ["KIND", "ROW_METRICS"]
 
-ROW_METRICS = ("distance", "distance_centered", "nc1", "angle_majority", "angle_minority", "angle_across",
-               "train_ncc_accuracy", "ncc_accuracy", "prototype_accuracy")
+ROW_METRICS = ("distance", "distance_centered", "nc1", "nc1_ref", "cdnv", "nc2", "nc3", "nc4", "angle_majority",
+               "angle_minority", "angle_across", "train_ncc_accuracy", "ncc_accuracy", "prototype_accuracy")
 
 
 def _rows(point: Point, folder: Path, summary: dict) -> list[dict]:
