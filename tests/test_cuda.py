@@ -50,3 +50,24 @@ def test_the_training_step_loop_never_waits_on_the_host(tmp_path):
     few = _synchronizations(tmp_path, "few", 128)  # 2 steps
     many = _synchronizations(tmp_path, "many", 16)  # 13 steps
     assert many == few, (few, many)
+
+
+def test_streamed_nc_statistics_on_cuda_equal_the_one_shot_functions_on_the_cpu():
+    """float32 batches on the GPU (labels on the CPU) are accumulated in float64 on the GPU."""
+    from ufm.analysis import mean_gram, nc_metrics
+    from ufm.nc_stream import NCAccumulator, stream_nc_metrics
+
+    gen = torch.Generator().manual_seed(0)
+    y = torch.arange(300) % 6
+    h = (torch.randn(6, 24, generator=gen)[y] + 0.3 * torch.randn(300, 24, generator=gen)).float()
+    w = prototypes_from_gram(etf_gram(6), 24, seed=0, dtype=torch.float64)
+    batches = lambda: [(h[s : s + 7].cuda(), y[s : s + 7]) for s in range(0, 300, 7)]  # noqa: E731
+    stats = NCAccumulator(6)
+    for hb, yb in batches():
+        stats.update(hb, yb)
+    assert stats.class_means().device.type == "cuda" and stats.class_means().dtype == torch.float64
+    torch.testing.assert_close(stats.mean_gram().cpu(), mean_gram(h.double(), y, 6), rtol=1e-10, atol=1e-10)
+    expected = nc_metrics(h.double(), y, 6, w)
+    streamed = stream_nc_metrics(batches, 6, w.cuda())
+    for key, value in expected.items():
+        torch.testing.assert_close(streamed[key].cpu(), value, rtol=1e-10, atol=1e-10)

@@ -92,7 +92,8 @@ def test_sweep_runs_each_point_once_and_resumes(tmp_path):
     assert _rows(report["rows"]) == _direct_rows(TINY, grid)
     assert read_json(tmp_path / "s" / "table.json") == report["rows"]
     csv = (tmp_path / "s" / "table.csv").read_text().splitlines()
-    assert csv[0] == "ratio,tau,n_w,seed,distance,nc1,max_angle_error,angle_majority,angle_minority,angle_across,final_loss,point"
+    assert csv[0] == ("ratio,tau,n_w,seed,distance,nc1,max_angle_error,angle_majority,angle_minority,angle_across,"
+                      "final_loss,nc1_ref,cdnv,nc2,nc3,nc4,point")
     assert_table_reads_back(tmp_path / "s")
     assert len(csv) == 1 + 8 and (tmp_path / "s" / "distance_vs_nw.png").stat().st_size > 1000
 

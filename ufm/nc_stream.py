@@ -9,7 +9,7 @@ keeps, in float64 on the first batch's device (the CPU for Apple's MPS, which ha
 - ``scatter [d, d]``: the within-class scatter S_W = sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T, summed over the
   classes (one d x d matrix, never one per class); Sigma_W = S_W / N.
 
-That is (2k + k d + d^2) float64 numbers: 6.3 MB for k = 1000 classes in d = 512, whatever N.  A batch is merged by
+That is (2k + k d + d^2) float64 numbers: 6.2 MB for k = 1000 classes in d = 512, whatever N.  A batch is merged by
 Chan, Golub & LeVeque's pairwise update (no raw sums of squares, so a large common offset costs no accuracy): with
 the batch's class counts m_c, means nu_c and scatters S_c about nu_c, and delta_c = nu_c - mu_c,
 S_W += sum_c S_c + sum_c (n_c m_c / (n_c + m_c)) delta_c delta_c^T, m2_c += tr S_c + (n_c m_c / (n_c + m_c))
@@ -38,18 +38,22 @@ from ufm.analysis import gram_distance
 __all__ = ["NCAccumulator", "NCAgreement", "stream_nc_metrics"]
 
 
-def _batch(h: torch.Tensor, y: torch.Tensor, k: int, d: int | None) -> None:
-    """Refuse a batch that is not ``h [b, d]`` floating with integer labels ``y [b]`` in [0, k)."""
+def _check_rows(h: torch.Tensor, d: int | None) -> None:
+    """Refuse a batch that is not a floating ``h [b, d]`` (with the earlier batches' d)."""
     if not isinstance(h, torch.Tensor) or not h.is_floating_point() or h.dim() != 2:
         got = f"shape {tuple(h.shape)}, dtype {h.dtype}" if isinstance(h, torch.Tensor) else type(h).__name__
         raise ValueError(f"a batch of embeddings h must be a floating tensor [b, d], got {got}")
     if d is not None and h.shape[1] != d:
         raise ValueError(f"this batch has embedding dimension {h.shape[1]}, the earlier ones {d}: every batch must "
                          "have the same d")
+
+
+def _check_labels(y: torch.Tensor, b: int, k: int) -> None:
+    """Refuse labels that are not integers ``y [b]`` in [0, k)."""
     if (not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype == torch.bool
-            or tuple(y.shape) != (h.shape[0],)):
+            or tuple(y.shape) != (b,)):
         got = f"shape {tuple(y.shape)}, dtype {y.dtype}" if isinstance(y, torch.Tensor) else type(y).__name__
-        raise ValueError(f"labels y must be an integer tensor [b] = [{h.shape[0]}] (one per row of h), got {got}")
+        raise ValueError(f"labels y must be an integer tensor [b] = [{b}] (one per row of h), got {got}")
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= k):
         raise ValueError(f"labels must lie in [0, {k}), found range [{int(y.min())}, {int(y.max())}]")
 
@@ -68,7 +72,8 @@ class NCAccumulator:
 
     def update(self, h: torch.Tensor, y: torch.Tensor) -> "NCAccumulator":
         """Add the rows ``h [b, d]`` with labels ``y [b]``; returns ``self``."""
-        _batch(h, y, self.k, self.d)
+        _check_rows(h, self.d)
+        _check_labels(y, h.shape[0], self.k)
         if self.d is None:
             self._start(h)
         h = h.detach().to(self._counts.device, torch.float64)
@@ -216,7 +221,7 @@ class NCAgreement:
 
     def update(self, h: torch.Tensor) -> "NCAgreement":
         """Count the rows of ``h [b, d]`` (the first pass's rows, in any batching); returns ``self``."""
-        _batch(h, torch.zeros(len(h), dtype=torch.long), 1, self.means.shape[1])
+        _check_rows(h, self.means.shape[1])
         h = h.detach().to(self.means.device, torch.float64)
         ncc = _square_distances(h, self.means).argmin(-1)
         self.agree += int((ncc == (h @ self.w.T).argmax(-1)).sum())

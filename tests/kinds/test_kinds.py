@@ -12,10 +12,12 @@ from ufm.deep.config import TrainConfig
 from ufm.grid import Point
 from ufm.kinds import collapse as collapse_kind
 from ufm.kinds import map as map_kind
+from ufm.kinds import simulate as simulate_kind
 from ufm.kinds import solve as solve_kind
 from ufm.kinds import train as train_kind
 from ufm.maps import MapCell
 from ufm.registry import KINDS
+from ufm.sim_config import SimConfig
 from ufm.spec import SolveConfig
 
 
@@ -64,5 +66,8 @@ def test_checks_refuse_before_anything_runs(tmp_path):
     assert train_kind.KIND.state(TrainConfig(), tmp_path / "none") == "new"
     summary = {"epochs": 2, "final": {"distance": 0.1, "cdnv": 0.3, "nc4": 0.9}, "linear_probe_accuracy": 0.5}
     (row,) = train_kind.KIND.rows(Point("seed=0", {"seed": 0}, TrainConfig()), tmp_path, summary)
+    run = {"n_w": 1.0, "tau": 0.1, "seed": 0, "distance": 0.2, "loss": 3.0, "cdnv": 0.4, "nc4": 1.0}
+    (simulated,) = simulate_kind.KIND.rows(Point("p", {}, SimConfig()), tmp_path, {"runs": [run]})
+    assert (simulated["final_loss"], simulated["cdnv"], simulated["nc4"], simulated["nc2"]) == (3.0, 0.4, 1.0, None)
     assert row["run"] == row["point"] == "seed=0" and row["distance"] == 0.1 and row["nc1"] is None
     assert (row["cdnv"], row["nc4"], row["nc1_ref"]) == (0.3, 0.9, None)  # the field's NC metrics are columns

@@ -17,6 +17,7 @@ from ufm.simulate import SimConfig, build_problem, simulate
 __all__ = ["KIND", "METRICS", "run", "rows", "render_distance", "distance_series", "certified_series", "sweep"]
 
 METRICS = ("distance", "nc1", "max_angle_error", "angle_majority", "angle_minority", "angle_across", "loss")
+NC_METRICS = ("nc1_ref", "cdnv", "nc2", "nc3", "nc4")  # the field's (ufm.analysis.nc_report); none for k = 1
 
 
 def run(cfg: SimConfig, folder: Path, progress: Callable | None = None, max_memory_gb: float | None = None) -> Any:
@@ -36,7 +37,7 @@ def run(cfg: SimConfig, folder: Path, progress: Callable | None = None, max_memo
 def rows(point: Point, folder: Path, data: dict) -> list[dict]:
     """One row per stacked run; the last loss is ``final_loss`` (``loss`` is also a config field)."""
     return [{**point.values, **{k: r[k] for k in ("n_w", "tau", "seed")},
-             **{("final_loss" if k == "loss" else k): r.get(k) for k in METRICS}, "point": point.name}
+             **{("final_loss" if k == "loss" else k): r.get(k) for k in METRICS + NC_METRICS}, "point": point.name}
             for r in data["runs"]]
 
 
