@@ -7,7 +7,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ._common import console, max_memory_option, print_json, user_errors
+from ._common import computing, console, max_memory_option, print_json, user_errors
+from ufm.threads import loss_work
 from ._config import with_config_options
 from ufm.reference import run_check
 from ufm.spec import CheckConfig
@@ -21,6 +22,7 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Check scl_loss (copies as multiplicities) against the literal concatenation of n_w copies."""
+    computing(loss_work(config.n, config.k * config.n_w, config.d))  # the naive loss's materialized copies
     result = run_check(config, max_memory_gb)
     ok = result["agree"]
     if as_json:

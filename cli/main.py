@@ -94,7 +94,7 @@ def _build() -> Any:
     import typer
 
     import ufm
-    from ._common import OnceCommand, OneLineGroup
+    from ._common import DRAWS_ONLY, OnceCommand, OneLineGroup, with_threads_option
 
     app = typer.Typer(
         cls=OneLineGroup,
@@ -116,9 +116,10 @@ def _build() -> Any:
     ) -> None:
         """ufm: simulate, solve and verify the geometry of SCL with fixed prototypes."""
 
-    # every command takes each single-value option once (OnceCommand): registered in one place so none can miss it
+    # every command takes each single-value option once (OnceCommand), and every command that computes takes
+    # --threads: registered in one place so none can miss them
     for name, command in commands().items():
-        app.command(name, cls=OnceCommand)(command)
+        app.command(name, cls=OnceCommand)(command if name in DRAWS_ONLY else with_threads_option(command))
     return app
 
 

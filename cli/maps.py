@@ -11,13 +11,14 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import console, default_out, points_done, print_json, progress_bar, user_errors
+from ._common import computing, console, default_out, points_done, print_json, progress_bar, user_errors
 from ._config import GRID_ANCHORS_HELP, anchors_values, with_config_options
 from ._executor import with_executor_options
 from ufm.executors import ExecutorConfig
 from ufm.copies import minimal_copies
 from ufm.maps import N_WS, RATIOS, MapCell, map_grid, run_map
 from ufm.spec import DesignConfig, ProblemSpec
+from ufm.threads import solver_work
 
 
 @user_errors(aliases={"rel_tol": "--tol"})
@@ -34,6 +35,7 @@ def copies_command(
     """Smallest n_w (copies of each prototype; fractional allowed) whose optimal G_M is within
     --target-distance of G_*, by a monotone search over the certified solver."""
     n = config.class_counts()
+    computing(solver_work(len(n)))
     comp = config.compositions(n)
     g_star = config.g_star(n)
     tau, prototype_anchors = config.tau, config.prototype_anchors
@@ -70,6 +72,7 @@ def design_prototypes_command(
     from ufm.design import best_block_prototypes
 
     n = config.class_counts()
+    computing(solver_work(len(n)))
     tau, n_w, prototype_anchors = config.tau, config.n_w, config.prototype_anchors
     out = best_block_prototypes(n.numpy(), tau, n_w, config.g_star(n), prototype_anchors, config.max_evals)
     if as_json:

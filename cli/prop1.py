@@ -9,9 +9,10 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import check_figure_out, console, print_json, user_errors
+from ._common import check_figure_out, computing, console, print_json, user_errors
 from ._config import with_config_options
 from ufm.figures import prop1_gaps, scl_vs_ce_figure
+from ufm.threads import solver_work
 from ufm.prop1 import Prop1Config, minimize_both, verdict_line, verdicts, verify
 
 
@@ -27,6 +28,7 @@ def verify_prop1_command(
     near-optimal features, ETF and minority-weighted targets, tau 0.1 and 0.5, two batch compositions)."""
     if out:
         check_figure_out(out)
+    computing(solver_work(4))  # UFMs of k = 4 classes
     rows = verify()
     summary = verdicts(rows)
     with console.status("minimizing the exact loss and both limits in the UFM"):

@@ -10,7 +10,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import console, default_out, max_memory_option, overwrite_option, print_json, user_errors
+from ._common import computing, console, default_out, max_memory_option, overwrite_option, print_json, user_errors
 from ._config import typed, with_config_options
 from ufm.agreement import AGREE, CANNOT_JUDGE, DISAGREE, TOLERANCE_SOURCE, solver_vs_simulator
 from ufm.errors import FieldError
@@ -97,6 +97,9 @@ def agree_command(
 ) -> None:
     """Run the simulator (full batch) and the convex solver on the same problem: a verdict per run (agree,
     disagree, cannot judge) on G_M's entries, with the tolerance used."""
+    from ufm.kinds.simulate import work
+
+    computing(work(replace(config, batching="full")))
     rows = solver_vs_simulator(replace(config, batching="full"))
     if as_json:
         print_json(rows)

@@ -10,7 +10,7 @@ from typing import Any, Callable, List, Optional
 import typer
 from rich.table import Table
 
-from ._common import console, print_json, progress_bar, user_errors
+from ._common import computing, console, print_json, progress_bar, user_errors
 from ufm._config import first_repeat
 from ufm.deep.config import TrainConfig
 from ufm.deep.runs import train_study
@@ -73,6 +73,7 @@ def study_command(
     if not 1 <= seeds <= 1000:
         raise ValueError(f"--seeds must be between 1 and 1000, got {seeds}")
     out = out if out is not None else Path("runs") / f"study-{setting}"
+    computing()  # the design's solves; the training runs choose their own (ufm.threads.for_task)
     plan = plan_study(setting, _arms(arms), list(range(seeds)), summaries, out, _overrides(overrides, data_root))
     if plan.design and not as_json:
         d = plan.design

@@ -63,7 +63,8 @@ class Kind:
     executor task of a point (default: :func:`run_point` by name; ``options``: what the caller passes through
     :func:`run_set`, e.g. a progress callback inline); ``points_dir``: the subfolder of the point folders ("" for none);
     ``ignore``: config fields that may differ between a point folder and its point (where it runs); ``noun``: what its
-    points are called in messages (points, cells, runs)."""
+    points are called in messages (points, cells, runs); ``work(config)``: multiply-adds per step of a point, which
+    caps its threads (:func:`ufm.threads.size_cap`; optional, None: no cap)."""
 
     name: str
     config: type
@@ -77,6 +78,11 @@ class Kind:
     points_dir: str = "points"
     ignore: tuple[str, ...] = ()
     noun: str = "points"
+    work: Callable[[Any], float | None] | None = None
+
+    def work_of(self, config: Any) -> float | None:
+        """Multiply-adds per step of ``config`` (None: unknown)."""
+        return None if self.work is None else self.work(config)
 
     @property
     def set_folder(self) -> str:
@@ -211,7 +217,8 @@ def _task(k: Kind, p: Point, folder: Path, state: str, options: dict) -> Any:
         return k.task(p, folder, state, **options)
     from ufm.executors import FunctionTask
 
-    return FunctionTask(name=p.name, run_dir=None, fn=run_point, args=(k.name, p.config.to_dict(), str(folder)))
+    return FunctionTask(name=p.name, run_dir=None, fn=run_point, args=(k.name, p.config.to_dict(), str(folder)),
+                        work=k.work_of(p.config))
 
 
 # -------------------------------------------------------------------------------------------------- sets

@@ -1,7 +1,7 @@
 """Run independent tasks inline, as parallel local processes, or as one SLURM job array (through submitit).
 
-A *task* is a picklable callable (:class:`Task`): it first sets torch's thread count from its allocation
-(:func:`set_task_threads`), then does its work and writes its results into its own folder, so a sweep or a
+A *task* is a picklable callable (:class:`Task`): it first sets torch's thread count (:mod:`ufm.threads`: inline,
+chosen for its work and the machine's load; in a worker, its allocation), then does its work and writes its results into its own folder, so a sweep or a
 preset can be killed and re-run.  :func:`run_tasks` runs a list of them with an :class:`ExecutorConfig`:
 
 - ``inline``: one after the other in this process;
@@ -35,8 +35,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ufm import interrupt
+from ufm import interrupt, threads
 from ufm.executor_config import EXECUTORS, ExecutorConfig, parse_slurm_extra, slurm_parameters
+from ufm.threads import task_threads
 
 __all__ = [
     "EXECUTORS",
@@ -73,36 +74,10 @@ def requeue(task: Any) -> Any:
 # --------------------------------------------------------------------------------------------- threads
 
 
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def task_threads(parallel: int = 1, environ: dict[str, str] | None = None, cores: int | None = None) -> int:
-    """Threads for one task: SLURM's ``SLURM_CPUS_PER_TASK`` inside a SLURM job; elsewhere the usable cores
-    divided among ``parallel`` concurrent tasks (at least 1), capped by ``OMP_NUM_THREADS`` when it is set."""
-    env = os.environ if environ is None else environ
-    slurm = env.get("SLURM_CPUS_PER_TASK", "").strip()
-    if slurm.isdigit() and int(slurm) >= 1:
-        return int(slurm)
-    n = max(1, (cores or _usable_cores()) // max(1, parallel))
-    cap = env.get("OMP_NUM_THREADS", "").strip()
-    if cap.isdigit() and int(cap) >= 1:
-        n = min(n, int(cap))
-    return n
-
-
 def set_task_threads(parallel: int = 1) -> int:
-    """Set torch's intra-op threads (and OMP/MKL/OpenBLAS for child processes) to :func:`task_threads`."""
-    import torch
-
-    n = task_threads(parallel)
-    torch.set_num_threads(n)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(n)
-    return n
+    """Set torch's intra-op threads (and OMP/MKL/OpenBLAS for child processes) to a worker's share
+    (:func:`ufm.threads.task_threads`, or an explicit ``--threads``)."""
+    return threads.configure(parallel=parallel, inline=False).threads
 
 
 # ----------------------------------------------------------------------------------------------- tasks
@@ -111,16 +86,20 @@ def set_task_threads(parallel: int = 1) -> int:
 @dataclass
 class Task:
     """A unit of work for :func:`run_tasks`: ``name`` labels it (log file names), ``run_dir`` (if any) is its
-    own folder, where its logs are linked; ``parallel`` is how many tasks share this machine's cores."""
+    own folder, where its logs are linked; ``parallel`` is how many tasks share this machine's cores, ``inline``
+    whether it runs in the caller's process (else in a local worker or a SLURM job), ``work`` its multiply-adds per
+    step (None: unknown): they decide its threads (:func:`ufm.threads.for_task`)."""
 
     name: str
     run_dir: str | None = None
     parallel: int = 1
+    inline: bool = True
+    work: float | None = None
 
     def __call__(self) -> Any:
         from ufm.eta import reporting, to_stderr
 
-        set_task_threads(self.parallel)
+        threads.configure(self.work, self.parallel, self.inline)
         self._link_slurm_logs()
         with reporting(to_stderr, default=True):  # time estimates in the task's log (inline: the caller's own)
             return self.run()
@@ -203,7 +182,7 @@ def _run_local(tasks: list[Task], workers: int, log_folder: Path,
             with interrupt.ignoring():  # submit starts the workers: they ignore SIGINT from birth
                 for task in tasks:
                     log = Path(task.run_dir) / "job.log" if task.run_dir else log_folder / f"{task.name}.log"
-                    futures[pool.submit(_run_logged, replace(task, parallel=workers), str(log))] = (task.name, log)
+                    futures[pool.submit(_run_logged, replace(task, parallel=workers, inline=False), str(log))] = (task.name, log)
             pending = set(futures)
             while pending:
                 finished, pending = concurrent.futures.wait(pending, timeout=0.1,
@@ -280,7 +259,7 @@ def submit_slurm(tasks: list[Task], cfg: ExecutorConfig, log_folder: Path, name:
                          "a one-node cluster here with scripts/local-slurm.sh)")
     executor = submitit.SlurmExecutor(folder=log_folder)
     executor.update_parameters(job_name=name, **slurm_parameters(cfg))
-    tasks = [replace(t, parallel=1) for t in tasks]  # SLURM_CPUS_PER_TASK decides the threads
+    tasks = [replace(t, parallel=1, inline=False) for t in tasks]  # SLURM_CPUS_PER_TASK decides the threads
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes sbatch's error; it is in the message
             with executor.batch():
@@ -378,7 +357,7 @@ def run_tasks(
     done = done or (lambda name, ok: None)
     if not tasks:
         return {}
-    workers = 1 if cfg.executor == "inline" else min(len(tasks), cfg.workers or _usable_cores())
+    workers = 1 if cfg.executor == "inline" else min(len(tasks), cfg.workers or threads.usable_cores())
     done = _timed(done, len(tasks), name, _at_once(cfg, len(tasks), workers), unit)
     if cfg.executor == "inline":
         from ufm.eta import outer

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["provenance"]
+__all__ = ["provenance", "thread_record"]
 
 
 def _git_commit() -> str | None:
@@ -49,9 +49,18 @@ def _version(package: str) -> str | None:
         return None
 
 
+def thread_record() -> dict:
+    """torch's CPU thread count now and what chose it (:func:`ufm.threads.last`; "caller" when no ufm run chose)."""
+    from ufm.threads import last
+
+    choice = last()
+    threads = torch.get_num_threads()
+    return {"threads": threads, "threads_source": choice.source if choice and choice.threads == threads else "caller"}
+
+
 def provenance(device: torch.device) -> dict:
     """A JSON-ready record of this process: argv, versions (torch, numpy, Pillow, which decodes JPEG images), device
-    name, the CPU (model, torch's SIMD dispatch level, threads), start time (UTC)."""
+    name, the CPU (model, torch's SIMD dispatch level, threads and what chose them), start time (UTC)."""
     import ufm
 
     cuda = device.type == "cuda"
@@ -68,7 +77,7 @@ def provenance(device: torch.device) -> dict:
         "device_name": torch.cuda.get_device_name(device) if cuda else cpu,
         "cpu": cpu,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch.get_num_threads(),
+        **thread_record(),
         "numpy": _version("numpy"),
         "pillow": _version("pillow"),
         "host": platform.node(),

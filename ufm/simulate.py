@@ -36,6 +36,7 @@ from ufm.geometry import check_gram, prototypes_from_gram
 from ufm.imbalance import labels_from_counts, minority_mask
 from ufm.losses import batch_loss
 from ufm.eta import Estimate, Timer
+from ufm.provenance import thread_record
 from ufm.devices import resolve_device  # noqa: F401  (re-exported: ufm.simulate.resolve_device)
 from ufm.runio import read_json, read_jsonl, read_npz, write_json, write_jsonl, write_npz
 from ufm.sim_config import (DEFAULT_N_W, LOSS_OPTIONS, LOSSES, OPTIMIZERS, SCHEDULES, SimConfig,  # noqa: F401
@@ -96,6 +97,7 @@ class SimResult:
     device: str
     warnings: list[str] = field(default_factory=list)
     logged_g_m: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (epoch, [S, k, k]) with keep_grams only
+    threads: dict = field(default_factory=dict)  # CPU threads and what chose them (ufm.provenance.thread_record)
 
     @property
     def g_m(self) -> np.ndarray:
@@ -118,6 +120,7 @@ class SimResult:
             "epochs_run": self.epochs_run,
             "elapsed_s": self.elapsed_s,
             "device": self.device,
+            **self.threads,
             "counts": self.counts.tolist(),
             "warnings": self.warnings,
             "runs": runs,
@@ -166,6 +169,7 @@ class SimResult:
             elapsed_s=summary["elapsed_s"],
             device=summary["device"],
             warnings=summary["warnings"],
+            threads={k: summary[k] for k in ("threads", "threads_source") if k in summary},
         )
 
 
@@ -392,4 +396,5 @@ def _simulate(cfg: SimConfig, progress: Callable[[int, int, dict], None] | None,
         device=str(device),
         warnings=notes,
         logged_g_m=logged,
+        threads=thread_record(),
     )

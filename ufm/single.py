@@ -50,13 +50,16 @@ def run_one(folder: str | Path, name: str, config: Any, overwrite: bool = False,
     (:func:`check_run_folder`) and so is the config (the kind's checks) before anything runs; the run writes into a
     staging folder that becomes ``folder`` in one rename (a failed or interrupted run leaves no folder; an old one is
     replaced only with ``overwrite``).  ``runner(config, folder)`` runs it (default the kind's ``run``, e.g. one with a
-    progress callback); returns what it returns."""
+    progress callback); returns what it returns.  Torch runs on the threads :func:`ufm.threads.configure` chooses for
+    the config's work."""
+    from ufm import threads
     from ufm.runio import staged_dir
 
     k = kind(name)
     folder = check_run_folder(folder, name, overwrite)
     if k.check is not None:
         k.check([Point(folder.name, {}, config)], {})
+    threads.configure(k.work_of(config))
     with staged_dir(folder, overwrite) as stage:
         mark(stage, _run_folder(name))
         return (runner or k.run)(config, stage)

@@ -391,7 +391,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: Callable[[in
 def _train_process(cfg: dict, run_dir: str, resume: bool, stop_after: int | None,
                    max_memory_gb: float | None) -> dict:
     """One rank of :func:`train_distributed` (module level, so the launcher can import it)."""
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    from ufm import threads
+
+    threads.apply(threads.per_rank(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     with eta.reporting(eta.to_stderr, default=True):  # rank 0's time estimate on its stderr
         return train(TrainConfig.from_dict(cfg), run_dir, resume, stop_after=stop_after, max_memory_gb=max_memory_gb)
 

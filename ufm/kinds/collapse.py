@@ -30,4 +30,10 @@ def _render(folder: Path, table: list[dict], grid: list[str] | None) -> None:
     write_json(folder / "collapse_map.json", table)
 
 
-KIND = Kind("collapse", CollapseCell, "cell.json", _run, _rows, _render, noun="cells")
+def _work(cell: CollapseCell) -> float:
+    from ufm.threads import solver_work
+
+    return solver_work(len(cell.counts), sum(cell.counts))  # its uncollapsed starts: every sample
+
+
+KIND = Kind("collapse", CollapseCell, "cell.json", _run, _rows, _render, noun="cells", work=_work)

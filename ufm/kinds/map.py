@@ -34,4 +34,10 @@ def _render(folder: Path, table: list[dict], grid: list[str] | None) -> None:
     render_map(folder, table)
 
 
-KIND = Kind("map", MapCell, "cell.json", _run, _rows, _render, _check, noun="cells")
+def _work(cell: MapCell) -> float:
+    from ufm.threads import solver_work
+
+    return solver_work(cell.k)
+
+
+KIND = Kind("map", MapCell, "cell.json", _run, _rows, _render, _check, noun="cells", work=_work)

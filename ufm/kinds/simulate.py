@@ -14,7 +14,7 @@ import numpy as np
 from ufm.engine import Kind, Point, check_grid_effects
 from ufm.simulate import SimConfig, build_problem, simulate
 
-__all__ = ["KIND", "METRICS", "run", "rows", "render_distance", "distance_series", "certified_series", "sweep"]
+__all__ = ["KIND", "METRICS", "run", "work", "rows", "render_distance", "distance_series", "certified_series", "sweep"]
 
 METRICS = ("distance", "nc1", "max_angle_error", "angle_majority", "angle_minority", "angle_across", "loss")
 NC_METRICS = ("nc1_ref", "cdnv", "nc2", "nc3", "nc4")  # the field's (ufm.analysis.nc_report); none for k = 1
@@ -32,6 +32,16 @@ def run(cfg: SimConfig, folder: Path, progress: Callable | None = None, max_memo
                 Path(folder) / "gram_heatmaps.png")
     result.finish(folder)
     return result
+
+
+def work(cfg: SimConfig) -> float:
+    """Multiply-adds per step of ``cfg``'s stacked runs (the thread rule's problem size, :mod:`ufm.threads`)."""
+    from ufm.simulate import num_classes, num_samples
+    from ufm.threads import loss_work
+
+    k = num_classes(cfg)
+    batch = {"full": num_samples(cfg), "binding": cfg.batch_size + k}.get(cfg.batching, cfg.batch_size)
+    return loss_work(batch, k, cfg.d, len(cfg.runs))
 
 
 def rows(point: Point, folder: Path, data: dict) -> list[dict]:
@@ -110,4 +120,4 @@ def _run(cfg: SimConfig, folder: Path) -> None:
     run(cfg, folder)
 
 
-KIND = Kind("simulate", SimConfig, "summary.json", _run, rows, render_distance, _check)
+KIND = Kind("simulate", SimConfig, "summary.json", _run, rows, render_distance, _check, work=work)

@@ -24,7 +24,10 @@ def run(cfg: SolveConfig, folder: Path, full: bool = False, max_memory_gb: float
     from ufm.runio import write_json, write_npz
     from ufm.solver.result import ARRAYS_FILE
 
+    from ufm.provenance import thread_record
+
     summary, arrays, result = solve_config(cfg, full, max_memory_gb)
+    summary = {**summary, **thread_record()}  # the CPU threads of its torch parts, and what chose them
     folder = Path(folder)
     write_json(folder / "config.json", cfg.to_dict())
     write_npz(folder / ARRAYS_FILE, **arrays)
@@ -63,4 +66,10 @@ def _render(folder: Path, table: list[dict], grid: list[str] | None) -> None:
     render_distance(folder, table, grid, "solve")
 
 
-KIND = Kind("solve", SolveConfig, "solution.json", _run, rows, _render, _check)
+def _work(cfg: SolveConfig) -> float:
+    from ufm.threads import solver_work
+
+    return solver_work(len(cfg.class_counts()))
+
+
+KIND = Kind("solve", SolveConfig, "solution.json", _run, rows, _render, _check, work=_work)
