@@ -7,7 +7,8 @@ stops):
   of the default 4000 epochs, to keep it short);
 - ``loss``: ``ufm.nn.PrototypeSupConLoss`` forward + backward on a batch of ``--batch`` embeddings (median time);
 - ``epoch``: one training epoch of the cpu-fig1 recipe (narrow ResNet-18, SCL with 100 prototype copies), on
-  Fashion-MNIST when ``--data-root`` holds it, else on synthetic CIFAR-format images (the second epoch of two).
+  Fashion-MNIST when ``--data-root`` holds it, else on synthetic CIFAR-format images (its first epoch, warm-up
+  included, the same in every column).
 
 The default is what :func:`ufm.threads.choose` picks for the workload's size with the load read just before
 (``OMP_NUM_THREADS``, ``SLURM_CPUS_PER_TASK`` and ``UFM_THREADS`` are cleared for the run).  Prints a Markdown table
@@ -79,13 +80,13 @@ def time_loss(batch: int, d: int = 128, k: int = 10, min_s: float = 1.0) -> tupl
 
 def time_epoch(data_root: str | None, n_major: int, width: int, batch_size: int = 128
                ) -> tuple[Callable[[], float], None]:
-    """(a timer of one training epoch's seconds: the second of two, the first warms up; no size cap)."""
+    """(a timer of one training epoch's seconds, no size cap: training a network is a large problem)."""
     from ufm.deep.config import PRESETS, TrainConfig
     from ufm.deep.synthetic import write_synthetic_cifar10
     from ufm.deep.train import train
     from ufm.runio import read_jsonl
 
-    recipe = {**PRESETS["cpu-fig1"]["scl-nw100"], "n_major": n_major, "width": width, "epochs": 2,
+    recipe = {**PRESETS["cpu-fig1"]["scl-nw100"], "n_major": n_major, "width": width, "epochs": 1,
               "batch_size": batch_size,
               "eval_every": 10**6, "checkpoint_every": 10**6, "test_per_class": 0, "device": "cpu"}
     tmp = tempfile.mkdtemp(prefix="bench-threads-")
@@ -122,15 +123,15 @@ def row(name: str, condition: str, run: Callable[[], float], work: float | None,
             "all_cores_s": times[cores], "cores": cores, "default_over_best": times[choice.threads] / best}
 
 
-def table(rows: list[dict]) -> str:
-    cores = rows[0]["cores"]
-    lines = [f"| work | condition | default (threads, why) | default (s) | 1 thread (s) | {cores} threads (s) | "
-             "default / best |", "|---|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['workload']} | {r['condition']} (busy cores seen: {r['busy_cores_seen']:g}) | "
-                     f"{r['default_threads']} ({r['default_source']}) | {r['default_s']:.4g} | {r['one_thread_s']:.4g} "
-                     f"| {r['all_cores_s']:.4g} | {r['default_over_best']:.2f} |")
-    return "\n".join(lines)
+def header(cores: int) -> str:
+    return (f"| work | condition | default (threads, why) | default (s) | 1 thread (s) | {cores} threads (s) | "
+            "default / best |\n|---|---|---|---:|---:|---:|---:|")
+
+
+def line(r: dict) -> str:
+    return (f"| {r['workload']} | {r['condition']} (busy cores seen: {r['busy_cores_seen']:g}) | "
+            f"{r['default_threads']} ({r['default_source']}) | {r['default_s']:.4g} | {r['one_thread_s']:.4g} "
+            f"| {r['all_cores_s']:.4g} | {r['default_over_best']:.2f} |")
 
 
 def main() -> None:
@@ -159,6 +160,9 @@ def main() -> None:
     if "epoch" in only:
         workloads[f"epoch (cpu-fig1 recipe, width {args.width}, s)"] = time_epoch(
             args.data_root, args.n_major, args.width, 16 if args.quick else 128)
+    print(f"# {platform.processor() or platform.machine()}, {cores} usable cores, torch {torch.__version__}, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, 1-minute load average at the start: {os.getloadavg()[0]:.2f}")
+    print(header(cores), flush=True)
     rows = []
     for condition in CONDITIONS:
         neighbour = busy_process() if condition != "quiet" else None
@@ -167,14 +171,12 @@ def main() -> None:
                 time.sleep(0.5)  # running before the load is read
             for name, (run, work) in workloads.items():
                 rows.append(row(name, condition, run, work, cores))
-                print(f"# {name}, {condition}: done", file=sys.stderr, flush=True)
+                print(line(rows[-1]), flush=True)
         finally:
             if neighbour is not None:
                 neighbour.kill()
                 neighbour.wait()
-    print(f"# {platform.processor() or platform.machine()}, {cores} usable cores, torch {torch.__version__}, "
-          f"{time.strftime('%Y-%m-%d')}, load average before: {os.getloadavg()[0]:.2f}")
-    print(table(rows))
+    print(f"# 1-minute load average at the end: {os.getloadavg()[0]:.2f}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -7,7 +7,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ._common import computing, console, max_memory_option, print_json, user_errors
+from ._threads import computing
+from ._common import console, max_memory_option, print_json, user_errors
 from ufm.threads import loss_work
 from ._config import with_config_options
 from ufm.reference import run_check

@@ -94,7 +94,8 @@ def _build() -> Any:
     import typer
 
     import ufm
-    from ._common import DRAWS_ONLY, OnceCommand, OneLineGroup, with_threads_option
+    from ._common import OnceCommand, OneLineGroup
+    from ._threads import DRAWS_ONLY, with_threads_option
 
     app = typer.Typer(
         cls=OneLineGroup,

@@ -11,7 +11,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import computing, console, default_out, points_done, print_json, progress_bar, user_errors
+from ._threads import computing
+from ._common import console, default_out, points_done, print_json, progress_bar, user_errors
 from ._config import GRID_ANCHORS_HELP, anchors_values, with_config_options
 from ._executor import with_executor_options
 from ufm.executors import ExecutorConfig

@@ -9,7 +9,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import check_figure_out, computing, console, print_json, user_errors
+from ._threads import computing
+from ._common import check_figure_out, console, print_json, user_errors
 from ._config import with_config_options
 from ufm.figures import prop1_gaps, scl_vs_ce_figure
 from ufm.threads import solver_work

@@ -9,7 +9,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from ._common import (check_figure_out, computing, console, default_out, err_console, max_memory_option, overwrite_option,
+from ._threads import computing
+from ._common import (check_figure_out, console, default_out, err_console, max_memory_option, overwrite_option,
                       print_json, progress_bar, refuse_repeats, user_errors)
 from ._config import with_config_options
 from ufm.deep.figures import deep_fig1

@@ -10,7 +10,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import computing, console, default_out, max_memory_option, overwrite_option, print_json, user_errors
+from ._threads import computing
+from ._common import console, default_out, max_memory_option, overwrite_option, print_json, user_errors
 from ._config import typed, with_config_options
 from ufm.agreement import AGREE, CANNOT_JUDGE, DISAGREE, TOLERANCE_SOURCE, solver_vs_simulator
 from ufm.errors import FieldError

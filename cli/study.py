@@ -10,7 +10,8 @@ from typing import Any, Callable, List, Optional
 import typer
 from rich.table import Table
 
-from ._common import computing, console, print_json, progress_bar, user_errors
+from ._threads import computing
+from ._common import console, print_json, progress_bar, user_errors
 from ufm._config import first_repeat
 from ufm.deep.config import TrainConfig
 from ufm.deep.runs import train_study

@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from tests._cli import refused
-from ufm.cli._common import DRAWS_ONLY
+from ufm.cli._threads import DRAWS_ONLY
 from ufm.cli.main import app, commands
 
 COMPUTING = sorted(set(commands()) - set(DRAWS_ONLY))
