@@ -67,7 +67,8 @@ def user_message(err: Exception, aliases: dict[str, str] | None = None) -> str:
 
 
 def user_errors(fn: Callable | None = None, *, aliases: dict[str, str] | None = None) -> Callable:
-    """Turn the library's ValueError/FileNotFoundError into one red line and exit code 2; field names in a
+    """Turn the library's ValueError/FileNotFoundError into one red line and exit code 2 (1 for an
+    :class:`ufm.errors.UncertifiedError`: the input was fine, the answer cannot be vouched for); field names in a
     :class:`ufm.errors.FieldError` are written as this command's flags (``aliases`` where they differ)."""
 
     def decorate(fn: Callable) -> Callable:
@@ -86,7 +87,7 @@ def user_errors(fn: Callable | None = None, *, aliases: dict[str, str] | None = 
                 return fn(*args, **kwargs)
             except (ValueError, FileNotFoundError) as err:
                 print_error(user_message(err, names))
-                raise typer.Exit(2) from None
+                raise typer.Exit(getattr(err, "exit_code", 2)) from None
 
         return wrapper
 

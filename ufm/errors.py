@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-__all__ = ["FieldError", "library_name", "literal", "PLACEHOLDER"]
+__all__ = ["FieldError", "UncertifiedError", "library_name", "literal", "PLACEHOLDER"]
 
 PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)(?:=([^{}]*))?\}")
 
@@ -52,3 +52,11 @@ class FieldError(ValueError):
     def render(self, name: Callable[[str, str | None], str]) -> str:
         """The message with each placeholder written by ``name(field, value or None)``."""
         return PLACEHOLDER.sub(lambda m: name(m.group(1), m.group(2)), self.template).translate(_UNQUOTE)
+
+
+class UncertifiedError(FieldError):
+    """A computation that ran but cannot vouch for its answer (a solve whose entry bound exceeds what may be printed,
+    or that has none): not bad input, so the command line exits with ``exit_code`` 1, with the reason and the
+    options of a path that would work as placeholders."""
+
+    exit_code = 1

@@ -77,6 +77,7 @@ def solve_config(cfg: SolveConfig, full: bool = False, max_memory_gb: float | No
     else:
         result = solve(comp.numpy(), cfg.tau, g_star, cfg.n_w, cfg.prototype_anchors, cfg.solver, cfg.reduce,
                        cfg.relu, max_memory_gb=max_memory_gb)
+    _refuse_unbounded(cfg, result, full)
     gram = torch.from_numpy(np.asarray(result.gram, dtype=np.float64))
     metrics = {"distance": float(gram_distance(gram, target)),
                "max_angle_error": float(angle_errors_deg(gram, target).abs().max())}
@@ -87,3 +88,24 @@ def solve_config(cfg: SolveConfig, full: bool = False, max_memory_gb: float | No
                **result.summary(), **metrics}
     arrays = {**result.arrays(), **arrays, "g_star": target.numpy()}
     return summary, arrays, result
+
+
+def _refuse_unbounded(cfg, result, full: bool) -> None:
+    """Raise :class:`ufm.errors.UncertifiedError` (the reason and a path that would work) for an answer without an
+    entry bound or with one above :data:`ufm.solver.result.PRINT_TOL`: no geometry is written or printed."""
+    from ufm.errors import UncertifiedError, literal
+    from ufm.solver.result import PRINT_TOL
+
+    why = result.unbounded(PRINT_TOL)
+    if why is None:
+        return
+    if cfg.relu:
+        fix = "drop {relu} (the ReLU relaxation is polished only on its active set)"
+    elif cfg.solver != "auto":
+        fix = "use {solver=auto} (the interior point, Newton-polished and certified, Burer-Monteiro where it fails)"
+    elif full:
+        fix = "drop {full} (the collapsed problem is certified at any size the solver accepts) or use fewer samples"
+    else:
+        fix = "raise {tau} (tau >= 0.1 is certified up to n_w = 1e9 in the cases tried) or lower {n_w}"
+    raise UncertifiedError(f"the {result.method} solve ({result.solver}) cannot vouch for its answer: {literal(why)}; "
+                           f"no geometry written; {fix}")

@@ -17,9 +17,10 @@ def test_gram_figure_says_whether_g_m_is_certified(tmp_path, monkeypatch):
     real = plots.gram_heatmaps
     monkeypatch.setattr(plots, "gram_heatmaps", lambda grams, titles, suptitle: drawn.append((titles, suptitle))
                         or real(grams, titles, suptitle))
-    for n_w, out in (("10", "a"), ("1e6", "b")):  # STEP 20x2,2x2, tau 0.1: certified at 10, not at 1e6
-        result = CliRunner().invoke(app, ["solve", "--counts", "20x2,2x2", "--tau", "0.1", "--n-w", n_w, "--out",
-                                          str(tmp_path / out)])
+    # STEP 20x2,2x2 at tau 0.1: certified; 2,2,1 at tau 0.07, n_w 100: entries bounded to ~1e-5 only (printed with
+    # that bound: below the 1e-3 above which nothing is printed)
+    for args, out in ((["20x2,2x2", "--tau", "0.1", "--n-w", "10"], "a"), (["2,2,1", "--tau", "0.07", "--n-w", "100"], "b")):
+        result = CliRunner().invoke(app, ["solve", "--counts", *args, "--out", str(tmp_path / out)])
         assert result.exit_code == 0, result.output
         assert (tmp_path / out / "gram.png").is_file()
     (good, good_title), (loose, loose_title) = drawn
@@ -195,3 +196,33 @@ def test_solve_full_and_relu(tmp_path):
         result = runner.invoke(app, ["solve", "--counts", "4x2,2x2", "--full", flag, "--out", str(tmp_path / "r")])
         assert result.exit_code == 2 and f"{flag} has no effect with --full" in result.output, result.output
         assert not (tmp_path / "r").exists()
+
+
+def test_an_answer_without_an_entry_bound_is_a_failure_not_a_printed_geometry(tmp_path):
+    # SCS at many copies: its polish cannot start, so nothing bounds the entries (the case at n_w = 1e9 gave
+    # entries off by 0.4-0.9 under the label optimal_inaccurate): exit 1, one line, the path that works, no folder
+    out = tmp_path / "s"
+    result = CliRunner().invoke(app, ["solve", "--counts", "2,2,1", "--tau", "0.5", "--n-w", "1e9", "--solver", "SCS",
+                                      "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the grouped solve (SCS) cannot vouch"), result.output
+    assert "no entry bound" in lines[0] and "--solver auto" in lines[0] and not out.exists()
+    # the default path at the same setting is certified and printed
+    result = CliRunner().invoke(app, ["solve", "--counts", "2,2,1", "--tau", "0.5", "--n-w", "1e9", "--json",
+                                      "--out", str(out)])
+    assert result.exit_code == 0 and json.loads(result.stdout)["status"] == "optimal"
+
+
+def test_unbounded_names_missing_and_loose_bounds():
+    from dataclasses import replace
+
+    from ufm.geometry import etf_gram
+    from ufm.solver import solve
+    from ufm.solver.result import PRINT_TOL
+
+    result = solve(np.array([[3, 3, 1]]), 0.5, etf_gram(3).numpy(), 10.0)
+    assert result.unbounded() is None
+    assert "no entry bound" in replace(result, entry_accuracy=None).unbounded()
+    assert "no entry bound" in replace(result, entry_accuracy=float("nan")).unbounded()
+    assert "bounded only to 2.0e-03" in replace(result, entry_accuracy=2 * PRINT_TOL).unbounded()

@@ -183,11 +183,13 @@ def test_factor_polish_agrees_with_the_kkt_polish_on_distinct_counts(monkeypatch
     # k = 32 distinct counts (no symmetry): the factor-form polish (the default at this size) and the cone KKT
     # polish (forced by lifting its limit) are two Newton methods on different unknowns; they agree to 1e-10
     import ufm.solver.grouped as grouped
+    import ufm.solver.newton as newton
     from ufm.solver import solve_collapsed
 
     counts = 100 + 3 * np.arange(32)[::-1]
     factor = solve_collapsed(counts[None], 0.5)
     monkeypatch.setattr(grouped, "MAX_POLISH_UNKNOWNS", 10 ** 5)
+    monkeypatch.setattr(newton, "MAX_CHECK_UNKNOWNS", 0)  # the KKT polish alone, without its factor-form check
     kkt = solve_collapsed(counts[None], 0.5)
     assert "factor form" in factor.note and "factor form" not in kkt.note
     assert factor.accuracy_source == kkt.accuracy_source == "newton"

@@ -9,7 +9,7 @@ import pytest
 from _reference import reference_path
 
 from ufm.geometry import etf_gram
-from ufm.solver import ENTRY_TOL, solve
+from ufm.solver import ENTRY_TOL, solve, solve_full
 
 G = etf_gram(4).numpy()
 CASES = {"given": (10, 10, 10, 2), "step": (8, 8, 2, 2), "long-tail": (8, 5, 3, 2)}
@@ -39,3 +39,35 @@ def test_default_solve_is_certified_at_many_copies(name, tau):
 
 def test_batch_anchors_at_the_papers_temperature():
     _check(CASES["given"], 0.1, False)
+
+
+def _paths(counts, tau, n_w):
+    comp = np.array([counts])
+    labels = np.repeat(np.arange(len(counts)), counts)
+    return {
+        "grouped": lambda: solve(comp, tau, G, n_w, solver="CLARABEL"),
+        "unreduced": lambda: solve(comp, tau, G, n_w, solver="CLARABEL", reduce=False),
+        "bm": lambda: solve(comp, tau, G, n_w, solver="BM"),
+        "scs": lambda: solve(comp, tau, G, n_w, solver="SCS"),
+        "full": lambda: solve_full(labels, [np.arange(len(labels))], tau, G, n_w, True),
+    }
+
+
+@pytest.mark.parametrize("tau, n_w", [(0.1, 1e2), (0.1, 1e6), (0.5, 1e8), (0.05, 1e2)])
+def test_no_path_reports_a_bound_below_its_true_error(tau, n_w):
+    """Every path either reports no bound / one above PRINT_TOL (then `ufm solve` refuses to print it) or a bound
+    that covers its true error; the pessimism (bound / true error) is what docs/performance.md reports."""
+    counts = (3, 3, 2, 1)
+    start = solve(np.array([counts]), tau, G, 100.0, True, solver="BM")
+    assert np.linalg.matrix_rank(start.cross, 1e-6) == 3
+    gram, cross = reference_path(list(counts), tau, G, start.cross, 100.0, [n_w])[n_w]
+    for name, call in _paths(counts, tau, n_w).items():
+        result = call()
+        means = result.class_means if name == "full" else result.gram
+        error = np.abs(means - gram).max()
+        if name != "full":
+            error = max(error, np.abs(result.cross - cross).max())
+        if result.unbounded() is None:
+            assert error <= result.entry_accuracy, (name, tau, n_w, error, result.entry_accuracy)
+        if result.status == "optimal":
+            assert error <= ENTRY_TOL, (name, tau, n_w, error)

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .conic import ConeProgram
-from .newton import polish_result
+from .newton import check_in_factor_form, polish_result
 from .problem import LSEProgram, Problem, Row, block_values, collapsed_rows
 from .result import SolveResult
 
@@ -271,6 +271,8 @@ def solve_cone(problem: Problem, groups: list[np.ndarray], method: str, solver: 
                       tuple(int(v) for v in red.size) if method == "grouped" else None, compile_s, solve_s, polish_s)
     if polish and not problem.nonnegative and not kkt:
         out = polish_result(problem, out)
+    elif source == "newton" and not problem.nonnegative:
+        out = check_in_factor_form(problem, out)
     return out
 
 

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SolveResult", "FullSolveResult", "JSON_MATRIX_MAX_K", "ARRAYS_FILE", "ENTRY_TOL"]
+__all__ = ["SolveResult", "FullSolveResult", "JSON_MATRIX_MAX_K", "ARRAYS_FILE", "ENTRY_TOL", "PRINT_TOL"]
 
 ENTRY_TOL = 1e-6  # "optimal" promises every reported entry within this of the optimum (by the entry-accuracy estimate)
+PRINT_TOL = 1e-3  # an answer whose entry bound exceeds this (or that has none) is a failure, never a printed geometry
 JSON_MATRIX_MAX_K = 100  # matrices go into JSON summaries as lists up to this order; always into ARRAYS_FILE
 ARRAYS_FILE = "arrays.npz"  # where `ufm solve` and the sweep points write the matrices
 
@@ -64,6 +65,15 @@ class SolveResult:
                    else f"entries not certified: accurate only to {acc:.1e} (> {ENTRY_TOL:g})")
             object.__setattr__(self, "status", "optimal_inaccurate")
             object.__setattr__(self, "note", f"{self.note}; {why}" if self.note else why)
+
+    def unbounded(self, tol: float = PRINT_TOL) -> str | None:
+        """Why this answer may not be printed as a geometry (no entry bound, or one above ``tol``), else None."""
+        acc = self.entry_accuracy
+        if acc is None or not np.isfinite(acc):
+            return f"no entry bound ({self.note or self.status})"
+        if acc > tol:
+            return f"entries bounded only to {acc:.1e} (> {tol:g})"
+        return None
 
     @property
     def total_s(self) -> float:
