@@ -108,3 +108,22 @@ def test_the_default_simulation_is_a_small_problem():
 
     assert size_cap(work(SimConfig()), 16) == 1
     assert size_cap(work(SimConfig(batching="full", n_major=2000, d=256)), 16) > 1
+
+
+def test_an_inline_task_gets_threads_for_its_work_and_a_worker_the_request(tmp_path, monkeypatch):
+    """The engine's inline tasks choose for their kind's work (a small one: one thread); an explicit request
+    reaches a local worker process (it inherits $UFM_THREADS)."""
+    from ufm.executors import ExecutorConfig, FunctionTask, run_tasks
+
+    for var in (threads.ENV, "OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
+        monkeypatch.delenv(var, raising=False)
+    before = torch.get_num_threads()
+    try:
+        small = FunctionTask(name="small", fn=torch.get_num_threads, work=1e3)
+        assert run_tasks([small], ExecutorConfig(), tmp_path) == {"small": 1}
+        assert threads.last() == Choice(1, "free cores") or threads.last() == Choice(1, "problem size")
+        with threads.requested(1):
+            task = FunctionTask(name="worker", fn=torch.get_num_threads, work=BIG)
+            assert run_tasks([task], ExecutorConfig(executor="local", workers=1), tmp_path / "logs") == {"worker": 1}
+    finally:
+        torch.set_num_threads(before)
