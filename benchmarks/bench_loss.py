@@ -18,6 +18,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from ufm import threads
 from ufm.geometry import etf_gram, prototypes_from_gram
 from ufm.losses import scl_loss
 from ufm.reference import concatenated_scl_loss
@@ -54,11 +55,16 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: chosen for the size, ufm.threads)")
     parser.add_argument("--naive-max-nw", type=int, default=1000, help="skip the materialized loss above this n_w")
     args = parser.parse_args()
 
+    if args.threads < 0:
+        parser.error(f"--threads must be >= 0 (0: chosen for the size), got {args.threads}")
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
+    choice = threads.choose(args.threads, busy=threads.busy_elsewhere(), work=threads.loss_work(args.n, args.k, args.d))
+    threads.apply(choice.threads)
     gen = torch.Generator().manual_seed(0)
     y = torch.randint(0, args.k, (args.n,), generator=gen).to(device)
     h = F.normalize(torch.randn(args.n, args.d, generator=gen, dtype=dtype), dim=-1).to(device)
@@ -66,7 +72,7 @@ def main() -> None:
 
     print(f"# scl_loss forward+backward, n={args.n}, k={args.k}, d={args.d}, tau={args.tau}, {args.dtype}")
     print(f"# device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or platform.machine()}),"
-          f" torch {torch.__version__}, threads {torch.get_num_threads()}")
+          f" torch {torch.__version__}, threads {torch.get_num_threads()} ({choice.source})")
     # all ufm timings first, then the materialized ones (whose GB-sized buffers disturb what follows)
     base = time_call(lambda x: scl_loss(x, y, tau=args.tau), h, args.repeats)
     n_ws = (1, 10, 100, 1000, 10000)
