@@ -52,7 +52,7 @@ def measure() -> list[dict]:
                     bounded = result.unbounded(PRINT_TOL) is None
                     rows.append({"counts": name, "tau": tau, "n_w": n_w, "path": path, "status": result.status,
                                  "method": result.method, "bound": bound, "error": float(error),
-                                 "printed": bounded, "covers": (not bounded) or error <= bound,
+                                 "printed": bool(bounded), "covers": bool((not bounded) or error <= bound),
                                  "pessimism": bound / max(error, 1e-16) if bounded else None,
                                  "seconds": time.perf_counter() - t0})
     return rows
@@ -78,6 +78,22 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def summary(rows: list[dict]) -> str:
+    """One row per (tau, path) over the 9 answers of the 3 cases x 3 n_w."""
+    out = ["| tau | path | optimal | printed (bound <= 1e-3) | refused | largest true error printed | "
+           "largest bound printed | bound / error |", "|---:|---|---:|---:|---:|---:|---:|---|"]
+    for tau in TAUS:
+        for path in PATHS:
+            sel = [r for r in rows if r["tau"] == tau and r["path"] == path]
+            printed = [r for r in sel if r["printed"]]
+            ratios = [r["pessimism"] for r in printed]
+            out.append(f"| {tau:g} | {path} | {sum(r['status'] == 'optimal' for r in sel)} / {len(sel)} | "
+                       f"{len(printed)} | {len(sel) - len(printed)} | "
+                       + (f"{max(r['error'] for r in printed):.1e} | {max(r['bound'] for r in printed):.1e} | "
+                          f"{min(ratios):.0e} to {max(ratios):.0e} |" if printed else "- | - | - |"))
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
@@ -85,6 +101,8 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rows = measure()
+    print(summary(rows))
+    print()
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -273,6 +273,8 @@ def solve_cone(problem: Problem, groups: list[np.ndarray], method: str, solver: 
         out = polish_result(problem, out)
     elif source == "newton" and not problem.nonnegative:
         out = check_in_factor_form(problem, out)
+    elif polish and not problem.nonnegative:  # the KKT polish refused (a degenerate optimum): the factor form
+        out = polish_result(problem, out)
     return out
 
 

@@ -159,9 +159,10 @@ MAX_SOLVER_N_W = 1e9  # with prototype anchors: see check_solver_n_w
 def check_solver_n_w(n_w: float, prototype_anchors: bool, name: str = "n_w") -> None:
     """Refuse (FieldError) copies beyond what float64 resolves: with prototype anchors the class means move the
     objective by about (c / n_w)^2 of its size (c: a class count), below its round-off as n_w grows.  Measured
-    (``benchmarks/solver_precision.py``, docs/performance): every path keeps entries to <= 1e-5 up to n_w = 1e8 at
-    tau = 0.5, its estimate grows like n_w, and at 1e12 every path gives entries off by 1e-3 to 1 (the interior point
-    "optimal" at +0.54 where the answer is -0.5).  Batch anchors only keep entries to 1e-13 at any n_w measured."""
+    against 60-digit references (``benchmarks/solver_references.py``, docs/performance): the default path is
+    certified (entries within 1e-6, bound covering the true error) up to this limit at tau 0.1 to 1 in the cases
+    tried; before the factor polish's round-off floor was made per coordinate, at 1e12 every path gave entries off by
+    1e-3 to 1.  Batch anchors only keep entries to 1e-13 at any n_w measured."""
     if prototype_anchors and n_w > MAX_SOLVER_N_W:
         raise FieldError(f"{{{name}}} = {n_w:g} is beyond what the float64 solvers resolve with prototype anchors "
                          f"(the class means move the objective by ~(count / n_w)^2 of its size, under its round-off); "
