@@ -13,9 +13,12 @@ it is accepted only when the residual reaches round-off, the bordered Hessian is
 full-space certificate (:func:`.certificate.certificate`) proves the point globally optimal to 1e-10 relative.
 
 Entry-accuracy estimate: with delta = the size of one more Newton correction plus the round-off level of each
-gradient row (16 eps x sum of weights / tau) carried through |H^-1|, both mapped to each row u_a, an entry
-M_ac = u_a . u_c or X_ac = u_a . w_c moves by at most |du_a| + |du_c| (unit rows), so the estimate is
-2 max_a |du_a|_2 (after quadratic convergence the error is of the size of the next correction).
+gradient entry (:func:`_gradient_floor`: every contribution in absolute value times (16 + |logit| + 2 p / tau) eps;
+the fixed G_* block moves no unknown, so the floor does not grow with n_w) carried through |H^-1|, both mapped to
+each row u_a, an entry M_ac = u_a . u_c or X_ac = u_a . w_c moves by at most |du_a| + |du_c| (unit rows), so the
+estimate is 2 max_a |du_a|_2 (after quadratic convergence the error is of the size of the next correction).  A
+Newton that stalls above 10x its round-off level gives no estimate (the next correction no longer bounds the error:
+tau = 0.05 stalls at 30-60x).  Checked against 60-digit references (``benchmarks/solver_references.py``).
 """
 
 from __future__ import annotations
