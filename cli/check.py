@@ -11,7 +11,6 @@ from ._threads import computing
 from ._common import console, max_memory_option, print_json, user_errors
 from ufm.threads import loss_work
 from ._config import with_config_options
-from ufm.reference import run_check
 from ufm.spec import CheckConfig
 
 
@@ -24,6 +23,8 @@ def check(
 ) -> None:
     """Check scl_loss (copies as multiplicities) against the literal concatenation of n_w copies."""
     computing(loss_work(config.n, config.k * config.n_w, config.d))  # the naive loss's materialized copies
+    from ufm.reference import run_check
+
     result = run_check(config, max_memory_gb)
     ok = result["agree"]
     if as_json:

@@ -14,7 +14,7 @@ from rich.table import Table
 from ._common import console, default_out, points_done, print_json, progress_bar, user_errors
 from ._config import GRID_ANCHORS_HELP, anchors_values, with_config_options
 from ._executor import with_executor_options
-from ufm.collapse import CollapseMapConfig, run_collapse_map
+from ufm.collapse_config import CollapseMapConfig
 from ufm.executors import ExecutorConfig
 
 @user_errors(aliases={"max_memory_gb": "$UFM_MAX_MEMORY_GB", "full=False": "a collapse map always solves N x N"})
@@ -38,6 +38,8 @@ def collapse_map_command(
         raise ValueError("--overwrite has no effect without --out (a new folder runs/collapse-map-<time> is written); "
                          "drop it")
     cells = replace(config, prototype_anchors=anchors_values(anchors) or ()).cells()
+    from ufm.collapse import run_collapse_map  # (torch, cvxpy: once the options are checked)
+
     folder = out or default_out("collapse-map")
     with progress_bar(as_json) as bar:
         done = points_done(bar, f"collapse map ({executor.executor})", len(cells))

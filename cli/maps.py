@@ -16,8 +16,7 @@ from ._common import console, default_out, points_done, print_json, progress_bar
 from ._config import GRID_ANCHORS_HELP, anchors_values, with_config_options
 from ._executor import with_executor_options
 from ufm.executors import ExecutorConfig
-from ufm.copies import minimal_copies
-from ufm.maps import N_WS, RATIOS, MapCell, map_grid, run_map
+from ufm.map_config import N_WS, RATIOS, MapCell, map_grid
 from ufm.spec import DesignConfig, ProblemSpec
 from ufm.threads import solver_work
 
@@ -35,6 +34,8 @@ def copies_command(
 ) -> None:
     """Smallest n_w (copies of each prototype; fractional allowed) whose optimal G_M is within
     --target-distance of G_*, by a monotone search over the certified solver."""
+    from ufm.copies import minimal_copies
+
     n = config.class_counts()
     computing(solver_work(len(n)))
     comp = config.compositions(n)
@@ -121,6 +122,8 @@ def map_command(
     """Distance of the certified optimal G_M to G_* over (R or tau) x n_w, full batch: one solve per cell as a
     resumable sweep (inline, local processes or a SLURM job array), then the heatmaps in <out>/map.png."""
     config, grid = map_grid(config, ratio or None, tau, n_w, anchors_values(anchors))
+    from ufm.maps import run_map  # (torch, cvxpy: once the options are checked)
+
     folder = out or default_out("map")
     start = time.perf_counter()
     with progress_bar(as_json) as bar:

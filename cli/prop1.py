@@ -12,9 +12,8 @@ from rich.table import Table
 from ._threads import computing
 from ._common import check_figure_out, console, print_json, user_errors
 from ._config import with_config_options
-from ufm.figures import prop1_gaps, scl_vs_ce_figure
 from ufm.threads import solver_work
-from ufm.prop1 import Prop1Config, minimize_both, verdict_line, verdicts, verify
+from ufm.prop1_config import Prop1Config
 
 
 @user_errors
@@ -27,6 +26,9 @@ def verify_prop1_command(
     """Compare exact SCL with prototypes (n_w = 1 ... 10^4) with the published Proposition 1 limit and with
     the limit derived in docs/prop1.md: value and Riemannian-gradient gaps on 16 cases (random and
     near-optimal features, ETF and minority-weighted targets, tau 0.1 and 0.5, two batch compositions)."""
+    from ufm.figures import prop1_gaps, scl_vs_ce_figure
+    from ufm.prop1 import minimize_both, verdicts, verify
+
     if out:
         check_figure_out(out)
     computing(solver_work(4))  # UFMs of k = 4 classes
@@ -47,6 +49,8 @@ def verify_prop1_command(
 
 def _print_gaps(summary: list[dict]) -> None:
     """The worst value and gradient gaps of each limit, and the verdicts."""
+    from ufm.prop1 import verdict_line
+
     table = Table(title="worst gap over the cases at the largest n_w (decay exponent in n_w)", box=box.SIMPLE)
     for col in ("anchors", "limit", "value gap", "gradient gap"):
         table.add_column(col, justify="right")

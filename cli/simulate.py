@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 from rich.table import Table
@@ -13,19 +13,20 @@ from ._threads import computing
 from ._common import (check_figure_out, console, default_out, err_console, max_memory_option, overwrite_option,
                       print_json, progress_bar, refuse_repeats, user_errors)
 from ._config import with_config_options
-from ufm.deep.figures import deep_fig1
-from ufm.figures import FIGURES, render
 from ufm import single
-from ufm.kinds import simulate as simulate_kind
-from ufm.simulate import SimConfig, SimResult, check_simulation_size
+from ufm.choices import FIGURES, check_figure_names
+from ufm.sim_config import SimConfig
 
 
 def _fmt(x: Optional[float], spec: str = ".4f") -> str:
     return "-" if x is None or x != x else format(x, spec)
 
 
-def _run_with_progress(cfg: SimConfig, folder: Path, quiet: bool, max_memory_gb: Optional[float] = None) -> SimResult:
-    """The simulate kind's run (:func:`ufm.kinds.simulate.run`) into ``folder``, with a progress bar."""
+def _run_with_progress(cfg: SimConfig, folder: Path, quiet: bool, max_memory_gb: Optional[float] = None) -> Any:
+    """The simulate kind's run (:func:`ufm.kinds.simulate.run`) into ``folder``, with a progress bar: its
+    :class:`ufm.simulate.SimResult`."""
+    from ufm.kinds import simulate as simulate_kind
+
     with progress_bar(quiet) as bar:
         task = bar.add_task("simulate", total=cfg.epochs, status="")
 
@@ -53,6 +54,8 @@ def simulate_command(
     G_M-vs-G_* heatmaps (gram_heatmaps.png) into the run folder.
     """
     folder = single.check_run_folder(out or default_out("simulate"), "simulate", overwrite)
+    from ufm.simulate import check_simulation_size  # (torch: once the options and --out are checked)
+
     check_simulation_size(config, max_memory_gb)
     # the Gram file, the counts, G_* and the batch size are checked before the progress bar starts
     result = single.run_one(folder, "simulate", config, overwrite,
@@ -96,17 +99,22 @@ def figures_command(
         if first in given and clash:
             raise ValueError(f"{first} does not combine with {', '.join(clash)} (they would be ignored); drop one of them")
     refuse_repeats(name or [], "--name")
+    check_figure_names(name or [])
     refuse_repeats(runs or [], "--runs")
     if not list_only:
         check_figure_out(out)
     if runs:
+        from ufm.deep.figures import deep_fig1
+
         path = deep_fig1(runs, out)
         console.print(f"wrote {path.parent}/deep_fig1_heatmaps.png and {path}")
         return
     if list_only:
-        for fig in FIGURES.values():
-            console.print(f"[bold]{fig.name}[/bold]: {fig.description}")
+        for fig, description in FIGURES.items():
+            console.print(f"[bold]{fig}[/bold]: {description}")
         return
+    from ufm.figures import render
+
     computing()
     with console.status("rendering figures"):
         paths = render(name, out, quick)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich import box
@@ -13,14 +13,11 @@ from rich.table import Table
 from ._threads import computing
 from ._common import console, default_out, max_memory_option, overwrite_option, print_json, user_errors
 from ._config import typed, with_config_options
-from ufm.agreement import AGREE, CANNOT_JUDGE, DISAGREE, TOLERANCE_SOURCE, solver_vs_simulator
+from ufm.choices import JSON_MATRIX_MAX_K
 from ufm.errors import FieldError
 from ufm import single
-from ufm.kinds import solve as solve_kind
-from ufm.simulate import SimConfig
+from ufm.sim_config import SimConfig
 from ufm.spec import SolveConfig
-from ufm.solver import class_groups
-from ufm.solver.result import ARRAYS_FILE, ENTRY_TOL, JSON_MATRIX_MAX_K
 
 
 @user_errors
@@ -42,7 +39,7 @@ def solve_command(
                          "never symmetry-reduced); drop it")
     folder = out or default_out("solve")
     summary, result = single.run_one(folder, "solve", config, overwrite,
-                                     lambda cfg, stage: solve_kind.run(cfg, stage, full, max_memory_gb))
+                                     lambda cfg, stage: _solve(cfg, stage, full, max_memory_gb))
     n, tau, n_w = summary["counts"], config.tau, config.n_w
     if as_json:
         print_json({**summary, "run_folder": str(folder)})
@@ -57,9 +54,19 @@ def solve_command(
     console.print(f"folder {folder}")
 
 
+def _solve(cfg: SolveConfig, stage: Path, full: bool, max_memory_gb: Optional[float]) -> tuple[dict, Any]:
+    """The solve kind's run (:func:`ufm.kinds.solve.run`) into the staging folder (cvxpy: once --out is checked)."""
+    from ufm.kinds import solve as solve_kind
+
+    return solve_kind.run(cfg, stage, full, max_memory_gb)
+
+
 def _gram_table(result, counts: list[int], most: int = 20) -> Table:
     """G_M in full up to ``most`` classes; above, one row and column per group of equal counts (grouped
     solve) or the first ``most`` classes."""
+    from ufm.solver import class_groups
+    from ufm.solver.result import ARRAYS_FILE
+
     k = len(counts)
     title = (f"optimal class-mean Gram ({result.method}, {result.solver}: {result.status}, "
              f"objective {result.objective:.10g})")
@@ -101,6 +108,9 @@ def agree_command(
     from ufm.kinds.simulate import work
 
     computing(work(replace(config, batching="full")))
+    from ufm.agreement import AGREE, TOLERANCE_SOURCE, solver_vs_simulator
+    from ufm.solver.result import ENTRY_TOL
+
     rows = solver_vs_simulator(replace(config, batching="full"))
     if as_json:
         print_json(rows)
@@ -120,6 +130,8 @@ def agree_command(
 
 def _agree_table(rows: list[dict]) -> Table:
     """One line per run, within 80 columns: gap, largest G_M entry difference, tolerance, verdict."""
+    from ufm.agreement import AGREE, CANNOT_JUDGE, DISAGREE
+
     table = Table(title="simulator (full batch) vs certified collapsed optimum", box=box.SIMPLE, padding=(0, 1),
                   pad_edge=False)
     for col in ("n_w", "tau", "seed", "rel. gap", "max |dG_M|", "tolerance", "verdict"):

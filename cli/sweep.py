@@ -17,7 +17,7 @@ from ._config import typed_names, with_config_options
 from ._executor import with_executor_options
 from ufm import interrupt
 from ufm.executors import ExecutorConfig
-from ufm.simulate import SimConfig
+from ufm.sim_config import SimConfig
 from ufm import engine
 from ufm.grid import parse_grid
 from ufm.spec import SolveConfig
@@ -52,7 +52,7 @@ def _cell(value: Any, spec: str) -> str:
 def _grid(kind: str, config: Any, specs: Optional[List[str]], ratio: Optional[List[float]], ctx: Any) -> dict:
     """The grid from --grid and the --ratio shorthand; a grid field also set by its own option is refused, and so
     are a grid field and a typed option that have no effect at any point (identical points, an ignored option)."""
-    cls = engine.kind(kind).config
+    cls = type(config)  # the kind's config class (its module, which computes, is imported to plan the points)
     grid = parse_grid(specs or [], cls)
     if ratio:
         if "ratio" in grid:

@@ -11,8 +11,6 @@ from rich.table import Table
 from ._common import check_figure_out, console, max_memory_option, print_json, progress_bar, refuse_repeats, user_errors
 from ._config import typed, with_config_options
 from ._executor import with_executor_options
-from ufm.deep import distributed
-from ufm.deep.figures import deep_fig1
 from ufm.deep.runs import PRESETS, download_data, plan_training, run_training_plan
 from ufm.deep.config import TrainConfig
 from ufm.executors import ExecutorConfig
@@ -59,8 +57,7 @@ def train_command(
                 f"{entry['images_per_s']:.0f} img/s"))
 
         result = run_training_plan(plan, executor, nproc, max_memory_gb, progress)
-    if distributed.env_rank() > 0:
-        distributed.exit_worker()  # a torchrun worker other than rank 0: rank 0 reports
+    _torchrun_exit(rank_above_0=True)  # a torchrun worker other than rank 0: rank 0 reports
     if "submitted" in result:
         print_json({"submitted": result["submitted"]}) if as_json else console.print(
             f"submitted (run: SLURM job) {result['submitted']}")
@@ -69,8 +66,16 @@ def train_command(
         console.print(f"{result['skipped']} of {len(plan.runs)} runs already finished; {result['resumed']} continued "
                       "from their checkpoints")
     _report(result["summaries"], plan.out, as_json)
-    if distributed.env_world() > 1:
-        distributed.exit_worker()  # torchrun's rank 0, after its report
+    _torchrun_exit(rank_above_0=False)  # torchrun's rank 0, after its report
+
+
+def _torchrun_exit(rank_above_0: bool) -> None:
+    """End a torchrun process here (:func:`ufm.deep.distributed.exit_worker`): a rank above 0 (``rank_above_0``),
+    else any process of a torchrun of several; nothing outside torchrun."""
+    from ufm.deep import distributed  # (torch: imported once the runs have computed)
+
+    if distributed.env_rank() > 0 if rank_above_0 else distributed.env_world() > 1:
+        distributed.exit_worker()
 
 
 def _report(summaries: dict, out: Path, as_json: bool) -> None:
@@ -101,5 +106,7 @@ def deep_figures_command(
     """Figure 1 (G_M heatmaps, distance to G_* against epoch) from training run folders."""
     refuse_repeats(runs, "run folder")
     check_figure_out(out)
+    from ufm.deep.figures import deep_fig1
+
     path = deep_fig1(runs, out)
     console.print(f"wrote {path.parent}/deep_fig1_heatmaps.png and {path}")

@@ -36,7 +36,7 @@ def captured(monkeypatch):
         figs[path.name] = fig
         return path
 
-    for module in ("ufm.figures", "ufm.deep.figures"):
+    for module in ("ufm.figures", "ufm.plots"):  # ufm.deep.figures imports it from ufm.plots when it draws
         monkeypatch.setattr(f"{module}.save_figure", keep)
     return figs
 

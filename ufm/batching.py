@@ -23,12 +23,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ufm.choices import SCHEMES
 from ufm.errors import FieldError, literal
 from ufm.imbalance import labels_from_counts
 
 __all__ = ["SCHEMES", "Batches", "bound_examples", "epoch_batches", "batch_compositions", "epoch_compositions"]
 
-SCHEMES = ("full", "shuffle", "balanced", "binding")
 
 
 @dataclass(frozen=True)

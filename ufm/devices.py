@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ufm.errors import FieldError, literal
 
 __all__ = ["resolve_device"]
 
+if TYPE_CHECKING:
+    import torch
+
 
 def resolve_device(name: str) -> torch.device:
     """The torch device of a ``device`` option: ``auto`` is CUDA when present, else CPU; ``cpu``, ``cuda``,
-    ``cuda:N``.  A device that is not here is refused (ValueError) with what to use instead."""
+    ``cuda:N``.  A device that is not here is refused (ValueError) with what to use instead (torch is imported here,
+    when a command computes: the configs check a device name's spelling without it)."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

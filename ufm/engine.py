@@ -148,9 +148,15 @@ def points(name: str, configs: Mapping[str, Any] | Sequence[Any], values: Mappin
 def check_grid_effects(name: str, base: Any, grid: Mapping[str, Sequence], given: Sequence[str] = (),
                        planned: list[Point] | None = None) -> list[Point]:
     """Refuse, before anything runs, a grid field without effect at every point (its values would run identical
-    points) and a field in ``given`` (set by the user) without effect at every point.  Returns the points."""
-    planned = plan(name, base, grid) if planned is None else planned
+    points) and a field in ``given`` (set by the user) without effect at every point; then, unless ``planned`` points
+    are given (checked already), the points' problems by the kind's checks, which compute (torch): a grid refused for
+    its fields answers without them.  Returns the points."""
+    checked = planned is not None
+    planned = plan(name, base, grid, check=False) if planned is None else planned
     refuse_without_effect([p.config for p in planned], grid, given)
+    k = kind(name)
+    if not checked and k.check is not None:
+        k.check(planned, {})
     return planned
 
 

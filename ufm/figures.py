@@ -12,7 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from ufm.errors import FieldError, literal
+from ufm.choices import FIGURES as FIGURE_NAMES
+from ufm.choices import check_figure_names
 from ufm.plots import distance_heatmaps as _distance_heatmaps, gram_heatmaps, lines_vs_x, save_figure
 from ufm.simulate import SimConfig, simulate
 from ufm.kinds.simulate import distance_series, sweep
@@ -129,27 +130,14 @@ def scl_vs_ce_figure(out: Path, quick: bool = False, rows: list[dict] | None = N
     return save_figure(fig, out / "scl_vs_ce.png")
 
 
-FIGURES = {
-    f.name: f
-    for f in (
-        Figure("ufm-fig1-heatmaps", "UFM Figure 1: G_M of SCL, class-averaging + binding, SCL with n_w = 100",
-               ufm_fig1_heatmaps),
-        Figure("ufm-distance-vs-nw", "UFM: distance to G_* against n_w for R = 1, 10, 100", ufm_distance_vs_nw),
-        Figure("prop1-gaps", "Proposition 1: gradient gap of the published and the derived limit against n_w", prop1_gaps),
-        Figure("scl-vs-ce", "G_M of SCL with prototypes against CE with the same fixed classifier, over n_w and tau",
-               scl_vs_ce_figure),
-        Figure("solver-vs-simulator", "distance to G_* against n_w: convex solver vs simulator (full batch)",
-               solver_vs_simulator_figure),
-    )
-}
+_DRAW = {"ufm-fig1-heatmaps": ufm_fig1_heatmaps, "ufm-distance-vs-nw": ufm_distance_vs_nw, "prop1-gaps": prop1_gaps,
+         "scl-vs-ce": scl_vs_ce_figure, "solver-vs-simulator": solver_vs_simulator_figure}
 
 
 def render(names: list[str] | None = None, out: str | Path = "figures", quick: bool = False) -> list[Path]:
     """Render the named figures (all by default) into ``out``; returns the PNG paths."""
     names = list(FIGURES) if not names else names
-    unknown = [n for n in names if n not in FIGURES]
-    if unknown:
-        raise FieldError(f"unknown figures {literal(unknown)} ({{name}}); registered: {', '.join(FIGURES)}")
+    check_figure_names(names)
     from ufm.runio import check_out_dir
 
     out = check_out_dir(out, "out", run_folder=False)
@@ -181,9 +169,7 @@ def maps_distance_figure(out: Path, quick: bool = False, rows: dict | None = Non
     return save_figure(fig, out / "maps_distance.png")
 
 
-FIGURES["maps-distance"] = Figure(
-    "maps-distance", "distance of the optimal G_M to the ETF over (R, n_w) and (tau, n_w), both anchor conventions",
-    maps_distance_figure)
+_DRAW["maps-distance"] = maps_distance_figure
 
 
 # --- Is collapse optimal? (ufm.collapse): verdict maps over (R, n_w) --------------------------------------------
@@ -236,9 +222,7 @@ def collapse_map_figure(out: Path, quick: bool = False, rows: list[dict] | None 
     return save_figure(fig, out / "collapse_map.png")
 
 
-FIGURES["collapse-map"] = Figure(
-    "collapse-map", "where collapse stops being optimal over (R, n_w): certified verdicts, STEP and long-tail, "
-    "both anchor conventions", collapse_map_figure)
+_DRAW["collapse-map"] = collapse_map_figure
 
 # ------------------------------------------------------------------------------- more maps (issue 13)
 
@@ -326,9 +310,9 @@ def maps_batching_figure(out: Path, quick: bool = False, rows: list[dict] | None
     return save_figure(fig, out / "maps_batching.png")
 
 
-FIGURES["maps-targets"] = Figure(
-    "maps-targets", "distance maps over (R, n_w) for k = 10, 100, STEP and long-tail, ETF and orthogonal targets",
-    maps_targets_figure)
-FIGURES["maps-batching"] = Figure(
-    "maps-batching", "distance against n_w: certified optimum, simulator full batch, reshuffled and bound batches",
-    maps_batching_figure)
+_DRAW["maps-targets"] = maps_targets_figure
+_DRAW["maps-batching"] = maps_batching_figure
+
+
+# the registered figures: names and descriptions from ufm.choices.FIGURES (``ufm figures`` lists them torch-free)
+FIGURES = {name: Figure(name, description, _DRAW[name]) for name, description in FIGURE_NAMES.items()}

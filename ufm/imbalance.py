@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from ufm.choices import MAX_CLASS_COUNT, MAX_CLASSES, PROFILES, count_list  # noqa: F401 (re-exported)
 from ufm.errors import FieldError, literal
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
     "parse_counts",
 ]
 
-PROFILES = ("balanced", "step", "long-tail")
 
 
 def _check(k: int, n: int, ratio: float) -> None:
@@ -120,30 +120,7 @@ def minority_mask(counts) -> torch.Tensor:
     return n < torch.sqrt(n.max() * n.min())
 
 
-MAX_CLASSES = 1_000_000
-MAX_CLASS_COUNT = 10**12  # samples in one class (far beyond any memory; keeps int64 sums exact)
-
-
 def parse_counts(spec: str) -> torch.Tensor:
-    """Class counts from text: ``"5000x5,500x5"`` (count x number of classes) or ``"50,50,5"``."""
-    counts: list[int] = []
-    for part in spec.replace(" ", "").split(","):
-        if not part:
-            continue
-        count, _, times = part.partition("x")
-        try:
-            value, repeat = int(count), int(times) if times else 1
-        except ValueError:
-            raise FieldError(f"cannot read {{counts}} {literal(repr(spec))}: write class counts as e.g. 5000x5,500x5 or 50,50,5"
-                             ) from None
-        if value < 1 or repeat < 1:
-            raise FieldError(f"{{counts}} {literal(repr(spec))}: class counts and repeats must be >= 1")
-        if value > MAX_CLASS_COUNT:
-            raise FieldError(f"{{counts}} {literal(repr(spec))} asks for more than {MAX_CLASS_COUNT:.0e} samples in a class; give "
-                             "fewer")
-        if repeat > MAX_CLASSES or len(counts) + repeat > MAX_CLASSES:
-            raise FieldError(f"{{counts}} {literal(repr(spec))} asks for more than {MAX_CLASSES} classes; give fewer")
-        counts += [value] * repeat
-    if len(counts) < 2:
-        raise FieldError(f"{{counts}} needs at least 2 classes, got {literal(repr(spec))}")
-    return torch.tensor(counts)
+    """Class counts from text: ``"5000x5,500x5"`` (count x number of classes) or ``"50,50,5"`` (rules:
+    :func:`ufm.choices.count_list`)."""
+    return torch.tensor(count_list(spec))

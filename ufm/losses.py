@@ -31,6 +31,7 @@ from typing import Callable
 
 import torch
 
+from ufm.choices import LOSS_OPTIONS, check_copies
 from ufm.errors import FieldError, literal
 from ufm._checks import Scalar
 from ufm._loss_kernels import (_anchor_sum, _anchor_weight, _as_param, _augment, _check_bool_rows, _logits,
@@ -46,21 +47,6 @@ __all__ = [
     "LossSpec",
     "batch_loss",
 ]
-
-
-
-def check_copies(n_w: Scalar, prototype_anchors: bool, name: str = "n_w") -> None:
-    """The one rule for the number of prototype copies (used by the losses, the solver and the configs):
-    n_w >= 0, and with prototype anchors n_w is 0 or >= 1.  Each anchor copy of w_a has n_w - 1 other copies
-    of itself as positives, a negative count for 0 < n_w < 1 (no meaning there: the loss would have to clamp
-    it); without prototype anchors n_w is only a weight and any n_w >= 0 is fine.  ``n_w`` may be a tensor
-    (every value is checked)."""
-    values = n_w.detach().reshape(-1).tolist() if isinstance(n_w, torch.Tensor) else [n_w]
-    for v in values:
-        if prototype_anchors and 0 < float(v) < 1:
-            raise FieldError(f"with prototype anchors {{{name}}} must be 0 or >= 1, got {float(v):g}: an anchor copy of "
-                             f"a prototype would have n_w - 1 < 0 copies of itself as positives; use {{{name}}} >= 1, "
-                             "or {prototype_anchors=False} for a weight below one copy")
 
 
 
@@ -291,13 +277,18 @@ def _prop1(h, y, w, n_w, tau, anchors, num_classes=None, **kw):
     return prop1_loss(h, y, w, tau, **kw)
 
 
+def _spec(name: str, fn: Callable[..., torch.Tensor], description: str) -> LossSpec:
+    """The loss ``name`` with the options :data:`ufm.choices.LOSS_OPTIONS` gives it."""
+    return LossSpec(fn, "n_w" in LOSS_OPTIONS[name], "prototype_anchors" in LOSS_OPTIONS[name], description)
+
+
 LOSSES: dict[str, LossSpec] = {
-    "scl": LossSpec(_scl, True, True, "SCL with n_w copies of each prototype (Eq. 1)"),
-    "class-averaging": LossSpec(_class_averaging, True, False, "class-averaging SCL (BCL-style; prototypes are "
-                                "never anchors)"),
-    "ce": LossSpec(_ce, False, False, "CE with the fixed classifier W"),
-    "limit": LossSpec(_limit, False, True, "the exact large-n_w limit of SCL (docs/prop1.md)"),
-    "prop1": LossSpec(_prop1, False, False, "the large-n_w limit as published (Proposition 1)"),
+    "scl": _spec("scl", _scl, "SCL with n_w copies of each prototype (Eq. 1)"),
+    "class-averaging": _spec("class-averaging", _class_averaging, "class-averaging SCL (BCL-style; prototypes are "
+                             "never anchors)"),
+    "ce": _spec("ce", _ce, "CE with the fixed classifier W"),
+    "limit": _spec("limit", _limit, "the exact large-n_w limit of SCL (docs/prop1.md)"),
+    "prop1": _spec("prop1", _prop1, "the large-n_w limit as published (Proposition 1)"),
 }
 
 

@@ -25,12 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from ufm import eta
-from ufm._config import Range, check_device_name, check_values
-from ufm._config import option as _opt
 from ufm.errors import FieldError, literal
 from ufm.geometry import make_gram, prototypes_from_gram
 from ufm.imbalance import labels_from_counts
 from ufm.losses import limit_loss, prop1_loss, scl_loss
+from ufm.prop1_config import Prop1Config  # noqa: F401 (re-exported: the options of ufm verify-prop1, torch-free)
 
 __all__ = [
     "Prop1Case",
@@ -63,22 +62,6 @@ class Prop1Case:
     @property
     def name(self) -> str:
         return f"{self.geometry}, tau {self.tau:g}, counts {list(self.counts)}, {self.inputs} h"
-
-
-@dataclass(frozen=True)
-class Prop1Config:
-    """``ufm verify-prop1``: the UFM minimizations behind :func:`minimizers` and :func:`scl_vs_ce` (the gaps of
-    :func:`verify` need no options)."""
-
-    epochs: int = _opt(2000, "epochs of the UFM minimizations (minimizers and the CE comparison)")
-    device: str = _opt("cpu", "device of the UFM minimizations: cpu, cuda, cuda:N or auto")
-
-    def __post_init__(self) -> None:
-        check_values(self, {"epochs": Range(1)})
-        check_device_name(self.device)
-
-    def without_effect(self) -> dict[str, str]:
-        return {}
 
 
 def default_cases() -> list[Prop1Case]:

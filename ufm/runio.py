@@ -16,9 +16,10 @@ import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where arrays are read or written (a command's refusals answer without it)
+    import numpy as np
 
 __all__ = ["atomic_path", "write_json", "read_json", "write_jsonl", "read_jsonl", "write_npz", "read_npz", "jsonable",
            "load_checkpoint", "check_out_dir", "refuse_files", "file_list", "staged_dir"]
@@ -155,6 +156,8 @@ def write_csv(path: str | Path, rows: list[dict], header: list[str] | None = Non
 
 
 def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    import numpy as np
+
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
@@ -162,6 +165,8 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """The arrays of an ``.npz`` archive; a missing, truncated or foreign file is an error naming it."""
+    import numpy as np
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"array file {path} does not exist")

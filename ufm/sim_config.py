@@ -6,24 +6,16 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import torch
-
 from ufm._config import NON_NEGATIVE, POSITIVE, Range, check_choices, check_device_name, check_values, first_repeat
 from ufm._config import option as _opt
-from ufm.batching import SCHEMES
+from ufm.choices import LOSS_OPTIONS, SCHEMES, check_copies
 from ufm.errors import FieldError
-from ufm.losses import LOSSES as LOSS_REGISTRY
-from ufm.losses import check_copies
 from ufm.spec import ClassCounts, TargetGeometry
 
 __all__ = ["SimConfig", "SimulationDiverged", "LOSSES", "LOSS_OPTIONS", "OPTIMIZERS", "SCHEDULES", "DEFAULT_N_W"]
 
 
-LOSSES = tuple(LOSS_REGISTRY)
-# The options of each loss beyond tau (from the loss registry): the others have no effect and are refused when set.
-LOSS_OPTIONS = {name: tuple(option for option, used in (("n_w", spec.uses_n_w),
-                                                         ("prototype_anchors", spec.uses_anchor_convention)) if used)
-                for name, spec in LOSS_REGISTRY.items()}
+LOSSES = tuple(LOSS_OPTIONS)  # the loss registry's names (ufm.losses.LOSSES); LOSS_OPTIONS: the options of each
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
 DEFAULT_N_W = (0.0, 100.0)
@@ -103,7 +95,7 @@ class SimConfig(TargetGeometry, ClassCounts):
         else:  # recorded as not applicable; the CLI refuses the option when it is typed (see without_effect)
             object.__setattr__(self, "prototype_anchors", None)
         if self.prototype_anchors:
-            check_copies(torch.tensor(self.n_w, dtype=torch.float64), True)
+            check_copies(self.n_w, True)
 
     def without_effect(self) -> dict[str, str]:
         """The fields that have no effect in this configuration, each with the reason (a FieldError fragment: its

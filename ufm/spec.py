@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar
-
-import torch
+from typing import TYPE_CHECKING, ClassVar
 
 from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_choices, check_gram_source, check_values, from_dict
 from ufm._config import option as _opt
+from ufm.choices import PROFILES, SCHEMES, SOLVERS, check_copies, check_solver_n_w, count_list
 from ufm.errors import FieldError, literal
 
 __all__ = ["ImbalanceProfile", "ClassCounts", "NamedGeometry", "TargetGeometry", "ProblemSpec", "SolveConfig",
            "DesignConfig", "CheckConfig", "GEOMETRIES"]
 
 GEOMETRIES = ("etf", "orthogonal", "minority")
+
+if TYPE_CHECKING:  # torch is imported where the configs compute (the CLI refuses bad input without it)
+    import torch
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,6 @@ class ImbalanceProfile(_Block):
     minority_fraction: float = _opt(0.5, "fraction rho of minority classes (step profile)")
 
     def __post_init__(self) -> None:
-        from ufm.imbalance import PROFILES
-
         super().__post_init__()
         check_choices(self, {"profile": PROFILES})
         check_values(self, {"n_major": self.N_MAJOR_RANGE, "ratio": Range(1), "minority_fraction": UNIT})
@@ -97,12 +97,10 @@ class ClassCounts(ImbalanceProfile):
         super().__post_init__()
         check_values(self, {"k": Range(2)})
         if self.counts is not None:
-            from ufm.imbalance import parse_counts
-
             if not self.counts.strip():
                 raise FieldError("{counts} is empty; give class counts such as 50x5,5x5, or leave it unset for "
                                  "the {profile}")
-            parse_counts(self.counts)  # refused here, before anything runs
+            count_list(self.counts)  # refused here, before anything runs
 
     def without_effect(self) -> dict[str, str]:
         out = {}
@@ -187,14 +185,9 @@ class ProblemSpec(TargetGeometry, ClassCounts):
     seed: int = _opt(0, "seed of the epoch whose batch-set is solved")
 
     def __post_init__(self) -> None:
-        from ufm.batching import SCHEMES
-
         super().__post_init__()
         check_choices(self, {"batching": SCHEMES})
         check_values(self, {"tau": POSITIVE, "n_w": NON_NEGATIVE, "batch_size": Range(1), "seed": NON_NEGATIVE})
-        from ufm.losses import check_copies
-        from ufm.solver.problem import check_solver_n_w
-
         check_copies(self.n_w, self.prototype_anchors)
         check_solver_n_w(self.n_w, self.prototype_anchors)
 
@@ -227,8 +220,6 @@ class SolveConfig(ProblemSpec):
     relu: bool = _opt(False, "non-negative features (doubly non-negative relaxation)")
 
     def __post_init__(self) -> None:
-        from ufm.solver import SOLVERS
-
         super().__post_init__()
         check_choices(self, {"solver": ("auto", *SOLVERS)})
 
@@ -290,6 +281,8 @@ class CheckConfig(TargetGeometry):
 
     def class_counts(self) -> torch.Tensor:
         """``[k]`` the counts k, k - 1, ..., 1 that the minority geometry reads (the batch's labels are random)."""
+        import torch
+
         return torch.arange(self.k, 0, -1)
 
     def g_star(self, counts: torch.Tensor | None = None) -> torch.Tensor:

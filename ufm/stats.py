@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy import optimize, stats
 
 __all__ = ["Interval", "PairedDifference", "mean_ci", "paired_difference", "power_paired", "seeds_needed", "has_spread",
            "detectable_effect"]
@@ -68,6 +67,8 @@ def _check_level(level: float) -> None:
 def mean_ci(values: Sequence[float], level: float = 0.95) -> Interval:
     """Mean of ``values`` with the t interval mean +- t_{(1+level)/2, n-1} s / sqrt(n) (s: the sample standard
     deviation, ddof 1).  With one value the bounds are NaN (no spread to estimate); with none, refused."""
+    from scipy import stats  # (imported when a statistic is computed: the commands start without it)
+
     _check_level(level)
     x = _finite(values, "the values")
     if len(x) == 0:
@@ -88,6 +89,8 @@ def has_spread(ci: Interval) -> bool:
 def paired_difference(a: Mapping, b: Mapping, level: float = 0.95) -> PairedDifference:
     """``a - b`` paired by key (seed -> value), over the keys both have: the mean difference with its t interval
     and the two-sided p-value of the paired t-test (NaN with fewer than two pairs or no spread)."""
+    from scipy import stats  # (imported when a statistic is computed: the commands start without it)
+
     seeds = tuple(sorted(set(a) & set(b)))
     if not seeds:
         raise ValueError(f"no seed in common to pair (first: {sorted(a)}, second: {sorted(b)})")
@@ -109,6 +112,8 @@ def power_paired(effect: float, std: float, n: int, alpha: float = 0.05) -> floa
     """Power of the two-sided paired t-test at level ``alpha`` with ``n`` pairs when the true mean difference is
     ``effect`` and the differences' standard deviation ``std``: P(|T| > t_{1-alpha/2, n-1}) for T non-central t
     with n - 1 degrees of freedom and non-centrality effect sqrt(n) / std."""
+    from scipy import stats  # (imported when a statistic is computed: the commands start without it)
+
     _check_rates(alpha)
     if n < 2:
         return math.nan
@@ -140,6 +145,8 @@ def seeds_needed(effect: float, std: float, alpha: float = 0.05, power: float = 
 def detectable_effect(std: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest mean difference that ``n`` seeds detect (paired two-sided t-test, level ``alpha``) with
     probability ``power``, given the differences' standard deviation ``std``: NaN with fewer than two seeds."""
+    from scipy import optimize  # (imported when a statistic is computed: the commands start without it)
+
     _check_rates(alpha, power)
     if n < 2:
         return math.nan

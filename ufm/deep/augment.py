@@ -18,6 +18,8 @@ from typing import Callable
 
 import torch
 
+from ufm.choices import AUGMENTATIONS
+
 __all__ = ["AUGMENTATIONS", "Augmentation", "AUGMENT", "crop_flip", "supcon_augment", "two_views", "normalize"]
 
 Params = dict[str, torch.Tensor]
@@ -142,4 +144,4 @@ AUGMENT: dict[str, Augmentation] = {
     "supcon": Augmentation(lambda n, g: draw_supcon(n, g), apply_supcon),
     "none": Augmentation(lambda n, g: {}, lambda x, params: x),
 }
-AUGMENTATIONS = tuple(AUGMENT)
+assert tuple(AUGMENT) == AUGMENTATIONS  # the names the configs check (ufm.choices)

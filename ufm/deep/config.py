@@ -7,18 +7,13 @@ set of runs, each a dict of the fields it sets; flags given on the command line 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import ClassVar
-
-import torch
+from typing import TYPE_CHECKING, ClassVar
 
 from ufm._config import NON_NEGATIVE, POSITIVE, Range, check_at_least_one, check_choices, check_device_name
 from ufm._config import check_values
 from ufm._config import option as _opt
-from ufm.batching import SCHEMES
-from ufm.deep.augment import AUGMENTATIONS
-from ufm.deep.model import HEADS
+from ufm.choices import AUGMENTATIONS, HEADS, SCHEMES, check_copies
 from ufm.errors import FieldError, literal
-from ufm.losses import check_copies
 from ufm.spec import ImbalanceProfile, NamedGeometry
 
 __all__ = ["TrainConfig", "PRESETS", "PLACE", "RESUMABLE", "preset", "resumed_config", "grid_runs"]
@@ -29,6 +24,9 @@ REDUCTIONS = ("mean", "2B")  # as ufm.nn.PrototypeSupConLoss names them
 SCHEDULES = ("step", "cosine")
 BINDINGS = ("random", "first")
 DTYPES = ("float32", "float64")
+if TYPE_CHECKING:  # torch is imported where a run computes (the CLI refuses bad input without it)
+    import torch
+
 MAX_WIDTH = 1024  # 16 x the standard ResNet-18's width: 2.9 billion parameters
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ufm.plots import gram_grid, lines_vs_x, save_figure
 
 __all__ = ["deep_fig1"]
 
@@ -77,6 +76,8 @@ def deep_fig1(run_dirs: list[str | Path], out: str | Path, snapshots: int = 4) -
             cells = [(f"final: {_last_distance(history):.3f}", arrays["g_m"])]
         rows.append((name, cells + [("target G_*", arrays["g_star"])]))
         series[name] = (list(distances), list(distances.values()))
+    from ufm.plots import gram_grid, lines_vs_x, save_figure  # (matplotlib: once the run folders are read)
+
     out.mkdir(parents=True, exist_ok=True)
     save_figure(gram_grid(rows, "G_M of the training embeddings through training (title: distance to G_*)"),
                 out / "deep_fig1_heatmaps.png")

@@ -15,11 +15,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ufm.choices import HEADS
 from ufm.errors import FieldError
 
 __all__ = ["HEADS", "ResNet18", "check_head_reaches", "activation_floats"]
 
-HEADS = ("linear", "relu")
 
 
 class BasicBlock(nn.Module):

@@ -39,8 +39,6 @@ def plan_training(config: TrainConfig, given: dict, out: Path, preset_name: str 
     """The runs asked for, checked before any folder is written: ``given`` {field: value} are the fields the user
     set (they override a preset's or a resumed run's own); ``grid`` ``FIELD=V1,V2,...`` strings; ``resume`` a run
     folder to continue (``out_given``: whether an output folder was given too, which a resume refuses)."""
-    from ufm.deep.distributed import check_nproc
-
     if nproc < 1:
         raise FieldError(f"{{nproc}} must be >= 1, got {nproc}")
     if resume is not None:
@@ -65,8 +63,11 @@ def plan_training(config: TrainConfig, given: dict, out: Path, preset_name: str 
         plan = TrainPlan({Path(out).name: config}, Path(out))
     for name, reason in without_effect_everywhere(list(plan.runs.values()), list(given)).items():
         raise FieldError(f"{{{name}}} has no effect {reason}; drop it")
-    for cfg in plan.runs.values():
-        check_nproc(cfg, nproc)
+    if nproc > 1:  # (the GPUs or cores to share: torch is imported for that only)
+        from ufm.deep.distributed import check_nproc
+
+        for cfg in plan.runs.values():
+            check_nproc(cfg, nproc)
     return plan
 
 

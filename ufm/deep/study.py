@@ -28,7 +28,6 @@ from ufm._config import differences
 from ufm.deep.config import PLACE, PRESETS, TrainConfig
 from ufm.grid import refuse_without_effect
 from ufm.runio import read_json, write_json
-from ufm.stats import detectable_effect, has_spread, mean_ci, paired_difference
 
 __all__ = ["Arm", "ARMS", "SETTINGS", "StudyPlan", "plan_study", "study_runs", "design_key", "design_prototypes", "record_path",
            "save_record", "pending", "load_records", "report", "MEASURES"]
@@ -338,7 +337,7 @@ def report(records: Mapping[str, Mapping[str, Mapping[int, dict]]], level: float
     """One row per (setting, arm): seeds, each measure's mean and ``level`` interval over seeds, and for the
     accuracies the paired difference against the ETF arm (same seeds) with its interval and p-value, the smallest
     difference this many seeds detects (power 0.8) and the seeds needed to detect ``effect``."""
-    from ufm.stats import seeds_needed
+    from ufm.stats import detectable_effect, has_spread, mean_ci, paired_difference, seeds_needed  # (numpy, scipy)
 
     rows = []
     for setting, arms in records.items():

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ufm.engine import Kind, Point, check_grid_effects
-from ufm.simulate import SimConfig, build_problem, simulate
+from ufm.sim_config import SimConfig  # (ufm.simulate, torch, is imported where a point computes)
 
 __all__ = ["KIND", "METRICS", "run", "work", "rows", "render_distance", "distance_series", "certified_series", "sweep"]
 
@@ -23,6 +23,7 @@ NC_METRICS = ("nc1_ref", "cdnv", "nc2", "nc3", "nc4")  # the field's (ufm.analys
 def run(cfg: SimConfig, folder: Path, progress: Callable | None = None, max_memory_gb: float | None = None) -> Any:
     """Simulate ``cfg`` and write its run folder (summary.json last); returns the :class:`ufm.simulate.SimResult`."""
     from ufm.plots import gram_heatmaps, save_figure
+    from ufm.simulate import simulate
 
     result = simulate(cfg, progress=progress, max_memory_gb=max_memory_gb)
     result.save(folder, finish=False)
@@ -52,6 +53,8 @@ def rows(point: Point, folder: Path, data: dict) -> list[dict]:
 
 
 def _check(points: Sequence[Point], finished: dict | None = None) -> None:
+    from ufm.simulate import build_problem
+
     for p in points:  # counts, G_*, prototypes and batches of every point before any runs
         build_problem(p.config)
 
@@ -105,6 +108,8 @@ def sweep(cfg: SimConfig, grid: dict[str, Sequence], progress: Callable[[int, in
           ) -> list[dict]:
     """Final metrics of every run for every combination of ``grid`` values, in memory (no folders): one row per run
     with the grid values, n_w, tau, seed and the last logged metrics (a grid field without effect is refused)."""
+    from ufm.simulate import simulate
+
     check_grid_effects("simulate", cfg, grid)
     names = list(grid)
     out = []

@@ -30,6 +30,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from ufm.choices import SOLVERS
+
 from .certificate import FEASIBILITY_TOL
 from .certificate import certify as _certify
 from .full import class_mean_gram, full_objective, solve_full, within_class_min
@@ -72,7 +74,6 @@ __all__ = [
     "solve_grouped",
 ]
 
-SOLVERS = ("CLARABEL", "SCS", "BM")
 AUTO_BM_ABOVE = 30  # solver="auto" without the symmetry: interior point up to this k, Burer-Monteiro above
 
 

@@ -30,6 +30,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from ufm.choices import MAX_SOLVER_N_W, check_solver_n_w  # noqa: F401 (re-exported)
 from ufm.errors import FieldError
 from ufm.geometry import check_gram
 from ufm.losses import check_copies
@@ -151,23 +152,6 @@ def prototype_gram(g_star, n_w: float, k: int) -> np.ndarray | None:
     if g.shape != (k, k):
         raise ValueError(f"g_star is {g.shape[0]} x {g.shape[0]} but the problem has k = {k} classes")
     return g
-
-
-MAX_SOLVER_N_W = 1e9  # with prototype anchors: see check_solver_n_w
-
-
-def check_solver_n_w(n_w: float, prototype_anchors: bool, name: str = "n_w") -> None:
-    """Refuse (FieldError) copies beyond what float64 resolves: with prototype anchors the class means move the
-    objective by about (c / n_w)^2 of its size (c: a class count), below its round-off as n_w grows.  Measured
-    against 60-digit references (``benchmarks/solver_references.py``, docs/performance): the default path is
-    certified (entries within 1e-6, bound covering the true error) up to this limit at tau 0.1 to 1 in the cases
-    tried; before the factor polish's round-off floor was made per coordinate, at 1e12 every path gave entries off by
-    1e-3 to 1.  Batch anchors only keep entries to 1e-13 at any n_w measured."""
-    if prototype_anchors and n_w > MAX_SOLVER_N_W:
-        raise FieldError(f"{{{name}}} = {n_w:g} is beyond what the float64 solvers resolve with prototype anchors "
-                         f"(the class means move the objective by ~(count / n_w)^2 of its size, under its round-off); "
-                         f"use {{{name}}} <= {MAX_SOLVER_N_W:g}, or the exact n_w -> infinity limit "
-                         "(ufm.losses.limit_loss; ufm verify-prop1)")
 
 
 def check_tau_n_w(tau: float, n_w: float) -> None:

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ufm.choices import JSON_MATRIX_MAX_K
+
 __all__ = ["SolveResult", "FullSolveResult", "JSON_MATRIX_MAX_K", "ARRAYS_FILE", "ENTRY_TOL", "PRINT_TOL"]
 
 ENTRY_TOL = 1e-6  # "optimal" promises every reported entry within this of the optimum (by the entry-accuracy estimate)
 PRINT_TOL = 1e-3  # an answer whose entry bound exceeds this (or that has none) is a failure, never a printed geometry
-JSON_MATRIX_MAX_K = 100  # matrices go into JSON summaries as lists up to this order; always into ARRAYS_FILE
+# JSON_MATRIX_MAX_K (ufm.choices): matrices go into JSON summaries as lists up to this order; always into ARRAYS_FILE
 ARRAYS_FILE = "arrays.npz"  # where `ufm solve` and the sweep points write the matrices
 
 
