@@ -26,11 +26,11 @@ def verify_prop1_command(
     """Compare exact SCL with prototypes (n_w = 1 ... 10^4) with the published Proposition 1 limit and with
     the limit derived in docs/prop1.md: value and Riemannian-gradient gaps on 16 cases (random and
     near-optimal features, ETF and minority-weighted targets, tau 0.1 and 0.5, two batch compositions)."""
-    from ufm.figures import prop1_gaps, scl_vs_ce_figure
-    from ufm.prop1 import minimize_both, verdicts, verify
-
     if out:
         check_figure_out(out)
+    from ufm.figures import prop1_gaps, scl_vs_ce_figure  # (torch, matplotlib: once --out is checked)
+    from ufm.prop1 import minimize_both, verdicts, verify
+
     computing(solver_work(4))  # UFMs of k = 4 classes
     rows = verify()
     summary = verdicts(rows)

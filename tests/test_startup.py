@@ -29,7 +29,7 @@ REFUSALS = {
     "deep-figures": (["/nonexistent-ufm-run"], "does not exist"),
     "check": (["--k", "0"], "--k must be >= 1"),
     "copies": (["--counts", "5"], "--counts needs at least 2 classes"),
-    "design-prototypes": (["--batching", "x"], "No such option: --batching"),
+    "design-prototypes": (["--n-w", "0.5"], "--n-w must be >= 1"),
     "collapse-map": (["--seeds", "-1"], "--seeds must be in [0, 1000]"),
     "map": (["--tau", "1", "--tau", "1"], "--tau repeats a value"),
     "study": (["--setting", "bogus"], "--setting must be one of"),
@@ -46,6 +46,9 @@ MORE = [
     (["figures", "--runs", "x", "--list"], "--runs does not combine with --list"),
     (["train", "--preset", "nope"], "unknown --preset 'nope'"),
     (["collapse-map", "--k", "1"], "--k must be >= 2"),
+    (["verify-prop1", "--out", "/proc/ufm-cannot-write"], "/proc/ufm-cannot-write"),
+    (["train", "--nproc", "0"], "--nproc must be >= 1"),
+    (["design-prototypes", "--batching", "x"], "No such option: --batching"),
     (["nonsense-command"], "No such command"),
 ]
 

@@ -33,9 +33,9 @@ def _rows():
 
 
 def test_agree_prints_each_verdict_and_its_tolerance_within_80_columns(monkeypatch):
-    import ufm.cli.solve as solve_cli
+    import ufm.agreement  # the command imports solver_vs_simulator from it when it computes
 
-    monkeypatch.setattr(solve_cli, "solver_vs_simulator", lambda cfg: _rows())
+    monkeypatch.setattr(ufm.agreement, "solver_vs_simulator", lambda cfg: _rows())
     result = CliRunner().invoke(app, ["agree", "--k", "3"], env={"COLUMNS": "80"}, terminal_width=80)
     assert result.exit_code == 0, result.output
     assert max(len(line) for line in result.output.splitlines()) <= 80
@@ -52,9 +52,9 @@ def test_agree_prints_each_verdict_and_its_tolerance_within_80_columns(monkeypat
 
 
 def test_agree_says_which_solver_optima_are_not_certified(monkeypatch):
-    import ufm.cli.solve as solve_cli
+    import ufm.agreement  # the command imports solver_vs_simulator from it when it computes
 
-    monkeypatch.setattr(solve_cli, "solver_vs_simulator", lambda cfg: _rows())
+    monkeypatch.setattr(ufm.agreement, "solver_vs_simulator", lambda cfg: _rows())
     result = CliRunner().invoke(app, ["agree", "--k", "3"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
