@@ -1,7 +1,7 @@
 """Start-up time of the ``ufm`` command: what answers before any work, side by side with ``import torch``.
 
-Each row is a fresh process, timed from start to exit (wall clock), the median of ``--repeats`` runs taken in
-turns (one run of every row, then the next round), so that a neighbour's load falls on every row alike:
+Each row is a fresh process started in the source tree that holds this script (so its ``ufm`` is the one measured),
+timed from start to exit (wall clock), the median of ``--repeats`` runs taken in turns (one run of every row, then the next round), so that a neighbour's load falls on every row alike:
 
 - ``ufm --version``, ``ufm --help``, ``ufm simulate --help``;
 - a refusal of bad input (``ufm simulate --k 1``: exit code 2, one ``error:`` line);

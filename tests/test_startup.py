@@ -119,3 +119,13 @@ def test_configs_of_heavy_modules_are_the_same_classes():
     from ufm.prop1 import Prop1Config as FromProp1
 
     assert (FromCollapse, FromMaps, FromProp1) == (CollapseMapConfig, MapCell, Prop1Config)
+
+
+def test_the_startup_benchmark_reports_every_row(tmp_path):
+    out = tmp_path / "startup.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_startup.py"), "--repeats", "1", "--json", str(out)],
+                   check=True, capture_output=True, timeout=120)
+    rows = {r["command"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["ufm simulate --k 1 (refused)"]["exit_code"] == 2 and rows["ufm --help"]["exit_code"] == 0
+    assert rows['python -c "import torch"']["of_import_torch"] == 1.0
+    assert all(r["median_s"] > 0 for r in rows.values()) and len(rows) == 6
