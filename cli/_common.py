@@ -121,6 +121,15 @@ def check_out(out: Path | str, overwrite: bool = False, run_folder: bool = True,
     return path
 
 
+def check_writable(out: Path | str | None) -> None:
+    """``--out`` of a command whose engine checks the folder in full once the points are planned: the part that needs
+    no planning (a file, under a file, cannot be written) before the computing modules are imported."""
+    from ufm.runio import check_out_dir
+
+    if out is not None:
+        check_out_dir(out, "--out", overwrite=True, run_folder=False)
+
+
 def print_error(message: str) -> None:
     """The one line a user sees for bad input, on stderr: ``error: <message>``."""
     from rich.text import Text

@@ -11,7 +11,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ._common import console, default_out, points_done, print_json, progress_bar, user_errors
+from ._common import check_writable, console, default_out, points_done, print_json, progress_bar, user_errors
 from ._config import GRID_ANCHORS_HELP, anchors_values, with_config_options
 from ._executor import with_executor_options
 from ufm.collapse_config import CollapseMapConfig
@@ -37,6 +37,7 @@ def collapse_map_command(
     if overwrite and out is None:
         raise ValueError("--overwrite has no effect without --out (a new folder runs/collapse-map-<time> is written); "
                          "drop it")
+    check_writable(out)
     cells = replace(config, prototype_anchors=anchors_values(anchors) or ()).cells()
     from ufm.collapse import run_collapse_map  # (torch, cvxpy: once the options are checked)
 

@@ -12,10 +12,11 @@ from rich import box
 from rich.table import Table
 
 from ._threads import computing
-from ._common import console, default_out, points_done, print_json, progress_bar, user_errors
+from ._common import check_writable, console, default_out, points_done, print_json, progress_bar, user_errors
 from ._config import GRID_ANCHORS_HELP, anchors_values, with_config_options
 from ._executor import with_executor_options
 from ufm.executors import ExecutorConfig
+from ufm.choices import check_copies_search
 from ufm.map_config import N_WS, RATIOS, MapCell, map_grid
 from ufm.spec import DesignConfig, ProblemSpec
 from ufm.threads import solver_work
@@ -34,7 +35,8 @@ def copies_command(
 ) -> None:
     """Smallest n_w (copies of each prototype; fractional allowed) whose optimal G_M is within
     --target-distance of G_*, by a monotone search over the certified solver."""
-    from ufm.copies import minimal_copies
+    check_copies_search(target_distance, max_n_w, tol, solver, config.prototype_anchors)
+    from ufm.copies import minimal_copies  # (torch, cvxpy: once the options are checked)
 
     n = config.class_counts()
     computing(solver_work(len(n)))
@@ -122,6 +124,7 @@ def map_command(
     """Distance of the certified optimal G_M to G_* over (R or tau) x n_w, full batch: one solve per cell as a
     resumable sweep (inline, local processes or a SLURM job array), then the heatmaps in <out>/map.png."""
     config, grid = map_grid(config, ratio or None, tau, n_w, anchors_values(anchors))
+    check_writable(out)
     from ufm.maps import run_map  # (torch, cvxpy: once the options are checked)
 
     folder = out or default_out("map")

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from ._threads import computing
-from ._common import console, print_json, progress_bar, user_errors
+from ._common import check_writable, console, print_json, progress_bar, user_errors
 from ufm._config import first_repeat
 from ufm.deep.config import TrainConfig
 from ufm.deep.runs import train_study
@@ -74,8 +74,10 @@ def study_command(
     if not 1 <= seeds <= 1000:
         raise ValueError(f"--seeds must be between 1 and 1000, got {seeds}")
     out = out if out is not None else Path("runs") / f"study-{setting}"
+    check_writable(out)
+    chosen, fixed = _arms(arms), _overrides(overrides, data_root)  # refused before anything computes
     computing()  # the design's solves; the training runs choose their own (ufm.threads.for_task)
-    plan = plan_study(setting, _arms(arms), list(range(seeds)), summaries, out, _overrides(overrides, data_root))
+    plan = plan_study(setting, chosen, list(range(seeds)), summaries, out, fixed)
     if plan.design and not as_json:
         d = plan.design
         console.print(f"designed prototypes: cosines (majority, minority, across) "

@@ -12,7 +12,7 @@ import typer
 from ufm.errors import FieldError
 from rich.table import Table
 
-from ._common import console, default_out, print_json, progress_bar, user_errors
+from ._common import check_writable, console, default_out, print_json, progress_bar, user_errors
 from ._config import typed_names, with_config_options
 from ._executor import with_executor_options
 from ufm import interrupt
@@ -85,6 +85,7 @@ def _print_table(kind: str, report: dict, grid_fields: List[str]) -> None:
 
 def _run(kind: str, config: Any, grid_specs, ratio, out: Optional[Path], executor: ExecutorConfig,
          as_json: bool, ctx: Any) -> None:
+    check_writable(out)
     grid = _grid(kind, config, grid_specs, ratio, ctx)
     prefix = "sweep" if kind == "simulate" else "solve-sweep"
     folder = out or default_out(prefix)

@@ -8,7 +8,7 @@ from typing import Callable, List, Optional
 import typer
 from rich.table import Table
 
-from ._common import check_figure_out, console, max_memory_option, print_json, progress_bar, refuse_repeats, user_errors
+from ._common import check_figure_out, check_writable, console, max_memory_option, print_json, progress_bar, refuse_repeats, user_errors
 from ._config import typed, with_config_options
 from ._executor import with_executor_options
 from ufm.deep.runs import PRESETS, download_data, plan_training, run_training_plan
@@ -47,6 +47,7 @@ def train_command(
     """Train ResNet-18 with SCL (+ fixed prototypes) on STEP-imbalanced images, logging G_M and its distance to G_*."""
     given = {name: value for name, value in config.to_dict().items() if typed(ctx, name)}
     plan = plan_training(config, given, out, preset_name, grid, resume, typed(ctx, "out"), nproc)
+    check_writable(plan.out)
     if download:
         download_data(plan)
     with progress_bar(as_json) as bar:

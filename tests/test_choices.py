@@ -66,3 +66,28 @@ def test_unknown_figure_names_are_refused():
     check_figure_names(["prop1-gaps"])
     with pytest.raises(FieldError, match="unknown figures"):
         check_figure_names(["prop1-gaps", "nope"])
+
+
+def test_profile_rules_refuse_counts_that_do_not_exist_as_class_counts_does():
+    from ufm.choices import check_profile
+    from ufm.imbalance import class_counts
+
+    for args, words in ((("step", 10, 3, 10.0), "n // R = 3 // 10 = 0"), (("long-tail", 5, 9, 10.0), "rarest class"),
+                        (("step", 3, 50, 10.0, 0.2), "floor(rho k) = 0"), (("zipf", 5, 9, 2.0), "unknown imbalance")):
+        with pytest.raises(FieldError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            check_profile(*args)
+        with pytest.raises(FieldError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            class_counts(*args)
+    check_profile("long-tail", 5, 10, 10.0)
+    assert class_counts("long-tail", 5, 10, 10.0).tolist()[-1] == 1
+
+
+def test_copies_search_options_are_refused_before_any_solve():
+    from ufm.choices import check_copies_search
+
+    check_copies_search(0.05, 1e4, 1e-3, "BM", True)
+    for args, words in (((0.05, 1e4, 1e-3, "X", True), "--solver|solver"), ((-1, 1e4, 1e-3, "BM", True), "target"),
+                        ((0.05, 0.5, 1e-3, "BM", True), "max_n_w"), ((0.05, 1e4, 2.0, "BM", True), "rel_tol")):
+        with pytest.raises(FieldError, match=words):
+            check_copies_search(*args)
+    check_copies_search(0.05, 0.5, 1e-3, "BM", False)  # a weight below one copy without prototype anchors

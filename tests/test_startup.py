@@ -49,6 +49,13 @@ MORE = [
     (["verify-prop1", "--out", "/proc/ufm-cannot-write"], "/proc/ufm-cannot-write"),
     (["train", "--nproc", "0"], "--nproc must be >= 1"),
     (["design-prototypes", "--batching", "x"], "No such option: --batching"),
+    (["copies", "--solver", "X"], "--solver 'X' is not one of"),
+    (["map", "--n-w", "-1"], "--n-w must be >= 0"),
+    (["collapse-map", "--n-major", "3", "--ratio", "10"], "minority classes would have n // R = 3 // 10 = 0"),
+    (["study", "--setting", "cifar10", "--arms", "bogus"], "--arms takes a comma list"),
+    *[([*args, "--out", "/proc/ufm-cannot-write"], "cannot be written") for args in (
+        ["map"], ["collapse-map"], ["sweep"], ["solve-sweep", "--grid", "tau=1,2"], ["train"],
+        ["study", "--setting", "cifar10"])],
     (["nonsense-command"], "No such command"),
 ]
 

@@ -9,12 +9,14 @@ numbers of copies live here; the modules that compute with them import them from
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 from ufm.errors import FieldError, literal
 
 __all__ = ["PROFILES", "SCHEMES", "SOLVERS", "HEADS", "AUGMENTATIONS", "LOSS_OPTIONS", "FIGURES", "MAX_SOLVER_N_W",
-           "MAX_CLASSES", "MAX_CLASS_COUNT", "JSON_MATRIX_MAX_K", "check_copies", "check_solver_n_w", "count_list", "check_figure_names"]
+           "MAX_CLASSES", "MAX_CLASS_COUNT", "JSON_MATRIX_MAX_K", "check_copies", "check_solver_n_w", "count_list", "check_figure_names", "minority_classes",
+           "check_profile", "check_copies_search"]
 
 PROFILES = ("balanced", "step", "long-tail")  # class-count profiles (ufm.imbalance)
 SCHEMES = ("full", "shuffle", "balanced", "binding")  # batchings of an epoch (ufm.batching)
@@ -110,3 +112,49 @@ def check_figure_names(names: Sequence[str]) -> None:
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         raise FieldError(f"unknown figures {literal(unknown)} ({{name}}); registered: {', '.join(FIGURES)}")
+
+
+def minority_classes(k: int, minority_fraction: float = 0.5) -> int:
+    """floor(rho k): how many of k STEP classes are minorities (the last ones)."""
+    return math.floor(minority_fraction * k + 1e-9)
+
+
+def check_profile(profile: str, k: int, n: int, ratio: float, minority_fraction: float = 0.5) -> None:
+    """Refuse (FieldError) a class-count profile whose counts do not exist (:func:`ufm.imbalance.class_counts` computes
+    them): an unknown profile, STEP minorities of n // R = 0 samples or none at all, a long tail whose rarest class
+    floor(n / R) is empty.  Only the profile's own rules: k, n and R are checked as the config's fields."""
+    if profile not in PROFILES:
+        raise FieldError(f"unknown imbalance {{profile}} {literal(repr(profile))}; choose one of {', '.join(PROFILES)}")
+    if profile == "step":
+        if not 0 <= minority_fraction <= 1:
+            raise FieldError(f"the minority fraction {{minority_fraction}} must lie in [0, 1], got {minority_fraction}")
+        if int(n // ratio) < 1:
+            raise FieldError(f"minority classes would have n // R = {n} // {ratio:g} = 0 samples; increase {{n_major}} or "
+                             "lower {ratio}")
+        if k < 2 and ratio > 1:
+            raise FieldError(f"{{k}} must be >= 2 for step counts (majority and minority classes), got {k}")
+        if minority_classes(k, minority_fraction) == 0 and ratio > 1:
+            raise FieldError(f"{{minority_fraction}} = {minority_fraction:g} of k = {k} classes gives floor(rho k) = 0 "
+                             f"minority classes: the counts would be balanced and {{ratio}} would do nothing; use "
+                             f"{{minority_fraction}} >= {1 / k:.4g} (1/k), or {{profile=balanced}}")
+    if profile == "long-tail" and k > 1:
+        rarest = math.floor(n * ratio ** -1.0 + 1e-9)
+        if rarest < 1:
+            raise FieldError(f"the rarest class would get {rarest} samples; increase {{n_major}} or lower {{ratio}}")
+
+
+def check_copies_search(target_distance: float, max_n_w: float, rel_tol: float, solver: str,
+                        prototype_anchors: bool) -> None:
+    """The options of the search for the fewest copies (:func:`ufm.copies.minimal_copies`)."""
+    if solver not in (*SOLVERS, "auto"):
+        raise FieldError(f"{{solver}} {literal(repr(solver))} is not one of {', '.join(sorted((*SOLVERS, 'auto'), key=str.lower))}")
+    if not (math.isfinite(target_distance) and target_distance >= 0):
+        raise FieldError(f"{{target_distance}} must be a finite number >= 0, got {target_distance}")
+    if not (math.isfinite(max_n_w) and max_n_w > 0):
+        raise FieldError(f"{{max_n_w}} must be a finite number > 0, got {max_n_w}")
+    if not (0 < rel_tol < 1):
+        raise FieldError(f"{{rel_tol}} must lie in (0, 1), got {rel_tol}")
+    if prototype_anchors and max_n_w < 1:
+        raise FieldError(f"{{max_n_w}} must be >= 1 with prototype anchors (fewer than one copy is not a count), got "
+                         f"{max_n_w}")
+    check_solver_n_w(max_n_w, prototype_anchors, "max_n_w")

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from ufm._config import first_repeat
 from ufm._config import option as _opt
-from ufm.choices import check_solver_n_w
+from ufm.choices import check_profile, check_solver_n_w
 from ufm.errors import FieldError, literal
 
 __all__ = ["CollapseCell", "CollapseMapConfig", "map_cells", "BATCHINGS", "MAX_SEEDS"]
@@ -102,6 +102,9 @@ def map_cells(profiles: Sequence[str] = ("step", "long-tail"), ratios: Sequence[
         if again is not None:
             shown = str(again) if isinstance(again, (str, bool)) else format(again, "g")
             raise FieldError(f"{{{name}}} repeats the value {shown}: give each value once")
+    for profile in profiles:  # the counts exist, before any is computed
+        for ratio in ((1.0,) if profile == "balanced" else ratios):
+            check_profile(profile, k, n_major, ratio, minority_fraction)
     from ufm import imbalance  # (torch: the counts are computed here)
 
     cells = []

@@ -23,7 +23,7 @@ import torch
 
 from ufm import eta
 from ufm.analysis import gram_distance
-from ufm.errors import FieldError, literal
+from ufm.choices import check_copies_search
 from ufm.geometry import check_gram
 
 __all__ = ["SolvePoint", "CopiesResult", "solve_point", "minimal_copies"]
@@ -203,22 +203,7 @@ def minimal_copies(
     0.049999, 0.049991), which would stall the bisection.  Beyond n_w ~ 1e4 the solver's G_M loses accuracy (the sample
     terms become a tiny part of the objective; the distance then drifts by ~1e-4 to 1e-3), hence the
     default ``max_n_w``."""
-    from ufm.solver import SOLVERS
-
-    if solver not in (*SOLVERS, "auto"):
-        raise FieldError(f"{{solver}} {literal(repr(solver))} is not one of {', '.join(sorted((*SOLVERS, 'auto'), key=str.lower))}")
-    if not (math.isfinite(target_distance) and target_distance >= 0):
-        raise FieldError(f"{{target_distance}} must be a finite number >= 0, got {target_distance}")
-    if not (math.isfinite(max_n_w) and max_n_w > 0):
-        raise FieldError(f"{{max_n_w}} must be a finite number > 0, got {max_n_w}")
-    if not (0 < rel_tol < 1):
-        raise FieldError(f"{{rel_tol}} must lie in (0, 1), got {rel_tol}")
-    if prototype_anchors and max_n_w < 1:
-        raise FieldError(f"{{max_n_w}} must be >= 1 with prototype anchors (fewer than one copy is not a count), got "
-                         f"{max_n_w}")
-    from ufm.solver.problem import check_solver_n_w
-
-    check_solver_n_w(max_n_w, prototype_anchors, "max_n_w")
+    check_copies_search(target_distance, max_n_w, rel_tol, solver, prototype_anchors)
     comp = _compositions(counts)
     steps: list[SolvePoint] = []
     timer = eta.Timer(max_solves(max_n_w, rel_tol), "solves", "copies", min_steps=1, bound=True)

@@ -11,7 +11,8 @@ import math
 
 import torch
 
-from ufm.choices import MAX_CLASS_COUNT, MAX_CLASSES, PROFILES, count_list  # noqa: F401 (re-exported)
+from ufm.choices import (MAX_CLASS_COUNT, MAX_CLASSES, PROFILES, check_profile, count_list,  # noqa: F401
+                         minority_classes)  # (re-exported: the rules, torch-free)
 from ufm.errors import FieldError, literal
 
 __all__ = [
@@ -45,27 +46,11 @@ def balanced_counts(k: int, n: int) -> torch.Tensor:
     return torch.full((k,), n, dtype=torch.long)
 
 
-def minority_classes(k: int, minority_fraction: float = 0.5) -> int:
-    """floor(rho k): how many of k STEP classes are minorities (the last ones)."""
-    return math.floor(minority_fraction * k + 1e-9)
-
-
 def step_counts(k: int, n: int, ratio: float, minority_fraction: float = 0.5) -> torch.Tensor:
     """``[k]`` STEP counts: majorities n, the last floor(rho k) classes n // R (at least one unless R = 1)."""
     _check(k, n, ratio)
-    if not 0 <= minority_fraction <= 1:
-        raise FieldError(f"the minority fraction {{minority_fraction}} must lie in [0, 1], got {minority_fraction}")
-    n_min = int(n // ratio)
-    if n_min < 1:
-        raise FieldError(f"minority classes would have n // R = {n} // {ratio:g} = 0 samples; increase {{n_major}} or "
-                         "lower {ratio}")
-    if k < 2 and ratio > 1:
-        raise FieldError(f"{{k}} must be >= 2 for step counts (majority and minority classes), got {k}")
-    k_min = minority_classes(k, minority_fraction)
-    if k_min == 0 and ratio > 1:
-        raise FieldError(f"{{minority_fraction}} = {minority_fraction:g} of k = {k} classes gives floor(rho k) = 0 "
-                         f"minority classes: the counts would be balanced and {{ratio}} would do nothing; use "
-                         f"{{minority_fraction}} >= {1 / k:.4g} (1/k), or {{profile=balanced}}")
+    check_profile("step", k, n, ratio, minority_fraction)
+    n_min, k_min = int(n // ratio), minority_classes(k, minority_fraction)
     counts = torch.full((k,), n, dtype=torch.long)
     counts[k - k_min :] = n_min
     return counts
@@ -74,6 +59,7 @@ def step_counts(k: int, n: int, ratio: float, minority_fraction: float = 0.5) ->
 def long_tail_counts(k: int, n: int, ratio: float) -> torch.Tensor:
     """``[k]`` exponential long-tail counts floor(n R^(-c/(k-1))), c = 0..k-1 (all n when k = 1)."""
     _check(k, n, ratio)
+    check_profile("long-tail", k, n, ratio)
     if k == 1:
         return torch.tensor([n])
     c = torch.arange(k, dtype=torch.float64)

@@ -140,4 +140,8 @@ def map_grid(base: MapCell, ratios: Sequence[float] | None = None, taus: Sequenc
         grid["ratio"] = tuple(float(r) for r in (RATIOS if ratios is None else ratios))
     grid["tau"] = tuple(float(t) for t in taus)
     grid["n_w"] = tuple(float(n) for n in n_ws)
+    first = {name: values[0] for name, values in grid.items() if values}
+    for name, values in grid.items():  # each value in a cell of the grid (e.g. n_w >= 0), before any is planned
+        for value in values:
+            replace(base, **{**first, name: value})
     return base, grid
