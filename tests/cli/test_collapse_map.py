@@ -17,7 +17,7 @@ def test_the_cli(tmp_path):
     assert json.loads((tmp_path / "m" / "collapse_map.json").read_text())[0]["verdict"] == "collapse optimal"
     bad = runner.invoke(app, ["collapse-map", "--anchors", "some"])
     assert bad.exit_code == 2 and "--anchors" in bad.output
-    bad = runner.invoke(app, ["collapse-map", "--batching", "shuffle", "--k", "3", "--n-major", "4"])
+    bad = runner.invoke(app, ["collapse-map", "--batching", "shuffle", "--k", "3", "--n-major", "4", "--ratio", "2"])
     assert bad.exit_code == 2 and "--batch-size" in bad.output
     bad = runner.invoke(app, ["collapse-map", "--profile", "long-tail", "--minority-fraction", "0.3"])
     assert bad.exit_code == 2 and "--minority-fraction applies to the step profile" in bad.output
