@@ -3,8 +3,9 @@
 A config is validated before anything is computed (``__post_init__``), and the ``ufm`` command refuses bad input
 before it imports torch, cvxpy or matplotlib (a refusal answers in a fraction of a second).  So the names a config
 field may take (class-count profiles, batchings, losses, solvers, heads, augmentations, figures) and the rules on
-numbers of copies live here; the modules that compute with them import them from here (``ufm.batching.SCHEMES``,
-``ufm.losses.check_copies``, ... stay importable where they were).
+numbers of copies, on class counts and on the search for the fewest copies live here; the modules that compute with
+them import them from here (``ufm.batching.SCHEMES``, ``ufm.losses.check_copies``, ... stay importable where they
+were).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any, Sequence
 from ufm.errors import FieldError, literal
 
 __all__ = ["PROFILES", "SCHEMES", "SOLVERS", "HEADS", "AUGMENTATIONS", "LOSS_OPTIONS", "FIGURES", "MAX_SOLVER_N_W",
-           "MAX_CLASSES", "MAX_CLASS_COUNT", "JSON_MATRIX_MAX_K", "check_copies", "check_solver_n_w", "count_list", "check_figure_names", "minority_classes",
-           "check_profile", "check_copies_search"]
+           "MAX_CLASSES", "MAX_CLASS_COUNT", "JSON_MATRIX_MAX_K", "check_copies", "check_solver_n_w", "count_list",
+           "check_figure_names", "minority_classes", "check_profile", "check_copies_search"]
 
 PROFILES = ("balanced", "step", "long-tail")  # class-count profiles (ufm.imbalance)
 SCHEMES = ("full", "shuffle", "balanced", "binding")  # batchings of an epoch (ufm.batching)
