@@ -36,6 +36,7 @@ def copies_command(
     """Smallest n_w (copies of each prototype; fractional allowed) whose optimal G_M is within
     --target-distance of G_*, by a monotone search over the certified solver."""
     check_copies_search(target_distance, max_n_w, tol, solver, config.prototype_anchors)
+    config.check_counts()
     from ufm.copies import minimal_copies  # (torch, cvxpy: once the options are checked)
 
     n = config.class_counts()
@@ -73,7 +74,8 @@ def design_prototypes_command(
 ) -> None:
     """Prototype Gram G_w (majority, minority and across cosines) whose optimal G_M is closest to the target
     G_* (--geometry or --gram-file) at --n-w copies, full batch, against G_w = G_*."""
-    from ufm.design import best_block_prototypes
+    config.check_counts()
+    from ufm.design import best_block_prototypes  # (torch, cvxpy: once the options are checked)
 
     n = config.class_counts()
     computing(solver_work(len(n)))

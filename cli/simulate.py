@@ -54,6 +54,7 @@ def simulate_command(
     G_M-vs-G_* heatmaps (gram_heatmaps.png) into the run folder.
     """
     folder = single.check_run_folder(out or default_out("simulate"), "simulate", overwrite)
+    config.check_counts()
     from ufm.simulate import check_simulation_size  # (torch: once the options and --out are checked)
 
     check_simulation_size(config, max_memory_gb)

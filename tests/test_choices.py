@@ -91,3 +91,17 @@ def test_copies_search_options_are_refused_before_any_solve():
         with pytest.raises(FieldError, match=words):
             check_copies_search(*args)
     check_copies_search(0.05, 0.5, 1e-3, "BM", False)  # a weight below one copy without prototype anchors
+
+
+def test_a_final_config_refuses_counts_that_do_not_exist_and_a_grid_base_may_hold_them():
+    from dataclasses import replace
+
+    from ufm.sim_config import SimConfig
+    from ufm.spec import ProblemSpec
+
+    base = SimConfig(n_major=5)  # the default ratio 10 leaves no minority samples: a grid over the ratio may fix it
+    replace(base, ratio=2.0).check_counts()
+    for config in (base, ProblemSpec(n_major=5)):
+        with pytest.raises(FieldError, match=r"n // R = 5 // 10 = 0"):
+            config.check_counts()
+    SimConfig(counts="5,1").check_counts()  # explicit counts: checked when built

@@ -53,6 +53,9 @@ MORE = [
     (["map", "--n-w", "-1"], "--n-w must be >= 0"),
     (["collapse-map", "--n-major", "3", "--ratio", "10"], "minority classes would have n // R = 3 // 10 = 0"),
     (["study", "--setting", "cifar10", "--arms", "bogus"], "--arms takes a comma list"),
+    *[([*args, "--n-major", "3", "--ratio", "10"], "minority classes would have n // R = 3 // 10 = 0") for args in (
+        ["simulate"], ["solve"], ["copies"], ["design-prototypes"], ["sweep", "--grid", "tau=1,2"],
+        ["solve-sweep", "--grid", "tau=1,2"])],
     *[([*args, "--out", "/proc/ufm-cannot-write"], "cannot be written") for args in (
         ["map"], ["collapse-map"], ["sweep"], ["solve-sweep", "--grid", "tau=1,2"], ["train"],
         ["study", "--setting", "cifar10"])],

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ufm._config import NON_NEGATIVE, POSITIVE, UNIT, Range, check_choices, check_gram_source, check_values, from_dict
 from ufm._config import option as _opt
-from ufm.choices import PROFILES, SCHEMES, SOLVERS, check_copies, check_solver_n_w, count_list
+from ufm.choices import PROFILES, SCHEMES, SOLVERS, check_copies, check_profile, check_solver_n_w, count_list
 from ufm.errors import FieldError, literal
 
 __all__ = ["ImbalanceProfile", "ClassCounts", "NamedGeometry", "TargetGeometry", "ProblemSpec", "SolveConfig",
@@ -109,6 +109,13 @@ class ClassCounts(ImbalanceProfile):
                 out[name] = "when {counts} are given"
         out.update({k: v for k, v in super().without_effect().items() if k not in out})
         return out
+
+    def check_counts(self) -> None:
+        """Refuse (FieldError) a profile whose counts do not exist (e.g. STEP minorities of n_major // ratio = 0),
+        without computing them (torch-free): checked where the config is final (a run, each point of a grid), not
+        when it is built (a grid's base config may have its ratio replaced)."""
+        if self.counts is None:
+            check_profile(self.profile, self.k, self.n_major, self.ratio, self.minority_fraction)
 
     def class_counts(self) -> torch.Tensor:
         """``[k]`` class counts: ``counts`` when given, else the profile's (majority first)."""

@@ -53,6 +53,8 @@ def rows(point: Point, folder: Path, data: dict) -> list[dict]:
 
 
 def _check(points: Sequence[Point], finished: dict | None = None) -> None:
+    for p in points:  # the counts exist (torch-free: a refusal answers before the simulator is imported)
+        p.config.check_counts()
     from ufm.simulate import build_problem
 
     for p in points:  # counts, G_*, prototypes and batches of every point before any runs

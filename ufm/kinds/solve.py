@@ -49,6 +49,8 @@ def rows(point: Point, folder: Path, data: dict) -> list[dict]:
 
 
 def _check(points: Sequence[Point], finished: dict | None = None) -> None:
+    for p in points:  # the counts exist (torch-free: a refusal answers before the solver is imported)
+        p.config.check_counts()
     from ufm.solver import check_solve_size
 
     for p in points:  # counts, compositions, the size and G_* of every point before any runs
