@@ -22,6 +22,7 @@ def with_threads_option(fn: Callable) -> Callable:
     with one line (exit code 2); within the command N is this process's explicit request (``$UFM_THREADS``, which
     worker processes and SLURM jobs inherit)."""
     sig = inspect.signature(fn)
+    own = "threads" in sig.parameters  # a command that judges the option itself (e.g. where it has no effect)
     option = typer.Option(None, "--threads", help=THREADS_HELP, show_default=False)
     param = inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[int])
 
@@ -35,9 +36,10 @@ def with_threads_option(fn: Callable) -> Callable:
             print_error(user_message(err))
             raise typer.Exit(2) from None
         with requested(threads):
-            return fn(*args, **kwargs)
+            return fn(*args, **kwargs, **({"threads": threads} if own else {}))
 
-    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), param])
+    if not own:
+        wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), param])
     return wrapper
 
 

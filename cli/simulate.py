@@ -9,7 +9,7 @@ from typing import Any, List, Optional
 import typer
 from rich.table import Table
 
-from ._threads import computing
+from ._threads import THREADS_HELP, computing
 from ._common import (check_figure_out, console, default_out, err_console, max_memory_option, overwrite_option,
                       print_json, progress_bar, refuse_repeats, user_errors)
 from ._config import with_config_options
@@ -92,10 +92,13 @@ def figures_command(
     list_only: bool = typer.Option(False, "--list", help="list the registered figures and exit"),
     runs: Optional[List[Path]] = typer.Option(None, "--runs", help="training run folders: draw the paper's Figure 1 "
                                               "from them (deep_fig1_*.png) instead of the registered figures"),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP, show_default=False),
 ) -> None:
     """Regenerate every registered figure from code (fixed seeds) into figures/, or Figure 1 from --runs."""
-    given = [flag for flag, value in (("--runs", runs), ("--list", list_only), ("--name", name), ("--quick", quick)) if value]
-    for first, others in (("--runs", ("--list", "--name", "--quick")), ("--list", ("--name", "--quick"))):
+    given = [flag for flag, value in (("--runs", runs), ("--list", list_only), ("--name", name), ("--quick", quick),
+                                      ("--threads", threads is not None)) if value]
+    for first, others in (("--runs", ("--list", "--name", "--quick", "--threads")),
+                          ("--list", ("--name", "--quick", "--threads"))):
         clash = [flag for flag in others if flag in given]
         if first in given and clash:
             raise ValueError(f"{first} does not combine with {', '.join(clash)} (they would be ignored); drop one of them")

@@ -105,6 +105,9 @@ def agree_command(
 ) -> None:
     """Run the simulator (full batch) and the convex solver on the same problem: a verdict per run (agree,
     disagree, cannot judge) on G_M's entries, with the tolerance used."""
+    from ufm.choices import check_comparable
+
+    check_comparable(config.loss, config.relu, config.n_w, config.prototype_anchors)  # before the heavy imports
     from ufm.kinds.simulate import work
 
     computing(work(replace(config, batching="full")))

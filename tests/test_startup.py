@@ -60,6 +60,9 @@ MORE = [
         ["map"], ["collapse-map"], ["sweep"], ["solve-sweep", "--grid", "tau=1,2"], ["train"],
         ["study", "--setting", "cifar10"])],
     (["nonsense-command"], "No such command"),
+    (["agree", "--n-w", "1e10"], "beyond what the float64 solvers resolve"),
+    (["figures", "--list", "--threads", "2"], "--list does not combine with --threads"),
+    (["figures", "--runs", "x", "--threads", "2"], "--runs does not combine with --threads"),
 ]
 
 # each invocation through the typer app in ONE fresh interpreter: exit code, last output line, heavy modules loaded

@@ -56,8 +56,18 @@ def test_a_task_in_a_worker_keeps_the_executors_share():
     assert for_task(1, inline=False, environ={"SLURM_CPUS_PER_TASK": "3", "OMP_NUM_THREADS": "1"}, cores=8).threads == 3
     assert for_task(2, inline=False, environ={threads.ENV: "5"}, cores=8) == Choice(5, "--threads")
     assert for_task(1, 1e5, inline=True, environ={}, cores=8, busy=0) == Choice(1, "problem size")
-    assert per_rank(2, {}, cores=16) == 8 and per_rank(2, {"OMP_NUM_THREADS": "1"}, cores=16) == 8
-    assert per_rank(4, {threads.ENV: "3"}, cores=16) == 3
+    assert per_rank(2, {}, cores=16) == Choice(8, "rank share")
+    assert per_rank(2, {"OMP_NUM_THREADS": "1"}, cores=16) == Choice(8, "rank share")  # torchrun's default
+    # ranks of ufm's own launcher keep the user's OMP_NUM_THREADS (the launcher does not set it)
+    assert per_rank(2, {"OMP_NUM_THREADS": "1", threads.LAUNCHED: "1"}, cores=16) == Choice(1, "OMP_NUM_THREADS")
+    assert per_rank(4, {threads.ENV: "3"}, cores=16) == Choice(3, "--threads")
+
+
+def test_busy_cores_of_the_whole_machine_are_shared_out_over_a_pinned_process():
+    from ufm.threads import free_cores
+
+    assert free_cores(8, 40, machine=64) == 3  # 40 busy of 64: about 5 of this process's 8
+    assert free_cores(8, 4, machine=8) == 4 and free_cores(2, 5) == 1
 
 
 def test_the_load_reading_counts_a_busy_process(tmp_path):

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ufm.choices import check_comparable
 from ufm.errors import FieldError
 from ufm.analysis import gram_distance
 from ufm.simulate import SimConfig, _scheduler, build_problem, simulate
@@ -39,8 +40,7 @@ def solver_vs_simulator(cfg: SimConfig, solve: Callable = convex_solve) -> list[
     tolerance (:func:`verdict`).  ``solve`` is :func:`ufm.solver.solve` (a test may pass a double)."""
     if cfg.batching != "full":
         raise FieldError("the comparison needs one fixed batch-set: use {batching=full}")
-    if cfg.loss != "scl" or cfg.relu:
-        raise FieldError("the solver covers SCL without ReLU; use {loss=scl} and {relu=False}")
+    check_comparable(cfg.loss, cfg.relu, cfg.n_w, cfg.prototype_anchors)
     cfg = replace(cfg, batching="full")
     sim = simulate(cfg, keep_grams=True)
     problem = build_problem(cfg)

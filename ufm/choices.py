@@ -17,7 +17,7 @@ from ufm.errors import FieldError, literal
 
 __all__ = ["PROFILES", "SCHEMES", "SOLVERS", "HEADS", "AUGMENTATIONS", "LOSS_OPTIONS", "FIGURES", "MAX_SOLVER_N_W",
            "MAX_CLASSES", "MAX_CLASS_COUNT", "JSON_MATRIX_MAX_K", "check_copies", "check_solver_n_w", "count_list",
-           "check_figure_names", "minority_classes", "check_profile", "check_copies_search"]
+           "check_figure_names", "minority_classes", "check_profile", "check_copies_search", "check_comparable"]
 
 PROFILES = ("balanced", "step", "long-tail")  # class-count profiles (ufm.imbalance)
 SCHEMES = ("full", "shuffle", "balanced", "binding")  # batchings of an epoch (ufm.batching)
@@ -159,3 +159,12 @@ def check_copies_search(target_distance: float, max_n_w: float, rel_tol: float, 
         raise FieldError(f"{{max_n_w}} must be >= 1 with prototype anchors (fewer than one copy is not a count), got "
                          f"{max_n_w}")
     check_solver_n_w(max_n_w, prototype_anchors, "max_n_w")
+
+
+def check_comparable(loss: str, relu: bool, n_ws, prototype_anchors: bool | None) -> None:
+    """Refuse (FieldError) a simulation the convex solver cannot be compared with (`ufm agree`): the solver covers
+    SCL without ReLU, and copies up to :data:`MAX_SOLVER_N_W` with prototype anchors (None: anchors)."""
+    if loss != "scl" or relu:
+        raise FieldError("the solver covers SCL without ReLU; use {loss=scl} and {relu=False}")
+    for n_w in n_ws or ():
+        check_solver_n_w(float(n_w), prototype_anchors is not False)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ufm import interrupt, threads
+from ufm.errors import FieldError, literal
 from ufm.executor_config import EXECUTORS, ExecutorConfig, parse_slurm_extra, slurm_parameters
 from ufm.threads import task_threads
 
@@ -46,6 +47,7 @@ __all__ = [
     "Task",
     "FunctionTask",
     "TasksFailed",
+    "Failure",
     "task_threads",
     "set_task_threads",
     "run_tasks",
@@ -134,14 +136,37 @@ class FunctionTask(Task):
         return self.fn(*self.args)
 
 
-class TasksFailed(ValueError):
-    """Some tasks failed; ``failures`` maps task name -> error text, ``results`` holds the others' results."""
+class Failure(str):
+    """A task's error text (what ``TasksFailed.failures`` holds) that also keeps the error itself, where it came
+    back (``error``; None for a SLURM job whose result could not be read)."""
+
+    error: BaseException | None = None
+
+    @classmethod
+    def of(cls, err: BaseException, suffix: str = "") -> "Failure":
+        out = cls(f"{type(err).__name__}: {err}{suffix}")
+        out.error = err
+        return out
+
+
+class TasksFailed(FieldError):
+    """Some tasks failed; ``failures`` maps task name -> error text, ``results`` holds the others' results.  The
+    message carries the first failure's own fields (a :class:`ufm.errors.FieldError`'s placeholders, so the command
+    line names its options); ``exit_code`` is 1 when every failure is an answer that could not be vouched for
+    (:class:`ufm.errors.UncertifiedError`), else 2."""
 
     def __init__(self, failures: dict[str, str], results: dict[str, Any]):
         self.failures, self.results = failures, results
         name, text = next(iter(failures.items()))
-        last = text.strip().splitlines()[-1] if text.strip() else "no message"
-        super().__init__(f"{len(failures)} of {len(failures) + len(results)} tasks failed; first, {name}: {last}")
+        first = getattr(text, "error", None)
+        if isinstance(first, FieldError):
+            detail = first.template
+        else:
+            detail = literal(text.strip().splitlines()[-1] if text.strip() else "no message")
+        errors = [getattr(t, "error", None) for t in failures.values()]
+        self.exit_code = 1 if all(getattr(e, "exit_code", 2) == 1 for e in errors) else 2
+        super().__init__(f"{len(failures)} of {len(failures) + len(results)} tasks failed; first, {literal(name)}: "
+                         f"{detail}")
 
 
 # ----------------------------------------------------------------------------------------------- runners
@@ -160,7 +185,7 @@ def _run_inline(tasks: list[Task], done: Callable[[str, bool], None]) -> tuple[d
         try:
             results[task.name] = task()
         except (ValueError, FileNotFoundError) as err:  # a user error in one task: the others still run
-            failures[task.name] = f"{type(err).__name__}: {err}"
+            failures[task.name] = Failure.of(err)
         done(task.name, task.name in results)
     return results, failures
 
@@ -214,7 +239,7 @@ def _collect(finished: Any, futures: dict, results: dict, failures: dict, done: 
         if err is None:
             results[name] = future.result()
         else:
-            failures[name] = f"{type(err).__name__}: {err} (log: {log})"
+            failures[name] = Failure.of(err, f" (log: {log})")
         done(name, name in results)
     return interrupted
 
@@ -309,7 +334,7 @@ def _wait_slurm(pending: dict, results: dict, failures: dict, done: Callable[[st
                     raise RuntimeError(f"SLURM job {job.job_id} ended without a result (cancelled or killed)")
                 results[n] = job.result()
             except Exception as err:  # noqa: BLE001 - reported per task, with its log
-                failures[n] = f"{type(err).__name__}: {err} (log: {job.paths.stdout})"
+                failures[n] = Failure.of(err, f" (log: {job.paths.stdout})")
             done(n, n in results)
 
 

@@ -95,8 +95,10 @@ def run_here(folder: str | Path, name: str, config: Any, executor: Any = None, s
         if executor.executor == "inline":
             return task()  # its errors as they are (a FieldError keeps its fields)
         return run_tasks([task], executor, folder / "logs", name=f"ufm-{name}").get(task.name)
-    except TasksFailed as err:  # one task: its own message, not "1 of 1 tasks failed"
-        raise ValueError(next(iter(err.failures.values()))) from None
+    except TasksFailed as err:  # one task: its own error (its fields, its exit code), not "1 of 1 tasks failed"
+        text = next(iter(err.failures.values()))
+        error = getattr(text, "error", None)
+        raise (error if isinstance(error, ValueError) else ValueError(text)) from None
     finally:
         if created and folder.is_dir() and {p.name for p in folder.iterdir()} <= {"kind.json", "logs"} and not any(
                 (folder / "logs").glob("*")):

@@ -27,12 +27,12 @@ from typing import Iterator, Mapping
 from ufm.errors import FieldError
 
 __all__ = ["ENV", "WORK_PER_THREAD", "Choice", "usable_cores", "env_count", "check_request", "size_cap",
-           "free_cores", "choose", "task_threads", "per_rank", "for_task", "busy_elsewhere", "apply", "configure",
+           "free_cores", "choose", "task_threads", "per_rank", "apply_choice", "LAUNCHED", "for_task", "busy_elsewhere", "apply", "configure",
            "last", "requested", "loss_work", "solver_work"]
 
 ENV = "UFM_THREADS"  # an explicit thread count (what --threads sets for this process and its workers)
 # multiply-adds per step that keep one more thread busy enough to gain from it (measured: docs/performance.md)
-WORK_PER_THREAD = 5e7
+WORK_PER_THREAD = 1e7
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,12 @@ def size_cap(work: float | None, cores: int) -> int:
     return max(1, min(cores, math.ceil(work / WORK_PER_THREAD)))
 
 
-def free_cores(cores: int, busy: float) -> int:
-    """``cores`` less the ``busy`` ones (rounded), at least 1."""
-    return max(1, min(cores, cores - round(max(0.0, busy))))
+def free_cores(cores: int, busy: float, machine: int | None = None) -> int:
+    """``cores`` less the ``busy`` ones (rounded), at least 1.  ``busy`` counts the whole machine's (``machine``
+    cores, default ``cores``): on a process pinned to part of it, the busy cores are shared out in proportion
+    (other jobs may well run on cores this process cannot use)."""
+    share = cores / machine if machine and machine > cores else 1.0
+    return max(1, min(cores, cores - round(max(0.0, busy) * share)))
 
 
 def choose(explicit: int | None = None, environ: Mapping[str, str] | None = None, cores: int | None = None,
@@ -94,7 +97,7 @@ def choose(explicit: int | None = None, environ: Mapping[str, str] | None = None
     slurm = env_count(env, "SLURM_CPUS_PER_TASK")
     if slurm is not None:
         return Choice(min(slurm, cores), "SLURM_CPUS_PER_TASK")
-    free, cap = free_cores(cores, busy), size_cap(work, cores)
+    free, cap = free_cores(cores, busy, os.cpu_count() if environ is None else None), size_cap(work, cores)
     return Choice(free, "free cores") if free <= cap else Choice(cap, "problem size")
 
 
@@ -110,11 +113,23 @@ def task_threads(parallel: int = 1, environ: Mapping[str, str] | None = None, co
     return n if cap is None else min(n, cap)
 
 
-def per_rank(world: int, environ: Mapping[str, str] | None = None, cores: int | None = None) -> int:
-    """Threads of one of ``world`` data-parallel ranks on this node: an explicit request, else an equal share of the
-    cores (the launcher's own ``OMP_NUM_THREADS=1`` is not the user's choice)."""
+LAUNCHED = "UFM_LAUNCHED"  # set by ufm's own launcher (ufm.deep.distributed.launch) for its ranks
+
+
+def per_rank(world: int, environ: Mapping[str, str] | None = None, cores: int | None = None) -> Choice:
+    """Threads of one of ``world`` data-parallel ranks on this node: an explicit request; else, for ranks of ufm's
+    own launcher (``$UFM_LAUNCHED``; it leaves the environment as the user set it), ``OMP_NUM_THREADS`` when set;
+    else an equal share of the cores (under torchrun, ``OMP_NUM_THREADS=1`` may be the launcher's default rather
+    than the user's choice, so it is not read)."""
     env = os.environ if environ is None else environ
-    return env_count(env, ENV) or max(1, (cores or usable_cores()) // max(1, world))
+    cores = cores or usable_cores()
+    explicit = env_count(env, ENV)
+    if explicit is not None:
+        return Choice(explicit, "--threads")
+    omp = env_count(env, "OMP_NUM_THREADS")
+    if env.get(LAUNCHED) and omp is not None:
+        return Choice(min(omp, cores), "OMP_NUM_THREADS")
+    return Choice(max(1, cores // max(1, world)), "rank share")
 
 
 def for_task(parallel: int = 1, work: float | None = None, inline: bool = True,
@@ -184,8 +199,15 @@ def configure(work: float | None = None, parallel: int = 1, inline: bool = True)
 
 
 def last() -> Choice | None:
-    """The last choice :func:`configure` applied in this process (None before any)."""
+    """The last choice :func:`configure` or :func:`apply_choice` applied in this process (None before any)."""
     return _LAST.get("choice")
+
+
+def apply_choice(choice: Choice) -> Choice:
+    """Apply ``choice`` and remember it (:func:`last`)."""
+    apply(choice.threads)
+    _LAST["choice"] = choice
+    return choice
 
 
 @contextlib.contextmanager

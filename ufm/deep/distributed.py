@@ -217,7 +217,9 @@ def check_nproc(cfg: Any, nproc: int) -> None:
         if torch.cuda.device_count() < nproc:
             raise FieldError(f"{{nproc}} = {nproc} needs {nproc} GPUs; this machine has {torch.cuda.device_count()}")
     else:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        from ufm.threads import usable_cores
+
+        cores = usable_cores()
         if nproc > cores:
             raise FieldError(f"{{nproc}} = {nproc} is more than the {cores} CPU cores this process may use: the "
                              f"processes would share cores, each one slower; use {{nproc}} <= {cores}")
@@ -293,6 +295,8 @@ def launch(nproc: int, fn: Callable, *args: Any) -> Any:
     on every rank), kills those left after :data:`STOP_WORKERS_S` and raises :class:`ufm.interrupt.Interrupted`."""
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    from ufm.threads import LAUNCHED
+
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, rdzv_backend="c10d",
                           rdzv_endpoint="localhost:0", run_id=f"ufm-{os.getpid()}", max_restarts=0,
                           monitor_interval=0.2)
@@ -300,9 +304,13 @@ def launch(nproc: int, fn: Callable, *args: Any) -> Any:
 
     def agent() -> None:
         try:
+            # the ranks inherit this environment: the marker says OMP_NUM_THREADS (if set) is the user's own
+            os.environ[LAUNCHED] = "1"
             outcome["results"] = elastic_launch(config, _entry)(fn, args)
         except BaseException as err:  # noqa: BLE001 - handed to the launching thread
             outcome["error"] = err
+        finally:
+            os.environ.pop(LAUNCHED, None)
 
     before = set(multiprocessing.active_children())
     thread = threading.Thread(target=agent, name="ufm-launch", daemon=True)

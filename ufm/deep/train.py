@@ -393,7 +393,7 @@ def _train_process(cfg: dict, run_dir: str, resume: bool, stop_after: int | None
     """One rank of :func:`train_distributed` (module level, so the launcher can import it)."""
     from ufm import threads
 
-    threads.apply(threads.per_rank(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    threads.apply_choice(threads.per_rank(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     with eta.reporting(eta.to_stderr, default=True):  # rank 0's time estimate on its stderr
         return train(TrainConfig.from_dict(cfg), run_dir, resume, stop_after=stop_after, max_memory_gb=max_memory_gb)
 
