@@ -312,15 +312,20 @@ def check_in_factor_form(problem: Problem, result: SolveResult) -> SolveResult:
     entry estimate carries the gradient's round-off coordinate by coordinate.  The KKT estimate can understate
     the error where the optimum is nearly degenerate (tau = 0.05, n_w = 100: 1.1e-6 reported, 2.4e-5 true, against
     a 60-digit reference), so the factor-form result is returned when it is accepted, with a note when the two
-    differ by more than their estimates together; else ``result`` unchanged.  Only while the factor form has at
-    most ``MAX_CHECK_UNKNOWNS`` unknowns (its dense Hessian costs one gradient per unknown)."""
+    differ by more than their estimates together; when the factor form is refused, ``result`` without an entry bound
+    (never seen in the test suite's solves, but that is where the KKT estimate is least to be trusted).  Only while
+    the factor form has at most ``MAX_CHECK_UNKNOWNS`` unknowns (its dense Hessian costs one gradient per unknown);
+    above, ``result`` unchanged."""
     rank = problem.k + (0 if problem.factor is None else problem.factor.shape[1])
     if factor_unknowns(problem, rank) > MAX_CHECK_UNKNOWNS:
         return result
     checked = polish_result(problem, result)
     if checked.accuracy_source != "newton" or checked.newton_iterations == result.newton_iterations and \
             checked.gram is result.gram:
-        return result
+        # refused where the KKT estimate is least to be trusted (a near-degenerate optimum): no bound is given
+        # (status optimal_inaccurate; `auto` then tries Burer-Monteiro, `ufm solve` refuses to print it)
+        return replace(result, status="optimal_inaccurate", entry_accuracy=None, accuracy_source="none",
+                       note=f"{checked.note}; the KKT polish's entry estimate is not trusted without it")
     moved = float(np.abs(checked.gram - result.gram).max())
     if result.cross is not None:
         moved = max(moved, float(np.abs(checked.cross - result.cross).max()))
