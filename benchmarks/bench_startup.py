@@ -75,8 +75,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores"
+    from ufm.threads import usable_cores  # torch-free: the benchmark's own start-up is not what it measures
+
+    return f"{model}, {usable_cores()} cores"
 
 
 def table(rows: list[dict]) -> str:

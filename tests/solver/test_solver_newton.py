@@ -24,18 +24,17 @@ def test_a_rough_optimum_is_polished_to_round_off():
 def test_a_kkt_answer_whose_factor_form_check_is_refused_carries_no_bound(monkeypatch):
     # the second opinion refused (as a stalled Newton would be): the KKT estimate alone is not trusted, so the answer
     # has no entry bound (optimal_inaccurate; `ufm solve` would refuse to print it)
-    from dataclasses import replace
-
     import ufm.solver.newton as newton
     from ufm.geometry import etf_gram
     from ufm.solver import solve
 
-    def refuse(problem, result):
-        return replace(result, note="factor polish refused (rank 2: Newton stalled above round-off)")
+    def refuse(problem, gram, cross, start_gap=None):
+        return newton.FactorPolish(gram, cross, 2, 3, float("nan"), float("nan"), False,
+                                   "factor polish refused (rank 2: Newton stalled above round-off)")
 
     comp, g = np.array([[4, 4, 2]]), etf_gram(3).numpy()
     assert solve(comp, 0.5, g, 10.0, solver="CLARABEL").status == "optimal"
-    monkeypatch.setattr(newton, "polish_result", refuse)
+    monkeypatch.setattr(newton, "polish_factor", refuse)
     result = solve(comp, 0.5, g, 10.0, solver="CLARABEL")
     assert result.status == "optimal_inaccurate" and result.entry_accuracy is None
     assert "not trusted" in result.note and result.unbounded() is not None

@@ -269,12 +269,10 @@ def solve_cone(problem: Problem, groups: list[np.ndarray], method: str, solver: 
     out = SolveResult(gram, cross, objective, "optimal" if ok else "optimal_inaccurate", method, solver,
                       iterations, newton, min_eig, 0.0, gap, rel, accuracy, source, note,
                       tuple(int(v) for v in red.size) if method == "grouped" else None, compile_s, solve_s, polish_s)
-    if polish and not problem.nonnegative and not kkt:
-        out = polish_result(problem, out)
-    elif source == "newton" and not problem.nonnegative:
-        out = check_in_factor_form(problem, out)
-    elif polish and not problem.nonnegative:  # the KKT polish refused (a degenerate optimum): the factor form
-        out = polish_result(problem, out)
+    if polish and not problem.nonnegative:
+        # a KKT-polished answer is checked in factor form; one the KKT polish did not reach (too large) or refused (a
+        # degenerate optimum) is polished in factor form from the interior point
+        out = check_in_factor_form(problem, out) if source == "newton" else polish_result(problem, out)
     return out
 
 

@@ -174,11 +174,13 @@ def _polish_rank(problem: Rows, gram, cross, p: int, start_gap: float | None, ma
         second = torch.zeros(k * q, dtype=theta.dtype).index_add(0, flat, theta[k * r:]).reshape(k, q)
         return torch.cat([first, second], 1)
 
+    def values(u: torch.Tensor) -> torch.Tensor:
+        return torch.cat([(u @ u.T).reshape(-1), (u @ w_rows.T).reshape(-1), g_flat])
+
     def lagrangian(z: torch.Tensor) -> torch.Tensor:
         u = rows(z[:n_theta])
         nu = z[n_theta:]
-        v = torch.cat([(u @ u.T).reshape(-1), (u @ w_rows.T).reshape(-1), g_flat])
-        return program.torch(v) - (nu * ((u * u).sum(1) - 1)).sum() / 2
+        return program.torch(values(u)) - (nu * ((u * u).sum(1) - 1)).sum() / 2
 
     grad_fn = torch.func.grad(lagrangian)
     # chunks of directions sized so that one vmapped pass holds about 2e7 logits
@@ -198,8 +200,8 @@ def _polish_rank(problem: Rows, gram, cross, p: int, start_gap: float | None, ma
     nu0 = ((full_grad * uu).sum(1) / (uu * uu).sum(1)).detach()
     z = torch.cat([z[:n_theta], nu0])
     def floor_of(z: torch.Tensor) -> np.ndarray:
-        return _gradient_floor(program, rows(z[:n_theta]).detach(), w_rows, g_flat, mask, r, problem.n, n_proto,
-                               len(z))
+        u = rows(z[:n_theta]).detach()
+        return _gradient_floor(program, values(u), u, w_rows, mask, r, len(z))
 
     floor = 4 * float(np.linalg.norm(floor_of(z)))
     f0 = program.numpy(_values(problem, gram, cross))
@@ -255,25 +257,22 @@ def _polish_rank(problem: Rows, gram, cross, p: int, start_gap: float | None, ma
     return FactorPolish(new_gram, new_cross, p, iterations, accuracy, cert["certified_gap"], True)
 
 
-def _gradient_floor(program, u: torch.Tensor, w_rows: torch.Tensor, g_flat: torch.Tensor, mask: np.ndarray, r: int,
-                    n: int, k: int, size: int) -> np.ndarray:
-    """Round-off level of each entry of the Lagrangian's gradient ``[size]`` (theta, then nu): the gradient with
-    every contribution taken in absolute value, times (16 + the largest |logit| + 2 p / tau) eps (a softmax weight
-    is exact to that relative to itself, p the rank: an inner product of unit rows of p coordinates is exact to
-    p eps).  The fixed prototype block (G_*) contributes nothing: many copies make its softmax
-    weights large but they move no unknown, so the floor does not grow with n_w."""
-    v = torch.cat([(u @ u.T).reshape(-1), (u @ w_rows.T).reshape(-1), g_flat])
-    index = torch.from_numpy(program.index)
-    logits = v[index] / program.tau + torch.from_numpy(program.logw)
-    p = torch.softmax(logits, 1) * torch.from_numpy(program.weight)[:, None] / program.tau
-    g = torch.zeros_like(v).index_add(0, index.reshape(-1), p.reshape(-1))
-    g = g + torch.from_numpy(abs(program.coef)) / program.tau
+def _gradient_floor(program, v: torch.Tensor, u: torch.Tensor, w_rows: torch.Tensor, mask: np.ndarray, r: int,
+                    size: int) -> np.ndarray:
+    """Round-off level of each entry of the Lagrangian's gradient ``[size]`` (theta, then nu) at rows ``u [n, p]``
+    (``v`` their values [vec M, vec X, vec G_*]): the gradient with every contribution taken in absolute value,
+    times (16 + the largest |logit| + 2 p / tau) eps (a softmax weight is exact to that relative to itself, p the
+    rank: an inner product of unit rows of p coordinates is exact to p eps).  The fixed prototype block (G_*)
+    contributes nothing: many copies make its softmax weights large but they move no unknown, so the floor does not
+    grow with n_w."""
+    g, largest_logit = program.gradient_magnitude(v)
+    n, k = u.shape[0], w_rows.shape[0]
     a = g[: n * n].reshape(n, n)
     b = g[n * n: n * n + n * k].reshape(n, k)
     per_row = (a + a.T) @ u.abs() + b @ w_rows.abs()
     # a softmax weight is exact to 2 x its logit's error relative to itself: the logit's own rounding (|logit| eps)
     # and that of the inner product u_a . u_c of unit rows ((r + q) eps), over tau
-    scale = (16 + float(logits.abs().max()) + 2 * u.shape[1] / program.tau) * _EPS
+    scale = (16 + largest_logit + 2 * u.shape[1] / program.tau) * _EPS
     out = np.full(size, 16 * _EPS)
     n_theta = n * r + int(mask.sum())
     out[:n_theta] = scale * np.concatenate([per_row[:, :r].numpy().ravel(), per_row[:, r:].numpy()[mask]])
@@ -293,7 +292,11 @@ def polish_result(problem: Problem, result: SolveResult) -> SolveResult:
     from Newton, ``newton_iterations``, a note naming the rank); else ``result`` with the refusal in its note."""
     start = time.perf_counter()
     out = polish_factor(problem, result.gram, result.cross, result.certified_gap)
-    spent = time.perf_counter() - start
+    return _with_polish(problem, result, out, time.perf_counter() - start)
+
+
+def _with_polish(problem: Problem, result: SolveResult, out: FactorPolish, spent: float) -> SolveResult:
+    """``result`` replaced by the factor polish ``out`` when accepted, else with its refusal noted."""
     if not out.accepted:
         note = "; ".join(n for n in (result.note, out.note) if n)
         return replace(result, note=note, polish_s=result.polish_s + spent)
@@ -319,12 +322,13 @@ def check_in_factor_form(problem: Problem, result: SolveResult) -> SolveResult:
     rank = problem.k + (0 if problem.factor is None else problem.factor.shape[1])
     if factor_unknowns(problem, rank) > MAX_CHECK_UNKNOWNS:
         return result
-    checked = polish_result(problem, result)
-    if checked.accuracy_source != "newton" or checked.newton_iterations == result.newton_iterations and \
-            checked.gram is result.gram:
+    start = time.perf_counter()
+    out = polish_factor(problem, result.gram, result.cross, result.certified_gap)
+    checked = _with_polish(problem, result, out, time.perf_counter() - start)
+    if not out.accepted:
         # refused where the KKT estimate is least to be trusted (a near-degenerate optimum): no bound is given
         # (status optimal_inaccurate; `auto` then tries Burer-Monteiro, `ufm solve` refuses to print it)
-        return replace(result, status="optimal_inaccurate", entry_accuracy=None, accuracy_source="none",
+        return replace(checked, status="optimal_inaccurate", entry_accuracy=None, accuracy_source="none",
                        note=f"{checked.note}; the KKT polish's entry estimate is not trusted without it")
     moved = float(np.abs(checked.gram - result.gram).max())
     if result.cross is not None:

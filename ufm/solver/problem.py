@@ -88,13 +88,22 @@ class LSEProgram:
         lse = (torch.from_numpy(self.weight) * torch.logsumexp(logits, 1)).sum()
         return lse - torch.from_numpy(self.coef) @ v / self.tau
 
-    def gradient(self, v: torch.Tensor) -> torch.Tensor:
-        """grad f(v) ``[n_values]``, in closed form (softmax weights scattered to their entries)."""
+    def _scattered(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits ``[R, T]``, the rows' softmax weights x weight / tau scattered to their entries ``[n_values]``)."""
         index = torch.from_numpy(self.index)
         logits = v[index] / self.tau + torch.from_numpy(self.logw)
         p = torch.softmax(logits, 1) * torch.from_numpy(self.weight)[:, None] / self.tau
-        grad = torch.zeros_like(v).index_add(0, index.reshape(-1), p.reshape(-1))
-        return grad - torch.from_numpy(self.coef) / self.tau
+        return logits, torch.zeros_like(v).index_add(0, index.reshape(-1), p.reshape(-1))
+
+    def gradient(self, v: torch.Tensor) -> torch.Tensor:
+        """grad f(v) ``[n_values]``, in closed form (softmax weights scattered to their entries)."""
+        return self._scattered(v)[1] - torch.from_numpy(self.coef) / self.tau
+
+    def gradient_magnitude(self, v: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """(the gradient with every contribution in absolute value ``[n_values]``, the largest |logit|): what the
+        round-off of :meth:`gradient` is measured against."""
+        logits, scattered = self._scattered(v)
+        return scattered + torch.from_numpy(abs(self.coef)) / self.tau, float(logits.abs().max())
 
     def numpy(self, v: np.ndarray) -> float:
         """f(v) in float64."""
